@@ -1,0 +1,32 @@
+// Lint: typescript-eslint's recommended type-aware rules plus the house rules that keep
+// layers apart (no child_process under the pure command builder, no floating promises).
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', 'test/fixtures/**', 'test/.cache/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts'],
+    languageOptions: {
+      parserOptions: { project: './tsconfig.test.json', tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'no-control-regex': 'off',
+    },
+  },
+  {
+    // The command line builder is a pure function: no processes, clock, randomness or environment.
+    files: ['src/qemu/command/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: ['node:child_process', 'node:fs', 'node:fs/*'] }],
+      'no-restricted-properties': ['error',
+        { object: 'Math', property: 'random', message: 'argv building must be deterministic' },
+        { object: 'process', property: 'env', message: 'argv building must not read the environment' },
+        { object: 'Date', property: 'now', message: 'argv building must not read the clock' }],
+    },
+  },
+);

@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+/**
+ * The `virtkit` command. Each verb lives in its own file under commands/ and registers itself
+ * on the program; this file only wires them and turns typed errors into messages and exit codes.
+ */
+import { Command, CommanderError } from 'commander';
+import { isVirtkitError } from '../util/errors.js';
+import { exitCodeFor } from './exit-codes.js';
+// command registrations (one line each, keep sorted)
+
+export function buildProgram(): Command {
+  const program = new Command('virtkit')
+    .description('virtkit: define, run and inspect QEMU virtual machines, their disks and filesystems')
+    .version('0.1.0')
+    .showHelpAfterError();
+  // register commands (one line each, keep sorted)
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return process.exitCode === undefined ? 0 : Number(process.exitCode);
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    if (isVirtkitError(err)) {
+      process.stderr.write(`virtkit: error: ${err.describe()}\n`);
+      return exitCodeFor(err.code);
+    }
+    process.stderr.write(`virtkit: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    return 70;
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * Typed errors. Every failure a user can meet carries a stable dotted code
+ * (`definition.invalid`, `image.corrupt`, ...). Callers match on `code`, never on message
+ * text; `data` carries what the user needs to act (a field path, QEMU's stderr, an offset).
+ */
+export const ErrorCodes = [
+  // definitions and arguments
+  'definition.invalid',
+  'argument.invalid',
+  // domains (manager)
+  'domain.not-found',
+  'domain.exists',
+  'domain.invalid-state',
+  'domain.field-immutable',
+  // QEMU driver
+  'qemu.not-found',
+  'qemu.failed-to-start',
+  'qemu.exited',
+  'qmp.disconnected',
+  'qmp.timeout',
+  'qmp.command-failed',
+  'qmp.protocol',
+  'process.stale',
+  'process.not-running',
+  'operation.timeout',
+  // guest kit
+  'guestkit.missing-host-file',
+  'cpio.invalid',
+  // store
+  'store.conflict',
+  'store.not-found',
+  'store.invalid-path',
+  // images and storage
+  'image.not-found',
+  'image.corrupt',
+  'image.unsupported',
+  'image.io',
+  'qemu-img.failed',
+  'nbd.protocol',
+  'pool.not-found',
+  'pool.exists',
+  'pool.invalid',
+  'volume.not-found',
+  'volume.exists',
+  'volume.in-use',
+  'volume.invalid-name',
+  // guest filesystems
+  'fs.corrupt',
+  'fs.unsupported',
+  'fs.not-found',
+  'fs.not-a-directory',
+  'fs.is-a-directory',
+  'fs.symlink-loop',
+  'partition.not-found',
+  'boot.no-entry',
+  // API transport
+  'request.invalid',
+  'request.too-large',
+  'connection.failed',
+  'internal',
+] as const;
+export type ErrorCode = (typeof ErrorCodes)[number];
+
+export type ErrorData = Record<string, unknown>;
+
+export class VirtkitError extends Error {
+  override readonly name = 'VirtkitError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly data: ErrorData = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+
+  /** `code: message`, the form the CLI prints. */
+  describe(): string {
+    return `${this.code}: ${this.message}`;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; data: ErrorData } {
+    return { code: this.code, message: this.message, data: this.data };
+  }
+}
+
+export function isVirtkitError(err: unknown, code?: ErrorCode): err is VirtkitError {
+  return err instanceof VirtkitError && (code === undefined || err.code === code);
+}
+
+/** Narrow an unknown thrown value to a message, for logs and wrapping. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
