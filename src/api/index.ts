@@ -1,0 +1,6 @@
+/** The API contract: method table, schemas, error-code -> HTTP status map, OpenAPI document. */
+export * from './schemas.js';
+export * from './methods.js';
+export * from './http-status.js';
+export * from './openapi.js';
+export * from './paths.js';
