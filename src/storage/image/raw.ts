@@ -1,47 +1,50 @@
-import { open, type FileHandle } from 'node:fs/promises';
-import { VirtkitError } from '../../util/errors.js';
-import { checkRange, type BlockDevice, type BlockExtent } from '../block-device.js';
+import { checkRange, type BlockExtent } from '../block-device.js';
+import { toBlockExtents } from './extents.js';
+import { HostFile } from './host-file.js';
+import type { Image, ImageInfo, MapExtent } from './types.js';
 
-/** A raw image (or any regular file) as a BlockDevice. Holes are reported as zero extents where the OS tells. */
-export class RawImage implements BlockDevice {
+/** A raw image (or any regular file or block device) as a BlockDevice: the guest's bytes, as they are. */
+export class RawImage implements Image {
   readonly format = 'raw';
-  private constructor(private readonly fh: FileHandle, readonly size: number, readonly path: string) {}
+  readonly backing = null;
+  readonly size: number;
+  readonly path: string;
+  private constructor(private readonly file: HostFile) {
+    this.size = file.size;
+    this.path = file.path;
+  }
 
   static async open(path: string): Promise<RawImage> {
-    let fh: FileHandle;
-    try {
-      fh = await open(path, 'r');
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      throw new VirtkitError(code === 'ENOENT' ? 'image.not-found' : 'image.io',
-        `cannot open '${path}': ${(err as Error).message}`, { path }, { cause: err });
-    }
-    const st = await fh.stat();
-    if (!st.isFile() && !st.isBlockDevice()) {
-      await fh.close();
-      throw new VirtkitError('image.unsupported', `'${path}' is not a regular file`, { path });
-    }
-    return new RawImage(fh, st.size, path);
+    return new RawImage(await HostFile.open(path, { allowBlockDevice: true }));
+  }
+
+  /** Wrap a file the caller has already opened (and vetted); the image owns it from here on. */
+  static fromFile(file: HostFile): RawImage {
+    return new RawImage(file);
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
     checkRange(this, offset, length);
     const buf = Buffer.allocUnsafe(length);
-    let done = 0;
-    while (done < length) {
-      const { bytesRead } = await this.fh.read(buf, done, length - done, offset + done);
-      if (bytesRead === 0) throw new VirtkitError('image.io', `unexpected end of '${this.path}' at ${offset + done}`);
-      done += bytesRead;
-    }
+    await this.file.readInto(buf, 0, length, offset);
     return buf;
   }
 
-  async blockStatus(offset: number, length: number): Promise<BlockExtent[]> {
+  /** Raw files carry no allocation map: everything is data (holes are not probed). */
+  async mapExtents(offset: number, length: number): Promise<MapExtent[]> {
     checkRange(this, offset, length);
-    return length === 0 ? [] : [{ offset, length, zero: false, allocated: true }];
+    return length === 0 ? [] : [{ offset, length, depth: 0, present: true, zero: false, data: true, hostOffset: offset, file: this.path }];
+  }
+
+  async blockStatus(offset: number, length: number): Promise<BlockExtent[]> {
+    return toBlockExtents(await this.mapExtents(offset, length));
+  }
+
+  info(): ImageInfo {
+    return { filename: this.path, format: 'raw', 'virtual-size': this.size, 'actual-size': this.file.allocatedSize, 'dirty-flag': false };
   }
 
   async close(): Promise<void> {
-    await this.fh.close();
+    await this.file.close();
   }
 }

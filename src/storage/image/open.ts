@@ -1,0 +1,77 @@
+/**
+ * `openImage`: the one way in. The caller names the format; it is never guessed from the
+ * content (a guest could otherwise write a qcow2 header into a raw disk and make the host
+ * read any file as its backing). Backing files take their format from the header's
+ * backing-format extension or from the caller, and the chain is bounded and loop-free.
+ */
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { VirtkitError } from '../../util/errors.js';
+import { HostFile } from './host-file.js';
+import { Qcow2Image } from './qcow2.js';
+import { RawImage } from './raw.js';
+import { ImageFormats, type Image, type ImageFormat } from './types.js';
+
+/** Deepest backing chain we follow (the image itself is depth 0). */
+export const MAX_CHAIN_DEPTH = 64;
+
+export interface OpenImageOptions {
+  /** The image's format. Required: formats are never probed. */
+  readonly format: ImageFormat | string;
+  /** Format of the image's direct backing file when its header does not record one. */
+  readonly backingFormat?: ImageFormat | string;
+}
+
+export function isImageFormat(format: string): format is ImageFormat {
+  return (ImageFormats as readonly string[]).includes(format);
+}
+
+export async function openImage(path: string, options: OpenImageOptions): Promise<Image> {
+  return openLayer(path, options.format, options.backingFormat, 0, new Set());
+}
+
+/** A backing file name as QEMU resolves it: absolute, or relative to the directory of the image naming it. */
+export function resolveBackingPath(imagePath: string, backingFile: string): string {
+  return isAbsolute(backingFile) ? backingFile : resolve(dirname(imagePath), backingFile);
+}
+
+async function openLayer(path: string, format: string, backingFormat: string | undefined, depth: number,
+  seen: Set<string>): Promise<Image> {
+  if (!isImageFormat(format)) {
+    throw new VirtkitError('image.unsupported', `image format '${format}' is not supported (${ImageFormats.join(', ')} are)`,
+      { path, field: 'format', format });
+  }
+  // The top image may be a block device (an LV holding a disk); a backing file must be a regular file.
+  const file = await HostFile.open(path, { allowBlockDevice: depth === 0 });
+  try {
+    if (seen.has(file.identity)) {
+      throw new VirtkitError('image.unsupported', `backing chain loops back to '${path}'`, { path, field: 'backing_file', depth });
+    }
+    seen.add(file.identity);
+    if (format === 'raw') return RawImage.fromFile(file);
+    return await Qcow2Image.open(file, {
+      openBacking: async (header) => {
+        if (header.backingFile === null) return null;
+        const name = header.backingFile;
+        if (/^[a-z][a-z0-9+.-]*:/i.test(name) && !name.startsWith('file:')) {
+          throw new VirtkitError('image.unsupported', `backing file '${name}' of '${path}' is not a local file`,
+            { path, field: 'backing_file', backingFile: name });
+        }
+        const fmt = header.backingFormat ?? backingFormat;
+        if (fmt === undefined) {
+          throw new VirtkitError('image.unsupported',
+            `'${path}' does not record its backing file's format; name it (backing format for '${name}')`,
+            { path, field: 'backing_format', backingFile: name });
+        }
+        if (depth + 1 > MAX_CHAIN_DEPTH) {
+          throw new VirtkitError('image.unsupported', `backing chain of '${path}' is deeper than ${MAX_CHAIN_DEPTH}`,
+            { path, field: 'backing_file', depth: depth + 1 });
+        }
+        const backingPath = resolveBackingPath(path, name.startsWith('file:') ? name.slice(5) : name);
+        return openLayer(backingPath, fmt, undefined, depth + 1, seen);
+      },
+    });
+  } catch (err) {
+    await file.close();
+    throw err;
+  }
+}
