@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { isVirtkitError } from '../util/errors.js';
 import { exitCodeFor } from './exit-codes.js';
 // command registrations (one line each, keep sorted)
+import { register as registerNbd } from './commands/nbd.js';
 
 export function buildProgram(): Command {
   const program = new Command('virtkit')
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError();
   // register commands (one line each, keep sorted)
+  registerNbd(program);
   return program;
 }
 

@@ -1,0 +1,115 @@
+/**
+ * `virtkit nbd FILE -f FMT`: export a disk image over NBD (qemu-nbd's job) from the native
+ * block layer. Read-only unless --snapshot, which keeps writes in a throwaway overlay; the
+ * image file itself is never written.
+ */
+import { isIP } from 'node:net';
+import type { Command } from 'commander';
+import { VirtkitError } from '../../util/errors.js';
+import { openImage } from '../../storage/image/index.js';
+import { NbdServer, type NbdListen } from '../../storage/nbd/index.js';
+
+/** The NBD port registered with IANA, qemu-nbd's default too. */
+export const DEFAULT_NBD_PORT = 10809;
+
+interface NbdOptions {
+  format: string;
+  socket?: string;
+  port?: string;
+  bind?: string;
+  readOnly?: boolean;
+  snapshot?: boolean;
+  exportName: string;
+  shared: string;
+}
+
+export function register(program: Command): void {
+  program
+    .command('nbd')
+    .description('serve a disk image over NBD until interrupted (read-only, or --snapshot for throwaway writes)')
+    .argument('<file>', 'image file to export')
+    .requiredOption('-f, --format <fmt>', 'image format: raw or qcow2 (never guessed)')
+    .option('-k, --socket <path>', 'listen on this unix socket')
+    .option('-p, --port <n>', `listen on this TCP port (default ${DEFAULT_NBD_PORT}; 0 picks a free one)`)
+    .option('-b, --bind <addr>', 'TCP address to bind (default 127.0.0.1; NBD has no access control)')
+    .option('-r, --read-only', 'refuse writes (the default unless --snapshot)')
+    .option('-s, --snapshot', 'accept writes into a throwaway overlay; the image is never modified')
+    .option('-x, --export-name <name>', 'export name clients ask for', '')
+    .option('-e, --shared <n>', 'clients served at once (more wait their turn)', '1')
+    .addHelpText('after', `
+Examples:
+  virtkit nbd disk.qcow2 -f qcow2 --socket /tmp/disk.sock
+  qemu-img convert -O raw 'nbd+unix:///?socket=/tmp/disk.sock' copy.raw
+  virtkit nbd disk.raw -f raw --port 10809 --snapshot`)
+    .action(async (file: string, opts: NbdOptions) => {
+      await runNbd(file, opts);
+    });
+}
+
+async function runNbd(file: string, opts: NbdOptions): Promise<void> {
+  if (opts.readOnly && opts.snapshot) {
+    throw new VirtkitError('argument.invalid', '--read-only and --snapshot exclude each other');
+  }
+  const listen = listenAddress(opts);
+  const shared = Number(opts.shared);
+  if (!/^\d+$/.test(opts.shared) || !Number.isSafeInteger(shared) || shared < 1) {
+    throw new VirtkitError('argument.invalid', `--shared must be a positive integer, got '${opts.shared}'`);
+  }
+  if (listen.kind === 'tcp' && !isLoopback(listen.host)) {
+    process.stderr.write(`virtkit: warning: NBD has no access control: anyone who can reach ${listen.host}:${listen.port}`
+      + ` can read ${opts.snapshot ? 'and write ' : ''}this export\n`);
+  }
+
+  const device = await openImage(file, { format: opts.format });
+  let server: NbdServer;
+  try {
+    server = await NbdServer.start({
+      device,
+      listen,
+      mode: opts.snapshot ? 'snapshot' : 'read-only',
+      exportName: opts.exportName,
+      shared,
+      onConnectionError: (err) => process.stderr.write(`virtkit: nbd client dropped: ${err.describe()}\n`),
+    });
+  } catch (err) {
+    await device.close();
+    throw err;
+  }
+  process.stderr.write(`virtkit: serving '${file}' (${device.format}, ${device.size} bytes, `
+    + `${opts.snapshot ? 'snapshot' : 'read-only'}); stop with Ctrl-C\n`);
+  process.stdout.write(`${server.uri}\n`);
+
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  await server.close();
+  await device.close();
+}
+
+function listenAddress(opts: NbdOptions): NbdListen {
+  if (opts.socket !== undefined) {
+    if (opts.port !== undefined || opts.bind !== undefined) {
+      throw new VirtkitError('argument.invalid', '--socket excludes --port and --bind');
+    }
+    return { kind: 'unix', path: opts.socket };
+  }
+  const port = opts.port === undefined ? DEFAULT_NBD_PORT : Number(opts.port);
+  if (opts.port !== undefined && (!/^\d+$/.test(opts.port) || port > 65535)) {
+    throw new VirtkitError('argument.invalid', `--port must be 0..65535, got '${opts.port}'`);
+  }
+  const host = opts.bind ?? '127.0.0.1';
+  if (opts.bind !== undefined && isIP(host) === 0 && host !== 'localhost') {
+    throw new VirtkitError('argument.invalid', `--bind takes an IP address, got '${host}'`);
+  }
+  return { kind: 'tcp', host, port };
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+}
