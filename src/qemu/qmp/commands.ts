@@ -56,6 +56,10 @@ export interface QmpCommands {
   stop: { args?: undefined; ret: Empty };
   cont: { args?: undefined; ret: Empty };
   quit: { args?: undefined; ret: Empty };
+  'set-action': {
+    args: { reboot?: 'reset' | 'shutdown'; shutdown?: 'poweroff' | 'pause'; panic?: 'pause' | 'shutdown' | 'none' };
+    ret: Empty;
+  };
   'human-monitor-command': { args: { 'command-line': string; 'cpu-index'?: number }; ret: string };
 }
 

@@ -1,0 +1,21 @@
+import { connect, type Socket } from 'node:net';
+import { VirtkitError } from '../util/errors.js';
+import { runPaths } from './process/paths.js';
+
+/**
+ * Connects to the serial console of the guest in `runDir` (QEMU's console.sock). QEMU serves
+ * one client at a time: the owner of the guest holds it. Throws 'process.not-running'.
+ */
+export function openConsole(runDir: string): Promise<Socket> {
+  const path = runPaths(runDir).console;
+  return new Promise((resolve, reject) => {
+    const sock = connect(path);
+    sock.once('connect', () => {
+      sock.off('error', onError);
+      resolve(sock);
+    });
+    const onError = (err: Error): void =>
+      reject(new VirtkitError('process.not-running', `cannot open the console ${path}: ${err.message}`, { path }, { cause: err }));
+    sock.once('error', onError);
+  });
+}

@@ -1,0 +1,308 @@
+/**
+ * QEMU processes: launch detached with a run directory, re-attach by run directory, and
+ * control (stop gracefully then by force, destroy, pause, resume, reset, reboot). See
+ * docs/qemu-driver.md for the run directory layout and how an exit is classified.
+ */
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { resolve as resolvePath } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { VirtkitError, isVirtkitError } from '../util/errors.js';
+import { QmpClient } from './qmp/client.js';
+import type { RunState } from './qmp/commands.js';
+import type { QmpEvent } from './qmp/events.js';
+import { runPaths, type RunPaths } from './process/paths.js';
+import { isProcessAlive, isQemuOfRunDir, parsePidfile, readCmdline } from './process/proc.js';
+import { qemuErrorSummary, readLogSince, spawnQemu, type QemuCommandLine } from './process/spawn.js';
+
+export type { QemuCommandLine } from './process/spawn.js';
+export { runPaths, type RunPaths } from './process/paths.js';
+
+export type ExitReason = 'shutdown' | 'destroyed' | 'crashed';
+export type ForcedBy = 'quit' | 'SIGTERM' | 'SIGKILL';
+
+export interface ExitInfo {
+  /**
+   * shutdown: the guest powered off (SHUTDOWN event from the guest);
+   * destroyed: the host stopped QEMU (our destroy or forced stop, `quit`, a signal);
+   * crashed: QEMU went away without a SHUTDOWN event, or the guest panicked.
+   */
+  reason: ExitReason;
+  /** The guest powered off (or reset under -no-reboot) without this process asking it to. */
+  guestInitiated: boolean;
+  /** QEMU's SHUTDOWN reason (`guest-shutdown`, `host-signal`, `host-qmp-quit`...) when one was seen. */
+  shutdownReason?: string;
+  /** Set when this process stopped QEMU by force: what finally ended it. */
+  forcedBy?: ForcedBy;
+  /** Exit status; known only for a QEMU this process spawned. */
+  exitCode?: number | null;
+  signal?: NodeJS.Signals | null;
+}
+
+export interface LaunchCommandOptions {
+  command: QemuCommandLine;
+  runDir: string;
+  /** Leave the guest paused (QEMU started with -S stays in prelaunch). Default false. */
+  paused?: boolean;
+  /** Bound on QEMU creating its QMP socket and answering. Default 15000 ms. */
+  startTimeoutMs?: number;
+}
+
+const POLL_MS = 100;
+
+export class QemuProcess {
+  readonly paths: RunPaths;
+  /** Resolves once QEMU is gone, for spawned and attached processes alike. */
+  readonly exited: Promise<ExitInfo>;
+
+  private shutdownEvent: { guest: boolean; reason: string } | undefined;
+  private panicked = false;
+  private powerdownRequested = false;
+  private forcedBy: ForcedBy | undefined;
+  private destroying = false;
+  private detached = false;
+  private childExit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  private exitedFlag = false;
+
+  private constructor(
+    readonly pid: number,
+    readonly runDir: string,
+    readonly qmp: QmpClient,
+    child?: import('node:child_process').ChildProcess,
+  ) {
+    this.paths = runPaths(runDir);
+    qmp.on('SHUTDOWN', (ev: QmpEvent<'SHUTDOWN'>) => (this.shutdownEvent = { guest: ev.data.guest, reason: ev.data.reason }));
+    qmp.on('GUEST_PANICKED', () => (this.panicked = true));
+    child?.once('exit', (code, signal) => (this.childExit = { code, signal }));
+    this.exited = this.watchExit();
+  }
+
+  /**
+   * Spawns QEMU for a command line (from buildCommand) in `runDir` (created 0700), detached in
+   * its own session with stdout/stderr appended to runDir/qemu.log, and connects QMP.
+   * Throws 'qemu.failed-to-start' carrying QEMU's own stderr when it exits during start-up,
+   * 'qemu.not-found' when the binary is missing, 'domain.invalid-state' if a live QEMU
+   * already owns the run directory.
+   */
+  static async launchCommand(opts: LaunchCommandOptions): Promise<QemuProcess> {
+    const runDir = resolvePath(opts.runDir);
+    const paths = runPaths(runDir);
+    await mkdir(runDir, { recursive: true, mode: 0o700 });
+    await chmod(runDir, 0o700);
+    const owner = await liveOwner(paths);
+    if (owner !== undefined) {
+      throw new VirtkitError('domain.invalid-state', `a QEMU (pid ${owner}) is already running in ${runDir}`, { runDir, pid: owner });
+    }
+    await Promise.all([paths.qmp, paths.console, paths.pid].map((p) => rm(p, { force: true })));
+
+    const { child, logOffset } = await spawnQemu(opts.command, paths.log, { detached: true });
+    const pid = child.pid!;
+    let exitedEarly: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+    child.once('exit', (code, signal) => (exitedEarly = { code, signal }));
+
+    const startFailure = async (why: string): Promise<VirtkitError> => {
+      if (!exitedEarly) {
+        try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+        for (let i = 0; i < 20 && !exitedEarly; i++) await sleep(50);
+      }
+      const stderr = await readLogSince(paths.log, logOffset);
+      const summary = qemuErrorSummary(stderr);
+      return new VirtkitError('qemu.failed-to-start', summary ? `${summary}` : why,
+        { binary: opts.command.binary, runDir, stderr, exitCode: exitedEarly?.code ?? null, signal: exitedEarly?.signal ?? null, log: paths.log });
+    };
+
+    const deadline = Date.now() + (opts.startTimeoutMs ?? 15_000);
+    let qmp: QmpClient | undefined;
+    while (!qmp) {
+      if (exitedEarly) throw await startFailure(`QEMU exited during start-up (status ${String(exitedEarly.code ?? exitedEarly.signal)})`);
+      if (Date.now() > deadline) throw await startFailure(`QEMU did not open its QMP socket ${paths.qmp} in time`);
+      try {
+        qmp = await QmpClient.connect(paths.qmp, { timeoutMs: Math.max(1000, deadline - Date.now()) });
+      } catch (err) {
+        if (!isVirtkitError(err, 'qmp.disconnected')) throw await startFailure(`QMP did not answer: ${(err as Error).message}`);
+        await sleep(20);
+      }
+    }
+    // QEMU writes the pidfile itself (-pidfile); a command line without one still gets one, so attach works.
+    if (parsePidfile(await readFile(paths.pid, 'utf8').catch(() => '')) === undefined) {
+      await writeFile(paths.pid, `${pid}\n`, { mode: 0o600 });
+    }
+    const proc = new QemuProcess(pid, runDir, qmp, child);
+    if (exitedEarly) proc.childExit = exitedEarly;
+    await proc.applyStartState(opts.paused ?? false);
+    return proc;
+  }
+
+  /**
+   * Re-attaches to the QEMU of a run directory. Refuses ('process.stale') a pidfile whose pid
+   * is gone, or whose process is not a QEMU naming this run dir's QMP socket (and `uuid`).
+   */
+  static async attach(runDir: string, opts: { uuid?: string; timeoutMs?: number } = {}): Promise<QemuProcess> {
+    const dir = resolvePath(runDir);
+    const paths = runPaths(dir);
+    const text = await readFile(paths.pid, 'utf8').catch(() => undefined);
+    if (text === undefined) throw new VirtkitError('process.stale', `no pidfile in ${dir}`, { runDir: dir });
+    const pid = parsePidfile(text);
+    if (pid === undefined) throw new VirtkitError('process.stale', `pidfile ${paths.pid} does not hold a pid`, { runDir: dir });
+    if (!(await isProcessAlive(pid))) throw new VirtkitError('process.stale', `QEMU pid ${pid} from ${paths.pid} is gone`, { runDir: dir, pid });
+    const cmdline = await readCmdline(pid);
+    if (!cmdline || !isQemuOfRunDir(cmdline, paths.qmp, opts.uuid)) {
+      throw new VirtkitError('process.stale', `pid ${pid} from ${paths.pid} is not the QEMU of ${dir}${opts.uuid ? ` (uuid ${opts.uuid})` : ''}`,
+        { runDir: dir, pid, cmdline: cmdline?.slice(0, 8) });
+    }
+    const qmp = await QmpClient.connect(paths.qmp, { timeoutMs: opts.timeoutMs ?? 5000 });
+    return new QemuProcess(pid, dir, qmp);
+  }
+
+  async status(): Promise<RunState> {
+    return (await this.qmp.execute('query-status')).status;
+  }
+
+  async pause(): Promise<void> {
+    await this.qmp.execute('stop');
+  }
+
+  async resume(): Promise<void> {
+    await this.qmp.execute('cont');
+  }
+
+  /** Hard reset, like pressing the reset button. */
+  async reset(): Promise<void> {
+    await this.qmp.execute('system_reset');
+  }
+
+  /**
+   * Clean reboot: the guest powers off through ACPI, QEMU is told to pause instead of exiting,
+   * then it is reset and resumed. Throws 'operation.timeout' if the guest ignores the button.
+   */
+  async reboot(opts: { timeoutMs: number }): Promise<void> {
+    await this.qmp.execute('set-action', { shutdown: 'pause' });
+    try {
+      const down = this.qmp.waitForEvent('SHUTDOWN', { timeoutMs: opts.timeoutMs });
+      await this.qmp.execute('system_powerdown');
+      try {
+        await down;
+      } catch (err) {
+        if (isVirtkitError(err, 'qmp.timeout')) {
+          throw new VirtkitError('operation.timeout', `guest did not power off for the reboot within ${opts.timeoutMs} ms`, { timeoutMs: opts.timeoutMs });
+        }
+        throw err;
+      }
+      this.shutdownEvent = undefined;
+      await this.qmp.execute('system_reset');
+      await this.qmp.execute('cont');
+    } finally {
+      if (!this.qmp.closeReason) await this.qmp.execute('set-action', { shutdown: 'poweroff' });
+    }
+  }
+
+  /**
+   * Graceful stop: ACPI power button (system_powerdown), wait up to `timeoutMs` for QEMU to
+   * exit, then stop it by force (quit, SIGTERM, SIGKILL). Returns which way it ended.
+   */
+  async shutdown(opts: { timeoutMs: number }): Promise<'clean' | 'forced'> {
+    if (this.exitedFlag) return this.forcedBy ? 'forced' : 'clean';
+    this.powerdownRequested = true;
+    try {
+      await this.qmp.execute('system_powerdown', undefined, { timeoutMs: 5000 });
+    } catch (err) {
+      if (!isVirtkitError(err, 'qmp.disconnected')) throw err;
+    }
+    const deadline = Date.now() + opts.timeoutMs;
+    while (Date.now() < deadline && !this.exitedFlag) {
+      // a guest that powered off under -no-shutdown stays as a paused QEMU: end it
+      if (this.shutdownEvent?.guest) {
+        await this.endAfterGuestShutdown();
+        break;
+      }
+      await Promise.race([this.exited, sleep(POLL_MS)]);
+    }
+    if (this.exitedFlag) return 'clean';
+    await this.forceStop();
+    return 'forced';
+  }
+
+  /** Stops QEMU by force now (quit, then SIGTERM, then SIGKILL). */
+  async destroy(): Promise<ExitInfo> {
+    if (!this.exitedFlag) await this.forceStop();
+    return this.exited;
+  }
+
+  /** Stops watching this QEMU and closes QMP; the guest keeps running. */
+  detach(): void {
+    this.detached = true;
+    this.qmp.close();
+  }
+
+  private async applyStartState(paused: boolean): Promise<void> {
+    const status = await this.status();
+    const stopped = status === 'prelaunch' || status === 'paused';
+    if (!paused && stopped) await this.qmp.execute('cont');
+    if (paused && !stopped) await this.qmp.execute('stop');
+  }
+
+  private async endAfterGuestShutdown(): Promise<void> {
+    const grace = Date.now() + 2000;
+    while (!this.exitedFlag && Date.now() < grace) await Promise.race([this.exited, sleep(POLL_MS)]);
+    if (!this.exitedFlag) await this.qmp.execute('quit', undefined, { timeoutMs: 2000 }).catch(() => undefined);
+    await Promise.race([this.exited, sleep(3000)]);
+  }
+
+  private async forceStop(): Promise<void> {
+    this.destroying = true;
+    this.forcedBy = 'quit';
+    await this.qmp.execute('quit', undefined, { timeoutMs: 2000 }).catch(() => undefined);
+    if (await this.waitGone(3000)) return;
+    for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+      this.forcedBy = signal;
+      try {
+        process.kill(this.pid, signal);
+      } catch {
+        /* already gone */
+      }
+      if (await this.waitGone(3000)) return;
+    }
+    throw new VirtkitError('operation.timeout', `QEMU pid ${this.pid} survived SIGKILL`, { pid: this.pid });
+  }
+
+  private async waitGone(ms: number): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    while (Date.now() < deadline) {
+      if (this.exitedFlag || !(await isProcessAlive(this.pid))) return true;
+      await sleep(POLL_MS / 2);
+    }
+    return false;
+  }
+
+  /** QMP closes when QEMU exits; then the pid must disappear too (polled: it may not be our child). */
+  private async watchExit(): Promise<ExitInfo> {
+    await this.qmp.closed;
+    for (;;) {
+      if (this.detached) return new Promise<never>(() => undefined);
+      if (this.childExit || !(await isProcessAlive(this.pid))) break;
+      await sleep(POLL_MS / 2);
+    }
+    this.exitedFlag = true;
+    return this.classifyExit();
+  }
+
+  private classifyExit(): ExitInfo {
+    const ev = this.shutdownEvent;
+    const base = {
+      ...(ev ? { shutdownReason: ev.reason } : {}),
+      ...(this.forcedBy ? { forcedBy: this.forcedBy } : {}),
+      ...(this.childExit ? { exitCode: this.childExit.code, signal: this.childExit.signal } : {}),
+    };
+    if (this.panicked || ev?.reason === 'guest-panic') return { reason: 'crashed', guestInitiated: true, ...base };
+    if (ev?.guest) return { reason: 'shutdown', guestInitiated: !this.powerdownRequested, ...base };
+    if (this.destroying || ev) return { reason: 'destroyed', guestInitiated: false, ...base };
+    return { reason: 'crashed', guestInitiated: false, ...base };
+  }
+}
+
+/** The pid of a live QEMU that owns this run dir, if any. */
+async function liveOwner(paths: RunPaths): Promise<number | undefined> {
+  const pid = parsePidfile(await readFile(paths.pid, 'utf8').catch(() => ''));
+  if (pid === undefined || !(await isProcessAlive(pid))) return undefined;
+  const cmdline = await readCmdline(pid);
+  return cmdline && isQemuOfRunDir(cmdline, paths.qmp) ? pid : undefined;
+}

@@ -1,0 +1,87 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { VirtkitError } from '../../util/errors.js';
+
+/** What to run: the argv builder's output. */
+export interface QemuCommandLine {
+  binary: string;
+  argv: string[];
+  env: Record<string, string>;
+}
+
+export interface SpawnedQemu {
+  child: ChildProcess;
+  /** Size of the log before this QEMU wrote to it: its own output starts here. */
+  logOffset: number;
+}
+
+/**
+ * Starts QEMU without a shell, stdout and stderr appended to `logPath`. `detached` puts it in
+ * its own session and unrefs it, so it outlives whoever started it and is not hit by a Ctrl-C
+ * sent to our process group. A missing binary is 'qemu.not-found'.
+ */
+export function spawnQemu(cmd: QemuCommandLine, logPath: string, opts: { detached: boolean }): Promise<SpawnedQemu> {
+  const logOffset = sizeOf(logPath);
+  const logFd = openSync(logPath, 'a', 0o600);
+  let child: ChildProcess;
+  try {
+    child = spawn(cmd.binary, cmd.argv, {
+      stdio: ['ignore', logFd, logFd],
+      detached: opts.detached,
+      env: { ...process.env, ...cmd.env },
+    });
+  } finally {
+    closeSync(logFd);
+  }
+  return new Promise((resolve, reject) => {
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      reject(err.code === 'ENOENT'
+        ? new VirtkitError('qemu.not-found', `QEMU binary not found: ${cmd.binary}`, { binary: cmd.binary }, { cause: err })
+        : new VirtkitError('qemu.failed-to-start', `cannot start ${cmd.binary}: ${err.message}`, { binary: cmd.binary }, { cause: err }));
+    });
+    child.once('spawn', () => {
+      if (opts.detached) child.unref();
+      resolve({ child, logOffset });
+    });
+  });
+}
+
+function sizeOf(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** Reads what QEMU wrote to its log from `offset` on (at most the last 64 KiB). */
+export async function readLogSince(logPath: string, offset: number): Promise<string> {
+  const limit = 64 * 1024;
+  let fh;
+  try {
+    fh = await open(logPath, 'r');
+  } catch {
+    return '';
+  }
+  try {
+    const size = (await fh.stat()).size;
+    const start = Math.max(offset, size - limit);
+    const buf = Buffer.alloc(Math.max(0, size - start));
+    await fh.read(buf, 0, buf.length, start);
+    return buf.toString('utf8');
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * QEMU's own error lines from its stderr, without the `qemu-system-x86_64: ` prefix noise kept
+ * intact (users search for it) but with warnings dropped when an error line exists.
+ */
+export function qemuErrorSummary(stderr: string): string {
+  const lines = stderr.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const errors = lines.filter((l) => !/^[^:]*: warning: /.test(l) && !/terminating on signal/.test(l));
+  const chosen = errors.length > 0 ? errors : lines;
+  return chosen.slice(-3).join('; ');
+}
