@@ -30,6 +30,8 @@ export const ErrorCodes = [
   'store.conflict',
   'store.not-found',
   'store.invalid-path',
+  'store.locked',
+  'store.compacted',
   // images and storage
   'image.not-found',
   'image.corrupt',

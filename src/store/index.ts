@@ -1,0 +1,48 @@
+/**
+ * The state store: a tree of paths with xenstore semantics, optimistic transactions,
+ * watches, a resumable change log and a snoop hook. See docs/store.md.
+ *
+ *   const store = openStore('/var/lib/virtkit');
+ *   await store.write('/domain/web1/state', 'running');
+ *   await withRetry(() => store.transaction(async (tx) => { ... }));
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { StateDirLock } from './lock.js';
+import { SqliteBackend, type SqliteBackendOptions } from './sqlite.js';
+import { createStore, type StoreOptions } from './store.js';
+import type { Store } from './types.js';
+
+export const StoreFileName = 'store.db';
+
+export type OpenStoreOptions = Omit<StoreOptions, 'onClose'> & SqliteBackendOptions;
+
+/**
+ * Opens (creating if needed, mode 0700) the store of `stateDir`: `stateDir/store.db`, owned
+ * through the lock `stateDir/store.lock`. Throws `store.locked` when another process (or
+ * another open store in this process) owns it. Synchronous: SQLite opens in microseconds.
+ */
+export function openStore(stateDir: string, options: OpenStoreOptions = {}): Store {
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const lock = StateDirLock.acquire(stateDir);
+  let backend: SqliteBackend;
+  try {
+    backend = new SqliteBackend(join(stateDir, StoreFileName), options);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+  return createStore(backend, { ...options, onClose: () => lock.release() });
+}
+
+export { createStore, DefaultMaxValueBytes, type StoreOptions } from './store.js';
+export { SqliteBackend, DefaultHistoryLimit, type SqliteBackendOptions } from './sqlite.js';
+export { StateDirLock, LockFileName } from './lock.js';
+export { withRetry, type RetryOptions } from './retry.js';
+export { formatSnoopHeader, formatSnoopJson, formatSnoopLine } from './snoop.js';
+export {
+  assertValidPath, isValidPath, pathProblem, parsePath, joinPath, parentPath, baseName, isAtOrBelow,
+  ancestorsOf, affects, encodeSegment, decodeSegment, MaxPathLength, MaxSegmentLength,
+} from './path.js';
+export type * from './types.js';
+export { ChangeOps } from './types.js';
