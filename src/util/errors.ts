@@ -6,6 +6,7 @@
 export const ErrorCodes = [
   // definitions and arguments
   'definition.invalid',
+  'definition.not-found',
   'argument.invalid',
   // domains (manager)
   'domain.not-found',

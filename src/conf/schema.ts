@@ -1,0 +1,202 @@
+/**
+ * The domain definition schema: the single source of truth for the `DomainDefinition` type,
+ * runtime validation (validate.ts derives the accepted input form from it) and the field
+ * reference in docs/definition.md (docs.ts renders it).
+ *
+ * This schema describes the NORMALIZED definition: every default applied, uuid and MACs
+ * generated, memory in bytes, host paths resolved. Annotations used by the other modules:
+ * - `default`: the value filled in when a field is absent (the field is optional in input);
+ * - `generated`: how a missing value is made up (the field is optional in input);
+ * - `inputSize`: input may also be a size string such as `256MiB` (see size.ts);
+ * - `rule`: the message shown when a string does not match its `pattern`;
+ * - `discriminator`: the property that selects the variant of a union;
+ * - `keyRule`: the message shown when a map key does not match its pattern.
+ */
+import { Type, type Static, type TLiteral, type TSchema, type TUnion } from '@sinclair/typebox';
+
+// Enumerations: `as const` tables, reused by the builder and the docs.
+export const Accels = ['auto', 'kvm', 'tcg'] as const;
+export type Accel = (typeof Accels)[number];
+export const DiskFormats = ['raw', 'qcow2'] as const;
+export type DiskFormat = (typeof DiskFormats)[number];
+export const DiskBuses = ['virtio', 'ide', 'scsi'] as const;
+export type DiskBus = (typeof DiskBuses)[number];
+export const CacheModes = ['none', 'writeback', 'writethrough', 'directsync', 'unsafe'] as const;
+export type CacheMode = (typeof CacheModes)[number];
+export const NicModels = ['virtio', 'e1000', 'rtl8139'] as const;
+export type NicModel = (typeof NicModels)[number];
+export const GraphicsModes = ['none', 'vnc'] as const;
+export type GraphicsMode = (typeof GraphicsModes)[number];
+export const LifecycleActions = ['destroy', 'restart', 'preserve'] as const;
+export type LifecycleAction = (typeof LifecycleActions)[number];
+export const HostShutdownPolicies = ['shutdown', 'destroy', 'none'] as const;
+export type HostShutdownPolicy = (typeof HostShutdownPolicies)[number];
+export const BootLoaders = ['direct', 'disk', 'guest'] as const;
+export type BootLoader = (typeof BootLoaders)[number];
+
+export const MiB = 1024 * 1024;
+/** Smallest memory a definition may ask for. */
+export const MinMemoryBytes = 16 * MiB;
+/** Memory is given to QEMU in MiB, so it must be a whole number of them. */
+export const MemoryGranularityBytes = MiB;
+
+/** Newline, carriage return and NUL could split a QEMU option or a log line: never allowed. */
+const NoLineBreakOrNul = '^[^\\n\\r\\x00]*$';
+const NoNul = '^[^\\x00]*$';
+
+type LiteralTuple<T extends readonly string[]> = { -readonly [K in keyof T]: TLiteral<T[K]> };
+
+/** A string enumeration as a union of literals (its Static type is the union of the values). */
+function oneOf<const T extends readonly string[]>(values: T, options: Record<string, unknown> = {}): TUnion<LiteralTuple<T>> {
+  return Type.Union(values.map((v) => Type.Literal(v)), options) as unknown as TUnion<LiteralTuple<T>>;
+}
+
+function hostPath(description: string) {
+  return Type.String({
+    minLength: 1, maxLength: 4096, pattern: NoLineBreakOrNul,
+    rule: 'must be a path without newline or NUL', description,
+  });
+}
+
+function guestPath(description: string) {
+  return Type.String({
+    maxLength: 4096, pattern: '^/[^\\n\\r\\x00]*$',
+    rule: 'must be an absolute path inside the guest, without newline or NUL', description,
+  });
+}
+
+function commandLine(description: string) {
+  return Type.String({ maxLength: 65536, pattern: NoLineBreakOrNul, rule: 'must not contain newline or NUL', description });
+}
+
+export const DomainNamePattern = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';
+
+const DirectBootSchema = Type.Object({
+  loader: Type.Literal('direct', { default: 'direct', description: 'Boot a kernel file of the host directly (QEMU -kernel). The default when `kernel` is given.' }),
+  kernel: hostPath('Kernel image on the host; relative paths are resolved against the definition file\'s directory.'),
+  initrd: Type.Optional(hostPath('Initial ramdisk on the host; relative paths as for `kernel`.')),
+  cmdline: Type.Optional(commandLine('Kernel command line.')),
+}, { additionalProperties: false, description: 'Direct kernel boot.' });
+
+const DiskBootSchema = Type.Object({
+  loader: Type.Literal('disk', { description: 'Boot through the firmware (SeaBIOS) from a disk. The default when `boot` is absent.' }),
+  disk: Type.Optional(Type.Integer({ minimum: 0, description: 'Index in `disks` of the disk to boot first; absent: the firmware\'s own order.' })),
+}, { additionalProperties: false, description: 'Firmware boot from a disk.' });
+
+const GuestBootSchema = Type.Object({
+  loader: Type.Literal('guest', { description: 'Read the kernel and initrd out of the guest\'s own disk (its GRUB, BLS or extlinux configuration) and boot them directly.' }),
+  entry: Type.Optional(Type.Union([
+    Type.String({ minLength: 1, maxLength: 1024, pattern: NoLineBreakOrNul, rule: 'must not contain newline or NUL' }),
+    Type.Integer({ minimum: 0 }),
+  ], { description: 'Boot menu entry: its title or its index; absent: the configuration\'s default.' })),
+  kernel: Type.Optional(guestPath('Kernel path inside the guest, instead of a menu entry.')),
+  initrd: Type.Optional(guestPath('Initrd path inside the guest, with `kernel`.')),
+  cmdline: Type.Optional(commandLine('Kernel command line; replaces the menu entry\'s.')),
+}, { additionalProperties: false, description: 'Boot the guest\'s own kernel (pygrub\'s job).' });
+
+export const BootSchema = Type.Union([DirectBootSchema, DiskBootSchema, GuestBootSchema], {
+  discriminator: 'loader',
+  default: { loader: 'disk' },
+  description: 'How the guest boots; `loader` selects the variant.',
+});
+
+export const DiskSchema = Type.Object({
+  source: Type.Optional(hostPath('Image file on the host; relative paths are resolved against the definition file\'s directory. Exactly one of `source` and `volume`.')),
+  volume: Type.Optional(Type.String({
+    maxLength: 256, pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$',
+    rule: 'must be "pool/volume" (letters, digits, "_", "." or "-", each part starting with a letter or digit)',
+    description: 'A storage volume, as `pool/volume`, instead of `source`.',
+  })),
+  format: oneOf(DiskFormats, { description: 'Image format. Required: it is never guessed from the content.' }),
+  bus: oneOf(DiskBuses, { default: 'virtio', description: 'virtio (virtio-blk-pci), ide (the machine\'s IDE/AHCI bus, at most 4 on `pc`, 6 on `q35`) or scsi (virtio-scsi-pci).' }),
+  readonly: Type.Boolean({ default: false, description: 'Attach read-only. Not available on the ide bus.' }),
+  cache: oneOf(CacheModes, { default: 'writeback', description: 'Host cache mode, with QEMU\'s meaning (docs/argv-fixtures.md has the mapping).' }),
+}, { additionalProperties: false });
+
+export const HostFwdPattern = '^(tcp|udp)?:([0-9]{1,3}(\\.[0-9]{1,3}){3})?:[0-9]{1,5}-([0-9]{1,3}(\\.[0-9]{1,3}){3})?:[0-9]{1,5}$';
+
+export const NicSchema = Type.Object({
+  model: oneOf(NicModels, { default: 'virtio', description: 'virtio (virtio-net-pci), e1000 or rtl8139.' }),
+  mac: Type.String({
+    pattern: '^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$', rule: 'must be a MAC address like 52:54:00:12:34:56',
+    generated: 'random 52:54:00:xx:xx:xx',
+    description: 'MAC address; lower-cased.',
+  }),
+  network: Type.Literal('user', { default: 'user', description: 'Network back end; `user` (QEMU\'s user-mode NAT) for now.' }),
+  hostfwd: Type.Array(Type.String({
+    pattern: HostFwdPattern, rule: 'must be a forwarding rule like tcp::2222-:22 (proto:[hostaddr]:hostport-[guestaddr]:guestport)',
+  }), { maxItems: 64, default: [], description: 'Port forwards from the host into the guest, in QEMU\'s hostfwd syntax: `tcp::2222-:22`.' }),
+}, { additionalProperties: false });
+
+export const QemuPassthroughSchema = Type.Object({
+  args: Type.Array(Type.String({ maxLength: 65536, pattern: NoNul, rule: 'must not contain NUL' }), {
+    maxItems: 1024, default: [], description: 'Extra QEMU arguments, appended after everything virtkit generates (libvirt\'s `<qemu:commandline>`).',
+  }),
+  env: Type.Record(
+    Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }),
+    Type.String({ maxLength: 65536, pattern: NoNul, rule: 'must not contain NUL' }),
+    { additionalProperties: false, maxProperties: 256, keyRule: 'must be an environment variable name (letters, digits, "_")', default: {}, description: 'Extra environment variables for the QEMU process.' },
+  ),
+}, { additionalProperties: false, default: { args: [], env: {} }, description: 'Passthrough to QEMU: use it for what the schema does not cover yet. Guests using it are "tainted".' });
+
+export const DomainDefinitionSchema = Type.Object({
+  name: Type.String({
+    pattern: DomainNamePattern,
+    rule: 'must be 1-64 letters, digits, "_", "." or "-", starting with a letter or digit',
+    description: 'Name of the guest, unique on the host.',
+  }),
+  uuid: Type.String({
+    pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
+    rule: 'must be a UUID like 6f1c3a52-3d3e-4c43-9a4e-0d1f2e3c4b5a',
+    generated: 'random version 4 UUID',
+    description: 'UUID of the guest; lower-cased.',
+  }),
+  memory: Type.Integer({
+    minimum: MinMemoryBytes, multipleOf: MemoryGranularityBytes, maximum: 16 * 1024 ** 4, inputSize: true,
+    description: 'Guest RAM. A size with a binary unit: `256MiB`, `1GiB` (K, M, G, T mean KiB, MiB, GiB, TiB); a plain number is bytes. At least 16MiB, a whole number of MiB. Stored as bytes.',
+  }),
+  vcpus: Type.Integer({ minimum: 1, maximum: 255, default: 1, description: 'Number of virtual CPUs.' }),
+  machine: Type.String({
+    maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$', rule: 'must be a machine type name like pc or q35',
+    default: 'pc', description: 'QEMU machine type.',
+  }),
+  cpu: Type.Optional(Type.String({
+    maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9_.+-]*$', rule: 'must be a CPU model name like qemu64, max or host',
+    description: 'CPU model. Absent: `qemu64` under TCG, `host` under KVM.',
+  })),
+  accel: oneOf(Accels, { default: 'auto', description: 'Accelerator; `auto` picks KVM only when it works, else TCG.' }),
+  boot: BootSchema,
+  disks: Type.Array(DiskSchema, { maxItems: 64, default: [], description: 'Disks, in guest order.' }),
+  nics: Type.Array(NicSchema, { maxItems: 32, default: [], description: 'Network interfaces, in guest order.' }),
+  serial: Type.Boolean({ default: true, description: 'Serial console on ttyS0, on the run directory\'s console.sock and logged to console.log.' }),
+  graphics: oneOf(GraphicsModes, { default: 'none', description: '`vnc`: a VGA card and a VNC server on the run directory\'s vnc.sock.' }),
+  on_poweroff: oneOf(LifecycleActions, { default: 'destroy', description: 'When the guest powers off: destroy (QEMU exits), restart, preserve (kept, stopped).' }),
+  on_reboot: oneOf(LifecycleActions, { default: 'restart', description: 'When the guest reboots.' }),
+  on_crash: oneOf(LifecycleActions, { default: 'destroy', description: 'When the guest kernel panics (seen through a pvpanic device).' }),
+  on_host_shutdown: oneOf(HostShutdownPolicies, { default: 'shutdown', description: 'When the host shuts down: shutdown (ACPI, then forced after `shutdown_timeout`), destroy, none.' }),
+  shutdown_timeout: Type.Integer({ minimum: 1, maximum: 86400, default: 30, description: 'Seconds a clean shutdown may take before the guest is stopped by force.' }),
+  qemu: QemuPassthroughSchema,
+}, { additionalProperties: false, description: 'A virtkit domain definition.' });
+
+export type DomainDefinition = Static<typeof DomainDefinitionSchema>;
+export type BootConfig = Static<typeof BootSchema>;
+export type DirectBoot = Static<typeof DirectBootSchema>;
+export type DiskBoot = Static<typeof DiskBootSchema>;
+export type GuestBoot = Static<typeof GuestBootSchema>;
+export type DiskDefinition = Static<typeof DiskSchema>;
+export type NicDefinition = Static<typeof NicSchema>;
+
+/** Annotations this project adds to JSON Schema (see the file comment). */
+export interface SchemaAnnotations {
+  default?: unknown;
+  generated?: string;
+  inputSize?: boolean;
+  rule?: string;
+  discriminator?: string;
+  keyRule?: string;
+  description?: string;
+}
+
+export function annotations(schema: TSchema): SchemaAnnotations {
+  return schema as SchemaAnnotations;
+}
