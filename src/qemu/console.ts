@@ -1,13 +1,13 @@
 import { connect, type Socket } from 'node:net';
 import { VirtkitError } from '../util/errors.js';
-import { runPaths } from './process/paths.js';
+import { runPaths } from './command/run-paths.js';
 
 /**
  * Connects to the serial console of the guest in `runDir` (QEMU's console.sock). QEMU serves
  * one client at a time: the owner of the guest holds it. Throws 'process.not-running'.
  */
 export function openConsole(runDir: string): Promise<Socket> {
-  const path = runPaths(runDir).console;
+  const path = runPaths(runDir).consoleSocket;
   return new Promise((resolve, reject) => {
     const sock = connect(path);
     sock.once('connect', () => {

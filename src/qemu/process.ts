@@ -10,12 +10,12 @@ import { VirtkitError, isVirtkitError } from '../util/errors.js';
 import { QmpClient } from './qmp/client.js';
 import type { RunState } from './qmp/commands.js';
 import type { QmpEvent } from './qmp/events.js';
-import { runPaths, type RunPaths } from './process/paths.js';
+import { runPaths, type RunPaths } from './command/run-paths.js';
 import { isProcessAlive, isQemuOfRunDir, parsePidfile, readCmdline } from './process/proc.js';
 import { qemuErrorSummary, readLogSince, spawnQemu, type QemuCommandLine } from './process/spawn.js';
 
 export type { QemuCommandLine } from './process/spawn.js';
-export { runPaths, type RunPaths } from './process/paths.js';
+export { runPaths, type RunPaths } from './command/run-paths.js';
 
 export type ExitReason = 'shutdown' | 'destroyed' | 'crashed';
 export type ForcedBy = 'quit' | 'SIGTERM' | 'SIGKILL';
@@ -45,6 +45,8 @@ export interface LaunchCommandOptions {
   paused?: boolean;
   /** Bound on QEMU creating its QMP socket and answering. Default 15000 ms. */
   startTimeoutMs?: number;
+  /** Own session, outliving the caller (default). False for short-lived helpers such as the capabilities probe. */
+  detached?: boolean;
 }
 
 const POLL_MS = 100;
@@ -59,7 +61,7 @@ export class QemuProcess {
   private powerdownRequested = false;
   private forcedBy: ForcedBy | undefined;
   private destroying = false;
-  private detached = false;
+  private unwatched = false;
   private childExit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   private exitedFlag = false;
 
@@ -92,9 +94,9 @@ export class QemuProcess {
     if (owner !== undefined) {
       throw new VirtkitError('domain.invalid-state', `a QEMU (pid ${owner}) is already running in ${runDir}`, { runDir, pid: owner });
     }
-    await Promise.all([paths.qmp, paths.console, paths.pid].map((p) => rm(p, { force: true })));
+    await Promise.all([paths.qmpSocket, paths.consoleSocket, paths.pidFile].map((p) => rm(p, { force: true })));
 
-    const { child, logOffset } = await spawnQemu(opts.command, paths.log, { detached: true });
+    const { child, logOffset } = await spawnQemu(opts.command, paths.qemuLog, { detached: opts.detached ?? true });
     const pid = child.pid!;
     let exitedEarly: { code: number | null; signal: NodeJS.Signals | null } | undefined;
     child.once('exit', (code, signal) => (exitedEarly = { code, signal }));
@@ -104,27 +106,27 @@ export class QemuProcess {
         try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
         for (let i = 0; i < 20 && !exitedEarly; i++) await sleep(50);
       }
-      const stderr = await readLogSince(paths.log, logOffset);
+      const stderr = await readLogSince(paths.qemuLog, logOffset);
       const summary = qemuErrorSummary(stderr);
       return new VirtkitError('qemu.failed-to-start', summary ? `${summary}` : why,
-        { binary: opts.command.binary, runDir, stderr, exitCode: exitedEarly?.code ?? null, signal: exitedEarly?.signal ?? null, log: paths.log });
+        { binary: opts.command.binary, runDir, stderr, exitCode: exitedEarly?.code ?? null, signal: exitedEarly?.signal ?? null, log: paths.qemuLog });
     };
 
     const deadline = Date.now() + (opts.startTimeoutMs ?? 15_000);
     let qmp: QmpClient | undefined;
     while (!qmp) {
       if (exitedEarly) throw await startFailure(`QEMU exited during start-up (status ${String(exitedEarly.code ?? exitedEarly.signal)})`);
-      if (Date.now() > deadline) throw await startFailure(`QEMU did not open its QMP socket ${paths.qmp} in time`);
+      if (Date.now() > deadline) throw await startFailure(`QEMU did not open its QMP socket ${paths.qmpSocket} in time`);
       try {
-        qmp = await QmpClient.connect(paths.qmp, { timeoutMs: Math.max(1000, deadline - Date.now()) });
+        qmp = await QmpClient.connect(paths.qmpSocket, { timeoutMs: Math.max(1000, deadline - Date.now()) });
       } catch (err) {
         if (!isVirtkitError(err, 'qmp.disconnected')) throw await startFailure(`QMP did not answer: ${(err as Error).message}`);
         await sleep(20);
       }
     }
     // QEMU writes the pidfile itself (-pidfile); a command line without one still gets one, so attach works.
-    if (parsePidfile(await readFile(paths.pid, 'utf8').catch(() => '')) === undefined) {
-      await writeFile(paths.pid, `${pid}\n`, { mode: 0o600 });
+    if (parsePidfile(await readFile(paths.pidFile, 'utf8').catch(() => '')) === undefined) {
+      await writeFile(paths.pidFile, `${pid}\n`, { mode: 0o600 });
     }
     const proc = new QemuProcess(pid, runDir, qmp, child);
     if (exitedEarly) proc.childExit = exitedEarly;
@@ -139,17 +141,25 @@ export class QemuProcess {
   static async attach(runDir: string, opts: { uuid?: string; timeoutMs?: number } = {}): Promise<QemuProcess> {
     const dir = resolvePath(runDir);
     const paths = runPaths(dir);
-    const text = await readFile(paths.pid, 'utf8').catch(() => undefined);
+    const text = await readFile(paths.pidFile, 'utf8').catch(() => undefined);
     if (text === undefined) throw new VirtkitError('process.stale', `no pidfile in ${dir}`, { runDir: dir });
     const pid = parsePidfile(text);
-    if (pid === undefined) throw new VirtkitError('process.stale', `pidfile ${paths.pid} does not hold a pid`, { runDir: dir });
-    if (!(await isProcessAlive(pid))) throw new VirtkitError('process.stale', `QEMU pid ${pid} from ${paths.pid} is gone`, { runDir: dir, pid });
+    if (pid === undefined) throw new VirtkitError('process.stale', `pidfile ${paths.pidFile} does not hold a pid`, { runDir: dir });
+    if (!(await isProcessAlive(pid))) throw new VirtkitError('process.stale', `QEMU pid ${pid} from ${paths.pidFile} is gone`, { runDir: dir, pid });
     const cmdline = await readCmdline(pid);
-    if (!cmdline || !isQemuOfRunDir(cmdline, paths.qmp, opts.uuid)) {
-      throw new VirtkitError('process.stale', `pid ${pid} from ${paths.pid} is not the QEMU of ${dir}${opts.uuid ? ` (uuid ${opts.uuid})` : ''}`,
+    if (!cmdline || !isQemuOfRunDir(cmdline, paths.qmpSocket, opts.uuid)) {
+      throw new VirtkitError('process.stale', `pid ${pid} from ${paths.pidFile} is not the QEMU of ${dir}${opts.uuid ? ` (uuid ${opts.uuid})` : ''}`,
         { runDir: dir, pid, cmdline: cmdline?.slice(0, 8) });
     }
-    const qmp = await QmpClient.connect(paths.qmp, { timeoutMs: opts.timeoutMs ?? 5000 });
+    let qmp: QmpClient;
+    try {
+      qmp = await QmpClient.connect(paths.qmpSocket, { timeoutMs: opts.timeoutMs ?? 5000 });
+    } catch (err) {
+      if (!isVirtkitError(err, 'qmp.timeout')) throw err;
+      // QEMU queues a second QMP client until the first one leaves
+      throw new VirtkitError('qmp.timeout', `QEMU pid ${pid} in ${dir} did not greet on QMP: it serves one QMP client at a time and another one holds it`,
+        { runDir: dir, pid }, { cause: err });
+    }
     return new QemuProcess(pid, dir, qmp);
   }
 
@@ -229,7 +239,7 @@ export class QemuProcess {
 
   /** Stops watching this QEMU and closes QMP; the guest keeps running. */
   detach(): void {
-    this.detached = true;
+    this.unwatched = true;
     this.qmp.close();
   }
 
@@ -277,7 +287,7 @@ export class QemuProcess {
   private async watchExit(): Promise<ExitInfo> {
     await this.qmp.closed;
     for (;;) {
-      if (this.detached) return new Promise<never>(() => undefined);
+      if (this.unwatched) return new Promise<never>(() => undefined);
       if (this.childExit || !(await isProcessAlive(this.pid))) break;
       await sleep(POLL_MS / 2);
     }
@@ -301,8 +311,8 @@ export class QemuProcess {
 
 /** The pid of a live QEMU that owns this run dir, if any. */
 async function liveOwner(paths: RunPaths): Promise<number | undefined> {
-  const pid = parsePidfile(await readFile(paths.pid, 'utf8').catch(() => ''));
+  const pid = parsePidfile(await readFile(paths.pidFile, 'utf8').catch(() => ''));
   if (pid === undefined || !(await isProcessAlive(pid))) return undefined;
   const cmdline = await readCmdline(pid);
-  return cmdline && isQemuOfRunDir(cmdline, paths.qmp) ? pid : undefined;
+  return cmdline && isQemuOfRunDir(cmdline, paths.qmpSocket) ? pid : undefined;
 }

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { VirtkitError } from '../../util/errors.js';
@@ -84,4 +84,49 @@ export function qemuErrorSummary(stderr: string): string {
   const errors = lines.filter((l) => !/^[^:]*: warning: /.test(l) && !/terminating on signal/.test(l));
   const chosen = errors.length > 0 ? errors : lines;
   return chosen.slice(-3).join('; ');
+}
+
+/**
+ * Runs a short-lived QEMU to completion (e.g. `-accel help`) and returns its stdout.
+ * 'qemu.not-found' when the binary is missing; 'qemu.exited' on a non-zero status or timeout.
+ */
+export function runQemuOnce(binary: string, args: string[], timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(binary, args, { timeout: timeoutMs, maxBuffer: 4 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (!err) return resolve(stdout);
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        return reject(new VirtkitError('qemu.not-found', `QEMU binary not found: ${binary}`, { binary }, { cause: err }));
+      }
+      reject(new VirtkitError('qemu.exited', `${binary} ${args.join(' ')}: ${qemuErrorSummary(stderr) || err.message}`, { binary, args, stderr }, { cause: err }));
+    });
+  });
+}
+
+/**
+ * Runs QEMU with the serial console on stdout and waits at most `timeoutMs` for `marker`;
+ * used by the KVM functional check. QEMU never outlives the call.
+ */
+export function runQemuUntilMarker(binary: string, args: string[], marker: string, timeoutMs: number): Promise<{ seen: boolean; elapsedMs: number; stderr: string }> {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let stderr = '';
+    let settled = false;
+    const finish = (seen: boolean): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      resolve({ seen, elapsedMs: Date.now() - t0, stderr });
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    child.stdout.on('data', (chunk: Buffer) => {
+      out = (out + chunk.toString('latin1')).slice(-4096);
+      if (out.includes(marker)) finish(true);
+    });
+    child.stderr.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString('utf8')).slice(-4096); });
+    child.on('error', () => finish(false));
+    child.on('exit', () => finish(out.includes(marker)));
+  });
 }

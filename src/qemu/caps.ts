@@ -1,0 +1,213 @@
+/**
+ * QEMU capabilities: what a binary offers (version, machines, accelerators, CPU models,
+ * devices), probed once on a `-S -nodefaults -machine none` instance over QMP and cached on
+ * disk keyed by the binary's path, mtime and size. Includes a functional KVM check, because
+ * /dev/kvm may exist and still hang guests (nested KVM): `accel: auto` picks KVM only when a
+ * test guest actually ran under it. That verdict is cached per host boot.
+ */
+import { constants as fsConstants } from 'node:fs';
+import { access, mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { homedir, tmpdir } from 'node:os';
+import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { VirtkitError, errorMessage } from '../util/errors.js';
+import { QemuProcess } from './process.js';
+import { runQemuOnce, runQemuUntilMarker } from './process/spawn.js';
+
+export const DEFAULT_QEMU_BINARY = 'qemu-system-x86_64';
+export type Accel = 'kvm' | 'tcg';
+export type AccelRequest = 'auto' | Accel;
+
+export interface KvmVerdict {
+  /** KVM ran a test guest to the Linux banner within the bound. */
+  usable: boolean;
+  /** Why, in words a user can act on. */
+  reason: string;
+  /** /proc/sys/kernel/random/boot_id of the host the check ran on. */
+  bootId: string;
+}
+
+export interface QemuCapabilities {
+  binary: string;
+  version: { major: number; minor: number; micro: number; package: string };
+  machines: { name: string; alias?: string; isDefault: boolean; cpuMax: number; deprecated: boolean }[];
+  accelerators: string[];
+  cpuModels: string[];
+  devices: string[];
+  kvm: KvmVerdict;
+}
+
+export interface ProbeOptions {
+  /** Binary name (searched on PATH) or path. Default qemu-system-x86_64. */
+  binary?: string;
+  /** Where the cache lives. Default $XDG_CACHE_HOME/virtkit or ~/.cache/virtkit. */
+  cacheDir?: string;
+  /** Ignore cached results and probe again. */
+  refresh?: boolean;
+  /** Kernel booted by the KVM check. Default the newest /boot/vmlinuz-*. */
+  kvmCheckKernel?: string;
+  /** Bound on the KVM check. Default 3000 ms. */
+  kvmCheckTimeoutMs?: number;
+}
+
+interface CacheFile {
+  key: BinaryKey;
+  caps: Omit<QemuCapabilities, 'kvm'>;
+  kvm?: KvmVerdict;
+}
+
+interface BinaryKey {
+  path: string;
+  mtimeMs: number;
+  size: number;
+}
+
+const CACHE_VERSION = 1;
+
+/**
+ * Probes (or loads from cache) the capabilities of a QEMU binary.
+ * Throws 'qemu.not-found' when the binary is missing, 'qemu.failed-to-start' when it cannot run.
+ */
+export async function probeCapabilities(opts: ProbeOptions = {}): Promise<QemuCapabilities> {
+  const binary = await findBinary(opts.binary ?? DEFAULT_QEMU_BINARY);
+  const st = await stat(binary);
+  const key: BinaryKey = { path: binary, mtimeMs: st.mtimeMs, size: st.size };
+  const cacheDir = opts.cacheDir ?? defaultCacheDir();
+  const cachePath = join(cacheDir, `qemu-caps-v${CACHE_VERSION}-${createHash('sha256').update(binary).digest('hex').slice(0, 16)}.json`);
+  const bootId = await readBootId();
+
+  const cached = opts.refresh ? undefined : await readCache(cachePath, key);
+  const caps = cached?.caps ?? (await probeBinary(binary));
+  const kvm = cached?.kvm?.bootId === bootId ? cached.kvm : await checkKvm(binary, caps.accelerators, bootId, opts);
+  if (cached?.caps !== caps || cached.kvm !== kvm) await writeCache(cacheDir, cachePath, { key, caps, kvm });
+  return { ...caps, kvm };
+}
+
+/**
+ * Chooses the accelerator. 'auto' takes KVM only if it passed the functional check; an
+ * explicit request is honoured, with the check's verdict in the reason.
+ */
+export function resolveAccel(requested: AccelRequest, caps: QemuCapabilities): { accel: Accel; reason: string } {
+  if (requested === 'tcg') return { accel: 'tcg', reason: 'tcg requested' };
+  if (requested === 'kvm') return { accel: 'kvm', reason: `kvm requested (functional check: ${caps.kvm.reason})` };
+  return caps.kvm.usable
+    ? { accel: 'kvm', reason: `auto: ${caps.kvm.reason}` }
+    : { accel: 'tcg', reason: `auto: ${caps.kvm.reason}; using TCG` };
+}
+
+async function findBinary(name: string): Promise<string> {
+  const candidates = name.includes('/')
+    ? [resolve(name)]
+    : (process.env['PATH'] ?? '').split(delimiter).filter((d) => isAbsolute(d)).map((d) => join(d, name));
+  for (const c of candidates) {
+    try {
+      await access(c, fsConstants.X_OK);
+      if ((await stat(c)).isFile()) return c;
+    } catch {
+      /* next */
+    }
+  }
+  throw new VirtkitError('qemu.not-found', `QEMU binary ${name} not found${name.includes('/') ? '' : ' on PATH'}`, { binary: name });
+}
+
+async function probeBinary(binary: string): Promise<Omit<QemuCapabilities, 'kvm'>> {
+  const accelText = runQemuOnce(binary, ['-accel', 'help'], 10_000);
+  const runDir = await mkdtemp(join(tmpdir(), 'virtkit-probe-'));
+  try {
+    const argv = ['-S', '-nodefaults', '-no-user-config', '-machine', 'none', '-display', 'none',
+      '-qmp', `unix:${join(runDir, 'qmp.sock')},server=on,wait=off`, '-pidfile', join(runDir, 'qemu.pid')];
+    const proc = await QemuProcess.launchCommand({ command: { binary, argv, env: {} }, runDir, paused: true, detached: false });
+    try {
+      const [version, machines, cpus, devices] = await Promise.all([
+        proc.qmp.execute('query-version'),
+        proc.qmp.execute('query-machines'),
+        proc.qmp.execute('query-cpu-definitions'),
+        proc.qmp.execute('qom-list-types', { implements: 'device', abstract: false }),
+      ]);
+      return {
+        binary,
+        version: { ...version.qemu, package: version.package.trim() },
+        machines: machines
+          .map((m) => ({ name: m.name, ...(m.alias ? { alias: m.alias } : {}), isDefault: m['is-default'] === true, cpuMax: m['cpu-max'], deprecated: m.deprecated }))
+          .sort((a, b) => a.name.localeCompare(b.name)),
+        accelerators: parseAccelHelp(await accelText),
+        cpuModels: cpus.map((c) => c.name).sort(),
+        devices: devices.map((d) => d.name).sort(),
+      };
+    } finally {
+      await proc.destroy();
+    }
+  } finally {
+    await rm(runDir, { recursive: true, force: true });
+  }
+}
+
+/** `-accel help` prints a header line, then one accelerator per line. */
+export function parseAccelHelp(text: string): string[] {
+  return text.split('\n').map((l) => l.trim()).filter((l) => /^[a-z][a-z0-9_-]*$/.test(l));
+}
+
+async function checkKvm(binary: string, accelerators: string[], bootId: string, opts: ProbeOptions): Promise<KvmVerdict> {
+  const verdict = (usable: boolean, reason: string): KvmVerdict => ({ usable, reason, bootId });
+  if (!accelerators.includes('kvm')) return verdict(false, `${binary} has no KVM accelerator`);
+  try {
+    await access('/dev/kvm', fsConstants.R_OK | fsConstants.W_OK);
+  } catch (err) {
+    return verdict(false, `/dev/kvm is not usable (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`);
+  }
+  const kernel = opts.kvmCheckKernel ?? (await newestHostKernel());
+  if (!kernel) return verdict(false, '/dev/kvm exists but no kernel under /boot to verify it with');
+  const timeoutMs = opts.kvmCheckTimeoutMs ?? 3000;
+  // Under a working KVM the kernel decompresses and prints its banner in well under a second;
+  // nested KVM on these hosts hangs in the decompressor, so the banner never comes.
+  const result = await runQemuUntilMarker(binary, [
+    '-machine', 'pc,accel=kvm', '-nodefaults', '-no-user-config', '-display', 'none', '-m', '128',
+    '-kernel', kernel, '-append', 'console=ttyS0 earlyprintk=ttyS0 panic=-1', '-serial', 'stdio', '-no-reboot',
+  ], 'Linux version', timeoutMs);
+  if (result.seen) return verdict(true, `KVM ran a test guest to the Linux banner in ${result.elapsedMs} ms`);
+  const qemuSaid = result.stderr.split('\n').map((l) => l.trim()).filter((l) => l && !/warning:/.test(l)).at(-1);
+  return verdict(false, qemuSaid
+    ? `/dev/kvm exists but a KVM test guest failed: ${qemuSaid}`
+    : `/dev/kvm exists but a KVM test guest made no progress within ${timeoutMs} ms (nested KVM hangs guests)`);
+}
+
+async function newestHostKernel(): Promise<string | undefined> {
+  const names = await readdir('/boot').catch(() => [] as string[]);
+  const kernels = names.filter((n) => n.startsWith('vmlinuz-')).sort(compareVersions);
+  const last = kernels.at(-1);
+  return last ? join('/boot', last) : undefined;
+}
+
+function compareVersions(a: string, b: string): number {
+  return a.localeCompare(b, 'en', { numeric: true });
+}
+
+async function readBootId(): Promise<string> {
+  return (await readFile('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => 'unknown')).trim();
+}
+
+function defaultCacheDir(): string {
+  const xdg = process.env['XDG_CACHE_HOME'];
+  return join(xdg && isAbsolute(xdg) ? xdg : join(homedir(), '.cache'), 'virtkit');
+}
+
+async function readCache(path: string, key: BinaryKey): Promise<CacheFile | undefined> {
+  try {
+    const file = JSON.parse(await readFile(path, 'utf8')) as CacheFile;
+    const k = file.key;
+    return k && k.path === key.path && k.mtimeMs === key.mtimeMs && k.size === key.size && file.caps ? file : undefined;
+  } catch {
+    return undefined; // absent or unreadable: probe again
+  }
+}
+
+async function writeCache(dir: string, path: string, file: CacheFile): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const tmp = `${path}.${process.pid}.tmp`;
+    await writeFile(tmp, `${JSON.stringify(file, null, 1)}\n`, { mode: 0o600 });
+    await rename(tmp, path);
+  } catch {
+    /* a cache we cannot write only costs the next call a probe */
+  }
+}

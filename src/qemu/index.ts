@@ -1,0 +1,7 @@
+/** qemu/: the hypervisor driver. Capabilities, the pure command builder, QMP, processes, console. */
+export { probeCapabilities, resolveAccel, parseAccelHelp, DEFAULT_QEMU_BINARY } from './caps.js';
+export type { Accel, AccelRequest, KvmVerdict, ProbeOptions, QemuCapabilities } from './caps.js';
+export { QemuProcess, runPaths } from './process.js';
+export type { ExitInfo, ExitReason, ForcedBy, LaunchCommandOptions, QemuCommandLine, RunPaths } from './process.js';
+export { openConsole } from './console.js';
+export * from './qmp/index.js';
