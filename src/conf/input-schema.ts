@@ -22,7 +22,10 @@ export function sizeProblem(schema: SizeSchemaOptions, value: unknown): string |
   if (typeof value !== 'string' && typeof value !== 'number') return 'must be a size such as 256MiB or 1GiB';
   const bytes = trySize(value);
   if (bytes === undefined) return 'must be a size such as 256MiB or 1GiB';
-  if (schema.minimum !== undefined && bytes < schema.minimum) return `must be at least ${formatBinary(schema.minimum)}`;
+  if (schema.minimum !== undefined && bytes < schema.minimum) {
+    const hint = typeof value === 'number' ? ' (a plain number means bytes: write 256MiB)' : '';
+    return `must be at least ${formatBinary(schema.minimum)}${hint}`;
+  }
   if (schema.maximum !== undefined && bytes > schema.maximum) return `must be at most ${formatBinary(schema.maximum)}`;
   if (schema.multipleOf !== undefined && bytes % schema.multipleOf !== 0) return `must be a whole number of ${formatBinary(schema.multipleOf)}`;
   return undefined;

@@ -42,7 +42,6 @@ export const MemoryGranularityBytes = MiB;
 
 /** Newline, carriage return and NUL could split a QEMU option or a log line: never allowed. */
 const NoLineBreakOrNul = '^[^\\n\\r\\x00]*$';
-const NoNul = '^[^\\x00]*$';
 
 type LiteralTuple<T extends readonly string[]> = { -readonly [K in keyof T]: TLiteral<T[K]> };
 
@@ -129,12 +128,12 @@ export const NicSchema = Type.Object({
 }, { additionalProperties: false });
 
 export const QemuPassthroughSchema = Type.Object({
-  args: Type.Array(Type.String({ maxLength: 65536, pattern: NoNul, rule: 'must not contain NUL' }), {
+  args: Type.Array(Type.String({ maxLength: 65536, pattern: NoLineBreakOrNul, rule: 'must not contain newline or NUL' }), {
     maxItems: 1024, default: [], description: 'Extra QEMU arguments, appended after everything virtkit generates (libvirt\'s `<qemu:commandline>`).',
   }),
   env: Type.Record(
     Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }),
-    Type.String({ maxLength: 65536, pattern: NoNul, rule: 'must not contain NUL' }),
+    Type.String({ maxLength: 65536, pattern: NoLineBreakOrNul, rule: 'must not contain newline or NUL' }),
     { additionalProperties: false, maxProperties: 256, keyRule: 'must be an environment variable name (letters, digits, "_")', default: {}, description: 'Extra environment variables for the QEMU process.' },
   ),
 }, { additionalProperties: false, default: { args: [], env: {} }, description: 'Passthrough to QEMU: use it for what the schema does not cover yet. Guests using it are "tainted".' });

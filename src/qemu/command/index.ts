@@ -1,0 +1,10 @@
+/** qemu/command: the QEMU command line as a pure function of a definition and a context. */
+export { buildCommand, defaultCpuModel, type CommandContext, type QemuCommand } from './build.js';
+export { runPaths, type RunPaths } from './run-paths.js';
+export {
+  blockdevProps, diskDeviceProps, scsiControllerProps, diskDeviceId, diskNodeNames, CacheFlags, DiskDrivers,
+  ScsiControllerId, type BlockdevNodes, type DiskPlacement,
+} from './disk-props.js';
+export { netdevProps, nicDeviceProps, netdevId, nicDeviceId, NicDrivers } from './net-props.js';
+export { lifecycleActions, actionOption, type QemuActions } from './lifecycle.js';
+export { optionValue, keyValueOption, assertPlainValue, jsonOption, type JsonProps, type JsonValue } from './escape.js';
