@@ -51,6 +51,8 @@ export class StateDirLock {
       return new StateDirLock(path, db);
     } catch (err) {
       db.close();
+      // Any lock contention, even while reading the schema, means someone else holds it.
+      if (isBusy(err)) throw lockedError(stateDir, undefined);
       throw err;
     }
   }
