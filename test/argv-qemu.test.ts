@@ -1,0 +1,158 @@
+/**
+ * The argv fixtures are valid QEMU 7.2 syntax: every fixture that builds a command is started
+ * for real (paused with -S, so no guest code runs) against real image files of the right
+ * format, whose names keep the fixture's commas, quotes and spaces. QEMU must reach QMP, be in
+ * `prelaunch`, and show every device id the command line asked for; then it is told to quit.
+ * The KVM fixture is left out: /dev/kvm is not a given (and nested KVM hangs here).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { basename, join, resolve } from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
+import type { DomainDefinition } from '../src/conf/index.js';
+import { buildCommand, runPaths, type CommandContext } from '../src/qemu/command/index.js';
+import { listArgvFixtures, loadArgvFixture } from './argv-fixtures.js';
+
+const cacheDir = resolve('test/.cache');
+mkdirSync(cacheDir, { recursive: true });
+// On the repository's disk, not a tmpfs: cache=none needs O_DIRECT.
+const workDir = mkdtempSync(join(cacheDir, 'argv-'));
+afterAll(() => rmSync(workDir, { recursive: true, force: true }));
+
+const kernel = readdirSync('/boot').filter((f) => f.startsWith('vmlinuz-')).sort().map((f) => join('/boot', f))[0];
+
+let counter = 0;
+/** A real file standing in for `original`: same base name (commas, quotes and all). */
+function stagedFile(original: string, make: (path: string) => void): string {
+  const dir = join(workDir, `f${counter++}`);
+  mkdirSync(dir);
+  const path = join(dir, basename(original));
+  make(path);
+  return path;
+}
+
+function image(original: string, format: 'raw' | 'qcow2'): string {
+  return stagedFile(original, (path) => {
+    if (format === 'raw') writeFileSync(path, Buffer.alloc(1024 * 1024));
+    else {
+      const result = spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', path, '1M'], { encoding: 'utf8' });
+      if (result.status !== 0) throw new Error(`qemu-img create failed: ${result.stderr}`);
+    }
+  });
+}
+
+function kernelFile(original: string): string {
+  if (kernel === undefined) throw new Error('no /boot/vmlinuz-* on this host (install linux-image-amd64)');
+  return stagedFile(original, (path) => copyFileSync(kernel, path));
+}
+
+function smallFile(original: string): string {
+  return stagedFile(original, (path) => writeFileSync(path, 'initrd'));
+}
+
+/** The fixture's definition and context with every host file replaced by a real one. */
+function stage(def: DomainDefinition, ctx: CommandContext, runDir: string): { def: DomainDefinition; ctx: CommandContext } {
+  const staged = structuredClone(def);
+  const stagedCtx: CommandContext = { ...structuredClone(ctx), runDir };
+  if (staged.boot.loader === 'direct') {
+    staged.boot.kernel = kernelFile(staged.boot.kernel);
+    if (staged.boot.initrd !== undefined) staged.boot.initrd = smallFile(staged.boot.initrd);
+  }
+  if (stagedCtx.bootFiles !== undefined) {
+    stagedCtx.bootFiles.kernel = kernelFile(stagedCtx.bootFiles.kernel);
+    if (stagedCtx.bootFiles.initrd !== undefined) stagedCtx.bootFiles.initrd = smallFile(stagedCtx.bootFiles.initrd);
+  }
+  for (const disk of staged.disks) {
+    if (disk.source !== undefined) disk.source = image(disk.source, disk.format);
+    else if (disk.volume !== undefined && stagedCtx.volumePaths?.[disk.volume] !== undefined) {
+      stagedCtx.volumePaths[disk.volume] = image(stagedCtx.volumePaths[disk.volume] ?? '', disk.format);
+    }
+  }
+  return { def: staged, ctx: stagedCtx };
+}
+
+/** Minimal QMP exchange: greeting, capabilities, then the given commands in order. */
+async function qmpSession(socketPath: string, commands: object[]): Promise<unknown[]> {
+  const socket = createConnection(socketPath);
+  socket.setEncoding('utf8');
+  const replies: unknown[] = [];
+  let buffer = '';
+  let sent = 0;
+  return await new Promise((resolvePromise, reject) => {
+    const timer = setTimeout(() => { socket.destroy(); reject(new Error('QMP timed out')); }, 15_000);
+    socket.on('error', (err) => { clearTimeout(timer); reject(err); });
+    socket.on('data', (chunk: string) => {
+      buffer += chunk;
+      let newline: number;
+      while ((newline = buffer.indexOf('\n')) >= 0) {
+        const message = JSON.parse(buffer.slice(0, newline)) as Record<string, unknown>;
+        buffer = buffer.slice(newline + 1);
+        if ('event' in message) continue;
+        if ('QMP' in message) { socket.write('{"execute":"qmp_capabilities"}\n'); continue; }
+        if (sent > 0) replies.push(message);
+        if (sent < commands.length) socket.write(`${JSON.stringify(commands[sent++])}\n`);
+        else { clearTimeout(timer); socket.end(); resolvePromise(replies); }
+      }
+    });
+  });
+}
+
+async function waitForSocket(path: string, exited: () => string | undefined): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    const problem = exited();
+    if (problem !== undefined) throw new Error(problem);
+    const ok = await new Promise<boolean>((done) => {
+      const probe = createConnection(path);
+      probe.on('connect', () => { probe.destroy(); done(true); });
+      probe.on('error', () => done(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`QMP socket ${path} never appeared`);
+}
+
+const cases = listArgvFixtures().filter((f) => f.expect === 'args').map((f) => ({ fixture: f, outcome: loadArgvFixture(f) }))
+  .filter((c) => c.outcome.kind === 'command' && c.outcome.ctx.accel === 'tcg');
+
+describe('argv fixtures start a real QEMU', () => {
+  test('cover nearly every fixture', () => {
+    expect(cases.length).toBeGreaterThanOrEqual(25);
+  });
+
+  test.concurrent.each(cases.map((c, i) => [c.fixture.name, c, i] as const))('%s', async (_name, c, i) => {
+    if (c.outcome.kind !== 'command') throw new Error('unreachable');
+    // Commas, quotes and a space in the run directory exercise -chardev/-vnc escaping every time.
+    const runDir = join(workDir, `r,"${i}" x`);
+    mkdirSync(runDir);
+    const { def, ctx } = stage(c.outcome.def, c.outcome.ctx, runDir);
+    const command = buildCommand(def, ctx);
+    const child = spawn(command.binary, [...command.argv, '-S'], { env: { ...process.env, ...command.env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    let exitStatus: number | null | undefined;
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    const exited = new Promise<void>((done) => child.on('exit', (code) => { exitStatus = code; done(); }));
+    try {
+      await waitForSocket(runPaths(runDir).qmpSocket, () => (exitStatus === undefined ? undefined : `QEMU exited (${exitStatus}): ${stderr}`));
+      const [status, peripherals] = await qmpSession(runPaths(runDir).qmpSocket, [
+        { execute: 'query-status' },
+        { execute: 'qom-list', arguments: { path: '/machine/peripheral' } },
+        { execute: 'quit' },
+      ]) as [{ return: { status: string } }, { return: Array<{ name: string }> }];
+      expect(status.return.status).toBe('prelaunch');
+      const wantedIds = command.argv.flatMap((arg, j) => {
+        if (command.argv[j - 1] !== '-device') return [];
+        const id = (JSON.parse(arg) as { id?: string }).id;
+        return id === undefined ? [] : [id];
+      });
+      const present = peripherals.return.map((p) => p.name);
+      for (const id of wantedIds) expect(present, `device ${id}`).toContain(id);
+      await exited;
+      expect(stderr).not.toMatch(/error/i);
+    } finally {
+      if (exitStatus === undefined) child.kill('SIGKILL');
+      await exited;
+    }
+  });
+});
