@@ -221,16 +221,17 @@ export async function* writeCpio(
       rdevMajor: entry.kind === 'device' ? entry.major : 0,
       rdevMinor: entry.kind === 'device' ? entry.minor : 0,
     };
-    if (entry.kind === 'file' && !(entry.content instanceof Uint8Array)) {
-      const size = await hostFileSize(name, entry.content.hostPath);
+    const content = entry.kind === 'file' ? entry.content : undefined;
+    if (content !== undefined && !(content instanceof Uint8Array)) {
+      const size = await hostFileSize(name, content.hostPath);
       yield encodeHeader({ ...common, size });
-      yield* streamHostFile(name, entry.content.hostPath, size);
+      yield* streamHostFile(name, content.hostPath, size);
       if (pad4(size) > 0) yield ZEROS.subarray(0, pad4(size));
       continue;
     }
     const data =
-      entry.kind === 'file'
-        ? Buffer.from(entry.content.buffer, entry.content.byteOffset, entry.content.byteLength)
+      content !== undefined
+        ? Buffer.from(content.buffer, content.byteOffset, content.byteLength)
         : entry.kind === 'symlink'
           ? Buffer.from(entry.target)
           : ZEROS.subarray(0, 0);

@@ -1,0 +1,70 @@
+/**
+ * The guest's /init (PID 1, run by busybox sh) and the power button handler busybox acpid
+ * runs. Kept as plain text generators so tests can read exactly what the guest will do.
+ */
+
+/** Printed on ttyS0 once the guest can take commands; tests and `virtkit run --until-ready` wait for it. */
+export const READY_MARKER = 'virtkit-guest: ready';
+
+/**
+ * Where busybox acpid looks for the power button's handler: it maps KEY_POWER from evdev to
+ * the action `PWRF/00000080` and executes that path relative to its config dir /etc/acpi.
+ */
+export const POWER_BUTTON_HANDLER = '/etc/acpi/PWRF/00000080';
+
+export interface InitScriptOptions {
+  hostname: string;
+  /** Module paths inside the guest, in load order. */
+  modules: readonly string[];
+  /** Start acpid so the ACPI power button powers the guest off. */
+  acpi: boolean;
+}
+
+const quote = (s: string): string => `'${s.replaceAll("'", `'\\''`)}'`;
+
+export function renderInitScript(options: InitScriptOptions): string {
+  const lines = [
+    '#!/bin/sh',
+    '# virtkit guest kit: PID 1. Mounts the API filesystems, loads the drivers, reports',
+    '# readiness on the serial console and keeps a shell there.',
+    'export PATH=/sbin:/bin:/usr/sbin:/usr/bin HOME=/root TERM=vt100',
+    '# busybox --install finds its own path through /proc/self/exe, so proc comes first.',
+    '/bin/busybox mount -t proc -o nosuid,nodev,noexec proc /proc',
+    '/bin/busybox --install -s',
+    'mount -t devtmpfs -o nosuid devtmpfs /dev',
+    'mount -t sysfs -o nosuid,nodev,noexec sysfs /sys',
+    'mount -t tmpfs -o nosuid,nodev,mode=0755 tmpfs /run',
+    'mkdir -p /dev/pts /run/acpid && mount -t devpts devpts /dev/pts',
+    `hostname ${quote(options.hostname)}`,
+    'for m in \\',
+    ...options.modules.map((m) => `  ${quote(m)} \\`),
+    '; do',
+    '  insmod "$m" || echo "virtkit-guest: could not load $m"',
+    'done',
+  ];
+  if (options.acpi) {
+    // acpid opens /dev/input/event0, event1... once at start: the button and evdev modules
+    // above have registered the power button by now, so the press cannot be missed.
+    lines.push('acpid -c /etc/acpi -l /run/acpid/acpid.log -p /run/acpid/acpid.pid');
+  }
+  lines.push(
+    `echo ${quote(READY_MARKER)}`,
+    'cd /root',
+    '# The shell gets ttyS0 as its controlling terminal (cttyhack), so job control and Ctrl-C',
+    '# work; when it exits another one starts, so the console never goes dead.',
+    'while true; do',
+    '  setsid cttyhack sh -l',
+    'done',
+    '',
+  );
+  return lines.join('\n');
+}
+
+export function renderPowerButtonHandler(): string {
+  return ['#!/bin/sh', 'echo "virtkit-guest: power button pressed, powering off" >/dev/console', 'sync', 'poweroff -f', ''].join('\n');
+}
+
+/** Login profile for the serial shell: a prompt that shows the host name. */
+export function renderProfile(): string {
+  return ["PS1='\\h:\\w\\$ '", 'export PS1', ''].join('\n');
+}
