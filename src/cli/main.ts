@@ -8,9 +8,7 @@ import { isVirtkitError } from '../util/errors.js';
 import { exitCodeFor } from './exit-codes.js';
 // command registrations (one line each, keep sorted)
 import { register as registerCapabilities } from './commands/capabilities.js';
-import { register as registerCompletion } from './commands/completion.js';
 import { register as registerGuestkit } from './commands/guestkit.js';
-import { register as registerManagerVerbs } from './commands/manager-verbs.js';
 import { register as registerNbd } from './commands/nbd.js';
 
 export function buildProgram(): Command {
@@ -20,9 +18,7 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   // register commands (one line each, keep sorted)
   registerCapabilities(program);
-  registerCompletion(program);
   registerGuestkit(program);
-  registerManagerVerbs(program);
   registerNbd(program);
   return program;
 }
