@@ -54,6 +54,7 @@ export const ErrorCodes = [
   'fs.not-a-directory',
   'fs.is-a-directory',
   'fs.symlink-loop',
+  'fs.too-large',
   'partition.not-found',
   'boot.no-entry',
   // API transport

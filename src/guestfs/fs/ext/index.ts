@@ -1,0 +1,19 @@
+/** The ext2/3/4 reader, registered with the filesystem detection registry. */
+import type { BlockDevice } from '../../../storage/block-device.js';
+import { PathFilesystem } from '../path.js';
+import type { FilesystemType } from '../registry.js';
+import { ExtDriver } from './ext-fs.js';
+import { SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, hasExtMagic } from './superblock.js';
+
+export { ExtDriver } from './ext-fs.js';
+
+export const extFilesystem: FilesystemType = {
+  name: 'ext',
+  async probe(dev: BlockDevice): Promise<boolean> {
+    if (dev.size < SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE) return false;
+    return hasExtMagic(await dev.read(SUPERBLOCK_OFFSET, 0x40));
+  },
+  async open(dev: BlockDevice) {
+    return new PathFilesystem(await ExtDriver.open(dev));
+  },
+};

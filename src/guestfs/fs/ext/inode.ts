@@ -1,0 +1,81 @@
+/** The ext inode: type, ownership, size, times and the 60-byte i_block area. */
+import { ByteView, corrupt } from '../../bytes.js';
+import type { FileType } from '../types.js';
+
+export const InodeFlags = { index: 0x1000, hugeFile: 0x40000, extents: 0x80000, eaInode: 0x200000, inlineData: 0x10000000 } as const;
+export const ROOT_INO = 2;
+export const I_BLOCK_OFFSET = 0x28;
+export const I_BLOCK_SIZE = 60;
+
+export interface ExtInode {
+  readonly ino: number;
+  /** Device offset of the on-disk inode, for error reports. */
+  readonly offset: number;
+  readonly type: FileType;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly size: number;
+  readonly nlink: number;
+  readonly flags: number;
+  readonly atime: Date;
+  readonly mtime: Date;
+  readonly ctime: Date;
+  /** Data blocks in 512-byte units (i_blocks, as the kernel counts without huge_file). */
+  readonly sectors: number;
+  readonly fileAcl: number;
+  /** i_block: extent root, block pointers, a fast symlink or inline data. */
+  readonly iBlock: Uint8Array;
+  /** The whole on-disk inode, for in-inode extended attributes. */
+  readonly raw: ByteView;
+  /** Where in-inode extended attributes start (128 + i_extra_isize), or 0 for none. */
+  readonly xattrStart: number;
+}
+
+const TYPE_BITS: Record<number, FileType> = {
+  0x1000: 'fifo', 0x2000: 'chardev', 0x4000: 'directory', 0x6000: 'blockdev', 0x8000: 'file', 0xa000: 'symlink', 0xc000: 'socket',
+};
+
+export function fileTypeOfMode(mode: number): FileType {
+  return TYPE_BITS[mode & 0xf000] ?? 'unknown';
+}
+
+/** Decodes seconds plus the optional `_extra` word (2 epoch bits, 30 nanosecond bits). */
+function decodeTime(v: ByteView, secOff: number, extraOff: number | undefined): Date {
+  const sec = v.u32(secOff) | 0;
+  if (extraOff === undefined) return new Date(sec * 1000);
+  const extra = v.u32(extraOff);
+  const epoch = extra & 3;
+  const nsec = extra >>> 2;
+  return new Date((sec + epoch * 0x1_0000_0000) * 1000 + Math.floor(nsec / 1e6));
+}
+
+/**
+ * Parses an on-disk inode. `maxSize` bounds i_size (the largest file the block mapping can
+ * address); beyond it the inode is corrupt.
+ */
+export function parseInode(ino: number, raw: ByteView, maxSize: number): ExtInode {
+  const mode = raw.u16(0x0);
+  const size = ByteView.join(raw.u32(0x4), raw.u32(0x6c));
+  if (size > maxSize) throw corrupt('ext inode', raw.baseOffset, `inode ${ino} size ${size} exceeds the filesystem's limit ${maxSize}`, { ino });
+  const extraIsize = raw.length > 128 ? raw.u16(0x80) : 0;
+  if (raw.length > 128 && (128 + extraIsize > raw.length || extraIsize % 4 !== 0)) {
+    throw corrupt('ext inode', raw.baseOffset + 0x80, `inode ${ino} i_extra_isize ${extraIsize} is invalid`, { ino });
+  }
+  const has = (fieldEnd: number): boolean => raw.length > 128 && 128 + extraIsize >= fieldEnd;
+  const flags = raw.u32(0x20);
+  return {
+    ino, offset: raw.baseOffset, mode, type: fileTypeOfMode(mode),
+    uid: raw.u16(0x2) + raw.u16(0x78) * 0x10000,
+    gid: raw.u16(0x18) + raw.u16(0x7a) * 0x10000,
+    size, nlink: raw.u16(0x1a), flags,
+    ctime: decodeTime(raw, 0xc, has(0x88) ? 0x84 : undefined),
+    mtime: decodeTime(raw, 0x10, has(0x8c) ? 0x88 : undefined),
+    atime: decodeTime(raw, 0x8, has(0x90) ? 0x8c : undefined),
+    sectors: ByteView.join(raw.u32(0x1c), raw.u16(0x74)),
+    fileAcl: ByteView.join(raw.u32(0x68), raw.u16(0x76)),
+    iBlock: raw.slice(I_BLOCK_OFFSET, I_BLOCK_SIZE),
+    raw,
+    xattrStart: raw.length > 128 ? 128 + extraIsize : 0,
+  };
+}

@@ -1,0 +1,13 @@
+/**
+ * Read-only guest filesystems: the `Filesystem` interface, detection by signature and the
+ * built-in readers. A new reader exports a `FilesystemType` and is added to the list below.
+ */
+import { extFilesystem } from './ext/index.js';
+import { registerFilesystem } from './registry.js';
+
+export const builtinFilesystems = [extFilesystem] as const;
+for (const t of builtinFilesystems) registerFilesystem(t);
+
+export { detectFilesystem, openFilesystem, registerFilesystem, registeredFilesystems, type FilesystemType } from './registry.js';
+export { PathFilesystem, joinPath, splitPath } from './path.js';
+export * from './types.js';
