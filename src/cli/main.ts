@@ -8,8 +8,11 @@ import { isVirtkitError } from '../util/errors.js';
 import { exitCodeFor } from './exit-codes.js';
 // command registrations (one line each, keep sorted)
 import { register as registerCapabilities } from './commands/capabilities.js';
+import { register as registerCompletion } from './commands/completion.js';
 import { register as registerGuestkit } from './commands/guestkit.js';
+import { register as registerManagerVerbs } from './commands/manager-verbs.js';
 import { register as registerNbd } from './commands/nbd.js';
+import { register as registerRun } from './commands/run.js';
 
 export function buildProgram(): Command {
   const program = new Command('virtkit')
@@ -18,8 +21,11 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   // register commands (one line each, keep sorted)
   registerCapabilities(program);
+  registerCompletion(program);
   registerGuestkit(program);
+  registerManagerVerbs(program);
   registerNbd(program);
+  registerRun(program);
   return program;
 }
 

@@ -1,0 +1,49 @@
+/** `virtkit dumpdef NAME` and `virtkit edit NAME`. */
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { VirtkitError } from '../../util/errors.js';
+import { withClient, withConnect, type ConnectOpts } from './connect.js';
+
+export function register(program: Command): void {
+  withConnect(program.command('dumpdef')
+    .description('print a domain\'s normalized definition')
+    .argument('<name>', 'domain name')
+    .option('--format <format>', 'yaml or json', 'yaml')
+    .option('--json', 'same as --format json'))
+    .action(async (name: string, o: ConnectOpts & { format: string; json?: boolean }) => {
+      const format = o.json ? 'json' : o.format;
+      if (format !== 'yaml' && format !== 'json') throw new VirtkitError('argument.invalid', `--format must be yaml or json, got ${format}`);
+      const def = await withClient(o, (c) => c.getDefinition(name, format));
+      process.stdout.write(def.text.endsWith('\n') ? def.text : `${def.text}\n`);
+    });
+
+  withConnect(program.command('edit')
+    .description('edit a domain\'s definition in $VISUAL/$EDITOR; fields that cannot change while it runs are refused')
+    .argument('<name>', 'domain name'))
+    .action(async (name: string, o: ConnectOpts) => {
+      await withClient(o, async (c) => {
+        const { text } = await c.getDefinition(name, 'yaml');
+        const dir = await mkdtemp(join(tmpdir(), 'virtkit-edit-'));
+        const file = join(dir, `${name}.yaml`);
+        try {
+          await writeFile(file, text, { mode: 0o600 });
+          const editor = process.env.VISUAL ?? process.env.EDITOR ?? 'vi';
+          // The editor variable may carry arguments ("code --wait"); run it through sh like git does.
+          const r = spawnSync('/bin/sh', ['-c', `${editor} "$1"`, 'editor', file], { stdio: 'inherit' });
+          if (r.status !== 0) throw new VirtkitError('argument.invalid', `editor exited with status ${String(r.status ?? r.signal)}; definition unchanged`);
+          const edited = await readFile(file, 'utf8');
+          if (edited === text) {
+            process.stdout.write(`Domain '${name}' definition unchanged\n`);
+            return;
+          }
+          await c.updateDefinition(name, edited, { format: 'yaml', baseDir: process.cwd() });
+          process.stdout.write(`Domain '${name}' definition updated\n`);
+        } finally {
+          await rm(dir, { recursive: true, force: true });
+        }
+      });
+    });
+}

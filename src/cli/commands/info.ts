@@ -1,0 +1,50 @@
+/** Read verbs: list, dominfo, domstate. */
+import type { Command } from 'commander';
+import { formatBytes, printJson, printTable, withClient, withConnect, type ConnectOpts } from './connect.js';
+
+type Opts = ConnectOpts & { json?: boolean };
+
+export function register(program: Command): void {
+  withConnect(program.command('list')
+    .description('list running domains (all with --all)')
+    .option('--all', 'include domains that are not running')
+    .option('--name', 'print names only, one per line')
+    .option('--json', 'print as JSON'))
+    .action(async (o: Opts & { all?: boolean; name?: boolean }) => {
+      const { domains } = await withClient(o, (c) => c.list({ all: o.all === true }));
+      if (o.json) printJson(domains);
+      else if (o.name) for (const d of domains) process.stdout.write(`${d.name}\n`);
+      else printTable(['Name', 'State', 'Autostart', 'UUID'], domains.map((d) => [d.name, d.state, d.autostart ? 'yes' : 'no', d.uuid]));
+    });
+
+  withConnect(program.command('dominfo')
+    .description('show a domain\'s information')
+    .argument('<name>', 'domain name')
+    .option('--json', 'print as JSON'))
+    .action(async (name: string, o: Opts) => {
+      const i = await withClient(o, (c) => c.info(name));
+      if (o.json) { printJson(i); return; }
+      const rows: [string, string][] = [
+        ['Name', i.name], ['UUID', i.uuid],
+        ['State', i.reason ? `${i.state} (${i.reason})` : i.state],
+        ...(i.pid !== undefined ? [['PID', String(i.pid)] as [string, string]] : []),
+        ...(i.accel !== undefined ? [['Accelerator', i.accel] as [string, string]] : []),
+        ['Memory', formatBytes(i.memory)], ['vCPUs', String(i.vcpus)],
+        ['Autostart', i.autostart ? 'enable' : 'disable'],
+        ['Tainted', i.tainted.length ? i.tainted.join(', ') : 'no'],
+        ...(i.runDir !== undefined ? [['Run dir', i.runDir] as [string, string]] : []),
+      ];
+      for (const [k, v] of rows) process.stdout.write(`${`${k}:`.padEnd(15)} ${v}\n`);
+    });
+
+  withConnect(program.command('domstate')
+    .description('show a domain\'s state')
+    .argument('<name>', 'domain name')
+    .option('--reason', 'also show why it is in that state')
+    .option('--json', 'print as JSON'))
+    .action(async (name: string, o: Opts & { reason?: boolean }) => {
+      const s = await withClient(o, (c) => c.state(name));
+      if (o.json) printJson(s);
+      else process.stdout.write(o.reason && s.reason ? `${s.state} (${s.reason})\n` : `${s.state}\n`);
+    });
+}

@@ -1,0 +1,104 @@
+/**
+ * How domains are laid out in the store, and typed access to them inside a transaction.
+ *
+ *   /domain/<name>/uuid         the domain's UUID
+ *   /domain/<name>/definition   the normalized definition, JSON
+ *   /domain/<name>/status       runtime status, JSON (DomainStatus)
+ *   /domain/<name>/autostart    'true' | 'false'
+ *   /domain/<name>/tainted      JSON array of taint reasons
+ *   /uuid/<uuid>                the name owning a UUID (keeps UUIDs unique)
+ *   /host/boot-id               the boot id autostart last ran for
+ *   /event                      one write per domain event (see event-log.ts)
+ */
+import type { DomainState, StopReason } from '../api/schemas.js';
+import type { DomainDefinition } from '../conf/index.js';
+import type { StoreReader, StoreWriter } from '../store/index.js';
+import { VirtkitError } from '../util/errors.js';
+
+/**
+ * The runtime status a domain's record carries. `starting` is written, with the run dir,
+ * before QEMU is spawned: a daemon that dies mid-start finds the run dir at restart and either
+ * adopts the QEMU in it or records the start as failed; a QEMU the store does not know of
+ * cannot exist.
+ */
+export type DomainStatus =
+  | { state: 'shutoff'; reason?: StopReason; runDir?: string }
+  | { state: 'crashed'; reason: 'crashed'; runDir?: string }
+  | { state: 'starting'; runDir: string }
+  | { state: 'running' | 'paused'; runDir: string; pid: number; accel: string };
+
+export type StoredState = DomainStatus['state'];
+
+/** What users see: `starting` shows as shutoff (the start call has not returned yet). */
+export function visibleState(status: DomainStatus): DomainState {
+  return status.state === 'starting' ? 'shutoff' : status.state;
+}
+
+export function isActive(status: DomainStatus): boolean {
+  return status.state === 'starting' || status.state === 'running' || status.state === 'paused';
+}
+
+export const domainPath = (name: string, leaf?: string): string => (leaf ? `/domain/${name}/${leaf}` : `/domain/${name}`);
+export const uuidPath = (uuid: string): string => `/uuid/${uuid}`;
+export const BootIdPath = '/host/boot-id';
+
+export interface DomainRecord {
+  name: string;
+  uuid: string;
+  definition: DomainDefinition;
+  status: DomainStatus;
+  autostart: boolean;
+  tainted: string[];
+}
+
+function parseJson<T>(text: string | undefined, fallback: T): T {
+  if (text === undefined) return fallback;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return fallback;
+  }
+}
+
+/** Reads a domain's record; undefined when it is not defined. */
+export async function readDomain(r: StoreReader, name: string): Promise<DomainRecord | undefined> {
+  const [uuid, definition, status, autostart, tainted] = await Promise.all([
+    r.read(domainPath(name, 'uuid')),
+    r.read(domainPath(name, 'definition')),
+    r.read(domainPath(name, 'status')),
+    r.read(domainPath(name, 'autostart')),
+    r.read(domainPath(name, 'tainted')),
+  ]);
+  if (uuid === undefined || definition === undefined) return undefined;
+  return {
+    name,
+    uuid,
+    definition: JSON.parse(definition) as DomainDefinition,
+    status: parseJson<DomainStatus>(status, { state: 'shutoff' }),
+    autostart: autostart === 'true',
+    tainted: parseJson<string[]>(tainted, []),
+  };
+}
+
+export async function requireDomain(r: StoreReader, name: string): Promise<DomainRecord> {
+  const rec = await readDomain(r, name);
+  if (!rec) throw new VirtkitError('domain.not-found', `no domain named "${name}"`, { name });
+  return rec;
+}
+
+export async function listDomainNames(r: StoreReader): Promise<string[]> {
+  return (await r.list('/domain')) ?? [];
+}
+
+export async function writeStatus(w: StoreWriter, name: string, status: DomainStatus): Promise<void> {
+  await w.write(domainPath(name, 'status'), JSON.stringify(status));
+}
+
+export async function writeNewDomain(w: StoreWriter, def: DomainDefinition): Promise<void> {
+  await w.write(domainPath(def.name, 'uuid'), def.uuid);
+  await w.write(domainPath(def.name, 'definition'), JSON.stringify(def));
+  await writeStatus(w, def.name, { state: 'shutoff' });
+  await w.write(domainPath(def.name, 'autostart'), 'false');
+  await w.write(domainPath(def.name, 'tainted'), '[]');
+  await w.write(uuidPath(def.uuid), def.name);
+}

@@ -1,0 +1,39 @@
+/**
+ * Domain events live in the store: every event is one write of `/event` inside the transaction
+ * that made the state change it reports, so the event and the change commit together and the
+ * event's sequence number is the store revision of that write. Replaying `since` a cursor is
+ * the store's own change log (a watch with `since`), which survives daemon restarts.
+ */
+import type { DomainEvent, EventType } from '../api/schemas.js';
+import type { Disposer, Store, StoreChange, Transaction } from '../store/index.js';
+
+export const EventPath = '/event';
+
+export type EventPayload = Omit<DomainEvent, 'seq' | 'time'>;
+
+export async function recordEvent(tx: Transaction, type: EventType, domain: { name: string; uuid: string }, reason?: string): Promise<void> {
+  const body: Omit<DomainEvent, 'seq'> = { type, domain: domain.name, uuid: domain.uuid, time: new Date().toISOString() };
+  if (reason !== undefined) body.reason = reason;
+  await tx.write(EventPath, JSON.stringify(body));
+}
+
+export function eventFromChange(change: StoreChange): DomainEvent | undefined {
+  if (change.op !== 'write' || change.path !== EventPath || change.value === undefined) return undefined;
+  try {
+    return { ...(JSON.parse(change.value) as Omit<DomainEvent, 'seq'>), seq: change.revision };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Calls `onEvent` for every event after `since` (replayed from the store's log), then for
+ * each new one as it commits. `since` undefined: live events only.
+ */
+export function followEvents(store: Store, since: number | undefined, onEvent: (ev: DomainEvent) => void,
+  onError: (err: unknown) => void): Disposer {
+  return store.watch(EventPath, (change) => {
+    const ev = eventFromChange(change);
+    if (ev) onEvent(ev);
+  }, since === undefined ? { onError } : { since, onError });
+}

@@ -1,0 +1,509 @@
+/**
+ * The lifecycle manager: every operation on a domain, each state change committed to the
+ * store in one transaction together with its event. The in-memory side is only what cannot
+ * live in a database: the QEMU process handles (QMP connections) and console multiplexers,
+ * rebuilt from the store and the run directories when the daemon starts (reconcile.ts).
+ */
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { FastifyBaseLogger } from 'fastify';
+import YAML from 'yaml';
+import type {
+  DefineBody, DomainInfo, DomainStateInfo, DomainSummary, EventType, HostShutdownResult, MonitorBody, ShutdownResult,
+  StopReason,
+} from '../api/schemas.js';
+import { formatDefinition, parseDefinition, validateDefinition, type DomainDefinition } from '../conf/index.js';
+import type { Origin, Store, Transaction } from '../store/index.js';
+import { VirtkitError, errorMessage, isVirtkitError } from '../util/errors.js';
+import { crashPoint, crashPointSoon } from './crash-points.js';
+import { ConsoleMux, readTail, ConsoleHistoryBytes } from './console-mux.js';
+import {
+  BootIdPath, domainPath, isActive, listDomainNames, readDomain, requireDomain, uuidPath, visibleState, writeNewDomain,
+  writeStatus, type DomainRecord, type DomainStatus,
+} from './domain-records.js';
+import { recordEvent } from './event-log.js';
+import { Hypervisor, type GuestExit, type GuestProcess } from './hypervisor.js';
+import { KeyedMutex } from './keyed-mutex.js';
+
+export interface ManagerOptions {
+  store: Store;
+  /** Parent of the per-guest run directories. */
+  runRoot: string;
+  log: FastifyBaseLogger;
+  hypervisor: Hypervisor;
+}
+
+/** A guest this daemon holds a QEMU handle for. */
+interface Live {
+  proc: GuestProcess;
+  console: ConsoleMux;
+  /** Set by destroy/shutdown so the exit is recorded with the reason the user caused. */
+  intent?: StopReason;
+  /** Resolves once the exit is committed to the store. */
+  recorded: Promise<void>;
+}
+
+/** Definition fields that may change while the guest runs (they only matter at start/stop time). */
+const MutableWhileRunning = new Set(['on_host_shutdown', 'shutdown_timeout', 'on_poweroff', 'on_reboot', 'on_crash']);
+
+const MaxConflictRetries = 8;
+
+export class Manager {
+  private readonly store: Store;
+  private readonly live = new Map<string, Live>();
+  private readonly locks = new KeyedMutex();
+  readonly runRoot: string;
+  private readonly log: FastifyBaseLogger;
+  readonly hypervisor: Hypervisor;
+
+  constructor(opts: ManagerOptions) {
+    this.store = opts.store;
+    this.runRoot = opts.runRoot;
+    this.log = opts.log;
+    this.hypervisor = opts.hypervisor;
+  }
+
+  /** Runs `fn` in a transaction as `origin`, rerunning it when a concurrent commit conflicts. */
+  private async tx<T>(origin: Origin, fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    const store = this.store.as(origin);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await store.transaction(fn);
+      } catch (err) {
+        if (!isVirtkitError(err, 'store.conflict') || attempt >= MaxConflictRetries) throw err;
+      }
+    }
+  }
+
+  runDirOf(uuid: string): string {
+    return join(this.runRoot, uuid);
+  }
+
+  // ---- reads ---------------------------------------------------------------------------
+
+  async list(origin: Origin, all: boolean): Promise<DomainSummary[]> {
+    const store = this.store.as(origin);
+    const out: DomainSummary[] = [];
+    for (const name of await listDomainNames(store)) {
+      const [uuid, status, autostart] = await Promise.all([
+        store.read(domainPath(name, 'uuid')), store.read(domainPath(name, 'status')), store.read(domainPath(name, 'autostart')),
+      ]);
+      if (uuid === undefined || status === undefined) continue;
+      const state = visibleState(JSON.parse(status) as DomainStatus);
+      if (!all && state !== 'running' && state !== 'paused') continue;
+      out.push({ name, uuid, state, autostart: autostart === 'true' });
+    }
+    return out;
+  }
+
+  async info(origin: Origin, name: string): Promise<DomainInfo> {
+    return infoOf(await requireDomain(this.store.as(origin), name));
+  }
+
+  async state(origin: Origin, name: string): Promise<DomainStateInfo> {
+    return stateOf(await requireDomain(this.store.as(origin), name));
+  }
+
+  async definitionText(origin: Origin, name: string, format: 'yaml' | 'json'): Promise<string> {
+    const rec = await requireDomain(this.store.as(origin), name);
+    return formatDefinition(rec.definition, format);
+  }
+
+  // ---- define / undefine / edit --------------------------------------------------------
+
+  async define(origin: Origin, body: DefineBody): Promise<DomainInfo> {
+    const def = parseDefinition(body.text, definitionOptions(body));
+    return this.locks.run(def.name, async () => {
+      const rec = await this.tx(origin, async (tx) => {
+        if (await tx.exists(domainPath(def.name))) {
+          throw new VirtkitError('domain.exists', `a domain named "${def.name}" is already defined; use "virtkit edit" to change it`, { name: def.name });
+        }
+        const owner = await tx.read(uuidPath(def.uuid));
+        if (owner !== undefined) {
+          throw new VirtkitError('domain.exists', `UUID ${def.uuid} already belongs to domain "${owner}"`, { uuid: def.uuid, name: owner });
+        }
+        await writeNewDomain(tx, def);
+        await recordEvent(tx, 'defined', def);
+        crashPoint('define.in-transaction');
+        return requireDomain(tx, def.name);
+      });
+      this.log.info({ domain: def.name, uuid: def.uuid }, 'domain defined');
+      return infoOf(rec);
+    });
+  }
+
+  async undefine(origin: Origin, name: string, force: boolean): Promise<void> {
+    const rec = await requireDomain(this.store.as(origin), name);
+    if (isActive(rec.status)) {
+      if (!force) {
+        throw new VirtkitError('domain.invalid-state', `domain "${name}" is running; stop it first or pass --force to destroy it`, { name, state: visibleState(rec.status) });
+      }
+      await this.destroy(origin, name);
+    }
+    await this.locks.run(name, async () => {
+      await this.tx(origin, async (tx) => {
+        const cur = await requireDomain(tx, name);
+        if (isActive(cur.status)) throw new VirtkitError('domain.invalid-state', `domain "${name}" was started meanwhile`, { name });
+        await tx.rm(domainPath(name));
+        await tx.rm(uuidPath(cur.uuid));
+        await recordEvent(tx, 'undefined', cur);
+      });
+      await rm(this.runDirOf(rec.uuid), { recursive: true, force: true });
+    });
+    this.log.info({ domain: name }, 'domain undefined');
+  }
+
+  async updateDefinition(origin: Origin, name: string, body: DefineBody): Promise<DomainInfo> {
+    return this.locks.run(name, async () => {
+      const rec = await requireDomain(this.store.as(origin), name);
+      const def = parseKeepingUuid(body, rec.uuid);
+      if (def.name !== name) {
+        throw new VirtkitError('domain.field-immutable', `the name cannot be changed by edit ("${name}" -> "${def.name}")`, { fields: ['name'] });
+      }
+      if (def.uuid !== rec.uuid) {
+        throw new VirtkitError('domain.field-immutable', `the uuid cannot be changed (${rec.uuid} -> ${def.uuid})`, { fields: ['uuid'] });
+      }
+      const updated = await this.tx(origin, async (tx) => {
+        const cur = await requireDomain(tx, name);
+        if (isActive(cur.status)) {
+          const changed = changedFields(cur.definition, def).filter((f) => !MutableWhileRunning.has(f));
+          if (changed.length > 0) {
+            throw new VirtkitError('domain.field-immutable',
+              `cannot change ${changed.join(', ')} while "${name}" is running; shut it down first`, { fields: changed });
+          }
+        }
+        await tx.write(domainPath(name, 'definition'), JSON.stringify(def));
+        await recordEvent(tx, 'edited', cur);
+        return requireDomain(tx, name);
+      });
+      return infoOf(updated);
+    });
+  }
+
+  async setAutostart(origin: Origin, name: string, enabled: boolean): Promise<DomainSummary> {
+    const rec = await this.tx(origin, async (tx) => {
+      const cur = await requireDomain(tx, name);
+      await tx.write(domainPath(name, 'autostart'), String(enabled));
+      await recordEvent(tx, 'autostart', cur, enabled ? 'enabled' : 'disabled');
+      return { ...cur, autostart: enabled };
+    });
+    return { name: rec.name, uuid: rec.uuid, state: visibleState(rec.status), autostart: rec.autostart };
+  }
+
+  // ---- start ---------------------------------------------------------------------------
+
+  async start(origin: Origin, name: string, opts: { paused?: boolean } = {}): Promise<DomainInfo> {
+    return this.locks.run(name, async () => {
+      const runDir = await this.tx(origin, async (tx) => {
+        const rec = await requireDomain(tx, name);
+        if (isActive(rec.status)) {
+          throw new VirtkitError('domain.invalid-state', `domain "${name}" is already running`, { name, state: visibleState(rec.status) });
+        }
+        const dir = this.runDirOf(rec.uuid);
+        // Recorded before QEMU exists: a crash from here on is reconciled from this run dir.
+        await writeStatus(tx, name, { state: 'starting', runDir: dir });
+        return dir;
+      });
+      crashPoint('start.recorded');
+      const rec = await requireDomain(this.store.as(origin), name);
+      let proc: GuestProcess;
+      try {
+        await prepareRunDir(runDir);
+        proc = await this.hypervisor.launch(rec.definition, runDir, opts.paused === true);
+        crashPoint('start.spawned');
+      } catch (err) {
+        await this.tx(origin, async (tx) => {
+          await writeStatus(tx, name, { state: 'shutoff', reason: 'failed', runDir });
+          await recordEvent(tx, 'stopped', rec, 'failed');
+        });
+        this.log.warn({ domain: name, err: errorMessage(err) }, 'start failed');
+        throw err;
+      }
+      const state = opts.paused ? 'paused' : 'running';
+      const info = await this.tx(origin, async (tx) => {
+        await writeStatus(tx, name, { state, runDir, pid: proc.pid, accel: proc.accel });
+        await recordEvent(tx, 'started', rec, opts.paused ? 'paused' : undefined);
+        return infoOf(await requireDomain(tx, name));
+      });
+      await this.adopt(rec, proc);
+      this.log.info({ domain: name, pid: proc.pid, accel: proc.accel }, 'domain started');
+      return info;
+    });
+  }
+
+  /** Takes charge of a running QEMU: console, exit watch. */
+  async adopt(rec: Pick<DomainRecord, 'name' | 'uuid'>, proc: GuestProcess): Promise<void> {
+    const console = new ConsoleMux();
+    const live: Live = { proc, console, recorded: Promise.resolve() };
+    live.recorded = proc.exited.then((exit) => this.recordExit(rec, live, exit)).catch((err: unknown) => {
+      this.log.error({ domain: rec.name, err: errorMessage(err) }, 'recording the guest exit failed');
+    });
+    this.live.set(rec.name, live);
+    try {
+      await console.attach(join(proc.runDir, 'console.log'), () => this.hypervisor.openConsole(proc.runDir));
+    } catch (err) {
+      this.log.warn({ domain: rec.name, err: errorMessage(err) }, 'console not available');
+    }
+  }
+
+  private async recordExit(rec: Pick<DomainRecord, 'name' | 'uuid'>, live: Live, exit: GuestExit): Promise<void> {
+    live.console.close();
+    const reason: StopReason = live.intent ?? (exit.reason === 'crashed' ? 'crashed' : exit.reason);
+    const status: DomainStatus = reason === 'crashed'
+      ? { state: 'crashed', reason: 'crashed', runDir: live.proc.runDir }
+      : { state: 'shutoff', reason, runDir: live.proc.runDir };
+    await this.tx({}, async (tx) => {
+      const cur = await readDomain(tx, rec.name);
+      if (!cur || cur.uuid !== rec.uuid) return;
+      await writeStatus(tx, rec.name, status);
+      await recordEvent(tx, 'stopped', cur, reason);
+    });
+    if (this.live.get(rec.name) === live) this.live.delete(rec.name);
+    this.log.info({ domain: rec.name, reason, guestInitiated: exit.guestInitiated }, 'domain stopped');
+  }
+
+  // ---- stop ----------------------------------------------------------------------------
+
+  private requireLive(name: string, rec: DomainRecord, action: string): Live {
+    const live = this.live.get(name);
+    if (!live || !isActive(rec.status)) {
+      throw new VirtkitError('domain.invalid-state', `cannot ${action} "${name}": it is not running`, { name, state: visibleState(rec.status) });
+    }
+    return live;
+  }
+
+  async shutdown(origin: Origin, name: string, timeoutSeconds?: number): Promise<ShutdownResult> {
+    const rec = await requireDomain(this.store.as(origin), name);
+    const live = this.requireLive(name, rec, 'shut down');
+    await this.tx(origin, (tx) => recordEvent(tx, 'shutdown', rec));
+    const timeoutMs = (timeoutSeconds ?? rec.definition.shutdown_timeout) * 1000;
+    // The exit reason comes from the driver: 'shutdown' when the guest powered off, 'destroyed'
+    // when it had to be forced after the timeout.
+    crashPointSoon('shutdown.requested', 300);
+    const outcome = await live.proc.shutdown({ timeoutMs });
+    await live.recorded;
+    return { state: stateOf(await requireDomain(this.store.as(origin), name)).state, outcome };
+  }
+
+  async destroy(origin: Origin, name: string): Promise<DomainStateInfo> {
+    const rec = await requireDomain(this.store.as(origin), name);
+    const live = this.requireLive(name, rec, 'destroy');
+    live.intent = 'destroyed';
+    await live.proc.destroy();
+    await live.recorded;
+    return stateOf(await requireDomain(this.store.as(origin), name));
+  }
+
+  // ---- running-guest operations --------------------------------------------------------
+
+  private async onLive(origin: Origin, name: string, action: string, fn: (live: Live, rec: DomainRecord) => Promise<void>,
+    after?: { event: EventType; state?: 'running' | 'paused' }): Promise<DomainRecord> {
+    return this.locks.run(name, async () => {
+      const rec = await requireDomain(this.store.as(origin), name);
+      const live = this.requireLive(name, rec, action);
+      await fn(live, rec);
+      if (!after) return rec;
+      return this.tx(origin, async (tx) => {
+        const cur = await requireDomain(tx, name);
+        if (after.state && (cur.status.state === 'running' || cur.status.state === 'paused')) {
+          await writeStatus(tx, name, { ...cur.status, state: after.state });
+        }
+        await recordEvent(tx, after.event, cur);
+        return requireDomain(tx, name);
+      });
+    });
+  }
+
+  async suspend(origin: Origin, name: string): Promise<DomainStateInfo> {
+    return stateOf(await this.onLive(origin, name, 'suspend', async (live, rec) => {
+      if (rec.status.state === 'paused') throw new VirtkitError('domain.invalid-state', `domain "${name}" is already paused`, { name });
+      await live.proc.pause();
+    }, { event: 'suspended', state: 'paused' }));
+  }
+
+  async resume(origin: Origin, name: string): Promise<DomainStateInfo> {
+    return stateOf(await this.onLive(origin, name, 'resume', async (live, rec) => {
+      if (rec.status.state !== 'paused') throw new VirtkitError('domain.invalid-state', `domain "${name}" is not paused`, { name });
+      await live.proc.resume();
+    }, { event: 'resumed', state: 'running' }));
+  }
+
+  async reboot(origin: Origin, name: string): Promise<void> {
+    await this.onLive(origin, name, 'reboot', (live) => live.proc.reboot(), { event: 'rebooted' });
+  }
+
+  async reset(origin: Origin, name: string): Promise<void> {
+    await this.onLive(origin, name, 'reset', (live) => live.proc.reset(), { event: 'reset' });
+  }
+
+  /** Raw QMP/HMP passthrough. The guest is marked tainted: the manager no longer vouches for its state. */
+  async monitorCommand(origin: Origin, name: string, body: MonitorBody): Promise<unknown> {
+    const rec = await requireDomain(this.store.as(origin), name);
+    const live = this.requireLive(name, rec, 'send a monitor command to');
+    const command = 'qmp' in body ? body.qmp.execute : body.hmp;
+    this.log.warn({ domain: name, command, pid: origin.pid }, 'domain tainted: custom monitor command');
+    if (!rec.tainted.includes('custom-monitor')) {
+      await this.tx(origin, async (tx) => {
+        const cur = await requireDomain(tx, name);
+        if (cur.tainted.includes('custom-monitor')) return;
+        await tx.write(domainPath(name, 'tainted'), JSON.stringify([...cur.tainted, 'custom-monitor']));
+        await recordEvent(tx, 'tainted', cur, 'custom-monitor');
+      });
+    }
+    if ('qmp' in body) return live.proc.qmp.executeUntyped(body.qmp.execute, body.qmp.arguments as Record<string, unknown> | undefined);
+    return live.proc.qmp.hmp(body.hmp);
+  }
+
+  // ---- console -------------------------------------------------------------------------
+
+  consoleOf(name: string): ConsoleMux | undefined {
+    return this.live.get(name)?.console;
+  }
+
+  async consoleLog(origin: Origin, name: string): Promise<string> {
+    const rec = await requireDomain(this.store.as(origin), name);
+    const mux = this.live.get(name)?.console;
+    const bytes = mux ? mux.history.contents() : await readTail(join(this.runDirOf(rec.uuid), 'console.log'), ConsoleHistoryBytes);
+    return bytes.toString('utf8');
+  }
+
+  // ---- host shutdown -------------------------------------------------------------------
+
+  async hostShutdown(origin: Origin, timeoutSeconds?: number): Promise<HostShutdownResult> {
+    const names = [...this.live.keys()];
+    const domains = await Promise.all(names.map(async (name) => {
+      const t0 = Date.now();
+      const rec = await readDomain(this.store.as(origin), name);
+      const policy = rec?.definition.on_host_shutdown ?? 'shutdown';
+      const seconds = (): number => (Date.now() - t0) / 1000;
+      try {
+        if (!rec || policy === 'none') return { name, policy, outcome: 'skipped' as const, seconds: seconds() };
+        if (policy === 'destroy') {
+          await this.destroy(origin, name);
+          return { name, policy, outcome: 'destroyed' as const, seconds: seconds() };
+        }
+        const r = await this.shutdown(origin, name, timeoutSeconds ?? rec.definition.shutdown_timeout);
+        return { name, policy, outcome: r.outcome, seconds: seconds() };
+      } catch (err) {
+        return { name, policy, outcome: 'failed' as const, seconds: seconds(), error: errorMessage(err) };
+      }
+    }));
+    this.log.info({ domains }, 'host shutdown done');
+    return { domains };
+  }
+
+  // ---- autostart -----------------------------------------------------------------------
+
+  /** Starts autostart domains if this is the first daemon start since the host booted. */
+  async autostartOnce(bootId: string): Promise<string[]> {
+    const first = await this.tx({}, async (tx) => {
+      if ((await tx.read(BootIdPath)) === bootId) return false;
+      // Recorded first: autostart runs at most once per boot even if the daemon dies mid-way.
+      await tx.write(BootIdPath, bootId);
+      return true;
+    });
+    if (!first) return [];
+    const names: string[] = [];
+    for (const name of await listDomainNames(this.store)) {
+      const rec = await readDomain(this.store, name);
+      if (rec?.autostart && !isActive(rec.status)) names.push(name);
+    }
+    const started: string[] = [];
+    await Promise.all(names.map(async (name) => {
+      try {
+        await this.start({ client: 'autostart' }, name);
+        started.push(name);
+      } catch (err) {
+        this.log.error({ domain: name, err: errorMessage(err) }, 'autostart failed');
+      }
+    }));
+    this.log.info({ bootId, started }, 'autostart ran for this boot');
+    return started;
+  }
+
+  // ---- reconcile support ---------------------------------------------------------------
+
+  liveNames(): string[] {
+    return [...this.live.keys()];
+  }
+
+  /** Records, for a domain the store thinks is active, that its QEMU is gone. */
+  async markGone(rec: DomainRecord, reason: StopReason): Promise<void> {
+    await this.tx({}, async (tx) => {
+      const status: DomainStatus = reason === 'crashed'
+        ? { state: 'crashed', reason: 'crashed', ...(rec.status.runDir ? { runDir: rec.status.runDir } : {}) }
+        : { state: 'shutoff', reason, ...(rec.status.runDir ? { runDir: rec.status.runDir } : {}) };
+      await writeStatus(tx, rec.name, status);
+      await recordEvent(tx, 'stopped', rec, reason);
+    });
+  }
+
+  async markAdopted(rec: DomainRecord, proc: GuestProcess, state: 'running' | 'paused'): Promise<void> {
+    await this.tx({}, async (tx) => {
+      await writeStatus(tx, rec.name, { state, runDir: proc.runDir, pid: proc.pid, accel: proc.accel });
+      if (rec.status.state === 'starting') await recordEvent(tx, 'started', rec, 'recovered');
+    });
+  }
+
+  /** Drops every QEMU handle without touching the guests (daemon stop). */
+  detachAll(): void {
+    for (const live of this.live.values()) {
+      live.console.close();
+      live.proc.detach();
+    }
+    this.live.clear();
+  }
+}
+
+function definitionOptions(body: DefineBody): { format?: 'yaml' | 'json'; baseDir?: string } {
+  return { ...(body.format ? { format: body.format } : {}), ...(body.baseDir ? { baseDir: body.baseDir } : {}) };
+}
+
+/** Parses an edited definition; a document without `uuid` keeps the domain's. */
+function parseKeepingUuid(body: DefineBody, uuid: string): DomainDefinition {
+  let obj: unknown;
+  try {
+    obj = body.format === 'json' ? JSON.parse(body.text) : YAML.parse(body.text);
+  } catch {
+    return parseDefinition(body.text, definitionOptions(body)); // produces the parser's own typed error
+  }
+  if (obj && typeof obj === 'object' && !Array.isArray(obj) && !('uuid' in obj)) {
+    obj = { ...obj, uuid };
+  }
+  return validateDefinition(obj, body.baseDir ? { baseDir: body.baseDir } : {});
+}
+
+function changedFields(a: DomainDefinition, b: DomainDefinition): string[] {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return [...keys].filter((k) => JSON.stringify((a as Record<string, unknown>)[k]) !== JSON.stringify((b as Record<string, unknown>)[k])).sort();
+}
+
+async function prepareRunDir(runDir: string): Promise<void> {
+  await mkdir(runDir, { recursive: true, mode: 0o700 });
+  // Sockets and pidfile of an earlier run go; console.log stays (QEMU appends to it).
+  for (const f of ['qmp.sock', 'console.sock', 'qemu.pid', 'vnc.sock']) await rm(join(runDir, f), { force: true });
+}
+
+export function stateOf(rec: DomainRecord): DomainStateInfo {
+  const out: DomainStateInfo = { state: visibleState(rec.status) };
+  if ((rec.status.state === 'shutoff' || rec.status.state === 'crashed') && rec.status.reason) out.reason = rec.status.reason;
+  return out;
+}
+
+export function infoOf(rec: DomainRecord): DomainInfo {
+  const info: DomainInfo = {
+    name: rec.name,
+    uuid: rec.uuid,
+    ...stateOf(rec),
+    memory: rec.definition.memory,
+    vcpus: rec.definition.vcpus,
+    autostart: rec.autostart,
+    tainted: rec.tainted,
+  };
+  if (rec.status.state === 'running' || rec.status.state === 'paused') {
+    info.pid = rec.status.pid;
+    info.accel = rec.status.accel;
+  }
+  if (rec.status.runDir) info.runDir = rec.status.runDir;
+  return info;
+}

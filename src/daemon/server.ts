@@ -1,0 +1,269 @@
+/**
+ * The HTTP side of the daemon: routes generated from the API method table (schemas validate
+ * every request), typed errors mapped to statuses, server-sent event streams for events and
+ * snoop, and the console as a raw HTTP upgrade. Knows nothing of QEMU: it calls the manager.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { ConsoleUpgradeProtocol, Methods, StreamPaths, type MethodName, type MethodSpec } from '../api/methods.js';
+import { buildOpenApi, ApiVersion } from '../api/openapi.js';
+import { httpStatusOf } from '../api/http-status.js';
+import type {
+  AutostartBody, DaemonInfo, DefineBody, DefinitionQuery, EventsQuery, HostShutdownBody, ListQuery, MonitorBody,
+  ShutdownBody, SnoopRecord as ApiSnoopRecord, StartBody, UndefineQuery,
+} from '../api/schemas.js';
+import type { Origin, SnoopRecord, Store } from '../store/index.js';
+import { VirtkitError, errorMessage, isVirtkitError } from '../util/errors.js';
+import { followEvents } from './event-log.js';
+import type { Manager } from './manager.js';
+import { peerPid } from './peer-pid.js';
+
+export const BodyLimitBytes = 1024 * 1024;
+
+export interface ApiOptions {
+  manager: Manager;
+  store: Store;
+  info: () => DaemonInfo;
+}
+
+export type LoggerConfig = { level: string; file: string } | { level: string; stream: NodeJS.WritableStream } | false;
+
+/** Per-connection identity: a short client id and the peer's pid (resolved once, in the background). */
+interface ConnectionIdentity {
+  client: string;
+  pid: Promise<number | null>;
+  resolvedPid: number | null | undefined;
+}
+
+type Handler = (req: FastifyRequest, origin: Origin) => Promise<unknown>;
+
+function handlers(m: Manager, info: () => DaemonInfo): Record<MethodName, Handler> {
+  const name = (req: FastifyRequest): string => (req.params as { name: string }).name;
+  return {
+    'daemon.info': async () => info(),
+    'domain.list': async (req, o) => ({ domains: await m.list(o, (req.query as ListQuery).all === true) }),
+    'domain.define': (req, o) => m.define(o, req.body as DefineBody),
+    'domain.info': (req, o) => m.info(o, name(req)),
+    'domain.state': (req, o) => m.state(o, name(req)),
+    'domain.undefine': async (req, o) => {
+      await m.undefine(o, name(req), (req.query as UndefineQuery).force === true);
+      return { ok: true };
+    },
+    'domain.start': (req, o) => m.start(o, name(req), req.body as StartBody),
+    'domain.shutdown': (req, o) => m.shutdown(o, name(req), (req.body as ShutdownBody).timeout),
+    'domain.destroy': (req, o) => m.destroy(o, name(req)),
+    'domain.reboot': async (req, o) => { await m.reboot(o, name(req)); return { ok: true }; },
+    'domain.reset': async (req, o) => { await m.reset(o, name(req)); return { ok: true }; },
+    'domain.suspend': (req, o) => m.suspend(o, name(req)),
+    'domain.resume': (req, o) => m.resume(o, name(req)),
+    'domain.setAutostart': (req, o) => m.setAutostart(o, name(req), (req.body as AutostartBody).enabled),
+    'domain.getDefinition': async (req, o) => {
+      const format = (req.query as DefinitionQuery).format ?? 'yaml';
+      return { text: await m.definitionText(o, name(req), format), format };
+    },
+    'domain.updateDefinition': (req, o) => m.updateDefinition(o, name(req), req.body as DefineBody),
+    'domain.consoleLog': async (req, o) => ({ text: await m.consoleLog(o, name(req)) }),
+    'domain.monitorCommand': async (req, o) => ({ result: await m.monitorCommand(o, name(req), req.body as MonitorBody) }),
+    'host.shutdown': (req, o) => m.hostShutdown(o, (req.body as HostShutdownBody).timeout),
+  };
+}
+
+/** Turns anything thrown into the `{ error }` body and its status. */
+export function errorReply(err: unknown): { status: number; body: { error: { code: string; message: string; data?: Record<string, unknown> } } } {
+  if (isVirtkitError(err)) return { status: httpStatusOf(err.code), body: { error: err.toJSON() } };
+  const e = err as { validation?: { instancePath?: string; message?: string; params?: Record<string, unknown> }[]; validationContext?: string; statusCode?: number; code?: string; message?: string };
+  if (e.validation) {
+    const first = e.validation[0];
+    const path = `${e.validationContext ?? 'body'}${first?.instancePath ? first.instancePath.replace(/\//g, '.') : ''}`;
+    const extra = first?.params && 'additionalProperty' in first.params ? ` (${String(first.params.additionalProperty)})` : '';
+    return { status: 400, body: { error: { code: 'request.invalid', message: `${path}: ${first?.message ?? 'invalid'}${extra}`, data: { path } } } };
+  }
+  if (e.statusCode === 413 || e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    return { status: 413, body: { error: { code: 'request.too-large', message: `request body larger than ${BodyLimitBytes} bytes`, data: { limit: BodyLimitBytes } } } };
+  }
+  if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500) {
+    return { status: e.statusCode, body: { error: { code: 'request.invalid', message: e.message ?? 'bad request', data: { fastifyCode: e.code } } } };
+  }
+  return { status: 500, body: { error: { code: 'internal', message: errorMessage(err) } } };
+}
+
+function sseHeaders(reply: FastifyReply): void {
+  reply.hijack();
+  reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+  reply.raw.flushHeaders();
+}
+
+export function snoopLine(rec: SnoopRecord, pid: number | null): ApiSnoopRecord {
+  const value = rec.value === undefined ? null : rec.value.length > 1024 ? `${rec.value.slice(0, 1024)}...` : rec.value;
+  return {
+    time: new Date(rec.time).toISOString(),
+    pid: rec.origin.pid ?? pid,
+    client: rec.origin.client ?? 'daemon',
+    tx: String(rec.tx),
+    op: rec.op,
+    path: rec.path ?? '',
+    value,
+    result: rec.result,
+  };
+}
+
+/** The fastify instance with the daemon's limits and logger; routes come with `registerApi`. */
+export function createApp(logger: LoggerConfig): FastifyInstance {
+  return Fastify({
+    logger,
+    // Per-request lines would dominate the log (and the cost of a list call); operations log themselves.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: BodyLimitBytes,
+    forceCloseConnections: true,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+  }) as unknown as FastifyInstance;
+}
+
+export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promise<void> {
+
+  const identities = new WeakMap<Socket, ConnectionIdentity>();
+  let nextClient = 1;
+  app.server.on('connection', (socket: Socket) => {
+    const identity: ConnectionIdentity = { client: `c${nextClient++}`, pid: peerPid(socket), resolvedPid: undefined };
+    void identity.pid.then((pid) => { identity.resolvedPid = pid; });
+    identities.set(socket, identity);
+  });
+  const identityOf = (raw: IncomingMessage): ConnectionIdentity | undefined => identities.get(raw.socket);
+  const originOf = (raw: IncomingMessage): Origin => {
+    const id = identityOf(raw);
+    if (!id) return {};
+    return id.resolvedPid ? { client: id.client, pid: id.resolvedPid } : { client: id.client };
+  };
+
+  app.setErrorHandler((err, _req, reply) => {
+    const { status, body } = errorReply(err);
+    if (status >= 500) app.log.error({ err: errorMessage(err) }, 'request failed');
+    void reply.status(status).send(body);
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.status(404).send({ error: { code: 'request.invalid', message: `no such endpoint: ${req.method} ${req.url}` } });
+  });
+
+  const table = handlers(opts.manager, opts.info);
+  for (const [method, spec] of Object.entries(Methods) as [MethodName, MethodSpec][]) {
+    const handler = table[method];
+    app.route({
+      method: spec.http,
+      url: spec.path,
+      schema: {
+        operationId: method,
+        ...(spec.params ? { params: spec.params } : {}),
+        ...(spec.query ? { querystring: spec.query } : {}),
+        ...(spec.body ? { body: spec.body } : {}),
+        response: { [spec.status ?? 200]: spec.result },
+      },
+      handler: async (req, reply) => {
+        // Wait for the peer's pid only for mutations, so snoop attributes them; reads stay fast.
+        const id = identityOf(req.raw);
+        if (!spec.read && id && id.resolvedPid === undefined) id.resolvedPid = await id.pid;
+        const result = await handler(req, originOf(req.raw));
+        void reply.status(spec.status ?? 200);
+        return result;
+      },
+    });
+  }
+
+  // An empty POST body is an empty object: `virtkit start` sends no body.
+  app.addHook('preValidation', async (req) => {
+    if (req.body === undefined && (req.method === 'POST' || req.method === 'PUT')) req.body = {};
+  });
+
+  const openapi = buildOpenApi();
+  app.get('/openapi.json', async () => openapi);
+
+  app.get(StreamPaths.events, { schema: { querystring: { type: 'object', properties: {
+    since: { type: 'integer', minimum: 0 }, follow: { type: 'boolean' } }, additionalProperties: false } } }, (req, reply) => {
+    const q = req.query as EventsQuery;
+    const follow = q.follow ?? true;
+    sseHeaders(reply);
+    const raw = reply.raw;
+    raw.write(`event: cursor\ndata: ${JSON.stringify({ seq: opts.store.revision })}\n\n`);
+    const revisionAtOpen = opts.store.revision;
+    let dispose = (): void => undefined;
+    const end = (): void => { dispose(); raw.end(); };
+    dispose = followEvents(opts.store, q.since, (ev) => {
+      raw.write(`id: ${ev.seq}\ndata: ${JSON.stringify(ev)}\n\n`);
+      if (!follow && ev.seq >= revisionAtOpen) end();
+    }, (err) => {
+      const { body } = errorReply(err);
+      raw.write(`event: error\ndata: ${JSON.stringify(body.error)}\n\n`);
+      end();
+    });
+    // Without follow the replay ends at the revision the stream opened at.
+    if (!follow) setImmediate(() => { if (!raw.writableEnded) end(); });
+    req.raw.on('close', () => dispose());
+  });
+
+  app.get(StreamPaths.snoop, (req, reply) => {
+    sseHeaders(reply);
+    const raw = reply.raw;
+    // Lines go out in operation order even while a connection's pid is still being resolved.
+    let chain = Promise.resolve();
+    const dispose = opts.store.onOperation((rec) => {
+      const conn = rec.origin.client;
+      chain = chain.then(async () => {
+        const pid = rec.origin.pid ?? (conn ? await pidOfClient(conn) : process.pid);
+        if (!raw.writableEnded) raw.write(`data: ${JSON.stringify(snoopLine(rec, pid))}\n\n`);
+      });
+    });
+    req.raw.on('close', () => dispose());
+  });
+  const pidsByClient = new Map<string, Promise<number | null>>();
+  app.server.on('connection', (socket: Socket) => {
+    const id = identities.get(socket);
+    if (id) {
+      pidsByClient.set(id.client, id.pid);
+      socket.on('close', () => setTimeout(() => pidsByClient.delete(id.client), 10_000).unref());
+    }
+  });
+  const pidOfClient = async (client: string): Promise<number | null> => (await pidsByClient.get(client)) ?? null;
+
+  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    handleConsoleUpgrade(opts.manager, req, socket, head);
+  });
+
+  await app.ready();
+}
+
+const ConsoleRoute = /^\/domains\/([^/?]+)\/console(?:\?(.*))?$/;
+
+function rejectUpgrade(socket: Duplex, err: VirtkitError): void {
+  const { status, body } = errorReply(err);
+  const text = JSON.stringify(body);
+  socket.end(`HTTP/1.1 ${status} Error\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
+}
+
+function handleConsoleUpgrade(manager: Manager, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  const m = ConsoleRoute.exec(req.url ?? '');
+  if (!m || (req.headers.upgrade ?? '').toLowerCase() !== ConsoleUpgradeProtocol) {
+    rejectUpgrade(socket, new VirtkitError('request.invalid', `no upgrade endpoint at ${req.url ?? ''}`));
+    return;
+  }
+  const name = decodeURIComponent(m[1]!);
+  const mode = new URLSearchParams(m[2] ?? '').get('mode') === 'read' ? 'read' : 'write';
+  const mux = manager.consoleOf(name);
+  if (!mux) {
+    rejectUpgrade(socket, new VirtkitError('domain.invalid-state', `domain "${name}" is not running (or has no console)`, { name }));
+    return;
+  }
+  if (mode === 'write' && mux.hasWriter()) {
+    rejectUpgrade(socket, new VirtkitError('domain.invalid-state', `another client is typing on the console of "${name}"; attach with --read-only to watch`, { name }));
+    return;
+  }
+  try {
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${ConsoleUpgradeProtocol}\r\n\r\n`);
+    if (head.length > 0) socket.unshift(head);
+    mux.addClient(socket, mode);
+  } catch (err) {
+    socket.end(`\r\nvirtkit: ${errorMessage(err)}\r\n`);
+  }
+}
+
+export { ApiVersion };
