@@ -7,7 +7,11 @@ import { expect } from 'vitest';
 import { openImage } from '../../src/storage/image/index.js';
 
 export function qemuImg(...args: string[]): string {
-  return execFileSync('qemu-img', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    return execFileSync('qemu-img', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    throw new Error(`qemu-img ${args.join(' ')}: ${String((err as { stderr?: unknown }).stderr)}`, { cause: err });
+  }
 }
 
 /** Run qemu-io commands (`write -P 0xab 0 64k`, `write -z ...`) against an image. */

@@ -6,13 +6,14 @@
 import { constants } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { VirtkitError } from '../../util/errors.js';
+import { metadataInRange, metadataPastEnd, type ByteSource } from './byte-source.js';
 
 export interface HostFileOptions {
   /** Accept a block device as well as a regular file (top-level images only, never backing files). */
   readonly allowBlockDevice?: boolean;
 }
 
-export class HostFile {
+export class HostFile implements ByteSource {
   private constructor(
     private readonly fh: FileHandle,
     readonly path: string,
@@ -58,11 +59,7 @@ export class HostFile {
    * otherwise the image is corrupt, and the error names `field` and the offset.
    */
   async readMetadata(offset: number, length: number, field: string): Promise<Buffer> {
-    if (!Number.isSafeInteger(offset) || offset < 0 || offset + length > this.size) {
-      throw new VirtkitError('image.corrupt',
-        `${field} at offset ${offset} (${length} bytes) lies past the end of '${this.path}' (${this.size} bytes)`,
-        { path: this.path, field, offset, length });
-    }
+    if (!metadataInRange(this, offset, length)) throw metadataPastEnd(this, offset, length, field);
     const buf = Buffer.allocUnsafe(length);
     await this.readInto(buf, 0, length, offset);
     return buf;

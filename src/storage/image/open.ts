@@ -6,6 +6,7 @@
  */
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { VirtkitError } from '../../util/errors.js';
+import type { ByteSource } from './byte-source.js';
 import { HostFile } from './host-file.js';
 import { Qcow2Image } from './qcow2.js';
 import { RawImage } from './raw.js';
@@ -26,7 +27,37 @@ export function isImageFormat(format: string): format is ImageFormat {
 }
 
 export async function openImage(path: string, options: OpenImageOptions): Promise<Image> {
-  return openLayer(path, options.format, options.backingFormat, 0, new Set());
+  checkFormat(path, options.format);
+  // The top image may be a block device (an LV holding a disk); a backing file must be a regular file.
+  const file = await HostFile.open(path, { allowBlockDevice: true });
+  return openLayer(file, options.format, options.backingFormat, 0, new Set(), openBackingFile);
+}
+
+/** Opens the file a backing file name resolved to. Tests substitute in-memory sources. */
+export type BackingOpener = (path: string) => Promise<ByteSource>;
+
+const openBackingFile: BackingOpener = (path) => HostFile.open(path, { allowBlockDevice: false });
+
+/**
+ * Open an image over an already-opened source (which the image then owns). Backing files are
+ * opened through `openBacking`, host files by default.
+ */
+export async function openImageSource(source: ByteSource, options: OpenImageOptions,
+  openBacking: BackingOpener = openBackingFile): Promise<Image> {
+  try {
+    checkFormat(source.path, options.format);
+  } catch (err) {
+    await source.close();
+    throw err;
+  }
+  return openLayer(source, options.format, options.backingFormat, 0, new Set(), openBacking);
+}
+
+function checkFormat(path: string, format: string): asserts format is ImageFormat {
+  if (!isImageFormat(format)) {
+    throw new VirtkitError('image.unsupported', `image format '${format}' is not supported (${ImageFormats.join(', ')} are)`,
+      { path, field: 'format', format });
+  }
 }
 
 /** A backing file name as QEMU resolves it: absolute, or relative to the directory of the image naming it. */
@@ -34,14 +65,9 @@ export function resolveBackingPath(imagePath: string, backingFile: string): stri
   return isAbsolute(backingFile) ? backingFile : resolve(dirname(imagePath), backingFile);
 }
 
-async function openLayer(path: string, format: string, backingFormat: string | undefined, depth: number,
-  seen: Set<string>): Promise<Image> {
-  if (!isImageFormat(format)) {
-    throw new VirtkitError('image.unsupported', `image format '${format}' is not supported (${ImageFormats.join(', ')} are)`,
-      { path, field: 'format', format });
-  }
-  // The top image may be a block device (an LV holding a disk); a backing file must be a regular file.
-  const file = await HostFile.open(path, { allowBlockDevice: depth === 0 });
+async function openLayer(file: ByteSource, format: ImageFormat, backingFormat: string | undefined, depth: number,
+  seen: Set<string>, openBacking: BackingOpener): Promise<Image> {
+  const path = file.path;
   try {
     if (seen.has(file.identity)) {
       throw new VirtkitError('image.unsupported', `backing chain loops back to '${path}'`, { path, field: 'backing_file', depth });
@@ -67,7 +93,8 @@ async function openLayer(path: string, format: string, backingFormat: string | u
             { path, field: 'backing_file', depth: depth + 1 });
         }
         const backingPath = resolveBackingPath(path, name.startsWith('file:') ? name.slice(5) : name);
-        return openLayer(backingPath, fmt, undefined, depth + 1, seen);
+        checkFormat(backingPath, fmt);
+        return openLayer(await openBacking(backingPath), fmt, undefined, depth + 1, seen, openBacking);
       },
     });
   } catch (err) {

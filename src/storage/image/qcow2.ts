@@ -8,7 +8,7 @@ import { constants as zlibConstants, inflateRawSync } from 'node:zlib';
 import { VirtkitError } from '../../util/errors.js';
 import { checkRange, type BlockExtent } from '../block-device.js';
 import { pushMapExtent, toBlockExtents } from './extents.js';
-import type { HostFile } from './host-file.js';
+import type { ByteSource } from './byte-source.js';
 import { LruCache } from './lru-cache.js';
 import { headerBytesWanted, parseQcow2Header, type Qcow2Header } from './qcow2-header.js';
 import type { Image, ImageInfo, MapExtent } from './types.js';
@@ -26,15 +26,15 @@ type Run =
   | { readonly kind: 'backing'; readonly guest: number; length: number }
   | { readonly kind: 'compressed'; readonly guest: number; length: number; readonly entry: bigint; readonly within: number };
 
-function pushRun(runs: Run[], run: Run): void {
+/** Extend the last run when `kind` continues it (for data: at the next host byte too), else start a new one. */
+function pushRun(runs: Run[], kind: 'data' | 'zero' | 'backing', guest: number, length: number, host = 0): void {
   const last = runs[runs.length - 1];
-  if (last !== undefined && last.kind === run.kind && run.kind !== 'compressed'
-    && last.guest + last.length === run.guest
-    && (run.kind !== 'data' || (last.kind === 'data' && last.host + last.length === run.host))) {
-    last.length += run.length;
+  if (last !== undefined && last.kind === kind && last.guest + last.length === guest
+    && (kind !== 'data' || (last.kind === 'data' && last.host + last.length === host))) {
+    last.length += length;
     return;
   }
-  runs.push(run);
+  runs.push(kind === 'data' ? { kind, guest, length, host } : { kind, guest, length });
 }
 
 export interface Qcow2OpenOptions {
@@ -53,7 +53,7 @@ export class Qcow2Image implements Image {
   private readonly inflated = new LruCache<string, Buffer>(DECOMPRESSED_CACHE_ENTRIES);
 
   private constructor(
-    private readonly file: HostFile,
+    private readonly file: ByteSource,
     readonly header: Qcow2Header,
     private readonly l1: Buffer,
     readonly backing: Image | null,
@@ -67,7 +67,7 @@ export class Qcow2Image implements Image {
   }
 
   /** Read the header of `file` without opening anything else (for `img info` of a broken chain, and tests). */
-  static async readHeader(file: HostFile): Promise<Qcow2Header> {
+  static async readHeader(file: ByteSource): Promise<Qcow2Header> {
     const prefix = await file.readMetadata(0, Math.min(file.size, 104), 'header');
     const wanted = headerBytesWanted(prefix, file.size);
     const first = wanted > prefix.length ? await file.readMetadata(0, wanted, 'header') : prefix;
@@ -75,7 +75,7 @@ export class Qcow2Image implements Image {
   }
 
   /** Open a qcow2 layer on `file` (which the image then owns, with its backing image). */
-  static async open(file: HostFile, options: Qcow2OpenOptions): Promise<Qcow2Image> {
+  static async open(file: ByteSource, options: Qcow2OpenOptions): Promise<Qcow2Image> {
     const header = await Qcow2Image.readHeader(file);
     // Only the L1 entries that map the virtual size are ever consulted; the rest are never read.
     const l2Entries = header.clusterSize / (header.extendedL2 ? 16 : 8);
@@ -119,7 +119,7 @@ export class Qcow2Image implements Image {
       const tableEnd = Math.min(end, (l1Index + 1) * tableSpan);
       const table = await this.l2Table(l1Index);
       if (table === null) {
-        pushRun(runs, { kind: 'backing', guest: pos, length: tableEnd - pos });
+        pushRun(runs, 'backing', pos, tableEnd - pos);
         pos = tableEnd;
         continue;
       }
@@ -140,8 +140,7 @@ export class Qcow2Image implements Image {
     const hi = table.readUInt32BE(at);
     const lo = table.readUInt32BE(at + 4);
     const length = clusterEnd - pos;
-    const field = `l2_entry`;
-    const where = (): number => this.l1EntryTarget(l1Index) + at;
+    const field = 'l2_entry';
     if (hi & 0x40000000) {
       const entry = (BigInt(hi) << 32n) | BigInt(lo);
       runs.push({ kind: 'compressed', guest: pos, length, entry, within: pos - clusterStart });
@@ -149,16 +148,16 @@ export class Qcow2Image implements Image {
     }
     const host = (hi & 0x00ffffff) * TWO_POW_32 + (lo & 0xfffffe00);
     if (host % this.clusterSize !== 0) {
-      throw this.corrupt(field, where(), `cluster offset ${host} for guest offset ${clusterStart} is not cluster aligned`);
+      throw this.corrupt(field, this.l1EntryTarget(l1Index) + at, `cluster offset ${host} for guest offset ${clusterStart} is not cluster aligned`);
     }
     if (!this.header.extendedL2) {
       if (lo & 1) {
-        if (this.header.version < 3) throw this.corrupt(field, where(), `zero cluster entry for guest offset ${clusterStart} in a version 2 image`);
-        pushRun(runs, { kind: 'zero', guest: pos, length });
+        if (this.header.version < 3) throw this.corrupt(field, this.l1EntryTarget(l1Index) + at, `zero cluster entry for guest offset ${clusterStart} in a version 2 image`);
+        pushRun(runs, 'zero', pos, length);
       } else if (host === 0) {
-        pushRun(runs, { kind: 'backing', guest: pos, length });
+        pushRun(runs, 'backing', pos, length);
       } else {
-        pushRun(runs, { kind: 'data', guest: pos, length, host: host + (pos - clusterStart) });
+        pushRun(runs, 'data', pos, length, host + (pos - clusterStart));
       }
       return;
     }
@@ -166,10 +165,10 @@ export class Qcow2Image implements Image {
     const zeroBits = table.readUInt32BE(at + 8);
     const allocBits = table.readUInt32BE(at + 12);
     if ((zeroBits & allocBits) !== 0) {
-      throw this.corrupt(field, where(), `subclusters of guest offset ${clusterStart} are both allocated and zero`);
+      throw this.corrupt(field, this.l1EntryTarget(l1Index) + at, `subclusters of guest offset ${clusterStart} are both allocated and zero`);
     }
     if (allocBits !== 0 && host === 0) {
-      throw this.corrupt(field, where(), `allocated subclusters of guest offset ${clusterStart} have no host cluster`);
+      throw this.corrupt(field, this.l1EntryTarget(l1Index) + at, `allocated subclusters of guest offset ${clusterStart} have no host cluster`);
     }
     const sub = this.clusterSize / SUBCLUSTERS;
     let p = pos;
@@ -178,9 +177,9 @@ export class Qcow2Image implements Image {
       const subEnd = Math.min(clusterEnd, clusterStart + (s + 1) * sub);
       const bit = (1 << s) >>> 0;
       const len = subEnd - p;
-      if ((allocBits & bit) !== 0) pushRun(runs, { kind: 'data', guest: p, length: len, host: host + (p - clusterStart) });
-      else if ((zeroBits & bit) !== 0) pushRun(runs, { kind: 'zero', guest: p, length: len });
-      else pushRun(runs, { kind: 'backing', guest: p, length: len });
+      if ((allocBits & bit) !== 0) pushRun(runs, 'data', p, len, host + (p - clusterStart));
+      else if ((zeroBits & bit) !== 0) pushRun(runs, 'zero', p, len);
+      else pushRun(runs, 'backing', p, len);
       p = subEnd;
     }
   }

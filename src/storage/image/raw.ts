@@ -1,5 +1,6 @@
 import { checkRange, type BlockExtent } from '../block-device.js';
 import { toBlockExtents } from './extents.js';
+import type { ByteSource } from './byte-source.js';
 import { HostFile } from './host-file.js';
 import type { Image, ImageInfo, MapExtent } from './types.js';
 
@@ -9,7 +10,7 @@ export class RawImage implements Image {
   readonly backing = null;
   readonly size: number;
   readonly path: string;
-  private constructor(private readonly file: HostFile) {
+  private constructor(private readonly file: ByteSource) {
     this.size = file.size;
     this.path = file.path;
   }
@@ -19,7 +20,7 @@ export class RawImage implements Image {
   }
 
   /** Wrap a file the caller has already opened (and vetted); the image owns it from here on. */
-  static fromFile(file: HostFile): RawImage {
+  static fromFile(file: ByteSource): RawImage {
     return new RawImage(file);
   }
 

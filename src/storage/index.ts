@@ -1,0 +1,4 @@
+/** storage/: the block layer (native image readers), the qemu-img wrapper and the NBD export. */
+export * from './block-device.js';
+export * from './image/index.js';
+export * from './qemu-img.js';
