@@ -19,3 +19,24 @@ export function openConsole(runDir: string): Promise<Socket> {
     sock.once('error', onError);
   });
 }
+
+/**
+ * Watches a console stream for `marker` (which may arrive split across chunks). `found`
+ * resolves the first time it appears; `dispose` stops watching.
+ */
+export function watchConsoleFor(stream: NodeJS.ReadableStream, marker: string): { found: Promise<void>; dispose: () => void } {
+  let tail = '';
+  let onData: (chunk: Buffer | string) => void = () => undefined;
+  const found = new Promise<void>((resolve) => {
+    onData = (chunk) => {
+      const text = tail + (typeof chunk === 'string' ? chunk : chunk.toString('latin1'));
+      if (text.includes(marker)) {
+        stream.off('data', onData);
+        resolve();
+      }
+      tail = text.slice(-(marker.length - 1));
+    };
+    stream.on('data', onData);
+  });
+  return { found, dispose: () => stream.off('data', onData) };
+}

@@ -3,5 +3,6 @@ export { probeCapabilities, resolveAccel, parseAccelHelp, DEFAULT_QEMU_BINARY } 
 export type { Accel, AccelRequest, KvmVerdict, ProbeOptions, QemuCapabilities } from './caps.js';
 export { QemuProcess, runPaths } from './process.js';
 export type { ExitInfo, ExitReason, ForcedBy, LaunchCommandOptions, QemuCommandLine, RunPaths } from './process.js';
-export { openConsole } from './console.js';
+export { openConsole, watchConsoleFor } from './console.js';
 export * from './qmp/index.js';
+export * from './command/index.js';

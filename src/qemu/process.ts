@@ -10,6 +10,8 @@ import { VirtkitError, isVirtkitError } from '../util/errors.js';
 import { QmpClient } from './qmp/client.js';
 import type { RunState } from './qmp/commands.js';
 import type { QmpEvent } from './qmp/events.js';
+import type { DomainDefinition } from '../conf/index.js';
+import { buildCommand, type CommandContext } from './command/index.js';
 import { runPaths, type RunPaths } from './command/run-paths.js';
 import { isProcessAlive, isQemuOfRunDir, parsePidfile, readCmdline } from './process/proc.js';
 import { qemuErrorSummary, readLogSince, spawnQemu, type QemuCommandLine } from './process/spawn.js';
@@ -76,6 +78,21 @@ export class QemuProcess {
     qmp.on('GUEST_PANICKED', () => (this.panicked = true));
     child?.once('exit', (code, signal) => (this.childExit = { code, signal }));
     this.exited = this.watchExit();
+  }
+
+  /**
+   * Builds the command line of a definition and launches it (see launchCommand). QEMU starts
+   * with -S so nothing runs before QMP is connected; the guest is then resumed unless `paused`,
+   * which lets a caller attach the console first and miss none of its output.
+   */
+  static async launch(opts: { def: DomainDefinition; ctx: CommandContext; paused?: boolean; startTimeoutMs?: number }): Promise<QemuProcess> {
+    const runDir = resolvePath(opts.ctx.runDir);
+    const command = buildCommand(opts.def, { ...opts.ctx, runDir });
+    const argv = command.argv.includes('-S') ? command.argv : ['-S', ...command.argv];
+    return QemuProcess.launchCommand({
+      command: { ...command, argv }, runDir, paused: opts.paused ?? false,
+      ...(opts.startTimeoutMs !== undefined ? { startTimeoutMs: opts.startTimeoutMs } : {}),
+    });
   }
 
   /**
