@@ -19,6 +19,8 @@ export const SchemaVersion = 1;
 /** Changes kept in the log by default (at least; pruning runs in batches of PruneBatch). */
 export const DefaultHistoryLimit = 10_000;
 const PruneBatch = 1_000;
+/** Bound on each read cache; past it the cache starts afresh. */
+const MaxCachedNodes = 100_000;
 
 export interface SqliteBackendOptions {
   /** How many changes `changesSince` can reach back at least. Default 10,000. */
@@ -63,6 +65,13 @@ export class SqliteBackend implements StoreBackend {
   private currentRevision: number;
   private compacted: number;
   private readonly stmt: ReturnType<typeof prepareStatements>;
+  /**
+   * Read caches. This process is the only writer (the state dir lock guarantees it), so
+   * what it read stays true until one of its own commits changes it; each mutation drops
+   * the entries it may have changed. null marks a path known to be absent.
+   */
+  private readonly nodeCache = new Map<string, NodeRecord | null>();
+  private readonly childCache = new Map<string, readonly string[]>();
   private readonly applyInTransaction: (checks: CommitChecks | undefined, mutations: readonly Mutation[]) => CommitOutcome;
 
   /** Opens (creating if needed) the database at `file`. The caller holds the state dir lock. */
@@ -105,15 +114,25 @@ export class SqliteBackend implements StoreBackend {
   }
 
   getSync(path: string): NodeRecord | undefined {
+    const cached = this.nodeCache.get(path);
+    if (cached !== undefined) return cached ?? undefined;
     const row = this.stmt.getNode.get(path) as NodeRow | undefined;
-    return row && { value: row.value, modRevision: row.mod_rev, childRevision: row.child_rev };
+    const node = row && { value: row.value, modRevision: row.mod_rev, childRevision: row.child_rev };
+    if (this.nodeCache.size >= MaxCachedNodes) this.nodeCache.clear();
+    this.nodeCache.set(path, node ?? null);
+    return node;
   }
 
   childrenSync(path: string): { names: string[]; node: NodeRecord } | undefined {
     const node = this.getSync(path);
     if (node === undefined) return undefined;
-    const paths = this.stmt.listChildren.all(path) as string[];
-    return { names: paths.map(baseName), node };
+    let names = this.childCache.get(path);
+    if (names === undefined) {
+      names = (this.stmt.listChildren.all(path) as string[]).map(baseName);
+      if (this.childCache.size >= MaxCachedNodes) this.childCache.clear();
+      this.childCache.set(path, names);
+    }
+    return { names: [...names], node };
   }
 
   get(path: string): Promise<NodeRecord | undefined> {
@@ -130,9 +149,12 @@ export class SqliteBackend implements StoreBackend {
     try {
       return this.applyInTransaction(checks, mutations);
     } catch (err) {
-      // The SQLite transaction was rolled back; so are the counters.
+      // The SQLite transaction was rolled back; so are the counters, and the caches may
+      // hold what it wrote.
       this.currentRevision = before;
       this.compacted = compactedBefore;
+      this.nodeCache.clear();
+      this.childCache.clear();
       throw err;
     }
   }
@@ -218,6 +240,7 @@ export class SqliteBackend implements StoreBackend {
         const revision = ++this.currentRevision;
         if (this.getSync(m.path) !== undefined) {
           stmt.updateValue.run(m.value, revision, m.path);
+          this.nodeCache.delete(m.path);
         } else {
           this.createNode(m.path, m.value, revision);
         }
@@ -236,6 +259,9 @@ export class SqliteBackend implements StoreBackend {
         if (parent === undefined) throw new VirtkitError('store.invalid-path', 'the root cannot be removed', { path: m.path });
         if (stmt.deleteNode.run(m.path).changes === 0) return undefined;
         stmt.deleteDescendants.run(`${m.path}/`, `${m.path}0`);
+        // A subtree may have any number of cached entries: start afresh.
+        this.nodeCache.clear();
+        this.childCache.clear();
         const revision = ++this.currentRevision;
         stmt.bumpChildRev.run(revision, parent);
         stmt.insertChange.run(revision, 'rm', m.path, null);
@@ -251,6 +277,9 @@ export class SqliteBackend implements StoreBackend {
     if (this.getSync(parent) === undefined) this.createNode(parent, '', revision);
     this.stmt.insertNode.run(path, parent, value, revision, revision);
     this.stmt.bumpChildRev.run(revision, parent);
+    this.nodeCache.delete(path);
+    this.nodeCache.delete(parent);
+    this.childCache.delete(parent);
   }
 }
 

@@ -396,6 +396,77 @@ describe('transactions', () => {
   });
 });
 
+describe('against a model', () => {
+  /** The tree as a plain map, with xenstore's rules restated simply. */
+  class Model {
+    constructor(readonly nodes = new Map<string, string>([['/', '']])) {}
+    clone(): Model { return new Model(new Map(this.nodes)); }
+    private ensureParents(p: string): void {
+      for (let q = p.slice(0, p.lastIndexOf('/')) || '/'; q !== '/' && !this.nodes.has(q); q = q.slice(0, q.lastIndexOf('/')) || '/') {
+        this.nodes.set(q, '');
+      }
+    }
+    write(p: string, v: string): void { this.ensureParents(p); this.nodes.set(p, v); }
+    mkdir(p: string): void { this.ensureParents(p); if (!this.nodes.has(p)) this.nodes.set(p, ''); }
+    rm(p: string): boolean {
+      const had = this.nodes.has(p);
+      for (const k of [...this.nodes.keys()]) if (k === p || k.startsWith(`${p}/`)) this.nodes.delete(k);
+      return had;
+    }
+    list(p: string): string[] | undefined {
+      if (!this.nodes.has(p)) return undefined;
+      const prefix = p === '/' ? '/' : `${p}/`;
+      return [...this.nodes.keys()].filter((k) => k !== '/' && k.startsWith(prefix) && !k.slice(prefix.length).includes('/'))
+        .map((k) => k.slice(prefix.length)).sort();
+    }
+  }
+
+  it('agrees with a plain model over random operations and transactions, warm and after reopen', async () => {
+    let seed = 12345;
+    const rand = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+    const randomPath = () => `/${Array.from({ length: 1 + Math.floor(rand() * 3) }, () => pick(['a', 'b', 'c'])).join('/')}`;
+    const dir = tempDir();
+    let s = open(dir, { synchronous: 'normal' });
+    let model = new Model();
+    type Ops = Pick<Store, 'read' | 'list' | 'write' | 'mkdir' | 'rm'>;
+    const step = async (target: Ops, m: Model) => {
+      const p = randomPath();
+      const r = rand();
+      if (r < 0.3) { const v = String(Math.floor(rand() * 100)); await target.write(p, v); m.write(p, v); }
+      else if (r < 0.4) { await target.mkdir(p); m.mkdir(p); }
+      else if (r < 0.55) expect(await target.rm(p)).toBe(m.rm(p));
+      else if (r < 0.8) expect(await target.read(p)).toBe(m.nodes.get(p));
+      else expect(await target.list(p)).toEqual(m.list(p));
+    };
+    for (let i = 0; i < 400; i++) {
+      if (rand() < 0.3) {
+        const copy = model.clone();
+        const abort = rand() < 0.2;
+        await s.transaction(async (tx) => {
+          for (let j = Math.floor(rand() * 8); j > 0; j--) await step(tx, copy);
+          if (abort) throw new VirtkitError('internal', 'abort');
+        }).catch((err: unknown) => { if (!isVirtkitError(err, 'internal')) throw err; });
+        if (!abort) model = copy;
+      } else {
+        await step(s, model);
+      }
+    }
+    const dump = async (store: Store) => {
+      const out = new Map<string, string>();
+      const walk = async (p: string): Promise<void> => {
+        out.set(p, (await store.read(p))!);
+        for (const name of (await store.list(p))!) await walk(p === '/' ? `/${name}` : `${p}/${name}`);
+      };
+      await walk('/');
+      return out;
+    };
+    expect(await dump(s)).toEqual(model.nodes);
+    s = await reopen(s, dir);
+    expect(await dump(s)).toEqual(model.nodes);
+  });
+});
+
 describe('watches', () => {
   it('hears changes at and below the path, and removals of an ancestor, but nothing above or beside', async () => {
     const s = open();
