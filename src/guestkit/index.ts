@@ -16,7 +16,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { stringify } from 'yaml';
-import { DomainNamePattern } from '../conf/schema.js';
+import { validateDefinition } from '../conf/index.js';
 import { VirtkitError } from '../util/errors.js';
 import { findStaticBusybox } from './busybox.js';
 import { writeCpio, type CpioEntry } from './cpio.js';
@@ -149,9 +149,9 @@ export async function buildGuest(options: BuildGuestOptions): Promise<BuiltGuest
   const name = options.name ?? 'demo';
   const acpi = options.acpi ?? true;
   const level = options.compressionLevel ?? 6;
-  if (!new RegExp(DomainNamePattern).test(name)) {
-    throw new VirtkitError('argument.invalid', `name: must be 1-64 letters, digits, "_", "." or "-", starting with a letter or digit, got ${JSON.stringify(name)}`, { name });
-  }
+  const definition = guestDefinition(name, acpi);
+  // Checked before anything is built, so a bad --name fails at once (definition.invalid: name: ...).
+  validateDefinition(definition, { baseDir: dir });
   if (!Number.isInteger(level) || level < 1 || level > 9) {
     throw new VirtkitError('argument.invalid', `compression level must be 1-9, got ${level}`, { level });
   }
@@ -182,7 +182,7 @@ export async function buildGuest(options: BuildGuestOptions): Promise<BuiltGuest
   // Written last: a guest.yaml newer than its inputs means the directory is complete.
   const yaml = `# Built by \`virtkit guestkit\`: kernel ${kernel.version}, ${acpi ? 'powers off on the ACPI power button' : 'ignores the ACPI power button'}.\n`
     + `# The guest prints "${READY_MARKER}" on its serial console once it takes commands.\n`
-    + stringify(guestDefinition(name, acpi));
+    + stringify(definition);
   await replaceFile(definitionPath, (tmp) => writeFile(tmp, yaml));
   return {
     dir, definitionPath, kernelPath, initrdPath, kernel, busybox,
