@@ -1,0 +1,138 @@
+/**
+ * Fuzzing the definition parser: random and mutated YAML and JSON documents must give either a
+ * valid definition or a `definition.invalid` error, never another exception, in bounded time.
+ * A seeded generator keeps failures reproducible (the seed is in the test name).
+ */
+import { describe, expect, test } from 'vitest';
+import YAML from 'yaml';
+import { VirtkitError } from '../util/errors.js';
+import { buildCommand } from '../qemu/command/index.js';
+import { DomainDefinitionSchema, parseDefinition, validateDefinition, type DomainDefinition } from './index.js';
+
+/** mulberry32: small, fast, good enough to drive a fuzzer. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const seeds = [
+  `name: web1
+memory: 256MiB
+vcpus: 2
+boot: {kernel: vmlinuz, initrd: initrd.gz, cmdline: console=ttyS0}
+disks:
+  - {source: root.qcow2, format: qcow2, bus: scsi, cache: none}
+  - {volume: pool/data, format: raw, readonly: true}
+nics:
+  - {model: e1000, mac: "52:54:00:12:34:56", hostfwd: ["tcp::2222-:22"]}
+  - {}
+graphics: vnc
+on_crash: preserve
+qemu: {args: [-no-hpet], env: {A: b}}
+`,
+  JSON.stringify({ name: 'j', memory: '1GiB', boot: { loader: 'guest', entry: 1 }, disks: [{ source: '/a', format: 'raw', bus: 'ide' }], nics: [{ hostfwd: ['udp::53-:53'] }] }),
+  'name: m\nmemory: 64M\nboot: {loader: disk, disk: 0}\ndisks: [{source: /x, format: raw}]\n',
+];
+
+const alphabet = [...'{}[]:,-"\'\n\t #&*!|>%@`\\/0123456789abcxyzMiBG.', '\u0000', '\u00e9', '\ud83d\ude00', 'null', 'true', '~', '<<', '__proto__', 'constructor', '---', '...'];
+
+function mutateText(text: string, random: () => number): string {
+  let out = text;
+  const edits = 1 + Math.floor(random() * 6);
+  for (let i = 0; i < edits; i++) {
+    const at = Math.floor(random() * (out.length + 1));
+    const choice = random();
+    const piece = alphabet[Math.floor(random() * alphabet.length)] ?? '';
+    if (choice < 0.35) out = out.slice(0, at) + piece + out.slice(at);
+    else if (choice < 0.6) out = out.slice(0, at) + out.slice(at + 1 + Math.floor(random() * 8));
+    else if (choice < 0.75) out = out.slice(0, at) + piece + out.slice(at + 1);
+    else if (choice < 0.85) out = out.slice(0, at);
+    else { const from = Math.floor(random() * out.length); out = out.slice(0, at) + out.slice(from, from + 20) + out.slice(at); }
+  }
+  return out;
+}
+
+const fieldNames = [...Object.keys(DomainDefinitionSchema.properties), 'source', 'volume', 'format', 'bus', 'cache', 'readonly', 'model', 'mac', 'hostfwd', 'loader', 'kernel', 'entry', 'args', 'env', '__proto__', 'constructor', 'toString'];
+
+function randomValue(random: () => number, depth: number): unknown {
+  const r = random();
+  if (depth > 3 || r < 0.3) {
+    const scalars: unknown[] = [null, true, false, 0, -1, 1.5, 2 ** 53, 1e308, '', 'raw', 'qcow2', 'virtio', 'ide', 'scsi', '64MiB', '16MiB', '15MiB', '1G', 'tcp::1-:2', '52:54:00:00:00:01', 'pool/vol', '/abs/path', 'rel,path', 'a\nb', 'x\u0000', 'guest', 'direct', 'disk', 'vnc', 'none'];
+    return scalars[Math.floor(random() * scalars.length)];
+  }
+  if (r < 0.55) return Array.from({ length: Math.floor(random() * 4) }, () => randomValue(random, depth + 1));
+  const obj: Record<string, unknown> = {};
+  const n = Math.floor(random() * 6);
+  for (let i = 0; i < n; i++) {
+    const key = fieldNames[Math.floor(random() * fieldNames.length)] ?? 'x';
+    Object.defineProperty(obj, key, { value: randomValue(random, depth + 1), enumerable: true, writable: true, configurable: true });
+  }
+  return obj;
+}
+
+/** A document close to valid: a real base with one field replaced by a random value. */
+function nearlyValid(random: () => number): unknown {
+  const doc: Record<string, unknown> = YAML.parse(seeds[0] ?? '') as Record<string, unknown>;
+  const key = fieldNames[Math.floor(random() * fieldNames.length)] ?? 'name';
+  Object.defineProperty(doc, key, { value: randomValue(random, 1), enumerable: true, writable: true, configurable: true });
+  return doc;
+}
+
+function expectDefinitionOrError(run: () => DomainDefinition, label: string): void {
+  let def: DomainDefinition;
+  try {
+    def = run();
+  } catch (err) {
+    if (err instanceof VirtkitError && err.code === 'definition.invalid') {
+      expect(err.message.startsWith(`${String(err.data['path'])}: `), err.message).toBe(true);
+      return;
+    }
+    throw new Error(`${label}: unexpected ${err instanceof Error ? err.stack : String(err)}`);
+  }
+  // A valid definition must build (given the context it needs) without anything but typed errors.
+  try {
+    const volumePaths = Object.fromEntries(def.disks.flatMap((d) => (d.volume === undefined ? [] : [[d.volume, '/v']])));
+    buildCommand(def, { binary: 'qemu-system-x86_64', accel: 'tcg', runDir: '/run/x', volumePaths, bootFiles: { kernel: '/k' } });
+  } catch (err) {
+    if (!(err instanceof VirtkitError)) throw new Error(`${label}: buildCommand threw ${String(err)}`);
+  }
+}
+
+describe('definition fuzzing', () => {
+  const seed = 20261121;
+
+  test(`mutated YAML and JSON text (seed ${seed})`, () => {
+    const random = rng(seed);
+    for (let i = 0; i < 3000; i++) {
+      const text = mutateText(seeds[i % seeds.length] ?? '', random);
+      const format = random() < 0.5 ? 'yaml' : 'json';
+      expectDefinitionOrError(() => parseDefinition(text, { format, baseDir: '/defs' }), `#${i} ${format} ${JSON.stringify(text)}`);
+    }
+  });
+
+  test(`random document trees (seed ${seed + 1})`, () => {
+    const random = rng(seed + 1);
+    for (let i = 0; i < 3000; i++) {
+      const doc = i % 2 === 0 ? randomValue(random, 0) : nearlyValid(random);
+      const label = `#${i} ${JSON.stringify(doc)}`;
+      expectDefinitionOrError(() => validateDefinition(doc), label);
+      expectDefinitionOrError(() => parseDefinition(JSON.stringify(doc), { format: 'json' }), label);
+      // The YAML library is the slow part: every fourth document goes through it.
+      if (i % 4 === 0) expectDefinitionOrError(() => parseDefinition(YAML.stringify(doc), { format: 'yaml' }), label);
+    }
+  });
+
+  test('values no parser produces are still typed errors', () => {
+    const odd: unknown[] = [undefined, 1n, Symbol('s'), () => 1, new Date(0), new Map(), Object.create(null), { name: 'a', memory: 1n }];
+    const circular: Record<string, unknown> = { name: 'a', memory: '64MiB' };
+    circular['disks'] = [circular];
+    odd.push(circular);
+    for (const value of odd) expectDefinitionOrError(() => validateDefinition(value), String(typeof value));
+  });
+});

@@ -1,0 +1,287 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
+import { isVirtkitError, VirtkitError } from '../util/errors.js';
+import {
+  DomainDefinitionSchema, formatDefinition, loadDefinition, parseDefinition, parseSize, formatSize, validateDefinition,
+  type DomainDefinition,
+} from './index.js';
+
+const base = 'name: web1\nmemory: 256MiB\n';
+
+function parse(yaml: string, baseDir?: string): DomainDefinition {
+  return parseDefinition(yaml, baseDir === undefined ? {} : { baseDir });
+}
+
+function errorOf(yaml: string, format: 'yaml' | 'json' = 'yaml'): VirtkitError {
+  try {
+    parseDefinition(yaml, { format });
+  } catch (err) {
+    if (err instanceof VirtkitError) return err;
+    throw err;
+  }
+  throw new Error(`accepted: ${yaml}`);
+}
+
+describe('defaults', () => {
+  test('a minimal definition gets every default', () => {
+    const def = parse(base);
+    expect(def).toMatchObject({
+      name: 'web1', memory: 256 * 1024 * 1024, vcpus: 1, machine: 'pc', accel: 'auto', boot: { loader: 'disk' },
+      disks: [], nics: [], serial: true, graphics: 'none', on_poweroff: 'destroy', on_reboot: 'restart',
+      on_crash: 'destroy', on_host_shutdown: 'shutdown', shutdown_timeout: 30, qemu: { args: [], env: {} },
+    });
+    expect(def.cpu).toBeUndefined();
+    expect(def.uuid).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+
+  test('keys come out in schema order', () => {
+    expect(Object.keys(parse(`${base}disks: [{format: raw, source: /a}]`))).toEqual(Object.keys(DomainDefinitionSchema.properties).filter((k) => k !== 'cpu'));
+  });
+
+  test('each definition gets its own uuid; given ones are kept, lower-cased', () => {
+    expect(parse(base).uuid).not.toBe(parse(base).uuid);
+    expect(parse(`${base}uuid: 6F1C3A52-3D3E-4C43-9A4E-0D1F2E3C4B5A`).uuid).toBe('6f1c3a52-3d3e-4c43-9a4e-0d1f2e3c4b5a');
+  });
+
+  test('NICs get distinct random MACs in 52:54:00; given ones are lower-cased', () => {
+    const def = parse(`${base}nics: [{}, {model: e1000}, {mac: "52:54:00:AA:BB:CC"}]`);
+    expect(def.nics[0]?.mac).toMatch(/^52:54:00(:[0-9a-f]{2}){3}$/);
+    expect(def.nics[0]?.mac).not.toBe(def.nics[1]?.mac);
+    expect(def.nics[2]?.mac).toBe('52:54:00:aa:bb:cc');
+    expect(def.nics[1]).toMatchObject({ model: 'e1000', network: 'user', hostfwd: [] });
+  });
+
+  test('disks default to virtio, writeback, read-write', () => {
+    expect(parse(`${base}disks: [{source: /a.img, format: raw}]`).disks[0]).toEqual({
+      source: '/a.img', format: 'raw', bus: 'virtio', readonly: false, cache: 'writeback',
+    });
+  });
+
+  test('boot: kernel implies the direct loader; absent boot means the firmware', () => {
+    expect(parse(`${base}boot: {kernel: /k}`).boot).toEqual({ loader: 'direct', kernel: '/k' });
+    expect(parse(base).boot).toEqual({ loader: 'disk' });
+    expect(parse(`${base}boot: {loader: guest, entry: 2}`).boot).toEqual({ loader: 'guest', entry: 2 });
+  });
+});
+
+describe('every field is accepted in its documented forms', () => {
+  test.each([
+    ['vcpus: 8', { vcpus: 8 }],
+    ['machine: q35', { machine: 'q35' }],
+    ['machine: pc-i440fx-7.2', { machine: 'pc-i440fx-7.2' }],
+    ['cpu: Skylake-Client-v4', { cpu: 'Skylake-Client-v4' }],
+    ['accel: kvm', { accel: 'kvm' }],
+    ['accel: tcg', { accel: 'tcg' }],
+    ['serial: false', { serial: false }],
+    ['graphics: vnc', { graphics: 'vnc' }],
+    ['on_poweroff: preserve', { on_poweroff: 'preserve' }],
+    ['on_reboot: destroy', { on_reboot: 'destroy' }],
+    ['on_crash: restart', { on_crash: 'restart' }],
+    ['on_host_shutdown: none', { on_host_shutdown: 'none' }],
+    ['shutdown_timeout: 120', { shutdown_timeout: 120 }],
+    ['qemu: {args: [-no-hpet], env: {A_B: "1"}}', { qemu: { args: ['-no-hpet'], env: { A_B: '1' } } }],
+    ['qemu: {args: [-S]}', { qemu: { args: ['-S'], env: {} } }],
+    ['boot: {loader: disk, disk: 0}\ndisks: [{volume: pool/v1, format: qcow2}]', { boot: { loader: 'disk', disk: 0 } }],
+    ['boot: {loader: guest, kernel: /boot/vmlinuz, initrd: /boot/initrd.img, cmdline: ro}', { boot: { loader: 'guest', kernel: '/boot/vmlinuz', initrd: '/boot/initrd.img', cmdline: 'ro' } }],
+    ['boot: {loader: guest, entry: Debian GNU/Linux}', { boot: { loader: 'guest', entry: 'Debian GNU/Linux' } }],
+    ['disks: [{volume: default/root.qcow2, format: qcow2, bus: scsi, readonly: true, cache: none}]', { disks: [{ volume: 'default/root.qcow2', format: 'qcow2', bus: 'scsi', readonly: true, cache: 'none' }] }],
+    ['nics: [{model: rtl8139, hostfwd: ["tcp::2222-:22", "udp:127.0.0.1:53-10.0.2.15:53", "::80-:80"]}]', { nics: [{ model: 'rtl8139', hostfwd: ['tcp::2222-:22', 'udp:127.0.0.1:53-10.0.2.15:53', '::80-:80'] }] }],
+  ])('%s', (yaml, expected) => {
+    expect(parse(`${base}${yaml}\n`)).toMatchObject(expected);
+  });
+
+  test.each([
+    ['256MiB', 256], ['1GiB', 1024], ['1G', 1024], ['512M', 512], ['16MiB', 16], ['1048576K', 1024], ['65536KiB', 64],
+    [' 32 mib ', 32], [String(64 * 1024 * 1024), 64], ['1TiB', 1024 * 1024],
+  ])('memory %s', (text, mib) => {
+    expect(parse(`name: a\nmemory: "${text}"\n`).memory).toBe(mib * 1024 * 1024);
+  });
+
+  test('memory as a JSON number is bytes', () => {
+    expect(parseDefinition(JSON.stringify({ name: 'a', memory: 32 * 1024 * 1024 }), { format: 'json' }).memory).toBe(32 * 1024 * 1024);
+  });
+});
+
+describe('every rule has its message, naming the first failing field', () => {
+  test.each([
+    ['memory: 256MiB', 'name: is required'],
+    ['name: web1', 'memory: is required'],
+    ['name: "-web"\nmemory: 64M', 'name: must be 1-64 letters, digits, "_", "." or "-", starting with a letter or digit, got "-web"'],
+    [`name: ${'a'.repeat(65)}\nmemory: 64M`, 'name: must be 1-64 letters'],
+    ['name: 5\nmemory: 64M', 'name: must be a string, got 5'],
+    ['name: a\nmemory: 1KiB', 'memory: must be at least 16MiB, got "1KiB"'],
+    ['name: a\nmemory: lots', 'memory: must be a size such as 256MiB or 1GiB, got "lots"'],
+    ['name: a\nmemory: 16.5MiB', 'memory: must be a size such as 256MiB or 1GiB, got "16.5MiB"'],
+    ['name: a\nmemory: 1500KiB', 'memory: must be at least 16MiB'],
+    ['name: a\nmemory: 17000KiB', 'memory: must be a whole number of 1MiB, got "17000KiB"'],
+    ['name: a\nmemory: 64PiB', 'memory: must be a size such as 256MiB or 1GiB, got "64PiB"'],
+    ['name: a\nmemory: 100TiB', 'memory: must be at most 16TiB, got "100TiB"'],
+    ['name: a\nmemory: [1]', 'memory: must be a size such as 256MiB or 1GiB, got [1]'],
+    [`${base}uuid: nope`, 'uuid: must be a UUID like'],
+    [`${base}vcpus: 0`, 'vcpus: must be at least 1, got 0'],
+    [`${base}vcpus: 1000`, 'vcpus: must be at most 255, got 1000'],
+    [`${base}vcpus: 1.5`, 'vcpus: must be an integer, got 1.5'],
+    [`${base}vcpus: "2"`, 'vcpus: must be an integer, got "2"'],
+    [`${base}machine: "pc,accel=kvm"`, 'machine: must be a machine type name like pc or q35, got "pc,accel=kvm"'],
+    [`${base}cpu: "host,+vmx"`, 'cpu: must be a CPU model name like qemu64, max or host, got "host,+vmx"'],
+    [`${base}accel: hvf`, 'accel: must be one of auto, kvm, tcg, got "hvf"'],
+    [`${base}boot: {loader: pxe}`, 'boot.loader: must be one of direct, disk, guest, got "pxe"'],
+    [`${base}boot: {}`, 'boot.kernel: is required'],
+    [`${base}boot: kernel`, 'boot: must be a mapping, got "kernel"'],
+    [`${base}boot: {kernel: /k, entry: 1}`, 'boot.entry: is not a known field'],
+    [`${base}boot: {loader: disk, disk: 0}`, 'boot.disk: must be the index of a disk (there are no disks), got 0'],
+    [`${base}boot: {loader: disk, disk: -1}`, 'boot.disk: must be at least 0, got -1'],
+    [`${base}boot: {loader: guest, kernel: vmlinuz}`, 'boot.kernel: must be an absolute path inside the guest'],
+    [`${base}boot: {loader: guest, kernel: /k, entry: x}`, 'boot.kernel: cannot be combined with boot.entry, got "/k"'],
+    [`${base}boot: {loader: guest, initrd: /i}`, 'boot.initrd: needs boot.kernel, got "/i"'],
+    [`${base}boot: {loader: guest, entry: ""}`, 'boot.entry: must be a string or an integer, got ""'],
+    [`${base}boot: {kernel: "/k", cmdline: "a\\nb"}`, 'boot.cmdline: must not contain newline or NUL, got "a\\nb"'],
+    [`${base}boot: {kernel: "/k\\u0000"}`, 'boot.kernel: must be a path without newline or NUL'],
+    [`${base}boot: {kernel: ""}`, 'boot.kernel: must not be empty, got ""'],
+    [`${base}disks: {}`, 'disks: must be a list, got {}'],
+    [`${base}disks: [{source: /a}]`, 'disks[0].format: is required'],
+    [`${base}disks: [{source: /a, format: raw}, {source: /b, format: vmdk}]`, 'disks[1].format: must be one of raw, qcow2, got "vmdk"'],
+    [`${base}disks: [{source: /a, format: raw, bus: sata}]`, 'disks[0].bus: must be one of virtio, ide, scsi, got "sata"'],
+    [`${base}disks: [{source: /a, format: raw, cache: directsink}]`, 'disks[0].cache: must be one of none, writeback, writethrough, directsync, unsafe'],
+    [`${base}disks: [{source: /a, format: raw, readonly: yes}]`, 'disks[0].readonly: must be true or false, got "yes"'],
+    [`${base}disks: [{source: /a, format: raw, bus: ide, readonly: true}]`, 'disks[0].readonly: is not supported on the ide bus'],
+    [`${base}disks: [{format: raw}]`, 'disks[0]: must name exactly one of source and volume, got neither'],
+    [`${base}disks: [{source: /a, volume: p/v, format: raw}]`, 'disks[0]: must name exactly one of source and volume, got both'],
+    [`${base}disks: [{volume: ../etc, format: raw}]`, 'disks[0].volume: must be "pool/volume"'],
+    [`${base}disks: [{volume: p/../../x, format: raw}]`, 'disks[0].volume: must be "pool/volume"'],
+    [`${base}disks: [{source: "/a\\nb", format: raw}]`, 'disks[0].source: must be a path without newline or NUL, got "/a\\nb"'],
+    [`${base}disks: [{source: /a, format: raw, size: 1G}]`, 'disks[0].size: is not a known field'],
+    [`${base}nics: [{model: ne2k_pci}]`, 'nics[0].model: must be one of virtio, e1000, rtl8139, got "ne2k_pci"'],
+    [`${base}nics: [{mac: "52:54:00:1:2:3"}]`, 'nics[0].mac: must be a MAC address like 52:54:00:12:34:56'],
+    [`${base}nics: [{mac: "01:54:00:00:00:01"}]`, 'nics[0].mac: must be a unicast address (even first octet), got "01:54:00:00:00:01"'],
+    [`${base}nics: [{mac: "52:54:00:00:00:01"}, {mac: "52:54:00:00:00:01"}]`, 'nics[1].mac: must differ from nics[0].mac'],
+    [`${base}nics: [{network: bridge}]`, 'nics[0].network: must be "user", got "bridge"'],
+    [`${base}nics: [{hostfwd: "tcp::22-:22"}]`, 'nics[0].hostfwd: must be a list'],
+    [`${base}nics: [{hostfwd: ["tcp::22-:22,restrict=on"]}]`, 'nics[0].hostfwd[0]: must be a forwarding rule like tcp::2222-:22'],
+    [`${base}nics: [{hostfwd: ["tcp::70000-:22"]}]`, 'nics[0].hostfwd[0]: ports must be 1 to 65535, got "tcp::70000-:22"'],
+    [`${base}serial: 1`, 'serial: must be true or false, got 1'],
+    [`${base}graphics: spice`, 'graphics: must be one of none, vnc, got "spice"'],
+    [`${base}on_poweroff: rename-restart`, 'on_poweroff: must be one of destroy, restart, preserve'],
+    [`${base}on_reboot: coredump`, 'on_reboot: must be one of destroy, restart, preserve'],
+    [`${base}on_crash: coredump-destroy`, 'on_crash: must be one of destroy, restart, preserve'],
+    [`${base}on_host_shutdown: suspend`, 'on_host_shutdown: must be one of shutdown, destroy, none, got "suspend"'],
+    [`${base}shutdown_timeout: 0`, 'shutdown_timeout: must be at least 1, got 0'],
+    [`${base}qemu: {args: [1]}`, 'qemu.args[0]: must be a string, got 1'],
+    [`${base}qemu: {env: {"1X": y}}`, 'qemu.env["1X"]: must be an environment variable name (letters, digits, "_"), got "1X"'],
+    [`${base}qemu: {env: {X: 1}}`, 'qemu.env.X: must be a string, got 1'],
+    [`${base}qemu: {cmd: []}`, 'qemu.cmd: is not a known field'],
+    [`${base}colour: blue`, 'colour: is not a known field'],
+    ['- a', 'definition: must be a mapping, got ["a"]'],
+    ['', 'definition: must be a mapping, got null'],
+    ['name: a\nname: b\nmemory: 64M', 'definition: invalid YAML: Map keys must be unique'],
+    ['a: [', 'definition: invalid YAML'],
+  ])('%s', (yaml, message) => {
+    const err = errorOf(yaml);
+    expect(err.code).toBe('definition.invalid');
+    expect(err.message.startsWith(message), `${err.message} should start with ${message}`).toBe(true);
+    expect(err.message.startsWith(`${String(err.data['path'])}: `)).toBe(true);
+    expect(typeof err.data['rule']).toBe('string');
+  });
+
+  test('the first failing field is named, in schema order', () => {
+    expect(errorOf('name: "a b"\nmemory: 1K\nvcpus: 0').message).toMatch(/^name: /);
+    expect(errorOf('name: a\nmemory: 1K\nvcpus: 0').message).toMatch(/^memory: /);
+  });
+
+  test('data carries the dotted path and the rule', () => {
+    expect(errorOf(`${base}disks: [{source: /a, format: raw}, {source: /b, format: vmdk}]`).data).toEqual({ path: 'disks[1].format', rule: 'enum' });
+  });
+
+  test('JSON syntax errors are definition errors too', () => {
+    const err = errorOf('{"name": ', 'json');
+    expect(err.code).toBe('definition.invalid');
+    expect(err.message).toMatch(/^definition: invalid JSON: /);
+  });
+
+  test('a document with too many aliases is refused, not expanded', () => {
+    const lines = ['a0: &a0 [x, x, x, x, x, x, x, x, x, x]'];
+    for (let i = 1; i < 12; i++) lines.push(`a${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(', ')}]`);
+    const err = errorOf(`${base}${lines.join('\n')}\n`);
+    expect(err.code).toBe('definition.invalid');
+  });
+
+  test('a huge document is refused before parsing', () => {
+    expect(errorOf(`${base}# ${'x'.repeat(2 * 1024 * 1024)}\n`).message).toMatch(/^definition: must be at most 1MiB/);
+  });
+});
+
+describe('paths', () => {
+  test('relative host paths resolve against baseDir; guest paths and absolute paths do not', () => {
+    const def = parse(`${base}boot: {kernel: k/vmlinuz, initrd: ../initrd}\ndisks: [{source: disk.qcow2, format: qcow2}, {source: /abs.raw, format: raw}]`, '/defs/web');
+    expect(def.boot).toMatchObject({ kernel: '/defs/web/k/vmlinuz', initrd: '/defs/initrd' });
+    expect(def.disks.map((d) => d.source)).toEqual(['/defs/web/disk.qcow2', '/abs.raw']);
+  });
+
+  test('without baseDir relative paths stay as written', () => {
+    expect(parse(`${base}disks: [{source: disk.qcow2, format: qcow2}]`).disks[0]?.source).toBe('disk.qcow2');
+  });
+
+  const dir = mkdtempSync(join(tmpdir(), 'virtkit-conf-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('loadDefinition resolves against the file\'s directory and reads .json as JSON', async () => {
+    writeFileSync(join(dir, 'g.yaml'), `${base}boot: {kernel: vmlinuz}\n`);
+    writeFileSync(join(dir, 'g.json'), JSON.stringify({ name: 'j', memory: '64MiB', disks: [{ source: 'd.raw', format: 'raw' }] }));
+    expect((await loadDefinition(join(dir, 'g.yaml'))).boot).toMatchObject({ kernel: join(dir, 'vmlinuz') });
+    expect((await loadDefinition(join(dir, 'g.json'))).disks[0]?.source).toBe(join(dir, 'd.raw'));
+  });
+
+  test('loadDefinition of a missing file is definition.not-found', async () => {
+    const err: unknown = await loadDefinition(join(dir, 'absent.yaml')).catch((e: unknown) => e);
+    expect(isVirtkitError(err, 'definition.not-found')).toBe(true);
+  });
+});
+
+describe('round trip and idempotence', () => {
+  const full = `name: full
+uuid: 6f1c3a52-3d3e-4c43-9a4e-0d1f2e3c4b5a
+memory: 1536MiB
+vcpus: 2
+cpu: max
+boot: {kernel: /boot/vmlinuz, initrd: /boot/initrd, cmdline: "console=ttyS0 a=\\"b c\\""}
+disks: [{source: /a.qcow2, format: qcow2, bus: scsi, cache: none}, {volume: p/v, format: raw, readonly: true}]
+nics: [{model: e1000, hostfwd: ["tcp::2222-:22"]}]
+graphics: vnc
+qemu: {args: [-no-hpet], env: {X: "1"}}
+`;
+
+  test.each(['yaml', 'json'] as const)('format %s then parse gives the same definition', (format) => {
+    const def = parse(full);
+    const text = formatDefinition(def, format);
+    expect(parseDefinition(text, { format })).toEqual(def);
+    expect(text).toContain('1536MiB');
+  });
+
+  test('validating a normalized definition changes nothing', () => {
+    const def = parse(full);
+    expect(validateDefinition(structuredClone(def))).toEqual(def);
+    expect(validateDefinition(JSON.parse(JSON.stringify(def)))).toEqual(def);
+  });
+
+  test('validateDefinition does not modify its argument', () => {
+    const doc = { name: 'a', memory: '64MiB', nics: [{}] };
+    const copy = structuredClone(doc);
+    validateDefinition(doc);
+    expect(doc).toEqual(copy);
+  });
+});
+
+describe('sizes', () => {
+  test('parseSize and formatSize', () => {
+    expect(parseSize('256MiB')).toBe(268435456);
+    expect(parseSize('1g')).toBe(1073741824);
+    expect(parseSize(4096)).toBe(4096);
+    expect(formatSize(268435456)).toBe('256MiB');
+    expect(formatSize(1536 * 1024)).toBe('1536KiB');
+    expect(formatSize(100)).toBe('100B');
+    expect(() => parseSize('1.5G')).toThrow(VirtkitError);
+    expect(() => parseSize('99999999999999999G')).toThrow(VirtkitError);
+  });
+});
