@@ -4,7 +4,7 @@
  * read any file as its backing). Backing files take their format from the header's
  * backing-format extension or from the caller, and the chain is bounded and loop-free.
  */
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { VirtkitError } from '../../util/errors.js';
 import type { ByteSource } from './byte-source.js';
 import { HostFile } from './host-file.js';
@@ -62,7 +62,7 @@ function checkFormat(path: string, format: string): asserts format is ImageForma
 
 /** A backing file name as QEMU resolves it: absolute, or relative to the directory of the image naming it. */
 export function resolveBackingPath(imagePath: string, backingFile: string): string {
-  return isAbsolute(backingFile) ? backingFile : resolve(dirname(imagePath), backingFile);
+  return isAbsolute(backingFile) ? backingFile : join(dirname(imagePath), backingFile);
 }
 
 async function openLayer(file: ByteSource, format: ImageFormat, backingFormat: string | undefined, depth: number,
