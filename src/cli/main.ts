@@ -7,9 +7,11 @@ import { Command, CommanderError } from 'commander';
 import { isVirtkitError } from '../util/errors.js';
 import { exitCodeFor } from './exit-codes.js';
 // command registrations (one line each, keep sorted)
+import { register as registerArgv } from './commands/argv.js';
 import { register as registerCapabilities } from './commands/capabilities.js';
 import { register as registerCompletion } from './commands/completion.js';
 import { register as registerGuestkit } from './commands/guestkit.js';
+import { register as registerImg } from './commands/img.js';
 import { register as registerManagerVerbs } from './commands/manager-verbs.js';
 import { register as registerNbd } from './commands/nbd.js';
 import { register as registerRun } from './commands/run.js';
@@ -20,9 +22,11 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError();
   // register commands (one line each, keep sorted)
+  registerArgv(program);
   registerCapabilities(program);
   registerCompletion(program);
   registerGuestkit(program);
+  registerImg(program);
   registerManagerVerbs(program);
   registerNbd(program);
   registerRun(program);
