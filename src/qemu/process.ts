@@ -66,6 +66,7 @@ export class QemuProcess {
   private unwatched = false;
   private childExit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   private exitedFlag = false;
+  private isChild: boolean;
 
   private constructor(
     readonly pid: number,
@@ -76,6 +77,7 @@ export class QemuProcess {
     this.paths = runPaths(runDir);
     qmp.on('SHUTDOWN', (ev: QmpEvent<'SHUTDOWN'>) => (this.shutdownEvent = { guest: ev.data.guest, reason: ev.data.reason }));
     qmp.on('GUEST_PANICKED', () => (this.panicked = true));
+    this.isChild = child !== undefined;
     child?.once('exit', (code, signal) => (this.childExit = { code, signal }));
     this.exited = this.watchExit();
   }
@@ -235,7 +237,14 @@ export class QemuProcess {
       if (!isVirtkitError(err, 'qmp.disconnected')) throw err;
     }
     const deadline = Date.now() + opts.timeoutMs;
+    // A press the guest's OS is not yet listening for (still booting, acpid not started) is
+    // lost, like on real hardware: press again after 2 s, then every 5 s, until the timeout.
+    let nextPress = Date.now() + 2000;
     while (Date.now() < deadline && !this.exitedFlag) {
+      if (Date.now() >= nextPress && !this.shutdownEvent) {
+        nextPress = Date.now() + 5000;
+        await this.qmp.execute('system_powerdown', undefined, { timeoutMs: 5000 }).catch(() => undefined);
+      }
       // a guest that powered off under -no-shutdown stays as a paused QEMU: end it
       if (this.shutdownEvent?.guest) {
         await this.endAfterGuestShutdown();
@@ -303,9 +312,14 @@ export class QemuProcess {
   /** QMP closes when QEMU exits; then the pid must disappear too (polled: it may not be our child). */
   private async watchExit(): Promise<ExitInfo> {
     await this.qmp.closed;
+    // Our own child: wait until it is reaped (exit status known, no zombie left), within reason.
+    const reapDeadline = Date.now() + 5000;
     for (;;) {
       if (this.unwatched) return new Promise<never>(() => undefined);
-      if (this.childExit || !(await isProcessAlive(this.pid))) break;
+      if (this.childExit) break;
+      if (!this.isChild || Date.now() > reapDeadline) {
+        if (!(await isProcessAlive(this.pid))) break;
+      }
       await sleep(POLL_MS / 2);
     }
     this.exitedFlag = true;
