@@ -8,7 +8,8 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { StateDirLock } from './lock.js';
+import { VirtkitError, errorMessage, isVirtkitError } from '../util/errors.js';
+import { LockFileName, StateDirLock } from './lock.js';
 import { SqliteBackend, type SqliteBackendOptions } from './sqlite.js';
 import { createStore, type StoreOptions } from './store.js';
 import type { Store } from './types.js';
@@ -24,15 +25,26 @@ export type OpenStoreOptions = Omit<StoreOptions, 'onClose'> & SqliteBackendOpti
  */
 export function openStore(stateDir: string, options: OpenStoreOptions = {}): Store {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  const lock = StateDirLock.acquire(stateDir);
+  const lock = wrapOpenError(join(stateDir, LockFileName), () => StateDirLock.acquire(stateDir));
   let backend: SqliteBackend;
   try {
-    backend = new SqliteBackend(join(stateDir, StoreFileName), options);
+    backend = wrapOpenError(join(stateDir, StoreFileName), () => new SqliteBackend(join(stateDir, StoreFileName), options));
   } catch (err) {
     lock.release();
     throw err;
   }
   return createStore(backend, { ...options, onClose: () => lock.release() });
+}
+
+/** SQLite's own errors (a file that is not a database, a read-only dir) become typed ones. */
+function wrapOpenError<T>(file: string, open: () => T): T {
+  try {
+    return open();
+  } catch (err) {
+    if (isVirtkitError(err)) throw err;
+    throw new VirtkitError('internal', `cannot open the store file ${file}: ${errorMessage(err)}`,
+      { file, sqlite: (err as { code?: unknown }).code }, { cause: err });
+  }
 }
 
 export { createStore, DefaultMaxValueBytes, type StoreOptions } from './store.js';

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -185,6 +185,22 @@ describe('basic operations', () => {
     expect((await errorOf(s.read('/a'))).code).toBe('internal');
     const again = open(dir);
     expect(await again.list('/')).toEqual([]);
+  });
+
+  it('gives a typed error for a state dir whose files are not a store, and keeps no lock', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'store.db'), 'this is not a database, it is a text file '.repeat(100));
+    const err = await errorOf(() => openStore(dir));
+    expect(err.code).toBe('internal');
+    expect(err.message).toContain('store.db');
+    expect(err.data.sqlite).toBe('SQLITE_NOTADB');
+    const other = tempDir();
+    writeFileSync(join(other, 'store.lock'), 'garbage '.repeat(100));
+    expect((await errorOf(() => openStore(other))).message).toContain('store.lock');
+    // The failed open released the lock: fixing the file is enough.
+    writeFileSync(join(dir, 'store.db'), '');
+    const s = open(dir);
+    expect(await s.list('/')).toEqual([]);
   });
 });
 
