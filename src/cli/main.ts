@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { isVirtkitError } from '../util/errors.js';
 import { exitCodeFor } from './exit-codes.js';
 // command registrations (one line each, keep sorted)
+import { register as registerArgv } from './commands/argv.js';
 import { register as registerCapabilities } from './commands/capabilities.js';
 import { register as registerCompletion } from './commands/completion.js';
 import { register as registerGuestkit } from './commands/guestkit.js';
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError();
   // register commands (one line each, keep sorted)
+  registerArgv(program);
   registerCapabilities(program);
   registerCompletion(program);
   registerGuestkit(program);

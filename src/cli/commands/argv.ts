@@ -1,0 +1,100 @@
+/**
+ * `virtkit argv DEF [--json]`: the QEMU command line a definition makes, like
+ * `virsh domxml-to-native`. Nothing is started. The run directory is the one `virtkit run`
+ * would create (its random suffix shown as XXXXXX) unless --run-dir names one.
+ */
+import { tmpdir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
+import type { Command } from 'commander';
+import { loadDefinition, type DomainDefinition } from '../../conf/index.js';
+import { buildCommand, type CommandContext, type QemuCommand } from '../../qemu/command/index.js';
+import { DEFAULT_QEMU_BINARY, probeCapabilities, resolveAccel } from '../../qemu/index.js';
+import { VirtkitError } from '../../util/errors.js';
+
+interface ArgvOptions {
+  json?: boolean;
+  runDir?: string;
+  binary?: string;
+  accel?: string;
+}
+
+/** Where `virtkit run` puts a guest's run directory: $XDG_RUNTIME_DIR/virtkit/run, else the temp dir. */
+export function defaultRunDir(name: string, env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env['XDG_RUNTIME_DIR'];
+  const parent = xdg !== undefined && xdg !== '' && isAbsolute(xdg) ? join(xdg, 'virtkit', 'run') : tmpdir();
+  return join(parent, `virtkit-run-${name.slice(0, 32)}-XXXXXX`);
+}
+
+const ShellSafe = /^[A-Za-z0-9_@%+=:,./-]+$/;
+
+export function shellQuote(word: string): string {
+  return ShellSafe.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The command as a shell would take it, one option (with its value) per line:
+ * environment assignments, the binary, then `-option value` pairs.
+ */
+export function formatShellCommand(command: QemuCommand): string {
+  const lines = Object.entries(command.env).map(([key, value]) => `${key}=${shellQuote(value)}`);
+  lines.push(shellQuote(command.binary));
+  const argv = command.argv;
+  for (let i = 0; i < argv.length; i++) {
+    const option = argv[i] ?? '';
+    const value = argv[i + 1];
+    if (option.startsWith('-') && value !== undefined && !value.startsWith('-')) {
+      lines.push(`${shellQuote(option)} ${shellQuote(value)}`);
+      i++;
+    } else lines.push(shellQuote(option));
+  }
+  return `${lines.join(' \\\n')}\n`;
+}
+
+async function chooseAccel(def: DomainDefinition, requested: string | undefined, binary: string): Promise<{ accel: 'kvm' | 'tcg'; reason: string }> {
+  if (requested !== undefined) {
+    if (requested !== 'kvm' && requested !== 'tcg') throw new VirtkitError('argument.invalid', `--accel must be kvm or tcg, got ${requested}`);
+    return { accel: requested, reason: '--accel' };
+  }
+  if (def.accel !== 'auto') return { accel: def.accel, reason: `${def.accel} requested by the definition` };
+  return resolveAccel('auto', await probeCapabilities({ binary }));
+}
+
+/** The context `virtkit argv` builds with; boot files and volumes appear as placeholders. */
+export function displayContext(def: DomainDefinition, base: Omit<CommandContext, 'bootFiles' | 'volumePaths'>): CommandContext {
+  const ctx: CommandContext = { ...base };
+  if (def.boot.loader === 'guest') {
+    // Extracted from the guest's disk when it starts; these are the names they get then.
+    ctx.bootFiles = { kernel: join(base.runDir, 'boot', 'kernel'), initrd: join(base.runDir, 'boot', 'initrd') };
+  }
+  const volumes = def.disks.flatMap((disk) => (disk.volume === undefined ? [] : [disk.volume]));
+  if (volumes.length > 0) ctx.volumePaths = Object.fromEntries(volumes.map((v) => [v, `<volume ${v}>`]));
+  return ctx;
+}
+
+export function register(program: Command): void {
+  program
+    .command('argv')
+    .description('print the QEMU command line a definition makes, without starting anything (like virsh domxml-to-native)')
+    .argument('<definition>', 'definition file, YAML or JSON')
+    .option('--json', 'print {"binary", "argv", "env"} as JSON')
+    .option('--run-dir <dir>', 'run directory to put in the command line (default: the one virtkit run would create)')
+    .option('--binary <path>', `QEMU binary (default ${DEFAULT_QEMU_BINARY})`)
+    .option('--accel <accel>', 'kvm or tcg, instead of resolving the definition\'s accel (auto probes QEMU)')
+    .addHelpText('after', `
+Examples:
+  virtkit argv guest.yaml
+  virtkit argv guest.yaml --json | jq -r '.argv[]'
+  virtkit argv guest.yaml --run-dir /tmp/r --accel tcg`)
+    .action(async (path: string, opts: ArgvOptions) => {
+      const def = await loadDefinition(path);
+      const binary = opts.binary ?? DEFAULT_QEMU_BINARY;
+      const { accel, reason } = await chooseAccel(def, opts.accel, binary);
+      const runDir = opts.runDir ?? defaultRunDir(def.name);
+      const command = buildCommand(def, displayContext(def, { binary, accel, runDir }));
+      if (opts.json) process.stdout.write(`${JSON.stringify({ ...command, accel, accelReason: reason }, null, 2)}\n`);
+      else {
+        process.stderr.write(`virtkit: accel ${accel} (${reason})\n`);
+        process.stdout.write(formatShellCommand(command));
+      }
+    });
+}
