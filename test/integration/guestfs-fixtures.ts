@@ -148,3 +148,48 @@ export async function debugfsBatch(image: string, commands: readonly string[]): 
   const parts = text.split(/^debugfs: /m).slice(1);
   return parts.map((p) => p.slice(p.indexOf('\n') + 1));
 }
+
+/**
+ * An in-memory BlockDevice over a base image with byte patches on top, so a fuzz loop can
+ * mutate a copy-on-write view without copying the image each iteration. Records the ranges
+ * read when `trace` is set.
+ */
+export class PatchedMemoryDevice {
+  readonly format = 'raw';
+  readonly size: number;
+  readonly patches = new Map<number, number>();
+  trace: { offset: number; length: number; phase: string }[] | undefined;
+  /** Tags trace entries, so a caller can tell metadata walks from file reads. */
+  phase = '';
+
+  constructor(private readonly base: Uint8Array) {
+    this.size = base.length;
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
+      const { VirtkitError } = await import('../../src/util/errors.js');
+      throw new VirtkitError('image.io', `read of ${length} bytes at ${offset} is outside the device`, { offset, length });
+    }
+    this.trace?.push({ offset, length, phase: this.phase });
+    const out = new Uint8Array(length);
+    out.set(this.base.subarray(offset, offset + length));
+    for (const [at, value] of this.patches) {
+      if (at >= offset && at < offset + length) out[at - offset] = value;
+    }
+    return out;
+  }
+
+  async blockStatus(offset: number, length: number): Promise<{ offset: number; length: number; zero: boolean; allocated: boolean }[]> {
+    return [{ offset, length, zero: false, allocated: true }];
+  }
+
+  async close(): Promise<void> {}
+
+  /** The base image with the patches applied. */
+  materialize(): Buffer {
+    const out = Buffer.from(this.base);
+    for (const [at, value] of this.patches) out[at] = value;
+    return out;
+  }
+}

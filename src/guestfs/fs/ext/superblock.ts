@@ -83,7 +83,7 @@ export function parseSuperblock(bytes: Uint8Array): Superblock {
   if (is64 && (descSize < 64 || descSize > 1024 || (descSize & (descSize - 1)) !== 0)) bad('s_desc_size', 0xfe, `${descSize} is invalid`);
   const groupCount = Math.ceil((blocksCount - firstDataBlock) / blocksPerGroup);
   if (inodesCount === 0 || inodesCount > groupCount * inodesPerGroup) bad('s_inodes_count', 0x0, `${inodesCount} is invalid`);
-  const unsupported = incompat & ~SUPPORTED_INCOMPAT;
+  const unsupported = (incompat & ~SUPPORTED_INCOMPAT) >>> 0;
   if (unsupported !== 0) {
     throw new VirtkitError('fs.unsupported', `ext filesystem uses unsupported incompatible features 0x${unsupported.toString(16)}`,
       { incompat, unsupported });
