@@ -125,13 +125,9 @@ async function interactive(proc: QemuProcess, console: Socket, stopper: GuestSto
   if (tty) stdin.setRawMode(true);
   note(tty ? 'console attached; Ctrl-] stops the guest' : 'console attached; SIGINT or SIGTERM stops the guest');
   const onInput = (chunk: Buffer): void => {
-    const escape = tty ? chunk.indexOf(ESCAPE_BYTE) : -1;
-    if (escape >= 0) {
-      if (escape > 0) console.write(chunk.subarray(0, escape));
-      stopper.request();
-      return;
-    }
-    console.write(chunk);
+    const { forward, escape } = splitConsoleInput(chunk, tty);
+    if (forward.length > 0) console.write(forward);
+    if (escape) stopper.request();
   };
   stdin.on('data', onInput);
   stdin.resume();
@@ -142,6 +138,16 @@ async function interactive(proc: QemuProcess, console: Socket, stopper: GuestSto
     if (tty) stdin.setRawMode(false);
     stdin.pause();
   }
+}
+
+/**
+ * What of a chunk typed on our stdin goes to the guest: on a terminal, everything before a
+ * Ctrl-] (which asks to stop the guest; the rest of the chunk is dropped). Piped input is
+ * passed through untouched, Ctrl-] included.
+ */
+export function splitConsoleInput(chunk: Buffer, tty: boolean): { forward: Buffer; escape: boolean } {
+  const at = tty ? chunk.indexOf(ESCAPE_BYTE) : -1;
+  return at < 0 ? { forward: chunk, escape: false } : { forward: chunk.subarray(0, at), escape: true };
 }
 
 /** Stops the guest once: cleanly with the timeout; a second request forces immediately. */
