@@ -254,7 +254,7 @@ class StoreHandle implements Store {
   async rm(path: string): Promise<boolean> {
     this.core.assertOpen();
     validated(this.core, this.origin, '-', 'rm', path, () => checkMutablePath(path, 'remove'));
-    return (await this.commitOne({ op: 'rm', path }, undefined)) || false;
+    return this.commitOne({ op: 'rm', path }, undefined);
   }
 
   async transaction<T>(fn: (tx: Transaction) => T | Promise<T>): Promise<T> {
