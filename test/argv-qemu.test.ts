@@ -10,7 +10,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSyn
 import { createConnection } from 'node:net';
 import { basename, join, resolve } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import type { DomainDefinition } from '../src/conf/index.js';
+import { parseDefinition, type DomainDefinition, type LifecycleAction } from '../src/conf/index.js';
 import { buildCommand, runPaths, type CommandContext } from '../src/qemu/command/index.js';
 import { listArgvFixtures, loadArgvFixture } from './argv-fixtures.js';
 
@@ -154,5 +154,74 @@ describe('argv fixtures start a real QEMU', () => {
       if (exitStatus === undefined) child.kill('SIGKILL');
       await exited;
     }
+  });
+});
+
+/**
+ * The lifecycle mapping (docs/argv-fixtures.md) does what it promises: a guest reset (the
+ * keyboard controller's reset line) and a guest panic (the pvpanic port), poked through HMP,
+ * leave QEMU running, stopped or gone as documented for on_reboot / on_crash.
+ */
+async function provoke(def: DomainDefinition, hmp: string, i: number): Promise<{ events: string[]; exited: boolean; status?: string }> {
+  const runDir = join(workDir, `l${i}`);
+  mkdirSync(runDir);
+  const command = buildCommand(def, { binary: 'qemu-system-x86_64', accel: 'tcg', runDir });
+  // Not paused: a guest stopped in prelaunch would not show the state the action puts it in.
+  const child = spawn(command.binary, command.argv, { stdio: 'ignore' });
+  let exitStatus: number | null | undefined;
+  const exited = new Promise<void>((done) => child.on('exit', (code) => { exitStatus = code; done(); }));
+  try {
+    await waitForSocket(runPaths(runDir).qmpSocket, () => (exitStatus === undefined ? undefined : `QEMU exited early (${exitStatus})`));
+    const socket = createConnection(runPaths(runDir).qmpSocket);
+    socket.setEncoding('utf8');
+    const events: string[] = [];
+    let status: string | undefined;
+    let buffer = '';
+    let step = 0;
+    const send = (cmd: object): void => { socket.write(`${JSON.stringify(cmd)}\n`); };
+    await new Promise<void>((done) => {
+      socket.on('close', () => done());
+      socket.on('error', () => done());
+      socket.on('data', (chunk: string) => {
+        buffer += chunk;
+        let nl: number;
+        while ((nl = buffer.indexOf('\n')) >= 0) {
+          const msg = JSON.parse(buffer.slice(0, nl)) as { QMP?: unknown; event?: string; data?: { reason?: string }; return?: { status?: string } };
+          buffer = buffer.slice(nl + 1);
+          if (msg.QMP !== undefined) send({ execute: 'qmp_capabilities' });
+          else if (msg.event !== undefined) events.push(msg.data?.reason === undefined ? msg.event : `${msg.event}:${msg.data.reason}`);
+          else if (step === 0) { step = 1; send({ execute: 'human-monitor-command', arguments: { 'command-line': hmp } }); setTimeout(() => send({ execute: 'query-status' }), 1500); }
+          else if (step === 1) step = 2; // the HMP reply
+          else if (step === 2) { step = 3; status = msg.return?.status; send({ execute: 'quit' }); }
+        }
+      });
+    });
+    await exited;
+    const exitedByItself = status === undefined;
+    return { events: events.filter((e) => e !== 'STOP' && !e.endsWith('host-qmp-quit')), exited: exitedByItself, ...(status === undefined ? {} : { status }) };
+  } finally {
+    if (exitStatus === undefined) child.kill('SIGKILL');
+    await exited;
+  }
+}
+
+describe('lifecycle actions in a real QEMU', () => {
+  const combos: Array<[LifecycleAction, LifecycleAction, LifecycleAction]> = [
+    ['destroy', 'restart', 'destroy'], ['destroy', 'destroy', 'restart'], ['preserve', 'destroy', 'preserve'], ['restart', 'preserve', 'destroy'],
+  ];
+  test.concurrent.each(combos.map((c, i) => [...c, i] as const))('on_poweroff %s, on_reboot %s, on_crash %s', async (poweroff, reboot, crash, i) => {
+    const def = parseDefinition(`name: l${i}\nmemory: 64MiB\non_poweroff: ${poweroff}\non_reboot: ${reboot}\non_crash: ${crash}\n`);
+    const reset = await provoke(def, 'o /b 0x64 0xfe', 2 * i);
+    if (reboot === 'restart') expect(reset).toEqual({ events: ['RESET:guest-reset'], exited: false, status: 'running' });
+    else if (reboot === 'destroy' && poweroff === 'destroy') expect(reset).toEqual({ events: ['SHUTDOWN:guest-reset'], exited: true });
+    else expect(reset).toEqual({ events: ['SHUTDOWN:guest-reset'], exited: false, status: 'shutdown' });
+
+    const panic = await provoke(def, 'o /b 0x505 1', 2 * i + 1);
+    // QEMU leaves by itself only when its shutdown action is poweroff; otherwise it keeps the
+    // panicked guest and the manager, seeing SHUTDOWN(guest-panic), quits it.
+    const qemuExitsOnShutdown = poweroff === 'destroy' && reboot !== 'preserve';
+    if (crash === 'destroy' && qemuExitsOnShutdown) expect(panic).toEqual({ events: ['GUEST_PANICKED', 'SHUTDOWN:guest-panic'], exited: true });
+    else if (crash === 'destroy') expect(panic).toEqual({ events: ['GUEST_PANICKED', 'SHUTDOWN:guest-panic'], exited: false, status: 'guest-panicked' });
+    else expect(panic).toEqual({ events: ['GUEST_PANICKED'], exited: false, status: 'guest-panicked' });
   });
 });
