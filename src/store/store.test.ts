@@ -378,6 +378,47 @@ describe('transactions', () => {
     expect(conflicts).toBeGreaterThan(0);
   });
 
+  it('keeps an invariant under many interleaved transfer transactions', async () => {
+    const s = open(tempDir(), { synchronous: 'normal' });
+    const accounts = 5;
+    await s.transaction(async (tx) => {
+      for (let i = 0; i < accounts; i++) await tx.write(`/bank/${i}`, '100');
+    });
+    let seed = 99;
+    const rand = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
+    const pause = () => new Promise((resolve) => (rand() < 0.5 ? setImmediate(resolve) : queueMicrotask(() => resolve(undefined))));
+    const transfer = async () => {
+      const from = Math.floor(rand() * accounts);
+      const to = (from + 1 + Math.floor(rand() * (accounts - 1))) % accounts;
+      const amount = 1 + Math.floor(rand() * 10);
+      await withRetry(() => s.transaction(async (tx) => {
+        const a = Number(await tx.readOrThrow(`/bank/${from}`));
+        await pause();
+        const b = Number(await tx.readOrThrow(`/bank/${to}`));
+        await pause();
+        await tx.write(`/bank/${from}`, String(a - amount));
+        await tx.write(`/bank/${to}`, String(b + amount));
+      }), { attempts: 1000, backoffMs: 0.5 });
+    };
+    // Readers in transactions must always see a consistent total too.
+    const audits: number[] = [];
+    const audit = async () => {
+      audits.push(await withRetry(() => s.transaction(async (tx) => {
+        let total = 0;
+        for (const name of (await tx.list('/bank'))!) {
+          total += Number(await tx.readOrThrow(`/bank/${name}`));
+          await pause();
+        }
+        return total;
+      }), { attempts: 1000, backoffMs: 0.5 }));
+    };
+    await Promise.all([...Array.from({ length: 60 }, transfer), ...Array.from({ length: 10 }, audit)]);
+    let total = 0;
+    for (let i = 0; i < accounts; i++) total += Number(await s.read(`/bank/${i}`));
+    expect(total).toBe(accounts * 100);
+    expect(audits).toEqual(Array(10).fill(accounts * 100));
+  });
+
   it('withRetry gives up after its attempts and never retries other errors', async () => {
     let runs = 0;
     const conflict = () => withRetry(async () => {
