@@ -183,8 +183,14 @@ export class SqliteBackend implements StoreBackend {
     }
     const out: StoreChange[] = [];
     if (options.limit <= 0) return out;
-    for (const row of this.stmt.changesAfter.iterate(revision) as IterableIterator<ChangeRow>) {
-      if (options.prefix === undefined || affects(row.op, row.path, options.prefix)) {
+    const { prefix } = options;
+    // SQLite narrows the scan to the subtree (plus every rm, which may remove an ancestor);
+    // `affects` then keeps exactly the changes that concern the prefix.
+    const rows = prefix === undefined || prefix === '/'
+      ? this.stmt.changesAfter.iterate(revision)
+      : this.stmt.changesAfterUnder.iterate(revision, prefix, `${prefix}/`, `${prefix}0`);
+    for (const row of rows as IterableIterator<ChangeRow>) {
+      if (prefix === undefined || affects(row.op, row.path, prefix)) {
         out.push(row.value === null
           ? { revision: row.revision, op: row.op, path: row.path }
           : { revision: row.revision, op: row.op, path: row.path, value: row.value });
@@ -298,5 +304,7 @@ function prepareStatements(db: Database.Database) {
     insertChange: db.prepare('INSERT INTO changes (revision, op, path, value) VALUES (?, ?, ?, ?)'),
     pruneChanges: db.prepare('DELETE FROM changes WHERE revision <= ?'),
     changesAfter: db.prepare('SELECT revision, op, path, value FROM changes WHERE revision > ? ORDER BY revision'),
+    changesAfterUnder: db.prepare(`SELECT revision, op, path, value FROM changes
+      WHERE revision > ? AND (path = ? OR (path >= ? AND path < ?) OR op = 'rm') ORDER BY revision`),
   };
 }

@@ -651,6 +651,21 @@ describe('change log', () => {
     expect((await errorOf(s.changesSince(0, { prefix: 'bad' }))).code).toBe('store.invalid-path');
   });
 
+  it('filters by prefix exactly: subtree and removed ancestors, not siblings sharing a prefix', async () => {
+    const s = open();
+    await s.write('/d/web1/state', '1');   // 1: in
+    await s.write('/d/web10/state', '2');  // 2: sibling
+    await s.write('/d/web1', 'v');         // 3: in
+    await s.write('/d/web1-x', '3');       // 4: sibling ('-' sorts before '/')
+    await s.rm('/d/web10');                // 5: another subtree's removal
+    await s.rm('/e');                      // nothing to remove: not logged
+    await s.write('/e/f', '4');            // 6: elsewhere
+    await s.rm('/d');                      // 7: removes an ancestor
+    expect((await s.changesSince(0, { prefix: '/d/web1' })).map((c) => c.revision)).toEqual([1, 3, 7]);
+    expect((await s.changesSince(0, { prefix: '/' })).map((c) => c.revision)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect((await s.changesSince(0, { prefix: '/e' })).map((c) => c.revision)).toEqual([6]);
+  });
+
   it('keeps a bounded log and says when a cursor fell off it', async () => {
     const dir = tempDir();
     let s = open(dir, { historyLimit: 50, synchronous: 'normal' });
