@@ -43,6 +43,14 @@ export async function expectSameAsQemu(path: string, format: string, dir: string
     expect(img.size).toBe(expected.length);
     const whole = Buffer.from(await img.read(0, img.size));
     expect(whole.equals(expected), `whole read of ${path}`).toBe(true);
+    // readInto, into a reused buffer that starts out dirty, in 1 MiB steps.
+    const step = Buffer.alloc(Math.min(img.size, 1024 * 1024), 0xee);
+    for (let off = 0; off < img.size; off += step.length) {
+      const target = step.subarray(0, Math.min(step.length, img.size - off));
+      await img.readInto!(off, target);
+      if (!target.equals(expected.subarray(off, off + target.length))) throw new Error(`readInto at ${off} from ${path} differs`);
+      target.fill(0xee);
+    }
     // Unaligned pieces that straddle clusters and subclusters.
     let seed = 7;
     for (let i = 0; i < 40; i++) {

@@ -6,7 +6,7 @@
  */
 import { constants as zlibConstants, inflateRawSync } from 'node:zlib';
 import { VirtkitError } from '../../util/errors.js';
-import { checkRange, type BlockExtent } from '../block-device.js';
+import { checkRange, readInto, type BlockExtent } from '../block-device.js';
 import { pushMapExtent, toBlockExtents } from './extents.js';
 import type { ByteSource } from './byte-source.js';
 import { LruCache } from './lru-cache.js';
@@ -18,6 +18,8 @@ const L2_CACHE_BYTES = 32 * 1024 * 1024;
 const DECOMPRESSED_CACHE_ENTRIES = 8;
 const SUBCLUSTERS = 32;
 const TWO_POW_32 = 0x1_0000_0000;
+/** Largest single pread: bigger data runs are split so the pieces are copied in parallel. */
+const PREAD_PIECE = 512 * 1024;
 
 /** A run of the guest range and where its bytes come from. */
 type Run =
@@ -192,14 +194,32 @@ export class Qcow2Image implements Image {
 
   async read(offset: number, length: number): Promise<Uint8Array> {
     checkRange(this, offset, length);
-    const out = Buffer.allocUnsafe(length);
     const runs = await this.plan(offset, length);
+    if (runs.every((r) => r.kind === 'zero' || (r.kind === 'backing' && this.backing === null))) {
+      return Buffer.alloc(length);
+    }
+    const out = Buffer.allocUnsafe(length);
+    await this.fill(out, offset, runs);
+    return out;
+  }
+
+  async readInto(offset: number, target: Uint8Array): Promise<void> {
+    checkRange(this, offset, target.length);
+    await this.fill(target, offset, await this.plan(offset, target.length));
+  }
+
+  /** Carry out a plan into `out` (which holds the guest range starting at `offset`). */
+  private async fill(out: Uint8Array, offset: number, runs: readonly Run[]): Promise<void> {
     const pending: Promise<void>[] = [];
     for (const run of runs) {
       const pos = run.guest - offset;
       switch (run.kind) {
         case 'data':
-          pending.push(this.file.readInto(out, pos, run.length, run.host));
+          // Large runs go out as several preads at once: the thread pool copies them in parallel.
+          for (let done = 0; done < run.length; done += PREAD_PIECE) {
+            const n = Math.min(PREAD_PIECE, run.length - done);
+            pending.push(this.file.readInto(out, pos + done, n, run.host + done));
+          }
           break;
         case 'zero':
           out.fill(0, pos, pos + run.length);
@@ -209,21 +229,19 @@ export class Qcow2Image implements Image {
           break;
         case 'compressed':
           pending.push(this.readCompressed(run.entry, run.guest).then((cluster) => {
-            cluster.copy(out, pos, run.within, run.within + run.length);
+            out.set(cluster.subarray(run.within, run.within + run.length), pos);
           }));
           break;
       }
     }
     await Promise.all(pending);
-    return out;
   }
 
   /** Bytes this layer leaves unallocated come from the backing image; past its end (or without one) they are zeros. */
-  private async readBacking(out: Buffer, pos: number, guest: number, length: number): Promise<void> {
+  private async readBacking(out: Uint8Array, pos: number, guest: number, length: number): Promise<void> {
     const covered = this.backing === null ? 0 : Math.max(0, Math.min(length, this.backing.size - guest));
     if (covered > 0 && this.backing !== null) {
-      const data = await this.backing.read(guest, covered);
-      out.set(data, pos);
+      await readInto(this.backing, guest, out.subarray(pos, pos + covered));
     }
     out.fill(0, pos + covered, pos + length);
   }

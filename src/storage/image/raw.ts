@@ -31,6 +31,11 @@ export class RawImage implements Image {
     return buf;
   }
 
+  async readInto(offset: number, target: Uint8Array): Promise<void> {
+    checkRange(this, offset, target.length);
+    await this.file.readInto(target, 0, target.length, offset);
+  }
+
   /** Raw files carry no allocation map: everything is data (holes are not probed). */
   async mapExtents(offset: number, length: number): Promise<MapExtent[]> {
     checkRange(this, offset, length);
