@@ -198,7 +198,9 @@ async function provoke(def: DomainDefinition, hmp: string, i: number): Promise<{
     });
     await exited;
     const exitedByItself = status === undefined;
-    return { events: events.filter((e) => e !== 'STOP' && !e.endsWith('host-qmp-quit')), exited: exitedByItself, ...(status === undefined ? {} : { status }) };
+    // Repeats are collapsed: SeaBIOS, restarted by a reset, may pulse the reset line again.
+    const seen = events.filter((e, k) => e !== 'STOP' && !e.endsWith('host-qmp-quit') && events.indexOf(e) === k);
+    return { events: seen, exited: exitedByItself, ...(status === undefined ? {} : { status }) };
   } finally {
     if (exitStatus === undefined) child.kill('SIGKILL');
     await exited;
