@@ -123,6 +123,13 @@ export class PathFilesystem<N extends FsNode> implements Filesystem {
     return this.driver.read(node, 0, node.size);
   }
 
+  async readRange(path: string, offset: number, length: number): Promise<Uint8Array> {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || length > DEFAULT_MAX_READ_BYTES) {
+      throw new VirtkitError('argument.invalid', `invalid range ${offset}+${length}`, { path, offset, length });
+    }
+    return this.driver.read(await this.fileNode(path), offset, length);
+  }
+
   createReadStream(path: string): Readable {
     const chunks = async function* (this: PathFilesystem<N>): AsyncGenerator<Uint8Array> {
       const node = await this.fileNode(path);

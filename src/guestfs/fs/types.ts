@@ -62,6 +62,8 @@ export interface Filesystem {
   /** Does not follow a final symlink. */
   lstat(path: string): Promise<FileStat>;
   readFile(path: string, options?: ReadFileOptions): Promise<Uint8Array>;
+  /** Up to `length` bytes from `offset` (fewer at end of file), like pread. Follows symlinks. */
+  readRange(path: string, offset: number, length: number): Promise<Uint8Array>;
   createReadStream(path: string): Readable;
   readlink(path: string): Promise<string>;
   /** The canonical absolute path, every symlink resolved. */
