@@ -15,7 +15,6 @@ import {
   PatchedMemoryDevice, buildExtImage, buildSourceTree, removeDir, run, tempDir,
 } from './guestfs-fixtures.js';
 
-const MiB = 1024 * 1024;
 let work: string;
 let fsImage: string;
 
