@@ -2,6 +2,7 @@ import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkRange, type BlockDevice, type BlockExtent } from '../block-device.js';
+import { readIntoBuffer } from './buffer-pool.js';
 
 /** The write side of an export: only a snapshot overlay has one, the image itself never does. */
 export interface BlockWriter {
@@ -72,6 +73,13 @@ export class SnapshotOverlay implements BlockDevice, BlockWriter {
       else out.set(await this.base.read(run.offset, run.length), at);
     }));
     return out;
+  }
+
+  /** Fills the caller's buffer; straight from the base device while nothing has been written. */
+  async readInto(offset: number, target: Uint8Array): Promise<void> {
+    checkRange(this, offset, target.length);
+    if (this.clusters.size === 0) await readIntoBuffer(this.base, offset, target);
+    else target.set(await this.read(offset, target.length));
   }
 
   async blockStatus(offset: number, length: number): Promise<BlockExtent[]> {

@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream';
 import { isVirtkitError, VirtkitError } from '../../util/errors.js';
 import type { BlockExtent } from '../block-device.js';
+import { BufferPool, readIntoBuffer } from './buffer-pool.js';
 import { EndOfStream, type ByteReader } from './byte-reader.js';
 import { MAX_REQUEST_PAYLOAD, type NbdExport } from './export.js';
 import type { Session } from './negotiate.js';
@@ -59,7 +60,8 @@ class RequestError extends Error {
 export async function serveTransmission(
   reader: ByteReader, out: Duplex, exp: NbdExport, session: Session, limits: TransmissionLimits = DEFAULT_LIMITS,
 ): Promise<TransmissionEnd> {
-  const replies = new ReplyWriter(out, session.structuredReplies);
+  const pool = new BufferPool();
+  const replies = new ReplyWriter(out, session.structuredReplies, pool);
   const inFlight = new Set<Promise<void>>();
   let inFlightBytes = 0;
 
@@ -118,7 +120,7 @@ export async function serveTransmission(
     const task = (async () => {
       try {
         if (refusal) throw refusal;
-        await serveRequest(req, payload, exp, session, replies);
+        await serveRequest(req, payload, exp, session, replies, pool);
       } catch (err) {
         refusal = err instanceof RequestError ? err : ioError(err);
         replies.error(req, refusal.errno, refusal.message);
@@ -188,17 +190,17 @@ function checkRequest(req: Request, exp: NbdExport, session: Session): RequestEr
 }
 
 async function serveRequest(
-  req: Request, payload: Buffer | undefined, exp: NbdExport, session: Session, replies: ReplyWriter,
+  req: Request, payload: Buffer | undefined, exp: NbdExport, session: Session, replies: ReplyWriter, pool: BufferPool,
 ): Promise<void> {
   const dev = exp.device;
   switch (req.type) {
     case Command.read:
       if (!session.structuredReplies) {
-        replies.simple(req, 0, req.length ? await dev.read(req.offset, req.length) : undefined);
+        replies.simple(req, 0, req.length ? await readPooled(exp, pool, req.offset, req.length) : undefined);
       } else if (req.length === 0 || (req.flags & CommandFlag.df) !== 0) {
-        replies.readChunks(req, [{ kind: 'data', offset: req.offset, data: await dev.read(req.offset, req.length) }]);
+        replies.readChunks(req, [{ kind: 'data', offset: req.offset, data: await readPooled(exp, pool, req.offset, req.length) }]);
       } else {
-        replies.readChunks(req, await readSegments(exp, req.offset, req.length));
+        replies.readChunks(req, await readSegments(exp, pool, req.offset, req.length));
       }
       return;
     case Command.blockStatus: {
@@ -223,10 +225,22 @@ async function serveRequest(
   replies.simple(req, 0);
 }
 
-export type ReadSegment = { kind: 'data'; offset: number; data: Uint8Array } | { kind: 'hole'; offset: number; length: number };
+/** Data segments hold pool buffers, returned to the pool once sent. */
+export type ReadSegment = { kind: 'data'; offset: number; data: Buffer } | { kind: 'hole'; offset: number; length: number };
+
+async function readPooled(exp: NbdExport, pool: BufferPool, offset: number, length: number): Promise<Buffer> {
+  const buf = pool.acquire(length);
+  try {
+    await readIntoBuffer(exp.device, offset, buf);
+  } catch (err) {
+    pool.release(buf);
+    throw err;
+  }
+  return buf;
+}
 
 /** A structured read: data where the device has data, hole chunks for long zero runs. */
-async function readSegments(exp: NbdExport, offset: number, length: number): Promise<ReadSegment[]> {
+async function readSegments(exp: NbdExport, pool: BufferPool, offset: number, length: number): Promise<ReadSegment[]> {
   const extents = await exp.device.blockStatus(offset, length);
   const plan: { hole: boolean; offset: number; length: number }[] = [];
   for (const e of clampExtents(extents, { offset, length }, Infinity)) {
@@ -238,11 +252,17 @@ async function readSegments(exp: NbdExport, offset: number, length: number): Pro
   const covered = plan.reduce((n, p) => n + p.length, 0);
   if (covered !== length) {
     // The device's map does not tile the request; do not trust it, read everything.
-    return [{ kind: 'data', offset, data: await exp.device.read(offset, length) }];
+    return [{ kind: 'data', offset, data: await readPooled(exp, pool, offset, length) }];
   }
-  return Promise.all(plan.map(async (p): Promise<ReadSegment> => p.hole
+  const segments = await Promise.allSettled(plan.map(async (p): Promise<ReadSegment> => p.hole
     ? { kind: 'hole', offset: p.offset, length: p.length }
-    : { kind: 'data', offset: p.offset, data: await exp.device.read(p.offset, p.length) }));
+    : { kind: 'data', offset: p.offset, data: await readPooled(exp, pool, p.offset, p.length) }));
+  const failed = segments.find((s) => s.status === 'rejected');
+  if (failed) {
+    for (const s of segments) if (s.status === 'fulfilled' && s.value.kind === 'data') pool.release(s.value.data);
+    throw failed.reason;
+  }
+  return segments.map((s) => (s as PromiseFulfilledResult<ReadSegment>).value);
 }
 
 /** Extents cut to the request, in order, without empty ones, at most `limit` of them. */
@@ -272,14 +292,15 @@ function ioError(err: unknown): RequestError {
 
 /** Encodes replies; each method writes one whole reply in a single corked burst. */
 class ReplyWriter {
-  constructor(private readonly out: Duplex, private readonly structured: boolean) {}
+  constructor(private readonly out: Duplex, private readonly structured: boolean, private readonly pool: BufferPool) {}
 
-  simple(req: Request, errno: number, data?: Uint8Array): void {
+  /** A simple reply; `data` (a pool buffer) goes back to the pool once sent. */
+  simple(req: Request, errno: number, data?: Buffer): void {
     const head = Buffer.allocUnsafe(SIMPLE_REPLY_SIZE);
     head.writeUInt32BE(SIMPLE_REPLY_MAGIC, 0);
     head.writeUInt32BE(errno, 4);
     req.cookie.copy(head, 8);
-    this.send(data && data.length ? [head, data] : [head]);
+    this.send(data && data.length ? [head, data] : [head], data ? [data] : []);
   }
 
   readChunks(req: Request, segments: readonly ReadSegment[]): void {
@@ -289,12 +310,14 @@ class ReplyWriter {
       return;
     }
     const parts: Uint8Array[] = [];
+    const pooled: Buffer[] = [];
     segments.forEach((s, i) => {
       const flags = i === segments.length - 1 ? ReplyFlag.done : 0;
       if (s.kind === 'data') {
         const head = this.chunkHeader(req, flags, ChunkType.offsetData, 8 + s.data.length, 8);
         head.writeBigUInt64BE(BigInt(s.offset), STRUCTURED_HEADER_SIZE);
         parts.push(head, s.data);
+        pooled.push(s.data);
       } else {
         const head = this.chunkHeader(req, flags, ChunkType.offsetHole, 12, 12);
         head.writeBigUInt64BE(BigInt(s.offset), STRUCTURED_HEADER_SIZE);
@@ -302,7 +325,7 @@ class ReplyWriter {
         parts.push(head);
       }
     });
-    this.send(parts);
+    this.send(parts, pooled);
   }
 
   blockStatus(req: Request, contextId: number, extents: readonly BlockExtent[]): void {
@@ -342,14 +365,16 @@ class ReplyWriter {
     return head;
   }
 
-  private send(parts: readonly Uint8Array[]): void {
+  /** Writes one reply; `pooled` buffers return to the pool once the socket is done with them. */
+  private send(parts: readonly Uint8Array[], pooled: readonly Buffer[] = []): void {
     if (this.out.destroyed || this.out.writableEnded) return;
+    const release = pooled.length ? () => pooled.forEach((b) => this.pool.release(b)) : undefined;
     if (parts.length === 1) {
-      this.out.write(parts[0]);
+      this.out.write(parts[0], release);
       return;
     }
     this.out.cork();
-    for (const p of parts) this.out.write(p);
+    parts.forEach((p, i) => this.out.write(p, i === parts.length - 1 ? release : undefined));
     this.out.uncork();
   }
 }
