@@ -131,7 +131,7 @@ describe('MBR with an extended partition and logicals', () => {
     dev.patches.set(secondLink + 4, 0x05);
     for (let b = 0; b < 4; b++) dev.patches.set(secondLink + 8 + b, (secondRel >>> (8 * b)) & 0xff);
     await expect(readPartitionTable(dev)).rejects.toSatisfy((e) => isVirtkitError(e, 'fs.corrupt')
-      && (e as { data: { structure: string } }).data.structure === 'mbr extended boot record');
+      && e.data.structure === 'mbr extended boot record');
   });
 
   test('qcow2: the same disk converted by qemu-img reads through --format qcow2', async () => {
@@ -192,7 +192,7 @@ describe('GPT', () => {
     const last = bytes.length - 512;
     dev.patches.set(last + 30, bytes[last + 30]! ^ 0xff);
     await expect(readPartitionTable(dev)).rejects.toSatisfy((e) => isVirtkitError(e, 'fs.corrupt')
-      && (e as { data: { structure: string } }).data.structure === 'gpt entries');
+      && e.data.structure === 'gpt entries');
   });
 
   test('inspect reports the table, the filesystem and the operating system in it', async () => {
