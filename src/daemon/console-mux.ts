@@ -108,10 +108,13 @@ export class ConsoleMux {
     };
     client.on('close', drop);
     client.on('error', drop);
+    // HTTP server sockets allow half-open connections: a client that hangs up only sends
+    // 'end', so finish our side too or the writer's place would stay taken.
+    client.on('end', () => { drop(); client.end(); });
   }
 
   close(): void {
-    for (const r of this.readers) r.end();
+    for (const r of this.readers) r.destroy();
     this.readers.clear();
     this.writer = undefined;
     this.guest?.destroy();

@@ -97,8 +97,9 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaem
     return {
       dirs, app, manager, store,
       stop: () => (stopping ??= (async () => {
-        await app.close();
+        // Console clients first: upgraded sockets are not closed by the HTTP server itself.
         manager.detachAll();
+        await app.close();
         await store.close();
         await rm(dirs.socketPath, { force: true });
       })()),

@@ -279,8 +279,10 @@ export class Manager {
     const timeoutMs = (timeoutSeconds ?? rec.definition.shutdown_timeout) * 1000;
     // The exit reason comes from the driver: 'shutdown' when the guest powered off, 'destroyed'
     // when it had to be forced after the timeout.
-    crashPointSoon('shutdown.requested', 300);
-    const outcome = await live.proc.shutdown({ timeoutMs });
+    const shutdown = live.proc.shutdown({ timeoutMs });
+    // The power button is on the QMP socket now; the guest needs far longer than this to react.
+    crashPointSoon('shutdown.requested', 20);
+    const outcome = await shutdown;
     await live.recorded;
     return { state: stateOf(await requireDomain(this.store.as(origin), name)).state, outcome };
   }

@@ -225,8 +225,15 @@ export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promi
   });
   const pidOfClient = async (client: string): Promise<number | null> => (await pidsByClient.get(client)) ?? null;
 
+  // Upgraded sockets leave the HTTP server's bookkeeping: close them ourselves on shutdown.
+  const upgraded = new Set<Duplex>();
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    upgraded.add(socket);
+    socket.on('close', () => upgraded.delete(socket));
     handleConsoleUpgrade(opts.manager, req, socket, head);
+  });
+  app.addHook('preClose', async () => {
+    for (const s of upgraded) s.destroy();
   });
 
   await app.ready();
