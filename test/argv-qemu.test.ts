@@ -6,7 +6,7 @@
  * The KVM fixture is left out: /dev/kvm is not a given (and nested KVM hangs here).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { basename, join, resolve } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
@@ -135,6 +135,10 @@ describe('argv fixtures start a real QEMU', () => {
     const exited = new Promise<void>((done) => child.on('exit', (code) => { exitStatus = code; done(); }));
     try {
       await waitForSocket(runPaths(runDir).qmpSocket, () => (exitStatus === undefined ? undefined : `QEMU exited (${exitStatus}): ${stderr}`));
+      // The files land exactly where runPaths says, despite the hostile run directory name
+      // (QEMU removes its pidfile when it quits, so look now).
+      expect(existsSync(runPaths(runDir).pidFile), 'pidfile').toBe(true);
+      expect(existsSync(runPaths(runDir).consoleLog), 'console log').toBe(def.serial);
       const [status, peripherals] = await qmpSession(runPaths(runDir).qmpSocket, [
         { execute: 'query-status' },
         { execute: 'qom-list', arguments: { path: '/machine/peripheral' } },
