@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -10,6 +12,7 @@ import {
   REQUEST_MAGIC, SIMPLE_REPLY_MAGIC, STRUCTURED_REPLY_MAGIC, TransmissionFlag,
 } from './protocol.js';
 import { NbdServer } from './server.js';
+import type { VirtkitError } from '../../util/errors.js';
 
 /** A minimal NBD client over a real unix socket, enough to poke at each protocol rule. */
 class TestClient {
@@ -373,6 +376,47 @@ describe('transmission', () => {
     expect((await d.simpleReply(5)).data.toString()).toBe('hello');
     d.close();
     expectSameBytes(await device.read(70_000, 5), image.subarray(70_000, 70_005));
+  });
+
+  it('makes a client beyond --shared wait for a free slot', async () => {
+    const path = join(dir, 'one.sock');
+    const one = await NbdServer.start({ device, listen: { kind: 'unix', path }, mode: 'read-only' });
+    try {
+      const first = await TestClient.open(path);
+      await first.go();
+      const second = connect(path);
+      let received = 0;
+      second.on('data', (d: Buffer) => (received += d.length));
+      // A full round trip on the first connection: the second has had time to be greeted, were it served.
+      await new Promise((resolve) => second.once('connect', resolve));
+      first.request(Command.read, 0, 512);
+      await first.simpleReply(512);
+      expect(received).toBe(0);
+      expect(one.connections).toBe(1);
+      first.request(Command.disc, 0, 0);
+      await new Promise((resolve) => first.sock.once('close', resolve));
+      await new Promise<void>((resolve) => second.on('data', () => received >= 18 && resolve()));
+      expect(received).toBe(18);
+      second.destroy();
+    } finally {
+      await one.close();
+    }
+  });
+
+  it('replaces a stale socket file but refuses a live one', async () => {
+    const path = join(dir, 'stale.sock');
+    // A listener in another process, killed without a chance to clean up, as after a crash.
+    const holder = spawn(process.execPath, ['-e',
+      `require('net').createServer().listen(${JSON.stringify(path)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'ignore'] });
+    await new Promise((resolve) => holder.stdout!.once('data', resolve));
+    const live = await NbdServer.start({ device, listen: { kind: 'unix', path }, mode: 'read-only' })
+      .then(() => 'started', (err: VirtkitError) => err.code);
+    expect(live).toBe('connection.failed');
+    holder.kill('SIGKILL');
+    await new Promise((resolve) => holder.once('exit', resolve));
+    expect(existsSync(path)).toBe(true);
+    const again = await NbdServer.start({ device, listen: { kind: 'unix', path }, mode: 'read-only' });
+    await again.close();
   });
 
   it('closes the connection on a bad request magic', async () => {

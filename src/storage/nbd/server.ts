@@ -1,4 +1,5 @@
-import { createServer, type Server, type Socket } from 'node:net';
+import { lstat, unlink } from 'node:fs/promises';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { isVirtkitError, VirtkitError } from '../../util/errors.js';
 import type { BlockDevice } from '../block-device.js';
 import { serveConnection } from './connection.js';
@@ -68,15 +69,15 @@ export class NbdServer {
     const self = new NbdServer(server, exp, overlay, shared, opts.listen, opts.onConnectionError ?? (() => {}));
     server.on('connection', (sock) => self.admit(sock));
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        const done = (): void => {
-          server.off('error', reject);
-          resolve();
-        };
-        if (opts.listen.kind === 'unix') server.listen(opts.listen.path, done);
-        else server.listen(opts.listen.port, opts.listen.host, done);
-      });
+      try {
+        await listenOn(server, opts.listen);
+      } catch (err) {
+        // A socket file left by a server that died: nobody answers on it, so it may be replaced.
+        if (opts.listen.kind !== 'unix' || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE'
+          || !(await isStaleSocket(opts.listen.path))) throw err;
+        await unlink(opts.listen.path);
+        await listenOn(server, opts.listen);
+      }
     } catch (err) {
       await overlay?.close();
       const where = opts.listen.kind === 'unix' ? opts.listen.path : `${opts.listen.host}:${opts.listen.port}`;
@@ -152,6 +153,35 @@ export class NbdServer {
         }
       });
   }
+}
+
+function listenOn(server: Server, listen: NbdListen): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    const done = (): void => {
+      server.off('error', reject);
+      resolve();
+    };
+    if (listen.kind === 'unix') server.listen(listen.path, done);
+    else server.listen(listen.port, listen.host, done);
+  });
+}
+
+/** True when `path` is a unix socket nobody listens on. */
+async function isStaleSocket(path: string): Promise<boolean> {
+  try {
+    if (!(await lstat(path)).isSocket()) return false;
+  } catch {
+    return false;
+  }
+  return new Promise<boolean>((resolve) => {
+    const probe = connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(false);
+    });
+    probe.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+  });
 }
 
 /** `nbd+unix:///NAME?socket=PATH` or `nbd://HOST:PORT/NAME`, as qemu-img and qemu-io accept them. */
