@@ -1,5 +1,5 @@
 /**
- * Fuzzing the qcow2 reader: real images made by qemu-img, their headers and tables mutated,
+ * Fuzzing the qcow2 and VMDK readers: real images made by qemu-img, their headers and tables mutated,
  * opened and read from memory. Every outcome must be a successful bounded read or a typed
  * `image.*` error. Inputs that break this are saved under test/fixtures/images/regressions/
  * and replayed by the corpus test below forever after.
@@ -17,7 +17,15 @@ const ITERATIONS = Number(process.env['VIRTKIT_FUZZ_ITERATIONS'] ?? 10_000);
 const SEED = Number(process.env['VIRTKIT_FUZZ_SEED'] ?? 0x5eed);
 const REGRESSIONS = join(import.meta.dirname, '../fixtures/images/regressions');
 
-interface Base { name: string; bytes: Buffer; expected: Buffer; clusterSize: number }
+interface Base {
+  name: string;
+  format: 'qcow2' | 'vmdk';
+  bytes: Buffer;
+  expected: Buffer;
+  /** Where metadata lives: mutations aim at [0, region) and at [tables, tables + region). */
+  region: number;
+  tables: number;
+}
 const { dir, cleanup } = tempDir('image-fuzz');
 const bases: Base[] = [];
 const backingFiles = new Map<string, Buffer>();
@@ -33,9 +41,31 @@ function make(name: string, options: string, size: string, writes: string[], bac
   const f = join(dir, name);
   qemuImg('create', '-f', 'qcow2', '-o', options, ...(backing ? ['-b', backing, '-F', 'qcow2'] : []), f, size);
   if (writes.length > 0) qemuIo(f, 'qcow2', ...writes);
+  addQcow2(f);
+}
+
+function addQcow2(f: string): void {
   const bytes = readFileSync(f);
-  bases.push({ name, bytes, expected: qemuRaw(f, 'qcow2', dir), clusterSize: 2 ** bytes.readUInt32BE(20) });
+  const clusterSize = 2 ** bytes.readUInt32BE(20);
+  bases.push({ name: f, format: 'qcow2', bytes, expected: qemuRaw(f, 'qcow2', dir), region: Math.min(bytes.length, 8 * clusterSize),
+    tables: Number(bytes.readBigUInt64BE(40) & 0xffffffffn) });
   backingFiles.set(f, bytes);
+}
+
+/** A VMDK from raw data; extent files (twoGbMaxExtent*) are served from memory like backing files. */
+function addVmdk(name: string, subformat: string): void {
+  const src = join(dir, `${name}.src`);
+  writeFileSync(src, Buffer.concat([Buffer.alloc(70_000, 0x61), Buffer.alloc(200_000), Buffer.from('virtkit vmdk fuzz '.repeat(3000))]));
+  const f = join(dir, name);
+  qemuImg('convert', '-f', 'raw', '-O', 'vmdk', '-o', `subformat=${subformat}`, src, f);
+  const bytes = readFileSync(f);
+  const sparse = bytes.readUInt32LE(0) === 0x564d444b;
+  if (!sparse) {
+    const extent = join(dir, name.replace('.vmdk', '-s001.vmdk'));
+    backingFiles.set(extent, readFileSync(extent));
+  }
+  bases.push({ name: f, format: 'vmdk', bytes, expected: qemuRaw(f, 'vmdk', dir), region: Math.min(bytes.length, 16384),
+    tables: sparse ? bytes.readUInt32LE(56) * 512 : 0 });
 }
 
 beforeAll(() => {
@@ -47,8 +77,10 @@ beforeAll(() => {
   writeFileSync(raw, Buffer.from('compressible virtkit text '.repeat(8000)));
   const comp = join(dir, 'comp.qcow2');
   qemuImg('convert', '-c', '-f', 'raw', '-O', 'qcow2', '-o', 'cluster_size=4k', raw, comp);
-  const bytes = readFileSync(comp);
-  bases.push({ name: 'comp.qcow2', bytes, expected: qemuRaw(comp, 'qcow2', dir), clusterSize: 4096 });
+  addQcow2(comp);
+  addVmdk('sparse.vmdk', 'monolithicSparse');
+  addVmdk('stream.vmdk', 'streamOptimized');
+  addVmdk('split.vmdk', 'twoGbMaxExtentSparse');
 });
 afterAll(cleanup);
 
@@ -66,9 +98,9 @@ function rng(seed: number): () => number {
 type Outcome = { ok: true; data: Buffer } | { ok: false; error: unknown };
 
 /** Open and read as a user would: the first 64 KiB, the allocation map, and a piece further in. */
-async function exercise(bytes: Buffer, name: string, probe: number): Promise<Outcome> {
+async function exercise(bytes: Buffer, path: string, format: string, probe: number): Promise<Outcome> {
   try {
-    const img = await openImageSource(new MemorySource(bytes, join(dir, name)), { format: 'qcow2' }, openBacking);
+    const img = await openImageSource(new MemorySource(bytes, path), { format }, openBacking);
     try {
       const data = Buffer.from(await img.read(0, Math.min(img.size, 65536)));
       await img.blockStatus(0, Math.min(img.size, 256 * 1024));
@@ -86,19 +118,19 @@ function isTypedImageError(err: unknown): boolean {
   return err instanceof VirtkitError && (err.code.startsWith('image.'));
 }
 
-function saveRegression(bytes: Buffer, err: unknown): string {
+function saveRegression(bytes: Buffer, format: string, err: unknown): string {
   mkdirSync(REGRESSIONS, { recursive: true });
-  const file = join(REGRESSIONS, `crash-${createHash('sha256').update(bytes).digest('hex').slice(0, 16)}.qcow2`);
+  const file = join(REGRESSIONS, `crash-${createHash('sha256').update(bytes).digest('hex').slice(0, 16)}.${format}`);
   writeFileSync(file, bytes);
   return `${file}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`;
 }
 
 const INTERESTING = [0, 1, 0x1ff, 0x200, 0x7fffffff, 0x80000000, 0xffffffff, 0xfffffe00];
 
-describe('qcow2 fuzz', () => {
+describe('qcow2 and vmdk fuzz', () => {
   it('unmutated bases read exactly as qemu-img reads them', async () => {
     for (const b of bases) {
-      const out = await exercise(b.bytes, b.name, 0);
+      const out = await exercise(b.bytes, b.name, b.format, 0);
       expect(out.ok).toBe(true);
       if (out.ok) expect(out.data.equals(b.expected.subarray(0, out.data.length))).toBe(true);
     }
@@ -116,8 +148,7 @@ describe('qcow2 fuzz', () => {
       const poke = (at: number, value: number): void => {
         if (at < bytes.length) { saved.push([at, bytes[at]!]); bytes[at] = value & 0xff; }
       };
-      const l1 = Number(bytes.readBigUInt64BE(40) & 0xffffffffn);
-      const region = Math.min(bytes.length, 8 * base.clusterSize);
+      const region = base.region;
       const edits = 1 + (next() % 4);
       for (let e = 0; e < edits; e++) {
         const kind = next() % 5;
@@ -126,23 +157,23 @@ describe('qcow2 fuzz', () => {
         else if (kind === 2) poke(next() % region, bytes[next() % region]! ^ (1 << (next() % 8))); // a bit flip
         else {
           // An aligned 32-bit word in the header or the L1/L2 area set to an interesting value.
-          const area = kind === 3 ? next() % 112 : l1 + (next() % (4 * base.clusterSize));
+          const area = kind === 3 ? next() % 112 : base.tables + (next() % region);
           const at = area & ~3;
           const v = next() % 3 === 0 ? next() : INTERESTING[next() % INTERESTING.length]!;
           for (let k = 0; k < 4; k++) poke(at + k, v >>> (24 - 8 * k));
         }
       }
       const mutated = saved.some(([at, old]) => bytes[at] !== old);
-      const out = await exercise(bytes, base.name, next());
+      const out = await exercise(bytes, base.name, base.format, next());
       if (out.ok) {
         outcomes.ok++;
         if (!mutated && !out.data.equals(base.expected.subarray(0, out.data.length))) {
-          failures.push(saveRegression(Buffer.from(bytes), new Error('unmutated image read wrong data')));
+          failures.push(saveRegression(Buffer.from(bytes), base.format, new Error('unmutated image read wrong data')));
         }
       } else if (isTypedImageError(out.error)) {
         outcomes.typed++;
       } else {
-        failures.push(saveRegression(Buffer.from(bytes), out.error));
+        failures.push(saveRegression(Buffer.from(bytes), base.format, out.error));
       }
       for (let k = saved.length - 1; k >= 0; k--) bytes[saved[k]![0]] = saved[k]![1];
     }
@@ -153,10 +184,10 @@ describe('qcow2 fuzz', () => {
   });
 
   it('the regression corpus reads or fails with a typed error', async () => {
-    const files = readdirSync(REGRESSIONS).filter((f) => f.endsWith('.qcow2'));
+    const files = readdirSync(REGRESSIONS).filter((f) => f.endsWith('.qcow2') || f.endsWith('.vmdk'));
     expect(files.length).toBeGreaterThan(0);
     for (const f of files) {
-      const out = await exercise(readFileSync(join(REGRESSIONS, f)), f, 12345);
+      const out = await exercise(readFileSync(join(REGRESSIONS, f)), join(REGRESSIONS, f), f.endsWith('.vmdk') ? 'vmdk' : 'qcow2', 12345);
       if (!out.ok && !isTypedImageError(out.error)) throw new Error(`${f}: ${String(out.error)}`);
       // Hand-damaged images (not crash-*) are all broken on purpose: each must be refused.
       if (!f.startsWith('crash-')) expect(out.ok, `${f} should be refused`).toBe(false);

@@ -131,3 +131,30 @@ describe('backing files are never probed', () => {
     await img.close();
   });
 });
+
+describe('vmdk read through the native layer matches qemu-img', () => {
+  const src = join(dir, 'vmdk-src.raw');
+  const prepareSource = (): void => {
+    qemuImg('create', '-f', 'raw', src, '5M');
+    qemuIo(src, 'raw', 'write -P 0x61 0 100k', 'write -P 0x62 2M 300k', 'write -P 0x63 4000k 7k');
+  };
+  for (const sub of ['monolithicSparse', 'streamOptimized', 'monolithicFlat', 'twoGbMaxExtentSparse', 'twoGbMaxExtentFlat']) {
+    it(`subformat=${sub} (qemu-img convert)`, async () => {
+      prepareSource();
+      const f = join(dir, `${sub}.vmdk`);
+      qemuImg('convert', '-f', 'raw', '-O', 'vmdk', '-o', `subformat=${sub}`, src, f);
+      await expectSameAsQemu(f, 'vmdk', dir);
+    });
+  }
+
+  it('a sparse vmdk written out of order, with zeroed grains over data', async () => {
+    const f = join(dir, 'zg.vmdk');
+    qemuImg('create', '-f', 'vmdk', '-o', 'zeroed_grain=on', f, '4M');
+    qemuIo(f, 'vmdk', 'write -P 0x71 3M 100k', 'write -P 0x72 0 64k', 'write -P 0x73 1000k 130k', 'write -z 3M 64k');
+    await expectSameAsQemu(f, 'vmdk', dir);
+    const img = await openImage(f, { format: 'vmdk' });
+    const map = await img.mapExtents(0, img.size);
+    expect(map.some((e) => e.present && e.zero)).toBe(true);
+    await img.close();
+  });
+});

@@ -10,6 +10,7 @@ import type { ByteSource } from './byte-source.js';
 import { HostFile } from './host-file.js';
 import { Qcow2Image } from './qcow2.js';
 import { RawImage } from './raw.js';
+import { VmdkImage } from './vmdk.js';
 import { ImageFormats, type Image, type ImageFormat } from './types.js';
 
 /** Deepest backing chain we follow (the image itself is depth 0). */
@@ -33,7 +34,7 @@ export async function openImage(path: string, options: OpenImageOptions): Promis
   return openLayer(file, options.format, options.backingFormat, 0, new Set(), openBackingFile);
 }
 
-/** Opens the file a backing file name resolved to. Tests substitute in-memory sources. */
+/** Opens the file a backing file (or a VMDK extent) name resolved to: a regular file. Tests substitute in-memory sources. */
 export type BackingOpener = (path: string) => Promise<ByteSource>;
 
 const openBackingFile: BackingOpener = (path) => HostFile.open(path, { allowBlockDevice: false });
@@ -74,6 +75,7 @@ async function openLayer(file: ByteSource, format: ImageFormat, backingFormat: s
     }
     seen.add(file.identity);
     if (format === 'raw') return RawImage.fromFile(file);
+    if (format === 'vmdk') return await VmdkImage.open(file, openBacking);
     return await Qcow2Image.open(file, {
       openBacking: async (header) => {
         if (header.backingFile === null) return null;

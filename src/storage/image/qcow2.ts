@@ -11,7 +11,7 @@ import { pushMapExtent, toBlockExtents } from './extents.js';
 import type { ByteSource } from './byte-source.js';
 import { LruCache } from './lru-cache.js';
 import { headerBytesWanted, parseQcow2Header, type Qcow2Header } from './qcow2-header.js';
-import type { Image, ImageInfo, MapExtent } from './types.js';
+import type { Image, ImageInfo, MapExtent, Qcow2Specific } from './types.js';
 
 /** Memory the L2 cache may hold. 32 MiB maps 256 GiB of guest with 64 KiB clusters. */
 const L2_CACHE_BYTES = 32 * 1024 * 1024;
@@ -352,7 +352,7 @@ export class Qcow2Image implements Image {
 }
 
 /** The qcow2 section of `img info`, with the keys `qemu-img info` uses (version 3 fields only on version 3). */
-export function qcow2Specific(h: Qcow2Header): NonNullable<ImageInfo['format-specific']>['data'] {
+export function qcow2Specific(h: Qcow2Header): Qcow2Specific['data'] {
   const common = { 'refcount-bits': h.refcountBits, 'l1-size': h.l1Size, 'snapshot-count': h.nbSnapshots };
   if (h.version === 2) return { compat: '0.10', 'compression-type': h.compressionType, ...common };
   return {

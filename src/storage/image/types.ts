@@ -1,7 +1,7 @@
 /** What every image driver exposes beyond the plain BlockDevice: its chain, allocation map and header facts. */
 import type { BlockDevice } from '../block-device.js';
 
-export const ImageFormats = ['raw', 'qcow2'] as const;
+export const ImageFormats = ['raw', 'qcow2', 'vmdk'] as const;
 export type ImageFormat = (typeof ImageFormats)[number];
 
 /** One run of the allocation map with the detail `img map` shows (QEMU's `qemu-img map` terms). */
@@ -34,18 +34,36 @@ export interface ImageInfo {
   readonly 'backing-filename'?: string;
   readonly 'full-backing-filename'?: string;
   readonly 'backing-filename-format'?: string;
-  readonly 'format-specific'?: {
-    readonly type: 'qcow2';
-    readonly data: {
-      readonly compat: '0.10' | '1.1';
-      readonly 'compression-type': string;
-      readonly 'lazy-refcounts'?: boolean;
-      readonly 'refcount-bits': number;
-      readonly corrupt?: boolean;
-      readonly 'extended-l2'?: boolean;
-      readonly 'l1-size': number;
-      readonly 'snapshot-count': number;
-    };
+  readonly 'format-specific'?: Qcow2Specific | VmdkSpecific;
+}
+
+export interface VmdkSpecific {
+  readonly type: 'vmdk';
+  readonly data: {
+    readonly 'create-type': string;
+    readonly cid: number;
+    readonly 'parent-cid': number;
+    readonly extents: readonly {
+      readonly filename: string;
+      readonly format: 'SPARSE' | 'FLAT' | 'ZERO';
+      readonly 'virtual-size': number;
+      readonly 'cluster-size'?: number;
+      readonly compressed?: boolean;
+    }[];
+  };
+}
+
+export interface Qcow2Specific {
+  readonly type: 'qcow2';
+  readonly data: {
+    readonly compat: '0.10' | '1.1';
+    readonly 'compression-type': string;
+    readonly 'lazy-refcounts'?: boolean;
+    readonly 'refcount-bits': number;
+    readonly corrupt?: boolean;
+    readonly 'extended-l2'?: boolean;
+    readonly 'l1-size': number;
+    readonly 'snapshot-count': number;
   };
 }
 
