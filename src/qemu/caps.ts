@@ -159,9 +159,10 @@ async function checkKvm(binary: string, accelerators: string[], bootId: string, 
   if (!kernel) return verdict(false, '/dev/kvm exists but no kernel under /boot to verify it with');
   const timeoutMs = opts.kvmCheckTimeoutMs ?? 3000;
   // Under a working KVM the kernel decompresses and prints its banner in well under a second;
-  // nested KVM on these hosts hangs in the decompressor, so the banner never comes.
+  // nested KVM on these hosts hangs in the decompressor, so the banner never comes. The CPU is
+  // `host`, what the command builder picks under KVM, so a host CPU KVM cannot model fails here too.
   const result = await runQemuUntilMarker(binary, [
-    '-machine', 'pc,accel=kvm', '-nodefaults', '-no-user-config', '-display', 'none', '-m', '128',
+    '-machine', 'pc,accel=kvm', '-cpu', 'host', '-nodefaults', '-no-user-config', '-display', 'none', '-m', '128',
     '-kernel', kernel, '-append', 'console=ttyS0 earlyprintk=ttyS0 panic=-1', '-serial', 'stdio', '-no-reboot',
   ], 'Linux version', timeoutMs);
   if (result.seen) return verdict(true, `KVM ran a test guest to the Linux banner in ${result.elapsedMs} ms`);

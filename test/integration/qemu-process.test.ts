@@ -1,17 +1,17 @@
 /**
  * The QEMU driver against real TCG guests from the guest kit: launch, console, pause/resume,
  * attach from a second process, ACPI and forced shutdown, exit classification, stale
- * pidfiles and start failures. Two guest boots in all, run side by side.
+ * pidfiles and start failures; the capabilities probe. Two guest boots in all, run side by side.
  */
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDefinition, type DomainDefinition } from '../../src/conf/index.js';
-import { QemuProcess, openConsole, watchConsoleFor } from '../../src/qemu/index.js';
+import { QemuProcess, openConsole, probeCapabilities, resolveAccel, watchConsoleFor } from '../../src/qemu/index.js';
 import { isVirtkitError, type VirtkitError } from '../../src/util/errors.js';
 import { testGuestDefinition, testGuestNoAcpiDefinition } from '../helpers/guests.js';
 
@@ -183,5 +183,32 @@ describe('QemuProcess with real guests', () => {
     const def = await loadDefinition(testGuestDefinition());
     const err = await rejection(QemuProcess.launch({ def, ctx: { binary: '/nonexistent/qemu-system-x86_64', accel: 'tcg', runDir: join(scratch, 'nobin') } }));
     expect(err.code).toBe('qemu.not-found');
+  });
+});
+
+describe('capabilities of the installed QEMU', () => {
+  it('probes version, machines, accelerators, CPU models and devices, then serves them from the cache', async () => {
+    const cacheDir = await mkdtemp(join(tmpdir(), 'virtkit-caps-'));
+    try {
+      const caps = await probeCapabilities({ cacheDir });
+      expect(caps.version.major).toBeGreaterThanOrEqual(7);
+      expect(caps.accelerators).toContain('tcg');
+      expect(caps.machines.some((m) => m.name === 'pc' || m.alias === 'pc')).toBe(true);
+      expect(caps.cpuModels).toContain('qemu64');
+      expect(caps.devices).toEqual(expect.arrayContaining(['virtio-blk-pci', 'virtio-net-pci', 'pvpanic']));
+      expect(caps.kvm.reason).not.toBe('');
+      const auto = resolveAccel('auto', caps);
+      expect(auto.accel).toBe(caps.kvm.usable ? 'kvm' : 'tcg');
+      expect((await readdir(cacheDir)).length).toBe(1);
+      const t0 = Date.now();
+      expect(await probeCapabilities({ cacheDir })).toEqual(caps);
+      expect(Date.now() - t0).toBeLessThan(5000); // no QEMU started: a file read
+    } finally {
+      await rm(cacheDir, { recursive: true, force: true });
+    }
+  });
+
+  it('reports a missing binary as qemu.not-found', async () => {
+    expect((await rejection(probeCapabilities({ binary: 'qemu-system-nonexistent-arch' }))).code).toBe('qemu.not-found');
   });
 });
