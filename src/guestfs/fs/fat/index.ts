@@ -1,0 +1,19 @@
+/** The FAT12/16/32 (VFAT) reader, registered with the filesystem detection registry. */
+import type { BlockDevice } from '../../../storage/block-device.js';
+import { PathFilesystem } from '../path.js';
+import type { FilesystemType } from '../registry.js';
+import { BOOT_SECTOR_SIZE, looksLikeFat } from './boot-sector.js';
+import { FatDriver } from './fat-fs.js';
+
+export { FatDriver } from './fat-fs.js';
+
+export const fatFilesystem: FilesystemType = {
+  name: 'fat',
+  async probe(dev: BlockDevice): Promise<boolean> {
+    if (dev.size < BOOT_SECTOR_SIZE) return false;
+    return looksLikeFat(await dev.read(0, BOOT_SECTOR_SIZE));
+  },
+  async open(dev: BlockDevice) {
+    return new PathFilesystem(await FatDriver.open(dev));
+  },
+};
