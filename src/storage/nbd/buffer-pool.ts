@@ -1,5 +1,3 @@
-import type { BlockDevice } from '../block-device.js';
-
 /**
  * Reuses read buffers between requests. Clients read in a few fixed sizes (qemu-img: 2 MiB),
  * and a fresh multi-megabyte buffer per request costs page faults and garbage collection that
@@ -29,14 +27,4 @@ export class BufferPool {
     else this.free.set(buf.length, [buf]);
     this.freeBytes += buf.length;
   }
-}
-
-/** Devices that can fill a caller's buffer (the image drivers can); others are read and copied. */
-type FillableDevice = BlockDevice & { readInto?: (offset: number, target: Uint8Array) => Promise<void> };
-
-/** Reads [offset, offset + target.length) of `dev` into `target`. */
-export async function readIntoBuffer(dev: BlockDevice, offset: number, target: Uint8Array): Promise<void> {
-  const d = dev as FillableDevice;
-  if (typeof d.readInto === 'function') await d.readInto(offset, target);
-  else target.set(await dev.read(offset, target.length));
 }

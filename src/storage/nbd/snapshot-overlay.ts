@@ -1,8 +1,7 @@
 import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkRange, type BlockDevice, type BlockExtent } from '../block-device.js';
-import { readIntoBuffer } from './buffer-pool.js';
+import { checkRange, readInto, type BlockDevice, type BlockExtent } from '../block-device.js';
 
 /** The write side of an export: only a snapshot overlay has one, the image itself never does. */
 export interface BlockWriter {
@@ -70,7 +69,7 @@ export class SnapshotOverlay implements BlockDevice, BlockWriter {
       const at = run.offset - offset;
       if (run.source === 'zero') out.fill(0, at, at + run.length);
       else if (run.source === 'data') await this.readFile(out, at, run.length, run.offset);
-      else out.set(await this.base.read(run.offset, run.length), at);
+      else await readInto(this.base, run.offset, out.subarray(at, at + run.length));
     }));
     return out;
   }
@@ -78,7 +77,7 @@ export class SnapshotOverlay implements BlockDevice, BlockWriter {
   /** Fills the caller's buffer; straight from the base device while nothing has been written. */
   async readInto(offset: number, target: Uint8Array): Promise<void> {
     checkRange(this, offset, target.length);
-    if (this.clusters.size === 0) await readIntoBuffer(this.base, offset, target);
+    if (this.clusters.size === 0) await readInto(this.base, offset, target);
     else target.set(await this.read(offset, target.length));
   }
 

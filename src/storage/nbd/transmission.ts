@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import { isVirtkitError, VirtkitError } from '../../util/errors.js';
-import type { BlockExtent } from '../block-device.js';
-import { BufferPool, readIntoBuffer } from './buffer-pool.js';
+import { readInto, type BlockExtent } from '../block-device.js';
+import { BufferPool } from './buffer-pool.js';
 import { EndOfStream, type ByteReader } from './byte-reader.js';
 import { MAX_REQUEST_PAYLOAD, type NbdExport } from './export.js';
 import type { Session } from './negotiate.js';
@@ -231,7 +231,7 @@ export type ReadSegment = { kind: 'data'; offset: number; data: Buffer } | { kin
 async function readPooled(exp: NbdExport, pool: BufferPool, offset: number, length: number): Promise<Buffer> {
   const buf = pool.acquire(length);
   try {
-    await readIntoBuffer(exp.device, offset, buf);
+    await readInto(exp.device, offset, buf);
   } catch (err) {
     pool.release(buf);
     throw err;
