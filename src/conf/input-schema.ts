@@ -1,7 +1,7 @@
 /**
  * The input form of a definition, derived from the normalized schema so that there is only one
  * place where fields are declared: fields with a `default` or a `generated` value become
- * optional, and `inputSize` fields accept a size string (`256MiB`) as well as bytes.
+ * optional, and `x-input-size` fields accept a size string (`256MiB`) as well as bytes.
  */
 import { Kind, KindGuard, Type, TypeRegistry, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';

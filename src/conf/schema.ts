@@ -4,13 +4,15 @@
  * reference in docs/definition.md (docs.ts renders it).
  *
  * This schema describes the NORMALIZED definition: every default applied, uuid and MACs
- * generated, memory in bytes, host paths resolved. Annotations used by the other modules:
- * - `default`: the value filled in when a field is absent (the field is optional in input);
- * - `generated`: how a missing value is made up (the field is optional in input);
- * - `inputSize`: input may also be a size string such as `256MiB` (see size.ts);
- * - `rule`: the message shown when a string does not match its `pattern`;
- * - `discriminator`: the property that selects the variant of a union;
- * - `keyRule`: the message shown when a map key does not match its pattern.
+ * generated, memory in bytes, host paths resolved. Besides `default` and `description`, it
+ * carries extension keywords (`x-` prefixed, so JSON Schema and OpenAPI tools ignore them),
+ * read through annotations():
+ * - `x-generated`: how a missing value is made up (the field is optional in input);
+ * - `x-input-size`: input may also be a size string such as `256MiB` (see size.ts);
+ * - `x-rule`: the message shown when a string does not match its `pattern`;
+ * - `x-discriminator`: the property that selects the variant of a union;
+ * - `x-key-rule`: the message shown when a map key does not match its pattern.
+ * A field with a `default` or `x-generated` is optional in input.
  */
 import { Type, type Static, type TLiteral, type TSchema, type TUnion } from '@sinclair/typebox';
 
@@ -53,19 +55,19 @@ function oneOf<const T extends readonly string[]>(values: T, options: Record<str
 function hostPath(description: string) {
   return Type.String({
     minLength: 1, maxLength: 4096, pattern: NoLineBreakOrNul,
-    rule: 'must be a path without newline or NUL', description,
+    'x-rule': 'must be a path without newline or NUL', description,
   });
 }
 
 function guestPath(description: string) {
   return Type.String({
     maxLength: 4096, pattern: '^/[^\\n\\r\\x00]*$',
-    rule: 'must be an absolute path inside the guest, without newline or NUL', description,
+    'x-rule': 'must be an absolute path inside the guest, without newline or NUL', description,
   });
 }
 
 function commandLine(description: string) {
-  return Type.String({ maxLength: 65536, pattern: NoLineBreakOrNul, rule: 'must not contain newline or NUL', description });
+  return Type.String({ maxLength: 65536, pattern: NoLineBreakOrNul, 'x-rule': 'must not contain newline or NUL', description });
 }
 
 export const DomainNamePattern = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';
@@ -85,7 +87,7 @@ const DiskBootSchema = Type.Object({
 const GuestBootSchema = Type.Object({
   loader: Type.Literal('guest', { description: 'Read the kernel and initrd out of the guest\'s own disk (its GRUB, BLS or extlinux configuration) and boot them directly.' }),
   entry: Type.Optional(Type.Union([
-    Type.String({ minLength: 1, maxLength: 1024, pattern: NoLineBreakOrNul, rule: 'must not contain newline or NUL' }),
+    Type.String({ minLength: 1, maxLength: 1024, pattern: NoLineBreakOrNul, 'x-rule': 'must not contain newline or NUL' }),
     Type.Integer({ minimum: 0 }),
   ], { description: 'Boot menu entry: its title or its index; absent: the configuration\'s default.' })),
   kernel: Type.Optional(guestPath('Kernel path inside the guest, instead of a menu entry.')),
@@ -94,7 +96,7 @@ const GuestBootSchema = Type.Object({
 }, { additionalProperties: false, description: 'Boot the guest\'s own kernel (pygrub\'s job).' });
 
 export const BootSchema = Type.Union([DirectBootSchema, DiskBootSchema, GuestBootSchema], {
-  discriminator: 'loader',
+  'x-discriminator': 'loader',
   default: { loader: 'disk' },
   description: 'How the guest boots; `loader` selects the variant.',
 });
@@ -103,7 +105,7 @@ export const DiskSchema = Type.Object({
   source: Type.Optional(hostPath('Image file on the host; relative paths are resolved against the definition file\'s directory. Exactly one of `source` and `volume`.')),
   volume: Type.Optional(Type.String({
     maxLength: 256, pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$',
-    rule: 'must be "pool/volume" (letters, digits, "_", "." or "-", each part starting with a letter or digit)',
+    'x-rule': 'must be "pool/volume" (letters, digits, "_", "." or "-", each part starting with a letter or digit)',
     description: 'A storage volume, as `pool/volume`, instead of `source`.',
   })),
   format: oneOf(DiskFormats, { description: 'Image format. Required: it is never guessed from the content.' }),
@@ -117,50 +119,50 @@ export const HostFwdPattern = '^(tcp|udp)?:([0-9]{1,3}(\\.[0-9]{1,3}){3})?:[0-9]
 export const NicSchema = Type.Object({
   model: oneOf(NicModels, { default: 'virtio', description: 'virtio (virtio-net-pci), e1000 or rtl8139.' }),
   mac: Type.String({
-    pattern: '^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$', rule: 'must be a MAC address like 52:54:00:12:34:56',
-    generated: 'random 52:54:00:xx:xx:xx',
+    pattern: '^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$', 'x-rule': 'must be a MAC address like 52:54:00:12:34:56',
+    'x-generated': 'random 52:54:00:xx:xx:xx',
     description: 'MAC address; lower-cased.',
   }),
   network: Type.Literal('user', { default: 'user', description: 'Network back end; `user` (QEMU\'s user-mode NAT) for now.' }),
   hostfwd: Type.Array(Type.String({
-    pattern: HostFwdPattern, rule: 'must be a forwarding rule like tcp::2222-:22 (proto:[hostaddr]:hostport-[guestaddr]:guestport)',
+    pattern: HostFwdPattern, 'x-rule': 'must be a forwarding rule like tcp::2222-:22 (proto:[hostaddr]:hostport-[guestaddr]:guestport)',
   }), { maxItems: 64, default: [], description: 'Port forwards from the host into the guest, in QEMU\'s hostfwd syntax: `tcp::2222-:22`.' }),
 }, { additionalProperties: false });
 
 export const QemuPassthroughSchema = Type.Object({
-  args: Type.Array(Type.String({ maxLength: 65536, pattern: NoLineBreakOrNul, rule: 'must not contain newline or NUL' }), {
+  args: Type.Array(Type.String({ maxLength: 65536, pattern: NoLineBreakOrNul, 'x-rule': 'must not contain newline or NUL' }), {
     maxItems: 1024, default: [], description: 'Extra QEMU arguments, appended after everything virtkit generates (libvirt\'s `<qemu:commandline>`).',
   }),
   env: Type.Record(
     Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }),
-    Type.String({ maxLength: 65536, pattern: NoLineBreakOrNul, rule: 'must not contain newline or NUL' }),
-    { additionalProperties: false, maxProperties: 256, keyRule: 'must be an environment variable name (letters, digits, "_")', default: {}, description: 'Extra environment variables for the QEMU process.' },
+    Type.String({ maxLength: 65536, pattern: NoLineBreakOrNul, 'x-rule': 'must not contain newline or NUL' }),
+    { additionalProperties: false, maxProperties: 256, 'x-key-rule': 'must be an environment variable name (letters, digits, "_")', default: {}, description: 'Extra environment variables for the QEMU process.' },
   ),
 }, { additionalProperties: false, default: { args: [], env: {} }, description: 'Passthrough to QEMU: use it for what the schema does not cover yet. Guests using it are "tainted".' });
 
 export const DomainDefinitionSchema = Type.Object({
   name: Type.String({
     pattern: DomainNamePattern,
-    rule: 'must be 1-64 letters, digits, "_", "." or "-", starting with a letter or digit',
+    'x-rule': 'must be 1-64 letters, digits, "_", "." or "-", starting with a letter or digit',
     description: 'Name of the guest, unique on the host.',
   }),
   uuid: Type.String({
     pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
-    rule: 'must be a UUID like 6f1c3a52-3d3e-4c43-9a4e-0d1f2e3c4b5a',
-    generated: 'random version 4 UUID',
+    'x-rule': 'must be a UUID like 6f1c3a52-3d3e-4c43-9a4e-0d1f2e3c4b5a',
+    'x-generated': 'random version 4 UUID',
     description: 'UUID of the guest; lower-cased.',
   }),
   memory: Type.Integer({
-    minimum: MinMemoryBytes, multipleOf: MemoryGranularityBytes, maximum: 16 * 1024 ** 4, inputSize: true,
+    minimum: MinMemoryBytes, multipleOf: MemoryGranularityBytes, maximum: 16 * 1024 ** 4, 'x-input-size': true,
     description: 'Guest RAM. A size with a binary unit: `256MiB`, `1GiB` (K, M, G, T mean KiB, MiB, GiB, TiB); a plain number is bytes. At least 16MiB, a whole number of MiB. Stored as bytes.',
   }),
   vcpus: Type.Integer({ minimum: 1, maximum: 255, default: 1, description: 'Number of virtual CPUs.' }),
   machine: Type.String({
-    maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$', rule: 'must be a machine type name like pc or q35',
+    maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$', 'x-rule': 'must be a machine type name like pc or q35',
     default: 'pc', description: 'QEMU machine type.',
   }),
   cpu: Type.Optional(Type.String({
-    maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9_.+-]*$', rule: 'must be a CPU model name like qemu64, max or host',
+    maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9_.+-]*$', 'x-rule': 'must be a CPU model name like qemu64, max or host',
     description: 'CPU model. Absent: `qemu64` under TCG, `host` under KVM.',
   })),
   accel: oneOf(Accels, { default: 'auto', description: 'Accelerator; `auto` picks KVM only when it works, else TCG.' }),
@@ -185,7 +187,7 @@ export type GuestBoot = Static<typeof GuestBootSchema>;
 export type DiskDefinition = Static<typeof DiskSchema>;
 export type NicDefinition = Static<typeof NicSchema>;
 
-/** Annotations this project adds to JSON Schema (see the file comment). */
+/** The annotations of a schema node, extension keywords by their short names (see the file comment). */
 export interface SchemaAnnotations {
   default?: unknown;
   generated?: string;
@@ -197,5 +199,14 @@ export interface SchemaAnnotations {
 }
 
 export function annotations(schema: TSchema): SchemaAnnotations {
-  return schema as SchemaAnnotations;
+  const s = schema as Record<string, unknown>;
+  return {
+    default: s['default'],
+    generated: s['x-generated'] as string | undefined,
+    inputSize: s['x-input-size'] as boolean | undefined,
+    rule: s['x-rule'] as string | undefined,
+    discriminator: s['x-discriminator'] as string | undefined,
+    keyRule: s['x-key-rule'] as string | undefined,
+    description: s['description'] as string | undefined,
+  };
 }

@@ -285,3 +285,22 @@ describe('sizes', () => {
     expect(() => parseSize('99999999999999999G')).toThrow(VirtkitError);
   });
 });
+
+describe('the schema as JSON Schema', () => {
+  test('uses only standard keywords plus x- extensions, so OpenAPI documents can embed it', () => {
+    const standard = new Set(['type', 'properties', 'required', 'additionalProperties', 'patternProperties', 'items', 'anyOf', 'const',
+      'enum', 'pattern', 'minLength', 'maxLength', 'minimum', 'maximum', 'multipleOf', 'maxItems', 'maxProperties', 'default', 'description']);
+    const unknown = new Set<string>();
+    const walk = (node: unknown, inProperties: boolean): void => {
+      if (Array.isArray(node)) { node.forEach((n) => walk(n, false)); return; }
+      if (node === null || typeof node !== 'object') return;
+      for (const [key, value] of Object.entries(node)) {
+        if (!inProperties && !standard.has(key) && !key.startsWith('x-')) unknown.add(key);
+        if (key === 'default' || key === 'const') continue;
+        walk(value, !inProperties && (key === 'properties' || key === 'patternProperties'));
+      }
+    };
+    walk(JSON.parse(JSON.stringify(DomainDefinitionSchema)), false);
+    expect([...unknown]).toEqual([]);
+  });
+});

@@ -2,7 +2,7 @@ import { KindGuard, type TSchema } from '@sinclair/typebox';
 import { annotations } from './schema.js';
 
 /**
- * The variant of a discriminated union (annotated with `discriminator`) a value meant: the one
+ * The variant of a discriminated union (annotated with `x-discriminator`) a value meant: the one
  * whose discriminator literal it carries or, when it carries none, the variant whose
  * discriminator has a default. -1 when none matches; undefined when `schema` is not a
  * discriminated union.
