@@ -33,6 +33,11 @@ const BLOCK_CACHE_BYTES = 16 << 20;
 const INODE_CACHE_ENTRIES = 16384;
 const EXTENT_CACHE_ENTRIES = 1 << 20;
 const DIR_CACHE_ENTRIES = 1 << 18;
+/**
+ * Refuse (fs.too-large) directories with more entries than this: a hostile directory can map
+ * the same blocks again and again, and a listing is held in memory.
+ */
+export const MAX_DIR_ENTRIES = 1 << 21;
 /** Directory blocks are read in runs of at most this many bytes. */
 const DIR_READ_CHUNK = 1 << 20;
 
@@ -202,6 +207,9 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
         const bytes = await this.dev.read(devOffset, n * bs);
         for (let b = 0; b < n; b++) {
           parseDirBlock(new ByteView(bytes.subarray(b * bs, (b + 1) * bs), 'ext directory entry', devOffset + b * bs), this.dirOptions, entries);
+        }
+        if (entries.length > MAX_DIR_ENTRIES) {
+          throw new VirtkitError('fs.too-large', `directory ${dir.ino} has more than ${MAX_DIR_ENTRIES} entries`, { ino: dir.ino, limit: MAX_DIR_ENTRIES });
         }
       }
     }

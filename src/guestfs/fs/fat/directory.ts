@@ -101,15 +101,23 @@ function validName(name: string): boolean {
 }
 
 /**
- * Parses the entries of `dir` into `out` (deleted entries, `.`, `..`, volume labels and
+ * Parses the entries of a directory's runs of clusters (in chain order) into `out` (deleted entries, `.`, `..`, volume labels and
  * orphan long name parts skipped). `labels` receives volume label entries.
  */
-export function parseDirectory(dir: ByteView, out: FatDirEntry[], labels?: string[]): DirParseResult {
+export function parseDirectory(runs: readonly ByteView[], out: FatDirEntry[], labels?: string[]): DirParseResult {
   const lfn: LongNameState = { parts: [], expect: 0, checksum: 0 };
+  for (const dir of runs) {
+    const ended = parseRun(dir, lfn, out, labels);
+    if (ended) return { ended };
+  }
+  return { ended: false };
+}
+
+function parseRun(dir: ByteView, lfn: LongNameState, out: FatDirEntry[], labels?: string[]): boolean {
   for (let off = 0; off + ENTRY_SIZE <= dir.length; off += ENTRY_SIZE) {
     const e = dir.view(off, ENTRY_SIZE, 'fat directory entry');
     const first = e.u8(0);
-    if (first === 0x00) return { ended: true };
+    if (first === 0x00) return true;
     const attr = e.u8(11);
     if (first === 0xe5) {
       lfn.expect = 0;
@@ -143,7 +151,7 @@ export function parseDirectory(dir: ByteView, out: FatDirEntry[], labels?: strin
       ctime: created === 0 ? mtime : fatTime(created, e.u16(14), e.u8(13)),
     });
   }
-  return { ended: false };
+  return false;
 }
 
 function collectLongName(e: ByteView, lfn: LongNameState): void {

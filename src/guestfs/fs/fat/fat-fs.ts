@@ -106,15 +106,17 @@ export class FatDriver implements FilesystemDriver<FatNode> {
     const entries: FatDirEntry[] = [];
     if (dir.root && this.bs.type !== 'fat32') {
       const bytes = await this.dev.read(this.bs.rootDirOffset, this.bs.rootEntries * ENTRY_SIZE);
-      parseDirectory(new ByteView(bytes, 'fat directory entry', this.bs.rootDirOffset), entries, labels);
+      parseDirectory([new ByteView(bytes, 'fat directory entry', this.bs.rootDirOffset)], entries, labels);
     } else {
       const first = dir.root ? this.bs.rootCluster : dir.entry!.firstCluster;
       const at = dir.entry?.offset ?? 0;
       const clusters = await this.chainOf(first, Math.floor(MAX_DIRECTORY_BYTES / this.bs.clusterSize), true, 'fat directory', at);
+      // A long name may straddle clusters that are not contiguous: parse the clusters as one run.
+      const parts: { bytes: Uint8Array; cluster: number }[] = [];
       await this.readClusters(clusters, 'fat directory', at, (bytes, index) => {
-        const base = this.clusterOffset(clusters[index]!);
-        return parseDirectory(new ByteView(bytes, 'fat directory entry', base), entries, labels).ended;
+        parts.push({ bytes, cluster: clusters[index]! });
       });
+      parseDirectory(parts.map((p) => new ByteView(p.bytes, 'fat directory entry', this.clusterOffset(p.cluster))), entries, labels);
     }
     const listing: Listing = { entries };
     this.dirs.set(dir.ino, listing);

@@ -1,0 +1,54 @@
+import { describe, expect, test } from 'vitest';
+import { compileGlob } from './glob.js';
+import { elfArchitecture, parseOsRelease } from './inspect.js';
+import { LruCache } from './lru.js';
+
+describe('os-release', () => {
+  test('quoted, unquoted and escaped values; comments and junk ignored', () => {
+    expect(parseOsRelease('# c\nNAME="Debian GNU/Linux"\nVERSION_ID=\'12\'\nID=debian\nPRETTY_NAME="A \\"quoted\\" name"\njunk\n'))
+      .toEqual({ NAME: 'Debian GNU/Linux', VERSION_ID: '12', ID: 'debian', PRETTY_NAME: 'A "quoted" name' });
+  });
+});
+
+describe('ELF architecture', () => {
+  const header = (cls: number, data: number, machine: number): Uint8Array => {
+    const b = Buffer.alloc(64);
+    b.set([0x7f, 0x45, 0x4c, 0x46, cls, data, 1]);
+    if (data === 1) b.writeUInt16LE(machine, 18);
+    else b.writeUInt16BE(machine, 18);
+    return b;
+  };
+  test.each([
+    [2, 1, 0x3e, 'x86_64'], [1, 1, 0x03, 'i386'], [2, 1, 0xb7, 'aarch64'], [1, 1, 0x28, 'arm'],
+    [2, 1, 0xf3, 'riscv64'], [2, 2, 0x15, 'ppc64'], [2, 1, 0x15, 'ppc64le'], [2, 2, 0x16, 's390x'],
+  ])('class %i data %i machine %i is %s', (cls, data, machine, arch) => {
+    expect(elfArchitecture(header(cls, data, machine))).toBe(arch);
+  });
+  test('not ELF, or too short', () => {
+    expect(elfArchitecture(Buffer.from('#!/bin/sh\n'))).toBeUndefined();
+    expect(elfArchitecture(new Uint8Array(4))).toBeUndefined();
+  });
+});
+
+describe('globs', () => {
+  test.each([
+    ['*.conf', 'a.conf', true], ['*.conf', 'a.confx', false], ['vmlinuz-?.*', 'vmlinuz-6.1', true],
+    ['[a-c]x', 'bx', true], ['[!a-c]x', 'bx', false], ['a.b', 'axb', false], ['(x)+', '(x)+', true], ['[oops', '[oops', true],
+  ])('%s matches %s: %s', (glob, name, expected) => {
+    expect(compileGlob(glob).test(name)).toBe(expected);
+  });
+});
+
+describe('LruCache', () => {
+  test('evicts the least recently used entries beyond the weight limit', () => {
+    const c = new LruCache<string, string>(5, (v) => v.length);
+    c.set('a', 'xx');
+    c.set('b', 'yy');
+    expect(c.get('a')).toBe('xx');
+    c.set('c', 'zz');
+    expect([c.get('a'), c.get('b'), c.get('c')]).toEqual(['xx', undefined, 'zz']);
+    c.set('huge', 'too heavy');
+    expect(c.get('huge')).toBeUndefined();
+    expect(c.weight).toBeLessThanOrEqual(5);
+  });
+});
