@@ -22,7 +22,8 @@ export const ExitCodes = {
 export function exitCodeFor(code: ErrorCode): number {
   if (code.endsWith('not-found')) return ExitCodes.notFound;
   if (code === 'domain.invalid-state' || code === 'domain.exists' || code === 'domain.field-immutable'
-    || code === 'volume.in-use' || code === 'pool.exists' || code === 'volume.exists') return ExitCodes.invalidState;
+    || code === 'volume.in-use' || code === 'pool.exists' || code === 'volume.exists'
+    || code === 'store.locked') return ExitCodes.invalidState;
   if (code === 'definition.invalid' || code === 'argument.invalid' || code === 'request.invalid'
     || code === 'request.too-large' || code === 'volume.invalid-name' || code === 'pool.invalid') return ExitCodes.invalidInput;
   if (code.startsWith('qemu') || code.startsWith('qmp.') || code.startsWith('process.')) {
