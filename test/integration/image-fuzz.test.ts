@@ -1,5 +1,5 @@
 /**
- * Fuzzing the qcow2 and VMDK readers: real images made by qemu-img, their headers and tables mutated,
+ * Fuzzing the qcow2, VMDK and VDI readers: real images made by qemu-img, their headers and tables mutated,
  * opened and read from memory. Every outcome must be a successful bounded read or a typed
  * `image.*` error. Inputs that break this are saved under test/fixtures/images/regressions/
  * and replayed by the corpus test below forever after.
@@ -19,7 +19,7 @@ const REGRESSIONS = join(import.meta.dirname, '../fixtures/images/regressions');
 
 interface Base {
   name: string;
-  format: 'qcow2' | 'vmdk';
+  format: 'qcow2' | 'vmdk' | 'vdi';
   bytes: Buffer;
   expected: Buffer;
   /** Where metadata lives: mutations aim at [0, region) and at [tables, tables + region). */
@@ -81,6 +81,10 @@ beforeAll(() => {
   addVmdk('sparse.vmdk', 'monolithicSparse');
   addVmdk('stream.vmdk', 'streamOptimized');
   addVmdk('split.vmdk', 'twoGbMaxExtentSparse');
+  const vdi = join(dir, 'fuzz.vdi');
+  qemuImg('create', '-f', 'vdi', vdi, '4M');
+  qemuIo(vdi, 'vdi', 'write -P 0x91 2M 5k', 'write -P 0x92 0 1k');
+  bases.push({ name: vdi, format: 'vdi', bytes: readFileSync(vdi), expected: qemuRaw(vdi, 'vdi', dir), region: 1024, tables: 512 });
 });
 afterAll(cleanup);
 
@@ -127,7 +131,7 @@ function saveRegression(bytes: Buffer, format: string, err: unknown): string {
 
 const INTERESTING = [0, 1, 0x1ff, 0x200, 0x7fffffff, 0x80000000, 0xffffffff, 0xfffffe00];
 
-describe('qcow2 and vmdk fuzz', () => {
+describe('qcow2, vmdk and vdi fuzz', () => {
   it('unmutated bases read exactly as qemu-img reads them', async () => {
     for (const b of bases) {
       const out = await exercise(b.bytes, b.name, b.format, 0);
@@ -184,10 +188,10 @@ describe('qcow2 and vmdk fuzz', () => {
   });
 
   it('the regression corpus reads or fails with a typed error', async () => {
-    const files = readdirSync(REGRESSIONS).filter((f) => f.endsWith('.qcow2') || f.endsWith('.vmdk'));
+    const files = readdirSync(REGRESSIONS).filter((f) => /\.(qcow2|vmdk|vdi)$/.test(f));
     expect(files.length).toBeGreaterThan(0);
     for (const f of files) {
-      const out = await exercise(readFileSync(join(REGRESSIONS, f)), join(REGRESSIONS, f), f.endsWith('.vmdk') ? 'vmdk' : 'qcow2', 12345);
+      const out = await exercise(readFileSync(join(REGRESSIONS, f)), join(REGRESSIONS, f), f.slice(f.lastIndexOf('.') + 1), 12345);
       if (!out.ok && !isTypedImageError(out.error)) throw new Error(`${f}: ${String(out.error)}`);
       // Hand-damaged images (not crash-*) are all broken on purpose: each must be refused.
       if (!f.startsWith('crash-')) expect(out.ok, `${f} should be refused`).toBe(false);

@@ -158,3 +158,14 @@ describe('vmdk read through the native layer matches qemu-img', () => {
     await img.close();
   });
 });
+
+describe('vdi read through the native layer matches qemu-img', () => {
+  for (const isStatic of [false, true]) {
+    it(`${isStatic ? 'fixed' : 'dynamic'} image written out of order`, async () => {
+      const f = join(dir, `img-${isStatic ? 'fixed' : 'dynamic'}.vdi`);
+      qemuImg('create', '-f', 'vdi', '-o', `static=${isStatic ? 'on' : 'off'}`, f, '5M');
+      qemuIo(f, 'vdi', 'write -P 0x81 3M 100k', 'write -P 0x82 0 4k', 'write -P 0x83 1000k 100k', 'write -z 3M 4k');
+      await expectSameAsQemu(f, 'vdi', dir);
+    });
+  }
+});

@@ -1,6 +1,7 @@
 /**
- * VMDK specifics: a streamOptimized footer, `img info` against qemu-img, and what is refused
- * (linked clones, extents outside the descriptor's directory, VMFS extents, VMDK3, damage).
+ * VMDK and VDI specifics: a streamOptimized footer, `img info` against qemu-img, and what is
+ * refused (linked clones, extents outside the descriptor's directory, VMFS extents, VMDK3,
+ * VDI differencing images, damage).
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -13,9 +14,9 @@ import { qemuImg, qemuIo, qemuRaw, tempDir } from './image.helpers.js';
 const { dir, cleanup } = tempDir('image-vmdk');
 afterAll(cleanup);
 
-async function failureOf(path: string): Promise<VirtkitError> {
+async function failureOf(path: string, format = 'vmdk'): Promise<VirtkitError> {
   try {
-    const img = await openImage(path, { format: 'vmdk' });
+    const img = await openImage(path, { format });
     try {
       await img.read(0, img.size);
     } finally {
@@ -118,5 +119,42 @@ describe('vmdk', () => {
     expect((await damage((b) => b.writeUInt32LE(7, grain))).data['field']).toBe('grain_marker');
     expect((await damage((b) => b.fill(0x41, grain + 12, grain + 40))).data['field']).toBe('compressed_grain');
     expect((await damage((b) => b.writeUInt16LE(2, 77))).data['field']).toBe('compressAlgorithm');
+  });
+});
+
+describe('vdi', () => {
+  it('img info agrees with qemu-img info', () => {
+    const f = join(dir, 'info.vdi');
+    qemuImg('create', '-f', 'vdi', f, '3M');
+    qemuIo(f, 'vdi', 'write -P 0x11 1M 10k');
+    const cli = resolve(import.meta.dirname, '../../bin/virtkit.js');
+    const ours = JSON.parse(spawnSync(process.execPath, [cli, 'img', 'info', '--json', f], { encoding: 'utf8' }).stdout) as Record<string, unknown>;
+    const theirs = JSON.parse(qemuImg('info', '--output=json', '-f', 'vdi', f)) as Record<string, unknown>;
+    for (const k of ['virtual-size', 'format', 'cluster-size', 'actual-size', 'dirty-flag']) expect(ours[k], k).toEqual(theirs[k]);
+  });
+
+  it('damaged headers and block maps give typed errors with the field', async () => {
+    const f = join(dir, 'damage.vdi');
+    qemuImg('create', '-f', 'vdi', f, '3M');
+    qemuIo(f, 'vdi', 'write -P 0x11 0 10k');
+    const good = readFileSync(f);
+    const damage = async (edit: (b: Buffer) => void): Promise<VirtkitError> => {
+      const b = Buffer.from(good);
+      edit(b);
+      const g = join(dir, `damaged-${Math.random().toString(36).slice(2)}.vdi`);
+      writeFileSync(g, b);
+      return failureOf(g, 'vdi');
+    };
+    expect((await damage((b) => b.writeUInt32LE(0, 0x40))).data['field']).toBe('signature');
+    expect((await damage((b) => b.writeUInt32LE(0x20000, 0x44))).data['field']).toBe('version');
+    expect((await damage((b) => b.writeUInt32LE(3, 0x178))).data['field']).toBe('block_size');
+    expect((await damage((b) => b.writeUInt32LE(0x7fffffff, 0x154))).data['field']).toBe('offset_bmap');
+    expect((await damage((b) => b.writeUInt32LE(0x10000000, 0x170 + 4))).data['field']).toBe('disk_size');
+    const parent = await damage((b) => b.fill(7, 0x1b8, 0x1c8));
+    expect(parent.code).toBe('image.unsupported');
+    expect(parent.data['field']).toBe('uuid_parent');
+    const truncated = join(dir, 'truncated.vdi');
+    writeFileSync(truncated, good.subarray(0, 100));
+    expect((await failureOf(truncated, 'vdi')).data['field']).toBe('header');
   });
 });

@@ -9,7 +9,7 @@ import { openImage, type Image, type ImageInfo, type MapExtent } from '../../sto
 import { checkImage, compareImages, convertImage, createImage, resizeImage } from '../../storage/qemu-img.js';
 import { VirtkitError } from '../../util/errors.js';
 
-const FORMAT_HELP = 'image format: raw, qcow2 or vmdk (default: from a .qcow2/.raw/.vmdk name; content is never probed)';
+const FORMAT_HELP = 'image format: raw, qcow2, vmdk or vdi (default: from a .qcow2/.raw/.vmdk/.vdi name; content is never probed)';
 
 /**
  * The format the user named, or the one a file's name states (.qcow2, .raw). Never the content:
@@ -21,8 +21,9 @@ export function formatFor(path: string, explicit: string | undefined, flag = '-f
   if (ext === '.qcow2' || ext === '.qcow') return 'qcow2';
   if (ext === '.raw') return 'raw';
   if (ext === '.vmdk') return 'vmdk';
+  if (ext === '.vdi') return 'vdi';
   throw new VirtkitError('argument.invalid',
-    `cannot tell the format of '${path}' from its name: pass ${flag} raw, ${flag} qcow2 or ${flag} vmdk (formats are never probed)`,
+    `cannot tell the format of '${path}' from its name: pass ${flag} raw, qcow2, vmdk or vdi (formats are never probed)`,
     { field: 'format', path });
 }
 

@@ -6,3 +6,4 @@ export { ImageFormats, type Image, type ImageFormat, type ImageInfo, type MapExt
 export { MemorySource, type ByteSource } from './byte-source.js';
 export { VmdkImage } from './vmdk.js';
 export { parseVmdkDescriptor } from './vmdk-descriptor.js';
+export { VdiImage } from './vdi.js';

@@ -10,6 +10,7 @@ import type { ByteSource } from './byte-source.js';
 import { HostFile } from './host-file.js';
 import { Qcow2Image } from './qcow2.js';
 import { RawImage } from './raw.js';
+import { VdiImage } from './vdi.js';
 import { VmdkImage } from './vmdk.js';
 import { ImageFormats, type Image, type ImageFormat } from './types.js';
 
@@ -76,6 +77,7 @@ async function openLayer(file: ByteSource, format: ImageFormat, backingFormat: s
     seen.add(file.identity);
     if (format === 'raw') return RawImage.fromFile(file);
     if (format === 'vmdk') return await VmdkImage.open(file, openBacking);
+    if (format === 'vdi') return await VdiImage.open(file);
     return await Qcow2Image.open(file, {
       openBacking: async (header) => {
         if (header.backingFile === null) return null;

@@ -1,7 +1,7 @@
 /** What every image driver exposes beyond the plain BlockDevice: its chain, allocation map and header facts. */
 import type { BlockDevice } from '../block-device.js';
 
-export const ImageFormats = ['raw', 'qcow2', 'vmdk'] as const;
+export const ImageFormats = ['raw', 'qcow2', 'vmdk', 'vdi'] as const;
 export type ImageFormat = (typeof ImageFormats)[number];
 
 /** One run of the allocation map with the detail `img map` shows (QEMU's `qemu-img map` terms). */
