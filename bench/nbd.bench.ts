@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { median, ratioLine, timeMs } from './stats.js';
 
 const GiB = 1024 * 1024 * 1024;
-const ROUNDS = 3;
+const ROUNDS = 5;
 const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/virtkit.js');
 const CLK_TCK = 100;
 
