@@ -8,6 +8,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { parseDefinition, type DomainDefinition, type LifecycleAction } from '../src/conf/index.js';
@@ -18,7 +19,12 @@ const cacheDir = resolve('test/.cache');
 mkdirSync(cacheDir, { recursive: true });
 // On the repository's disk, not a tmpfs: cache=none needs O_DIRECT.
 const workDir = mkdtempSync(join(cacheDir, 'argv-'));
-afterAll(() => rmSync(workDir, { recursive: true, force: true }));
+// Run directories hold unix sockets, whose paths must stay under 108 bytes: keep them short.
+const runRoot = mkdtempSync(join(tmpdir(), 'vk-argv-'));
+afterAll(() => {
+  rmSync(workDir, { recursive: true, force: true });
+  rmSync(runRoot, { recursive: true, force: true });
+});
 
 const kernel = readdirSync('/boot').filter((f) => f.startsWith('vmlinuz-')).sort().map((f) => join('/boot', f))[0];
 
@@ -124,7 +130,7 @@ describe('argv fixtures start a real QEMU', () => {
   test.concurrent.each(cases.map((c, i) => [c.fixture.name, c, i] as const))('%s', async (_name, c, i) => {
     if (c.outcome.kind !== 'command') throw new Error('unreachable');
     // Commas, quotes and a space in the run directory exercise -chardev/-vnc escaping every time.
-    const runDir = join(workDir, `r,"${i}" x`);
+    const runDir = join(runRoot, `r,"${i}" x`);
     mkdirSync(runDir);
     const { def, ctx } = stage(c.outcome.def, c.outcome.ctx, runDir);
     const command = buildCommand(def, ctx);
@@ -167,7 +173,7 @@ describe('argv fixtures start a real QEMU', () => {
  * leave QEMU running, stopped or gone as documented for on_reboot / on_crash.
  */
 async function provoke(def: DomainDefinition, hmp: string, i: number): Promise<{ events: string[]; exited: boolean; status?: string }> {
-  const runDir = join(workDir, `l${i}`);
+  const runDir = join(runRoot, `l${i}`);
   mkdirSync(runDir);
   const command = buildCommand(def, { binary: 'qemu-system-x86_64', accel: 'tcg', runDir });
   // Not paused: a guest stopped in prelaunch would not show the state the action puts it in.
