@@ -8,6 +8,7 @@ import { main } from '../cli/main.js';
 import { loadDefinition } from '../conf/index.js';
 import { GUEST_CMDLINE, READY_MARKER, buildGuest, type BuiltGuest } from './index.js';
 import { POWER_BUTTON_HANDLER } from './init-script.js';
+import { hasPvhEntry } from './vmlinux.js';
 
 let work: string;
 let acpiGuest: BuiltGuest;
@@ -39,7 +40,14 @@ describe('buildGuest', () => {
       boot: { loader: 'direct', kernel: acpiGuest.kernelPath, initrd: acpiGuest.initrdPath, cmdline: GUEST_CMDLINE },
     });
     expect(readFileSync(acpiGuest.definitionPath, 'utf8')).toMatch(/^\s+kernel: vmlinuz$/m);
-    expect(readFileSync(acpiGuest.kernelPath).equals(readFileSync(acpiGuest.kernel.imagePath))).toBe(true);
+  });
+
+  it('boots the kernel through PVH: the uncompressed ELF from inside the bzImage', () => {
+    // Debian's kernels are xz-compressed bzImages built with CONFIG_PVH.
+    expect(acpiGuest.kernelFormat).toBe('pvh');
+    const kernel = readFileSync(acpiGuest.kernelPath);
+    expect(hasPvhEntry(kernel)).toBe(true);
+    expect(kernel.length).toBeGreaterThan(readFileSync(acpiGuest.kernel.imagePath).length);
   });
 
   it('gives the --no-acpi guest its name and a short shutdown timeout', async () => {

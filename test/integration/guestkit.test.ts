@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GUEST_CMDLINE, READY_MARKER } from '../../src/guestkit/index.js';
+import { loadDefinition } from '../../src/conf/index.js';
+import { READY_MARKER } from '../../src/guestkit/index.js';
 import { guestPaths, testGuest, testGuestNoAcpi } from '../helpers/guests.js';
 
 const BOOT_TIMEOUT_MS = 150_000;
@@ -99,13 +100,15 @@ class BootedGuest {
     this.exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
   }
 
+  /** Boots what the guest's own definition says: its kernel, initrd, command line and memory. */
   static async boot(dir: string): Promise<BootedGuest> {
-    const files = guestPaths(dir);
+    const def = await loadDefinition(guestPaths(dir).definitionPath);
+    if (def.boot.loader !== 'direct') throw new Error(`${dir}: the guest kit writes a direct kernel boot`);
     const runDir = mkdtempSync(join(tmpdir(), 'virtkit-guestkit-'));
     const qmpPath = join(runDir, 'qmp.sock');
     const argv = [
-      '-nodefaults', '-no-user-config', '-machine', 'pc,accel=tcg', '-m', '128', '-display', 'none',
-      '-kernel', files.kernelPath, '-initrd', files.initrdPath, '-append', GUEST_CMDLINE,
+      '-nodefaults', '-no-user-config', '-machine', 'pc,accel=tcg', '-m', `${def.memory / 1024 / 1024}`, '-display', 'none',
+      '-kernel', def.boot.kernel, '-initrd', def.boot.initrd ?? '', '-append', def.boot.cmdline ?? '',
       '-chardev', 'stdio,id=console,signal=off', '-serial', 'chardev:console',
       '-qmp', `unix:${qmpPath},server=on,wait=off`,
     ];

@@ -16,7 +16,7 @@ export function register(program: Command): void {
       const builtin = built.builtinModules.length > 0 ? ` (built in: ${built.builtinModules.join(' ')})` : '';
       process.stdout.write(
         `Built guest '${o.name}' in ${shown(built.dir)}\n`
-        + `  kernel      ${shown(built.kernelPath)}  (from ${built.kernel.imagePath})\n`
+        + `  kernel      ${shown(built.kernelPath)}  (${built.kernelFormat === 'pvh' ? 'uncompressed, PVH entry, ' : ''}from ${built.kernel.imagePath})\n`
         + `  initramfs   ${shown(built.initrdPath)}  (busybox ${built.busybox}, ${built.modules.length} modules)\n`
         + `  modules     ${modules}${builtin}\n`
         + `  acpi        ${o.acpi ? 'power button powers off' : 'power button ignored'}\n`
