@@ -131,7 +131,7 @@ export async function run(): Promise<void> {
     const bareDestroy: number[] = [];
     const vkStart: number[] = [];
     const vkDestroy: number[] = [];
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 5; i++) {
       const runDir = join(work, `bare${i}`);
       let proc: QemuProcess | undefined;
       bareStart.push(await timeMs(async () => {
@@ -141,18 +141,19 @@ export async function run(): Promise<void> {
       vkStart.push(await timeMs(() => one.start('bench')));
       vkDestroy.push(await timeMs(() => one.destroy('bench')));
     }
-    console.log(ratioLine('start -> running (median of 3)', median(vkStart), median(bareStart), 'ms', 'bare QEMU QMP-ready'));
+    console.log(ratioLine('start -> running (median of 5)', median(vkStart), median(bareStart), 'ms', 'bare QEMU QMP-ready'));
     console.log(`  start overhead over bare QEMU: ${(median(vkStart) - median(bareStart)).toFixed(1)} ms (libvirt: virsh start ~350 ms per the issue)`);
-    console.log(ratioLine('destroy -> shutoff (median of 3)', median(vkDestroy), median(bareDestroy), 'ms', 'bare QEMU quit'));
+    console.log(ratioLine('destroy -> shutoff (median of 5)', median(vkDestroy), median(bareDestroy), 'ms', 'bare QEMU quit'));
     console.log(`  destroy overhead over bare QEMU: ${(median(vkDestroy) - median(bareDestroy)).toFixed(1)} ms (libvirt: virsh destroy ~1.8 s per the issue)`);
 
+    const beforeGuests = await rssMiB(daemon.pid!);
     // Started paused: the daemon holds the same QMP and console connections either way, and
     // paused guests leave the 2 shared cores to everyone else.
     for (let i = 0; i < GuestsForRss; i++) await one.start(`idle${i}`, { paused: true });
     await sleep(1000);
     const loaded = await rssMiB(daemon.pid!);
-    console.log(`daemon RSS: idle ${idle.toFixed(1)} MiB, with ${GuestsForRss} running guests ${loaded.toFixed(1)} MiB, `
-      + `${((loaded - idle) / GuestsForRss).toFixed(2)} MiB per guest, growth included from the load above (libvirtd per the issue: 21 MiB idle, +12.5 MiB per guest; `
+    console.log(`daemon RSS: idle ${idle.toFixed(1)} MiB (fresh), ${beforeGuests.toFixed(1)} MiB after the load above, `
+      + `with ${GuestsForRss} running guests ${loaded.toFixed(1)} MiB: ${((loaded - beforeGuests) / GuestsForRss).toFixed(2)} MiB per guest (libvirtd per the issue: 21 MiB idle, +12.5 MiB per guest; `
       + `${GuestsForRss} not 10 guests: 10 TCG guests are too heavy for these 2 shared cores)`);
     for (let i = 0; i < GuestsForRss; i++) await one.destroy(`idle${i}`);
   } finally {

@@ -331,7 +331,11 @@ export class Manager {
   }
 
   async reboot(origin: Origin, name: string): Promise<void> {
-    await this.onLive(origin, name, 'reboot', (live) => live.proc.reboot(), { event: 'rebooted' });
+    await this.onLive(origin, name, 'reboot', async (live, rec) => {
+      // A paused guest cannot see the power button: the reboot would only time out.
+      if (rec.status.state === 'paused') throw new VirtkitError('domain.invalid-state', `domain "${name}" is paused; resume it first`, { name });
+      await live.proc.reboot();
+    }, { event: 'rebooted' });
   }
 
   async reset(origin: Origin, name: string): Promise<void> {
