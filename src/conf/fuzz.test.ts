@@ -7,7 +7,7 @@ import { describe, expect, test } from 'vitest';
 import YAML from 'yaml';
 import { VirtkitError } from '../util/errors.js';
 import { buildCommand } from '../qemu/command/index.js';
-import { DomainDefinitionSchema, parseDefinition, validateDefinition, type DomainDefinition } from './index.js';
+import { DomainDefinitionSchema, formatDefinition, parseDefinition, validateDefinition, type DomainDefinition } from './index.js';
 
 /** mulberry32: small, fast, good enough to drive a fuzzer. */
 function rng(seed: number): () => number {
@@ -94,6 +94,10 @@ function expectDefinitionOrError(run: () => DomainDefinition, label: string): vo
       return;
     }
     throw new Error(`${label}: unexpected ${err instanceof Error ? err.stack : String(err)}`);
+  }
+  // A valid definition survives formatting and parsing back, in both formats.
+  for (const format of ['yaml', 'json'] as const) {
+    expect(parseDefinition(formatDefinition(def, format), { format }), `${label} via ${format}`).toEqual(def);
   }
   // A valid definition must build (given the context it needs) without anything but typed errors.
   try {

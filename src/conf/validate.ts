@@ -124,6 +124,9 @@ function checkCrossFieldRules(def: DomainDefinition): void {
  * @throws VirtkitError('definition.invalid') naming the first failing field path and rule.
  */
 export function validateDefinition(document: unknown, options: ValidateOptions = {}): DomainDefinition {
+  if (options.baseDir !== undefined && /[\n\r\0]/.test(options.baseDir)) {
+    throw new VirtkitError('argument.invalid', `base directory must not contain newline or NUL, got ${JSON.stringify(options.baseDir)}`);
+  }
   const checker = inputChecker();
   if (!checker.Check(document)) {
     const first = checker.Errors(document).First();
