@@ -11,7 +11,11 @@ export function register(program: Command): void {
     .option('--no-acpi', 'do not power off on the ACPI power button (for testing forced shutdown)')
     .action(async (dir: string, o: { name: string; acpi: boolean }) => {
       const built = await buildGuest({ dir, name: o.name, acpi: o.acpi });
-      const shown = (p: string): string => relative(process.cwd(), p) || '.';
+      // Paths below the working directory are shown relative to it, others in full.
+      const shown = (p: string): string => {
+        const rel = relative(process.cwd(), p);
+        return rel === '' ? '.' : rel.startsWith('..') ? p : rel;
+      };
       const modules = built.modules.join(' ');
       const builtin = built.builtinModules.length > 0 ? ` (built in: ${built.builtinModules.join(' ')})` : '';
       process.stdout.write(
