@@ -52,6 +52,11 @@ export class SliceBlockDevice implements BlockDevice {
     return this.inner.read(this.start + offset, length);
   }
 
+  readInto(offset: number, target: Uint8Array): Promise<void> {
+    checkRange(this, offset, target.length);
+    return readInto(this.inner, this.start + offset, target);
+  }
+
   async blockStatus(offset: number, length: number): Promise<BlockExtent[]> {
     checkRange(this, offset, length);
     const extents = await this.inner.blockStatus(this.start + offset, length);

@@ -97,12 +97,12 @@ export function describeMap(map: readonly MapExtent[]): string {
   return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()).join('\n') + '\n';
 }
 
-/** One line, redrawn with \r: `[#########-----------]  45.0%  450 MiB / 1 GiB`. */
+/** One line, redrawn with \r and cleared to its end: `[#########-----------]  45.0%  450 MiB / 1 GiB`. */
 function progressLine(done: number, total: number): string {
   const fraction = total === 0 ? 1 : Math.min(1, done / total);
   const width = 30;
   const filled = Math.round(fraction * width);
-  return `\r[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${(fraction * 100).toFixed(1).padStart(5)}%  ${formatBytes(done)} / ${formatBytes(total)}`;
+  return `\r[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${(fraction * 100).toFixed(1).padStart(5)}%  ${formatBytes(done)} / ${formatBytes(total)}\x1b[K`;
 }
 
 interface InfoOptions { format?: string; json?: boolean; backingChain?: boolean }
