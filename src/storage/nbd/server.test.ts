@@ -11,6 +11,8 @@ import {
   ChunkType, Command, CommandFlag, IHAVEOPT, InfoType, NBD_MAGIC, NbdErrno, Option, OPTION_REPLY_MAGIC, OptionReply,
   REQUEST_MAGIC, SIMPLE_REPLY_MAGIC, STRUCTURED_REPLY_MAGIC, TransmissionFlag,
 } from './protocol.js';
+import { Duplex } from 'node:stream';
+import { serveConnection } from './connection.js';
 import { NbdServer } from './server.js';
 import type { VirtkitError } from '../../util/errors.js';
 
@@ -247,6 +249,20 @@ describe('option haggling', () => {
     c.request(Command.read, 512, 100);
     expect((await c.simpleReply(100)).data).toEqual(image.subarray(512, 612));
     c.close();
+  });
+
+  it('drops a client that does not finish the handshake in time, with a typed error', async () => {
+    const stream = new Duplex({ read() {}, write(_c, _e, cb) { cb(); } });
+    const outcome = await serveConnection(stream, { name: '', device, multiConn: false }, { handshakeTimeoutMs: 50 })
+      .then((end) => end, (err: VirtkitError) => err.code);
+    expect(outcome).toBe('nbd.protocol');
+    expect(stream.destroyed).toBe(true);
+  });
+
+  it('closes the connection when NBD_OPT_EXPORT_NAME names an unknown export', async () => {
+    const c = await TestClient.open(join(dir, 'ro.sock'));
+    c.option(Option.exportName, Buffer.from('nope'));
+    await new Promise((resolve) => c.sock.once('close', resolve));
   });
 });
 

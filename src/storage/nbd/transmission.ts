@@ -109,7 +109,7 @@ export async function serveTransmission(
 
     // A write's payload follows its header and must be consumed before the next request.
     let payload: Buffer | undefined;
-    let refusal = checkRequest(req, exp, session);
+    const refusal = checkRequest(req, exp, session);
     if (req.type === Command.write) {
       if (refusal === undefined) payload = await reader.read(req.length, true);
       else await reader.skip(req.length);
@@ -122,8 +122,8 @@ export async function serveTransmission(
         if (refusal) throw refusal;
         await serveRequest(req, payload, exp, session, replies, pool);
       } catch (err) {
-        refusal = err instanceof RequestError ? err : ioError(err);
-        replies.error(req, refusal.errno, refusal.message);
+        const failure = err instanceof RequestError ? err : ioError(err);
+        replies.error(req, failure.errno, failure.message);
       }
     })().finally(() => {
       inFlightBytes -= bytes;
