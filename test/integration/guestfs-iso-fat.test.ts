@@ -119,7 +119,7 @@ function parseIsoinfo(text: string): Map<string, Entry> {
       dir = header[1]!;
       continue;
     }
-    const m = /^(\S)(\S{9})\s+\d+\s+(\d+)\s+(\d+)\s+(\d+) \w{3} [ \d]\d \d{4} \[\s*\d+ \d+\]  (.*)$/.exec(line);
+    const m = /^(\S)(\S{9})\s+\d+\s+(\d+)\s+(\d+)\s+(\d+) \w{3} [ \d]\d \d{4} \[\s*\d+ \d+\] {2}(.*)$/.exec(line);
     if (m === null) continue;
     let name = m[6]!;
     let link: string | undefined;

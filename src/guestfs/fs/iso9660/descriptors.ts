@@ -81,8 +81,8 @@ function parseDescriptor(v: ByteView, ucs2: boolean): VolumeDescriptor {
 }
 
 /**
- * Reads descriptors from sector 16 until the terminator, at most MAX_DESCRIPTORS or the end
- * of the device. Throws `fs.corrupt` without a primary descriptor.
+ * Reads descriptors from sector 16 until the terminator, a sector without `CD001`, at most
+ * MAX_DESCRIPTORS or the end of the device. Throws `fs.corrupt` without a primary descriptor.
  */
 export async function readDescriptors(read: (offset: number, length: number) => Promise<Uint8Array>, deviceSize: number): Promise<DescriptorSet> {
   let primary: VolumeDescriptor | undefined;
@@ -91,9 +91,8 @@ export async function readDescriptors(read: (offset: number, length: number) => 
     const offset = DESCRIPTOR_AREA + i * DESCRIPTOR_SIZE;
     if (offset + DESCRIPTOR_SIZE > deviceSize) break;
     const v = new ByteView(await read(offset, DESCRIPTOR_SIZE), 'iso9660 volume descriptor', offset);
-    if (!hasIsoSignature(v.bytes)) {
-      throw corrupt(v.structure, offset, `descriptor ${i} lacks the ${STANDARD_ID} identifier before a terminator`);
-    }
+    // A set without its terminator ends at the first sector that is no descriptor.
+    if (!hasIsoSignature(v.bytes)) break;
     const type = v.u8(0);
     if (type === TYPE_TERMINATOR) break;
     if (type === TYPE_PRIMARY && primary === undefined) {
