@@ -114,7 +114,12 @@ class BootedGuest {
     ];
     const proc = spawn('qemu-system-x86_64', argv, { stdio: ['pipe', 'pipe', 'pipe'] });
     const guest = new BootedGuest(proc, runDir);
-    guest.qmp = await MiniQmp.connect(qmpPath);
+    try {
+      guest.qmp = await MiniQmp.connect(qmpPath);
+    } catch (err) {
+      guest.kill(); // no caller holds the guest yet, so nobody else would
+      throw err;
+    }
     return guest;
   }
 
@@ -153,7 +158,7 @@ describe('guest kit guest (ACPI)', () => {
 
   it('prints the ready marker on ttyS0', async () => {
     await guest.waitFor(READY_MARKER, 0, BOOT_TIMEOUT_MS);
-  });
+  }, BOOT_TIMEOUT_MS + 10_000);
 
   it('runs a command typed on the serial console', async () => {
     await guest.waitFor(READY_MARKER, 0, BOOT_TIMEOUT_MS);
@@ -161,7 +166,7 @@ describe('guest kit guest (ACPI)', () => {
     const typedAt = guest.console.length;
     guest.type('echo hello-$((6*7))');
     await guest.waitFor('hello-42', typedAt, 30_000);
-  });
+  }, BOOT_TIMEOUT_MS + 70_000);
 
   it('powers off on the ACPI power button: QEMU exits on its own', async () => {
     await guest.qmp?.execute('system_powerdown');
@@ -177,7 +182,7 @@ describe('guest kit guest (--no-acpi)', () => {
   beforeAll(async () => {
     guest = await BootedGuest.boot(testGuestNoAcpi());
     await guest.waitFor(READY_MARKER, 0, BOOT_TIMEOUT_MS);
-  });
+  }, BOOT_TIMEOUT_MS + 10_000);
   afterAll(() => guest?.kill());
 
   it('ignores the power button: still running 5 s after system_powerdown', async () => {
