@@ -13,7 +13,7 @@ import {
 } from './protocol.js';
 import { Duplex } from 'node:stream';
 import { serveConnection } from './connection.js';
-import { NbdServer } from './server.js';
+import { NbdServer, nbdUri } from './server.js';
 import type { VirtkitError } from '../../util/errors.js';
 
 /** A minimal NBD client over a real unix socket, enough to poke at each protocol rule. */
@@ -182,6 +182,14 @@ afterAll(async () => {
   await snapshot?.close();
   await device?.close();
   await rm(dir, { recursive: true, force: true });
+});
+
+describe('nbdUri', () => {
+  it('builds the URIs qemu parses, escaping what a URI cannot carry', () => {
+    expect(nbdUri({ kind: 'unix', path: '/run/a b#c.sock' }, '')).toBe('nbd+unix:///?socket=/run/a%20b%23c.sock');
+    expect(nbdUri({ kind: 'tcp', host: '127.0.0.1', port: 10809 }, 'disk 1')).toBe('nbd://127.0.0.1:10809/disk%201');
+    expect(nbdUri({ kind: 'tcp', host: '::1', port: 1 }, '')).toBe('nbd://[::1]:1/');
+  });
 });
 
 describe('option haggling', () => {

@@ -187,7 +187,7 @@ async function isStaleSocket(path: string): Promise<boolean> {
 /** `nbd+unix:///NAME?socket=PATH` or `nbd://HOST:PORT/NAME`, as qemu-img and qemu-io accept them. */
 export function nbdUri(listen: NbdListen, exportName: string): string {
   const name = encodeURIComponent(exportName);
-  if (listen.kind === 'unix') return `nbd+unix:///${name}?socket=${encodeURI(listen.path)}`;
+  if (listen.kind === 'unix') return `nbd+unix:///${name}?socket=${encodeURIComponent(listen.path).replace(/%2F/g, '/')}`;
   const host = listen.host.includes(':') ? `[${listen.host}]` : listen.host;
   return `nbd://${host}:${listen.port}/${name}`;
 }
