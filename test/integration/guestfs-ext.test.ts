@@ -27,6 +27,8 @@ const variants: (ExtVariant & { tree: 'big' | 'small' | 'plain' })[] = [
   { name: 'ext4-inline', type: 'ext4', blockSize: 4096, features: 'inline_data', tree: 'plain' },
   { name: 'ext4-64bit-meta', type: 'ext4', blockSize: 1024, features: '64bit,meta_bg,^resize_inode', tree: 'small' },
   { name: 'ext4-nocsum', type: 'ext4', blockSize: 4096, features: '^metadata_csum,uninit_bg,^flex_bg', tree: 'small' },
+  // 64 KiB blocks: directory rec_len values of 65536 are stored specially.
+  { name: 'ext4-64k', type: 'ext4', blockSize: 65536, tree: 'plain' },
 ];
 const MANY = { big: 3000, small: 300, plain: 300 } as const;
 

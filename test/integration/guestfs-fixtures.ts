@@ -116,7 +116,7 @@ export function elfHeader(): Buffer {
 export interface ExtVariant {
   readonly name: string;
   readonly type: 'ext2' | 'ext3' | 'ext4';
-  readonly blockSize: 1024 | 4096;
+  readonly blockSize: 1024 | 4096 | 65536;
   readonly features?: string;
   readonly inodeSize?: 128 | 256;
 }

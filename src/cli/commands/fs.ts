@@ -153,7 +153,10 @@ export function register(program: Command): void {
       await withFilesystem(target, opts, async (f) => {
         const isDir = await hostStat(dest).then((s) => s.isDirectory(), () => false);
         const out = isDir ? join(dest, basename(path)) : dest;
-        await f.stat(path);
+        // Fail before creating DEST: a missing path or a directory leaves nothing behind.
+        if ((await f.stat(path)).type === 'directory') {
+          throw new VirtkitError('fs.is-a-directory', `${path} is a directory (fs get copies files)`, { path });
+        }
         await pipeline(f.createReadStream(path), createWriteStream(out));
       });
     });

@@ -99,8 +99,8 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
     const table = await this.inodeTableBlock(group);
     const block = await this.readMetaBlock(table + Math.floor(byteInTable / sb.blockSize), 'ext inode table');
     const raw = block.view(byteInTable % sb.blockSize, sb.inodeSize, 'ext inode');
-    const probe = raw.u32(0x20);
-    const inode = parseInode(ino, raw, maxFileSize(sb, probe));
+    const flags = raw.u32(0x20);
+    const inode = parseInode(ino, raw, maxFileSize(sb, flags));
     this.inodes.set(ino, inode);
     return inode;
   }
