@@ -63,6 +63,17 @@ describe('img info (native) agrees with qemu-img info', () => {
     expect(human).toContain('virtual size: 4 MiB (4194304 bytes)');
   });
 
+  it('describes one layer even when its backing file is missing; --backing-chain then fails', () => {
+    const f = join(dir, 'orphan.qcow2');
+    qemuImg('create', '-f', 'qcow2', '-u', '-b', 'gone.qcow2', '-F', 'qcow2', f, '1M');
+    const ours = JSON.parse(virtkit('info', '--json', f).stdout) as Record<string, unknown>;
+    const theirs = JSON.parse(qemuImg('info', '--output=json', '-f', 'qcow2', f)) as Record<string, unknown>;
+    expect(comparable(ours)).toEqual(comparable(theirs));
+    const chain = virtkit('info', '--backing-chain', f);
+    expect(chain.status).toBe(3);
+    expect(chain.stderr).toContain('image.not-found');
+  });
+
   it('needs a format it can trust: -f or a .qcow2/.raw name', () => {
     writeFileSync(join(dir, 'disk.img'), Buffer.alloc(4096));
     const r = virtkit('info', join(dir, 'disk.img'));

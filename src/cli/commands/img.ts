@@ -5,7 +5,7 @@
  */
 import { extname } from 'node:path';
 import type { Command } from 'commander';
-import { openImage, type Image, type ImageInfo, type MapExtent } from '../../storage/image/index.js';
+import { inspectImage, openImage, type Image, type ImageInfo, type MapExtent } from '../../storage/image/index.js';
 import { checkImage, compareImages, convertImage, createImage, resizeImage } from '../../storage/qemu-img.js';
 import { VirtkitError } from '../../util/errors.js';
 
@@ -132,10 +132,16 @@ export function register(program: Command): void {
     .option('--backing-chain', 'describe every layer of the backing chain')
     .addHelpText('after', '\nExample:\n  virtkit img info --backing-chain disk.qcow2\n')
     .action(async (file: string, opts: InfoOptions) => {
-      await withImage(file, formatFor(file, opts.format), async (image) => {
-        const infos = (opts.backingChain ? chainOf(image) : [image]).map((l) => l.info());
-        if (opts.json) process.stdout.write(`${JSON.stringify(opts.backingChain ? infos : infos[0], null, 2)}\n`);
-        else process.stdout.write(infos.map(describeInfo).join('\n'));
+      const format = formatFor(file, opts.format);
+      if (!opts.backingChain) {
+        // One layer: the backing file need not exist or be openable, as with qemu-img info.
+        const info = await inspectImage(file, { format });
+        process.stdout.write(opts.json ? `${JSON.stringify(info, null, 2)}\n` : describeInfo(info));
+        return;
+      }
+      await withImage(file, format, async (image) => {
+        const infos = chainOf(image).map((l) => l.info());
+        process.stdout.write(opts.json ? `${JSON.stringify(infos, null, 2)}\n` : infos.map(describeInfo).join('\n'));
       });
     });
 

@@ -4,15 +4,14 @@
  * read any file as its backing). Backing files take their format from the header's
  * backing-format extension or from the caller, and the chain is bounded and loop-free.
  */
-import { dirname, isAbsolute, join } from 'node:path';
 import { VirtkitError } from '../../util/errors.js';
 import type { ByteSource } from './byte-source.js';
 import { HostFile } from './host-file.js';
-import { Qcow2Image } from './qcow2.js';
+import { Qcow2Image, resolveBackingPath } from './qcow2.js';
 import { RawImage } from './raw.js';
 import { VdiImage } from './vdi.js';
 import { VmdkImage } from './vmdk.js';
-import { ImageFormats, type Image, type ImageFormat } from './types.js';
+import { ImageFormats, type Image, type ImageFormat, type ImageInfo } from './types.js';
 
 /** Deepest backing chain we follow (the image itself is depth 0). */
 export const MAX_CHAIN_DEPTH = 64;
@@ -33,6 +32,22 @@ export async function openImage(path: string, options: OpenImageOptions): Promis
   // The top image may be a block device (an LV holding a disk); a backing file must be a regular file.
   const file = await HostFile.open(path, { allowBlockDevice: true });
   return openLayer(file, options.format, options.backingFormat, 0, new Set(), openBackingFile);
+}
+
+/**
+ * The header facts of one image (`img info` without `--backing-chain`), without opening its
+ * backing file: like `qemu-img info`, it works when the backing file is missing or its format
+ * unrecorded. Nothing is read through the layer, so the absent backing cannot show as zeros.
+ */
+export async function inspectImage(path: string, options: Pick<OpenImageOptions, 'format'>): Promise<ImageInfo> {
+  checkFormat(path, options.format);
+  const file = await HostFile.open(path, { allowBlockDevice: true });
+  const img = await openLayer(file, options.format, undefined, 0, new Set(), openBackingFile, false);
+  try {
+    return img.info();
+  } finally {
+    await img.close();
+  }
 }
 
 /** Opens the file a backing file (or a VMDK extent) name resolved to: a regular file. Tests substitute in-memory sources. */
@@ -62,13 +77,8 @@ function checkFormat(path: string, format: string): asserts format is ImageForma
   }
 }
 
-/** A backing file name as QEMU resolves it: absolute, or relative to the directory of the image naming it. */
-export function resolveBackingPath(imagePath: string, backingFile: string): string {
-  return isAbsolute(backingFile) ? backingFile : join(dirname(imagePath), backingFile);
-}
-
 async function openLayer(file: ByteSource, format: ImageFormat, backingFormat: string | undefined, depth: number,
-  seen: Set<string>, openBacking: BackingOpener): Promise<Image> {
+  seen: Set<string>, openBacking: BackingOpener, withBacking = true): Promise<Image> {
   const path = file.path;
   try {
     if (seen.has(file.identity)) {
@@ -80,7 +90,7 @@ async function openLayer(file: ByteSource, format: ImageFormat, backingFormat: s
     if (format === 'vdi') return await VdiImage.open(file);
     return await Qcow2Image.open(file, {
       openBacking: async (header) => {
-        if (header.backingFile === null) return null;
+        if (header.backingFile === null || !withBacking) return null;
         const name = header.backingFile;
         if (/^[a-z][a-z0-9+.-]*:/i.test(name) && !name.startsWith('file:')) {
           throw new VirtkitError('image.unsupported', `backing file '${name}' of '${path}' is not a local file`,
@@ -96,7 +106,7 @@ async function openLayer(file: ByteSource, format: ImageFormat, backingFormat: s
           throw new VirtkitError('image.unsupported', `backing chain of '${path}' is deeper than ${MAX_CHAIN_DEPTH}`,
             { path, field: 'backing_file', depth: depth + 1 });
         }
-        const backingPath = resolveBackingPath(path, name.startsWith('file:') ? name.slice(5) : name);
+        const backingPath = resolveBackingPath(path, name);
         checkFormat(backingPath, fmt);
         return openLayer(await openBacking(backingPath), fmt, undefined, depth + 1, seen, openBacking);
       },

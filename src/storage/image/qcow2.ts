@@ -4,6 +4,7 @@
  * for whatever this layer leaves unallocated. Reads are planned first (guest range -> runs of
  * host data, zeros, backing, compressed) so that contiguous host clusters become one pread.
  */
+import { dirname, isAbsolute, join } from 'node:path';
 import { constants as zlibConstants, inflateRawSync } from 'node:zlib';
 import { VirtkitError } from '../../util/errors.js';
 import { checkRange, readInto, type BlockExtent } from '../block-device.js';
@@ -329,7 +330,7 @@ export class Qcow2Image implements Image {
     const backing: Partial<Record<'backing-filename' | 'full-backing-filename' | 'backing-filename-format', string>> = {};
     if (h.backingFile !== null) {
       backing['backing-filename'] = h.backingFile;
-      if (this.backing !== null) backing['full-backing-filename'] = this.backing.path;
+      backing['full-backing-filename'] = this.backing?.path ?? resolveBackingPath(this.path, h.backingFile);
       const fmt = h.backingFormat ?? this.backing?.format;
       if (fmt !== undefined) backing['backing-filename-format'] = fmt;
     }
@@ -349,6 +350,12 @@ export class Qcow2Image implements Image {
     await this.file.close();
     await this.backing?.close();
   }
+}
+
+/** A backing file name as QEMU resolves it: absolute, or relative to the directory of the image naming it. */
+export function resolveBackingPath(imagePath: string, backingFile: string): string {
+  const name = backingFile.startsWith('file:') ? backingFile.slice(5) : backingFile;
+  return isAbsolute(name) ? name : join(dirname(imagePath), name);
 }
 
 /** The qcow2 section of `img info`, with the keys `qemu-img info` uses (version 3 fields only on version 3). */
