@@ -115,7 +115,8 @@ export async function serveTransmission(
       else await reader.skip(req.length);
     }
 
-    const bytes = req.type === Command.read || req.type === Command.write ? req.length : 0;
+    // Only requests that will hold a buffer count against the payload budget.
+    const bytes = refusal === undefined && (req.type === Command.read || req.type === Command.write) ? req.length : 0;
     inFlightBytes += bytes;
     const task = (async () => {
       try {
