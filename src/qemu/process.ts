@@ -203,16 +203,17 @@ export class QemuProcess {
    * Clean reboot: the guest powers off through ACPI, QEMU is told to pause instead of exiting,
    * then it is reset and resumed. Throws 'operation.timeout' if the guest ignores the button.
    */
-  async reboot(opts: { timeoutMs: number }): Promise<void> {
+  async reboot(opts: { timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = opts.timeoutMs ?? 60_000;
     await this.qmp.execute('set-action', { shutdown: 'pause' });
     try {
-      const down = this.qmp.waitForEvent('SHUTDOWN', { timeoutMs: opts.timeoutMs });
+      const down = this.qmp.waitForEvent('SHUTDOWN', { timeoutMs });
       await this.qmp.execute('system_powerdown');
       try {
         await down;
       } catch (err) {
         if (isVirtkitError(err, 'qmp.timeout')) {
-          throw new VirtkitError('operation.timeout', `guest did not power off for the reboot within ${opts.timeoutMs} ms`, { timeoutMs: opts.timeoutMs });
+          throw new VirtkitError('operation.timeout', `guest did not power off for the reboot within ${timeoutMs} ms`, { timeoutMs });
         }
         throw err;
       }

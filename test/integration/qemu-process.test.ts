@@ -111,6 +111,15 @@ describe('QemuProcess with real guests', () => {
     expect(await acpi.proc.status()).toBe('running');
   });
 
+  it('reboots cleanly: ACPI power-off, reset, and the guest comes back', async () => {
+    const from = acpi.output().length;
+    await acpi.proc.reboot({ timeoutMs: 60_000 });
+    await waitForText(acpi, READY, from, BOOT_TIMEOUT_MS);
+    expect(acpi.output().slice(from)).toContain('power button pressed');
+    expect(await acpi.proc.status()).toBe('running');
+    expect(pidAlive(acpi.proc.pid)).toBe(true);
+  });
+
   it('refuses stale pidfiles: a dead pid, a live non-QEMU pid, a QEMU of another run dir', async () => {
     const dir = join(scratch, 'stale');
     await mkdir(dir);

@@ -115,7 +115,7 @@ async function untilReady(proc: QemuProcess, console: Socket, stopper: GuestStop
     stopper.request();
   }
   if (outcome === 'exited') note('guest exited before it was ready');
-  const status = exitStatus(await proc.exited, stopper);
+  const status = exitStatus(await proc.exited);
   return outcome === 'ready' ? status : Math.max(status, RunExit.forced);
 }
 
@@ -132,7 +132,7 @@ async function interactive(proc: QemuProcess, console: Socket, stopper: GuestSto
   stdin.on('data', onInput);
   stdin.resume();
   try {
-    return exitStatus(await proc.exited, stopper);
+    return exitStatus(await proc.exited);
   } finally {
     stdin.off('data', onInput);
     if (tty) stdin.setRawMode(false);
@@ -171,7 +171,7 @@ class GuestStopper {
   }
 }
 
-function exitStatus(exit: ExitInfo, _stopper: GuestStopper): number {
+function exitStatus(exit: ExitInfo): number {
   switch (exit.reason) {
     case 'shutdown':
       note(`guest powered off${exit.guestInitiated ? '' : ' cleanly'}`);
