@@ -41,6 +41,13 @@ export function renderInitScript(options: InitScriptOptions): string {
     '; do',
     '  insmod "$m" || echo "virtkit-guest: could not load $m"',
     'done',
+    'ip link set lo up',
+    '# With a NIC on QEMU user networking (slirp), take the address its DHCP server would',
+    '# hand out, without waiting for DHCP: port forwards work as soon as the guest is ready.',
+    'if [ -e /sys/class/net/eth0 ]; then',
+    '  ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2',
+    '  echo nameserver 10.0.2.3 >/etc/resolv.conf',
+    'fi',
   ];
   if (options.acpi) {
     // acpid opens /dev/input/event0, event1... once at start: the button and evdev modules

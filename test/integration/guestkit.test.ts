@@ -4,7 +4,7 @@
  * serial console on stdio, QMP on a unix socket. One boot per guest, shared by its tests.
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -100,8 +100,11 @@ class BootedGuest {
     this.exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
   }
 
-  /** Boots what the guest's own definition says: its kernel, initrd, command line and memory. */
-  static async boot(dir: string): Promise<BootedGuest> {
+  /**
+   * Boots what the guest's own definition says: its kernel, initrd, command line and memory.
+   * `devices` adds QEMU arguments (a disk, a NIC) to check the drivers.
+   */
+  static async boot(dir: string, devices: (runDir: string) => string[] = () => []): Promise<BootedGuest> {
     const def = await loadDefinition(guestPaths(dir).definitionPath);
     if (def.boot.loader !== 'direct') throw new Error(`${dir}: the guest kit writes a direct kernel boot`);
     const runDir = mkdtempSync(join(tmpdir(), 'virtkit-guestkit-'));
@@ -111,6 +114,7 @@ class BootedGuest {
       '-kernel', def.boot.kernel, '-initrd', def.boot.initrd ?? '', '-append', def.boot.cmdline ?? '',
       '-chardev', 'stdio,id=console,signal=off', '-serial', 'chardev:console',
       '-qmp', `unix:${qmpPath},server=on,wait=off`,
+      ...devices(runDir),
     ];
     const proc = spawn('qemu-system-x86_64', argv, { stdio: ['pipe', 'pipe', 'pipe'] });
     const guest = new BootedGuest(proc, runDir);
@@ -152,7 +156,14 @@ class BootedGuest {
 describe('guest kit guest (ACPI)', () => {
   let guest: BootedGuest;
   beforeAll(async () => {
-    guest = await BootedGuest.boot(testGuest());
+    guest = await BootedGuest.boot(testGuest(), (runDir) => {
+      const disk = join(runDir, 'disk.raw');
+      writeFileSync(disk, Buffer.alloc(4 * 1024 * 1024));
+      return [
+        '-drive', `file=${disk},format=raw,if=virtio`,
+        '-netdev', 'user,id=net0', '-device', 'virtio-net-pci,netdev=net0',
+      ];
+    });
   });
   afterAll(() => guest?.kill());
 
@@ -166,6 +177,16 @@ describe('guest kit guest (ACPI)', () => {
     const typedAt = guest.console.length;
     guest.type('echo hello-$((6*7))');
     await guest.waitFor('hello-42', typedAt, 30_000);
+  }, BOOT_TIMEOUT_MS + 70_000);
+
+  it('has its virtio disk and NIC drivers loaded, the NIC configured for user networking', async () => {
+    await guest.waitFor('hello-42', 0, BOOT_TIMEOUT_MS);
+    const typedAt = guest.console.length;
+    // 4MiB is 8192 sectors. Computed markers (checked-2) appear only in output, never in the echoed input.
+    guest.type('echo vda=$(cat /sys/block/vda/size); ip -4 -o addr show dev eth0; echo checked-$((1+1))');
+    const out = await guest.waitFor('checked-2', typedAt, 30_000);
+    expect(out).toMatch(/vda=8192\r?\n/);
+    expect(out).toMatch(/inet 10\.0\.2\.15\/24/);
   }, BOOT_TIMEOUT_MS + 70_000);
 
   it('powers off on the ACPI power button: QEMU exits on its own', async () => {
