@@ -18,7 +18,7 @@ import type {
 } from '../api/schemas.js';
 import { VirtkitError, isVirtkitError } from '../util/errors.js';
 import { readSse } from './sse.js';
-import { Transport } from './transport.js';
+import { Transport, errorFromBody } from './transport.js';
 
 export { VirtkitError, isVirtkitError };
 export type * from '../api/schemas.js';
@@ -132,6 +132,7 @@ export class VirtkitClient {
             cursor ??= (JSON.parse(msg.data) as { seq: number }).seq;
             continue;
           }
+          if (msg.event === 'error') throw errorFromBody(0, { error: JSON.parse(msg.data) as unknown });
           const ev = JSON.parse(msg.data) as DomainEvent;
           if (cursor !== undefined && ev.seq <= cursor) continue;
           cursor = ev.seq;

@@ -17,7 +17,8 @@ export class ByteRing {
   private length = 0;
 
   constructor(readonly capacity: number) {
-    this.buf = Buffer.alloc(capacity);
+    // Not zero-filled: pages are only touched (and counted in RSS) as console output arrives.
+    this.buf = Buffer.allocUnsafe(capacity);
   }
 
   append(data: Buffer): void {

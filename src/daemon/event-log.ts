@@ -37,3 +37,19 @@ export function followEvents(store: Store, since: number | undefined, onEvent: (
     if (ev) onEvent(ev);
   }, since === undefined ? { onError } : { since, onError });
 }
+
+/** Events after `since` up to the store's current revision, oldest first (for `follow=false`). */
+export async function replayEvents(store: Store, since: number, onEvent: (ev: DomainEvent) => void): Promise<void> {
+  const until = store.revision;
+  let from = since;
+  for (;;) {
+    const batch = await store.changesSince(from, { prefix: EventPath, limit: 1000 });
+    for (const change of batch) {
+      if (change.revision > until) return;
+      const ev = eventFromChange(change);
+      if (ev) onEvent(ev);
+    }
+    if (batch.length < 1000) return;
+    from = batch[batch.length - 1]!.revision;
+  }
+}

@@ -10,13 +10,14 @@ import Fastify, { LogController, type FastifyInstance, type FastifyReply, type F
 import { ConsoleUpgradeProtocol, Methods, StreamPaths, type MethodName, type MethodSpec } from '../api/methods.js';
 import { buildOpenApi, ApiVersion } from '../api/openapi.js';
 import { httpStatusOf } from '../api/http-status.js';
+import { EventsQuery as EventsQuerySchema } from '../api/schemas.js';
 import type {
-  AutostartBody, DaemonInfo, DefineBody, DefinitionQuery, EventsQuery, HostShutdownBody, ListQuery, MonitorBody,
+  AutostartBody, DaemonInfo, DefineBody, DomainEvent, DefinitionQuery, EventsQuery, HostShutdownBody, ListQuery, MonitorBody,
   ShutdownBody, SnoopRecord as ApiSnoopRecord, StartBody, UndefineQuery,
 } from '../api/schemas.js';
 import type { Origin, SnoopRecord, Store } from '../store/index.js';
 import { VirtkitError, errorMessage, isVirtkitError } from '../util/errors.js';
-import { followEvents } from './event-log.js';
+import { followEvents, replayEvents } from './event-log.js';
 import type { Manager } from './manager.js';
 import { peerPid } from './peer-pid.js';
 
@@ -160,9 +161,11 @@ export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promi
         response: { [spec.status ?? 200]: spec.result },
       },
       handler: async (req, reply) => {
-        // Wait for the peer's pid only for mutations, so snoop attributes them; reads stay fast.
+        // The first request of a connection waits for the peer's pid (while the client is
+        // surely still there to be looked up), so snoop can attribute every operation;
+        // later requests on a kept-alive connection pay nothing.
         const id = identityOf(req.raw);
-        if (!spec.read && id && id.resolvedPid === undefined) id.resolvedPid = await id.pid;
+        if (id && id.resolvedPid === undefined) id.resolvedPid = await id.pid;
         const result = await handler(req, originOf(req.raw));
         void reply.status(spec.status ?? 200);
         return result;
@@ -178,26 +181,24 @@ export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promi
   const openapi = buildOpenApi();
   app.get('/openapi.json', async () => openapi);
 
-  app.get(StreamPaths.events, { schema: { querystring: { type: 'object', properties: {
-    since: { type: 'integer', minimum: 0 }, follow: { type: 'boolean' } }, additionalProperties: false } } }, (req, reply) => {
+  app.get(StreamPaths.events, { schema: { querystring: EventsQuerySchema } }, (req, reply) => {
     const q = req.query as EventsQuery;
     const follow = q.follow ?? true;
     sseHeaders(reply);
     const raw = reply.raw;
     raw.write(`event: cursor\ndata: ${JSON.stringify({ seq: opts.store.revision })}\n\n`);
-    const revisionAtOpen = opts.store.revision;
+    const writeEvent = (ev: DomainEvent): void => { raw.write(`id: ${ev.seq}\ndata: ${JSON.stringify(ev)}\n\n`); };
+    const writeError = (err: unknown): void => {
+      raw.write(`event: error\ndata: ${JSON.stringify(errorReply(err).body.error)}\n\n`);
+      raw.end();
+    };
+    if (!follow) {
+      // Replay only: up to the revision the stream opened at, then end.
+      replayEvents(opts.store, q.since ?? opts.store.revision, writeEvent).then(() => raw.end(), writeError);
+      return;
+    }
     let dispose = (): void => undefined;
-    const end = (): void => { dispose(); raw.end(); };
-    dispose = followEvents(opts.store, q.since, (ev) => {
-      raw.write(`id: ${ev.seq}\ndata: ${JSON.stringify(ev)}\n\n`);
-      if (!follow && ev.seq >= revisionAtOpen) end();
-    }, (err) => {
-      const { body } = errorReply(err);
-      raw.write(`event: error\ndata: ${JSON.stringify(body.error)}\n\n`);
-      end();
-    });
-    // Without follow the replay ends at the revision the stream opened at.
-    if (!follow) setImmediate(() => { if (!raw.writableEnded) end(); });
+    dispose = followEvents(opts.store, q.since, writeEvent, (err) => { dispose(); writeError(err); });
     req.raw.on('close', () => dispose());
   });
 
