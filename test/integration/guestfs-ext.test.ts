@@ -2,7 +2,7 @@
  * The ext2/3/4 reader against debugfs over whole trees: every name, type, inode, mode,
  * owner, size, link count and mtime, and the contents of every file (debugfs rdump).
  */
-import { readFile as hostReadFile, readlink as hostReadlink } from 'node:fs/promises';
+import { readFile as hostReadFile, readlink as hostReadlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { openFilesystem, type Filesystem } from '../../src/guestfs/fs/index.js';
@@ -19,6 +19,8 @@ import {
  */
 const variants: (ExtVariant & { tree: 'big' | 'small' | 'plain' })[] = [
   { name: 'ext2-1k', type: 'ext2', blockSize: 1024, inodeSize: 128, tree: 'small' },
+  // Without the filetype feature, entry types come from the inodes.
+  { name: 'ext2-nofiletype', type: 'ext2', blockSize: 4096, features: '^filetype', tree: 'plain' },
   { name: 'ext3-1k', type: 'ext3', blockSize: 1024, tree: 'small' },
   { name: 'ext4-4k', type: 'ext4', blockSize: 4096, tree: 'big' },
   { name: 'ext4-1k-noextent', type: 'ext4', blockSize: 1024, features: '^extent,^64bit', tree: 'small' },
@@ -31,6 +33,10 @@ const variants: (ExtVariant & { tree: 'big' | 'small' | 'plain' })[] = [
   { name: 'ext4-64k', type: 'ext4', blockSize: 65536, tree: 'plain' },
 ];
 const MANY = { big: 3000, small: 300, plain: 300 } as const;
+
+const MODE_TYPES: Record<number, string> = {
+  0o010000: 'fifo', 0o020000: 'chardev', 0o040000: 'directory', 0o060000: 'blockdev', 0o100000: 'file', 0o120000: 'symlink', 0o140000: 'socket',
+};
 
 const DEBUGFS_TYPES: Record<string, string> = {
   1: 'file', 2: 'directory', 3: 'chardev', 4: 'blockdev', 5: 'fifo', 6: 'socket', 7: 'symlink',
@@ -63,8 +69,9 @@ function parseLs(text: string): Map<string, RefEntry> {
     if (m === null) continue;
     const name = m[7]!;
     if (name === '.' || name === '..') continue;
+    const mode = parseInt(m[2]!, 8);
     out.set(name, {
-      inode: Number(m[1]), mode: parseInt(m[2]!, 8), type: DEBUGFS_TYPES[m[3]!] ?? 'unknown',
+      inode: Number(m[1]), mode, type: DEBUGFS_TYPES[m[3]!] ?? MODE_TYPES[mode & 0o170000] ?? 'unknown',
       uid: Number(m[4]), gid: Number(m[5]), size: Number(m[6]),
     });
   }
@@ -217,6 +224,21 @@ test('the htree directory is really indexed, and the inline variant really inlin
   const [small, etc] = await debugfsBatch(inline, ['stat /small.txt', 'stat /etc']);
   expect(parseInt(/Flags: 0x([0-9a-f]+)/.exec(small!)![1]!, 16) & 0x10000000).toBe(0x10000000);
   expect(parseInt(/Flags: 0x([0-9a-f]+)/.exec(etc!)![1]!, 16) & 0x10000000).toBe(0x10000000);
+});
+
+test('a superblock checksum mismatch (metadata_csum) is a warning', async () => {
+  const image = join(work, 'csum.img');
+  await buildExtImage(image, join(sources.small, 'etc'), { name: 'csum', type: 'ext4', blockSize: 4096 }, 8);
+  const bytes = await hostReadFile(image);
+  bytes[1024 + 0x3a0] ^= 0xff; // s_reserved: harmless except to the checksum
+  await writeFile(image, bytes);
+  const fs = await openFilesystem(await RawImage.open(image));
+  try {
+    expect(fs.info.warnings).toEqual(['superblock checksum mismatch']);
+    expect(Buffer.from(await fs.readFile('/hostname')).toString()).toBe('testhost\n');
+  } finally {
+    await fs.close();
+  }
 });
 
 test('a journal that needs recovery is a warning, not replayed', async () => {
