@@ -230,7 +230,7 @@ test('a superblock checksum mismatch (metadata_csum) is a warning', async () => 
   const image = join(work, 'csum.img');
   await buildExtImage(image, join(sources.small, 'etc'), { name: 'csum', type: 'ext4', blockSize: 4096 }, 8);
   const bytes = await hostReadFile(image);
-  bytes[1024 + 0x3a0] ^= 0xff; // s_reserved: harmless except to the checksum
+  bytes.writeUInt8(bytes.readUInt8(1024 + 0x3a0) ^ 0xff, 1024 + 0x3a0); // s_reserved: harmless except to the checksum
   await writeFile(image, bytes);
   const fs = await openFilesystem(await RawImage.open(image));
   try {
