@@ -155,7 +155,7 @@ describe('FAT directory entries', () => {
     const short = shortEntry('LONGFI~1TXT');
     const [a, b, c, d] = longEntries('A long file name, more than 26 characters.txt', short);
     const badSum = Buffer.from(b!);
-    badSum[13] ^= 1;
+    badSum[13] = badSum[13]! ^ 1;
     expect(parse(a!, badSum, c!, d!, short).names).toEqual(['LONGFI~1.TXT']);
     expect(parse(a!, c!, d!, short).names).toEqual(['LONGFI~1.TXT']); // a gap in the ordinals
     expect(parse(b!, c!, d!, short).names).toEqual(['LONGFI~1.TXT']); // no first (0x40) part
