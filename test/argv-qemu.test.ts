@@ -129,8 +129,8 @@ describe('argv fixtures start a real QEMU', () => {
 
   test.concurrent.each(cases.map((c, i) => [c.fixture.name, c, i] as const))('%s', async (_name, c, i) => {
     if (c.outcome.kind !== 'command') throw new Error('unreachable');
-    // Commas, quotes and a space in the run directory exercise -chardev/-vnc escaping every time.
-    const runDir = join(runRoot, `r,"${i}" x`);
+    // Commas, "=", quotes and a space in the run directory exercise -chardev/-vnc escaping every time.
+    const runDir = join(runRoot, `r,"${i}" x=y`);
     mkdirSync(runDir);
     const { def, ctx } = stage(c.outcome.def, c.outcome.ctx, runDir);
     const command = buildCommand(def, ctx);

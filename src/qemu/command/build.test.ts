@@ -51,6 +51,22 @@ describe('key=value escaping', () => {
     expect(parseQemuOpts(option)).toEqual([['socket', ''], ['id', 'qmp'], ['path', value], ['server', 'on']]);
   });
 
+  test('no run directory can add or change an option (random hostile names)', () => {
+    let seed = 7;
+    const random = (): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
+    const pieces = [',', ',,', '=', 'id=x', 'path=/etc', 'server=off', ' ', '"', "'", '\\', 'a', '/', 'wait=on', 'logfile='];
+    for (let i = 0; i < 500; i++) {
+      const runDir = `/run/${Array.from({ length: 1 + Math.floor(random() * 6) }, () => pieces[Math.floor(random() * pieces.length)]).join('')}`;
+      const { argv } = buildCommand(def('graphics: vnc'), { ...ctx, runDir });
+      const paths = runPaths(runDir);
+      const chardevs = argv.filter((_, j) => argv[j - 1] === '-chardev').map(parseQemuOpts);
+      expect(chardevs[0]).toEqual([['socket', ''], ['id', 'qmp'], ['path', paths.qmpSocket], ['server', 'on'], ['wait', 'off']]);
+      expect(chardevs[1]).toEqual([['socket', ''], ['id', 'console'], ['path', paths.consoleSocket], ['server', 'on'], ['wait', 'off'],
+        ['logfile', paths.consoleLog], ['logappend', 'on']]);
+      expect(parseQemuOpts(argv[argv.indexOf('-vnc') + 1] ?? '')).toEqual([['vnc', `unix:${paths.vncSocket}`]]);
+    }
+  });
+
   test('newline, carriage return and NUL are refused', () => {
     for (const bad of ['a\nb', 'a\rb', 'a\0b']) {
       expect(() => optionValue(bad, 'path')).toThrow(VirtkitError);

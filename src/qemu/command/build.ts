@@ -118,7 +118,8 @@ export function buildCommand(def: DomainDefinition, ctx: CommandContext): QemuCo
   }
   argv.push('-display', 'none');
   if (def.graphics === 'vnc') {
-    argv.push('-vnc', `unix:${optionValue(paths.vncSocket, 'VNC socket')}`, '-device', jsonOption({ driver: 'VGA', id: 'video0' }));
+    // The key is spelt out: as an implied first value, a path containing "=" would be read as a key.
+    argv.push('-vnc', keyValueOption([['vnc', `unix:${paths.vncSocket}`]], 'VNC socket'), '-device', jsonOption({ driver: 'VGA', id: 'video0' }));
   }
   argv.push('-action', actionOption(lifecycleActions(def)));
   if (hasIsaBus(def.machine)) argv.push('-device', jsonOption({ driver: 'pvpanic', id: 'pvpanic0' }));
