@@ -127,7 +127,7 @@ function addCommon(cmd: Command): Command {
 }
 
 export function register(program: Command): void {
-  const fs = program.command('fs').description('read files from a guest disk image without mounting it (ext2/3/4)');
+  const fs = program.command('fs').description('read files from a guest disk image without mounting it (ext2/3/4, ISO 9660, FAT)');
 
   addCommon(fs.command('ls').argument('<target>', TARGET_HELP).argument('[path]', 'directory inside the guest', '/')
     .option('-l, --long', 'mode, links, owner, size, mtime')
