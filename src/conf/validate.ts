@@ -135,15 +135,16 @@ export function validateDefinition(document: unknown, options: ValidateOptions =
   const draft = withDefaults(DomainDefinitionSchema, document) as Mutable;
   draft['memory'] = parseSize(draft['memory'] as string | number);
   draft['uuid'] = typeof draft['uuid'] === 'string' ? draft['uuid'].toLowerCase() : randomUUID();
-  const usedMacs = new Set<string>();
-  for (const nic of draft['nics'] as Mutable[]) {
-    if (typeof nic['mac'] === 'string') nic['mac'] = nic['mac'].toLowerCase();
-    else {
-      let mac = randomMac();
-      while (usedMacs.has(mac)) mac = randomMac();
-      nic['mac'] = mac;
-    }
-    usedMacs.add(nic['mac'] as string);
+  const nics = draft['nics'] as Mutable[];
+  for (const nic of nics) if (typeof nic['mac'] === 'string') nic['mac'] = nic['mac'].toLowerCase();
+  // Generated MACs avoid every MAC of the definition, given or generated.
+  const usedMacs = new Set(nics.flatMap((nic) => (typeof nic['mac'] === 'string' ? [nic['mac']] : [])));
+  for (const nic of nics) {
+    if (typeof nic['mac'] === 'string') continue;
+    let mac = randomMac();
+    while (usedMacs.has(mac)) mac = randomMac();
+    nic['mac'] = mac;
+    usedMacs.add(mac);
   }
 
   // Generated fields were added last: one more pass puts every key back in schema order.
