@@ -1,4 +1,4 @@
-/** `virtkit guestkit DIR [--name NAME] [--no-acpi]`: build the small bootable guest into DIR. */
+/** `virtkit guestkit DIR [--name NAME] [--no-acpi] [--kernel PATH]`: build the small bootable guest into DIR. */
 import type { Command } from 'commander';
 import { relative } from 'node:path';
 import { buildGuest } from '../../guestkit/index.js';
@@ -9,8 +9,9 @@ export function register(program: Command): void {
     .argument('<dir>', 'directory to build into (created if missing)')
     .option('--name <name>', 'name in the definition', 'demo')
     .option('--no-acpi', 'do not power off on the ACPI power button (for testing forced shutdown)')
-    .action(async (dir: string, o: { name: string; acpi: boolean }) => {
-      const built = await buildGuest({ dir, name: o.name, acpi: o.acpi });
+    .option('--kernel <path>', 'a /boot/vmlinuz-VERSION to use instead of the newest one with installed modules')
+    .action(async (dir: string, o: { name: string; acpi: boolean; kernel?: string }) => {
+      const built = await buildGuest({ dir, name: o.name, acpi: o.acpi, ...(o.kernel === undefined ? {} : { kernel: o.kernel }) });
       // Paths below the working directory are shown relative to it, others in full.
       const shown = (p: string): string => {
         const rel = relative(process.cwd(), p);
