@@ -228,8 +228,8 @@ describe('regression corpus', () => {
     }
   });
 
-  test('every image in test/fixtures/fs is covered and gives data or a typed error on a whole walk', async () => {
-    const names = (await readdir(CORPUS)).filter((n) => n.endsWith('.img.gz')).map((n) => n.replace(/\.img\.gz$/, '')).sort();
+  test('every ext image in test/fixtures/fs is covered and gives data or a typed error on a whole walk', async () => {
+    const names = (await readdir(CORPUS)).filter((n) => n.startsWith('ext-') && n.endsWith('.img.gz')).map((n) => n.replace(/\.img\.gz$/, '')).sort();
     expect(names).toEqual(corpusCases.map((c) => c.image).sort());
     for (const name of names) {
       const outcome = await openCorpusImage(name).then(exercise).then(() => 'data', (err: unknown) => {
