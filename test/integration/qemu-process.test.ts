@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDefinition, type DomainDefinition } from '../../src/conf/index.js';
-import { QemuProcess, openConsole, probeCapabilities, resolveAccel, watchConsoleFor } from '../../src/qemu/index.js';
+import { QemuProcess, TypedQmpCommands, openConsole, probeCapabilities, resolveAccel, watchConsoleFor } from '../../src/qemu/index.js';
 import { isVirtkitError, type VirtkitError } from '../../src/util/errors.js';
 import { testGuestDefinition, testGuestNoAcpiDefinition } from '../helpers/guests.js';
 
@@ -214,6 +214,25 @@ describe('capabilities of the installed QEMU', () => {
       expect(Date.now() - t0).toBeLessThan(5000); // no QEMU started: a file read
     } finally {
       await rm(cacheDir, { recursive: true, force: true });
+    }
+  });
+
+  it('types only commands and events this QEMU has (query-qmp-schema)', async () => {
+    const runDir = await mkdtemp(join(tmpdir(), 'virtkit-schema-'));
+    const proc = await QemuProcess.launchCommand({
+      command: { binary: 'qemu-system-x86_64', env: {}, argv: ['-S', '-nodefaults', '-no-user-config', '-machine', 'none', '-display', 'none',
+        '-qmp', `unix:${join(runDir, 'qmp.sock')},server=on,wait=off`] },
+      runDir, paused: true, detached: false,
+    });
+    try {
+      const schema = (await proc.qmp.executeUntyped('query-qmp-schema')) as { name: string; 'meta-type': string }[];
+      const commands = new Set(schema.filter((e) => e['meta-type'] === 'command').map((e) => e.name));
+      const events = new Set(schema.filter((e) => e['meta-type'] === 'event').map((e) => e.name));
+      expect(TypedQmpCommands.filter((c) => !commands.has(c))).toEqual([]);
+      expect(['SHUTDOWN', 'POWERDOWN', 'RESET', 'STOP', 'RESUME', 'GUEST_PANICKED'].filter((e) => !events.has(e))).toEqual([]);
+    } finally {
+      await proc.destroy();
+      await rm(runDir, { recursive: true, force: true });
     }
   });
 

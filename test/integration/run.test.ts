@@ -52,6 +52,17 @@ async function variant(path: string, dir: string, changes: Record<string, unknow
   return out;
 }
 
+/** Pids of live processes whose command line mentions `dir` (QEMU names its run dir's sockets). */
+async function qemusUnder(dir: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^[0-9]+$/.test(name)) continue;
+    const cmdline = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes(dir) && cmdline.includes('qemu')) pids.push(Number(name));
+  }
+  return pids;
+}
+
 describe.concurrent('virtkit run', () => {
   let scratch: string;
   let runtimeDir: string;
@@ -71,6 +82,7 @@ describe.concurrent('virtkit run', () => {
   afterAll(async () => {
     for (const c of clis) if (c.proc.exitCode === null) c.proc.kill('SIGKILL');
     // no QEMU may outlive its `virtkit run`, and every run dir is removed
+    expect(await qemusUnder(runtimeDir)).toEqual([]);
     expect(await readdir(join(runtimeDir, 'virtkit', 'run')).catch(() => [])).toEqual([]);
     await rm(scratch, { recursive: true, force: true });
   });

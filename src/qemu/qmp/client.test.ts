@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isVirtkitError, type VirtkitError } from '../../util/errors.js';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { QmpClient } from './client.js';
+import { TypedQmpCommands, type QmpCommandName } from './commands.js';
 import type { QmpEvent } from './events.js';
 import { LineReader } from './line-reader.js';
 
@@ -215,6 +217,37 @@ describe('QmpClient', () => {
       ]);
       expect(['ok', 'qmp.protocol', 'qmp.timeout', 'qmp.command-failed']).toContain(outcome);
       c.close();
+    }
+  });
+});
+
+// Compile-time: every command of the typed table is listed in TypedQmpCommands.
+const typedListComplete: [Exclude<QmpCommandName, (typeof TypedQmpCommands)[number]>] extends [never] ? true : false = true;
+
+describe('QmpChannels', () => {
+  it('publishes each call and event on diagnostics_channel', async () => {
+    expect(typedListComplete).toBe(true);
+    const dir = mkdtempSync(join(tmpdir(), 'virtkit-qmp-'));
+    const fake = new FakeQemu(join(dir, 'qmp.sock'));
+    await fake.start();
+    const seen: unknown[] = [];
+    const onMessage = (m: unknown): void => { seen.push(m); };
+    subscribe('vm:qmp:command', onMessage);
+    subscribe('vm:qmp:event', onMessage);
+    try {
+      fake.onRequest = (req, peer) => peer.write(event('STOP') + reply(req, {}));
+      const client = await QmpClient.connect(fake.path);
+      await client.execute('stop');
+      client.close();
+      expect(seen).toEqual(expect.arrayContaining([
+        expect.objectContaining({ command: 'stop', outcome: 'return', socket: fake.path }),
+        expect.objectContaining({ event: expect.objectContaining({ event: 'STOP' }) }),
+      ]));
+    } finally {
+      unsubscribe('vm:qmp:command', onMessage);
+      unsubscribe('vm:qmp:event', onMessage);
+      await fake.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

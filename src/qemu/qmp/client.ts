@@ -1,3 +1,4 @@
+import { channel } from 'node:diagnostics_channel';
 import { connect as netConnect, type Socket } from 'node:net';
 import { VirtkitError, errorMessage } from '../../util/errors.js';
 import type { QmpArgs, QmpCommandName, QmpReturn } from './commands.js';
@@ -33,6 +34,13 @@ type EventListener = (ev: QmpEvent) => void;
 const DEFAULT_CALL_TIMEOUT_MS = 30_000;
 
 /**
+ * diagnostics_channel names, for tracing without touching the client: `vm:qmp:command` gets
+ * `{ socket, command, args, outcome: 'return' | 'error' | 'timeout' | 'disconnected', ms }` once
+ * per call, `vm:qmp:event` gets `{ socket, event }` for every event.
+ */
+export const QmpChannels = { command: channel('vm:qmp:command'), event: channel('vm:qmp:event') } as const;
+
+/**
  * A QMP connection to one QEMU. Messages are newline-delimited JSON; each command carries an
  * incrementing id and its reply is matched by that id, so replies may arrive in any order
  * and events may interleave. Failures are typed:
@@ -54,7 +62,7 @@ export class QmpClient {
   private readonly callTimeoutMs: number;
   private resolveClosed!: () => void;
 
-  private constructor(private readonly socket: Socket, greeting: QmpGreeting, reader: LineReader, callTimeoutMs: number) {
+  private constructor(private readonly socket: Socket, private readonly socketPath: string, greeting: QmpGreeting, reader: LineReader, callTimeoutMs: number) {
     this.greeting = greeting;
     this.callTimeoutMs = callTimeoutMs;
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
@@ -118,7 +126,7 @@ export class QmpClient {
       const onClose = (): void => done(new VirtkitError('qmp.disconnected', `QMP socket ${socketPath} closed before the greeting`, { socketPath }));
       socket.on('data', onData).on('error', onError).on('close', onClose);
     });
-    const client = new QmpClient(socket, greeting.greeting, reader, opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS);
+    const client = new QmpClient(socket, socketPath, greeting.greeting, reader, opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS);
     for (const line of greeting.rest) client.handleLine(line);
     try {
       await client.execute('qmp_capabilities', undefined, { timeoutMs });
@@ -140,12 +148,24 @@ export class QmpClient {
     const id = `virtkit-${this.nextId++}`;
     const timeoutMs = opts.timeoutMs ?? this.callTimeoutMs;
     const message = JSON.stringify(args === undefined ? { execute: command, id } : { execute: command, arguments: args, id });
+    const started = Date.now();
+    const trace = (outcome: string): void => {
+      if (QmpChannels.command.hasSubscribers) {
+        QmpChannels.command.publish({ socket: this.socketPath, command, args, outcome, ms: Date.now() - started });
+      }
+    };
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
+        trace('timeout');
         reject(new VirtkitError('qmp.timeout', `QMP command ${command} got no reply within ${timeoutMs} ms`, { command, timeoutMs }));
       }, timeoutMs);
-      this.pending.set(id, { command, resolve, reject, timer });
+      this.pending.set(id, {
+        command,
+        resolve: (v) => { trace('return'); resolve(v); },
+        reject: (e) => { trace(e.code === 'qmp.command-failed' ? 'error' : 'disconnected'); reject(e); },
+        timer,
+      });
       this.socket.write(`${message}\n`);
     });
   }
@@ -228,6 +248,7 @@ export class QmpClient {
         data: isObject(msg['data']) ? msg['data'] : {},
         timestamp: isObject(msg['timestamp']) ? (msg['timestamp'] as unknown as QmpTimestamp) : { seconds: 0, microseconds: 0 },
       };
+      if (QmpChannels.event.hasSubscribers) QmpChannels.event.publish({ socket: this.socketPath, event: ev });
       for (const fn of [...this.listeners]) fn(ev);
       return;
     }

@@ -66,3 +66,10 @@ export interface QmpCommands {
 export type QmpCommandName = keyof QmpCommands;
 export type QmpArgs<K extends QmpCommandName> = QmpCommands[K]['args'];
 export type QmpReturn<K extends QmpCommandName> = QmpCommands[K]['ret'];
+
+/** The commands of the typed table, at run time (tests check each against QEMU's own schema). */
+export const TypedQmpCommands = [
+  'qmp_capabilities', 'query-status', 'query-version', 'query-machines', 'query-cpu-definitions', 'query-kvm',
+  'qom-list-types', 'system_powerdown', 'system_reset', 'stop', 'cont', 'quit', 'set-action', 'human-monitor-command',
+] as const satisfies readonly QmpCommandName[];
+
