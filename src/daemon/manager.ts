@@ -41,6 +41,8 @@ interface Live {
   intent?: StopReason;
   /** Resolves once the exit is committed to the store. */
   recorded: Promise<void>;
+  /** Operations of ours in flight that pause or resume the guest: their QMP STOP/RESUME events are not news. */
+  ownRunStateOps: number;
 }
 
 /** Definition fields that may change while the guest runs (they only matter at start/stop time). */
@@ -234,16 +236,41 @@ export class Manager {
   /** Takes charge of a running QEMU: console, exit watch. */
   async adopt(rec: Pick<DomainRecord, 'name' | 'uuid'>, proc: GuestProcess): Promise<void> {
     const console = new ConsoleMux();
-    const live: Live = { proc, console, recorded: Promise.resolve() };
+    const live: Live = { proc, console, recorded: Promise.resolve(), ownRunStateOps: 0 };
     live.recorded = proc.exited.then((exit) => this.recordExit(rec, live, exit)).catch((err: unknown) => {
       this.log.error({ domain: rec.name, err: errorMessage(err) }, 'recording the guest exit failed');
     });
+    this.followQmpEvents(rec, live);
     this.live.set(rec.name, live);
     try {
       await console.attach(join(proc.runDir, 'console.log'), () => this.hypervisor.openConsole(proc.runDir));
     } catch (err) {
       this.log.warn({ domain: rec.name, err: errorMessage(err) }, 'console not available');
     }
+  }
+
+  /**
+   * State changes that did not come through this daemon: the guest rebooting itself (RESET
+   * from the guest), or CPUs stopped or resumed by a raw monitor command (STOP, RESUME).
+   */
+  private followQmpEvents(rec: Pick<DomainRecord, 'name' | 'uuid'>, live: Live): void {
+    live.proc.qmp.on((ev) => {
+      let change: { event: EventType; reason: string; state?: 'running' | 'paused' } | undefined;
+      if (ev.event === 'RESET' && (ev.data as { guest?: unknown }).guest === true) change = { event: 'rebooted', reason: 'guest' };
+      else if (ev.event === 'STOP' && live.ownRunStateOps === 0) change = { event: 'suspended', reason: 'monitor', state: 'paused' };
+      else if (ev.event === 'RESUME' && live.ownRunStateOps === 0) change = { event: 'resumed', reason: 'monitor', state: 'running' };
+      if (!change) return;
+      const { event, reason, state } = change;
+      this.tx({}, async (tx) => {
+        const cur = await readDomain(tx, rec.name);
+        if (!cur || cur.uuid !== rec.uuid || (cur.status.state !== 'running' && cur.status.state !== 'paused')) return;
+        if (state) {
+          if (cur.status.state === state) return;
+          await writeStatus(tx, rec.name, { ...cur.status, state });
+        }
+        await recordEvent(tx, event, cur, reason);
+      }).catch((err: unknown) => this.log.error({ domain: rec.name, event: ev.event, err: errorMessage(err) }, 'recording a QMP event failed'));
+    });
   }
 
   private async recordExit(rec: Pick<DomainRecord, 'name' | 'uuid'>, live: Live, exit: GuestExit): Promise<void> {
@@ -319,14 +346,14 @@ export class Manager {
   async suspend(origin: Origin, name: string): Promise<DomainStateInfo> {
     return stateOf(await this.onLive(origin, name, 'suspend', async (live, rec) => {
       if (rec.status.state === 'paused') throw new VirtkitError('domain.invalid-state', `domain "${name}" is already paused`, { name });
-      await live.proc.pause();
+      await ownRunStateOp(live, () => live.proc.pause());
     }, { event: 'suspended', state: 'paused' }));
   }
 
   async resume(origin: Origin, name: string): Promise<DomainStateInfo> {
     return stateOf(await this.onLive(origin, name, 'resume', async (live, rec) => {
       if (rec.status.state !== 'paused') throw new VirtkitError('domain.invalid-state', `domain "${name}" is not paused`, { name });
-      await live.proc.resume();
+      await ownRunStateOp(live, () => live.proc.resume());
     }, { event: 'resumed', state: 'running' }));
   }
 
@@ -334,7 +361,7 @@ export class Manager {
     await this.onLive(origin, name, 'reboot', async (live, rec) => {
       // A paused guest cannot see the power button: the reboot would only time out.
       if (rec.status.state === 'paused') throw new VirtkitError('domain.invalid-state', `domain "${name}" is paused; resume it first`, { name });
-      await live.proc.reboot();
+      await ownRunStateOp(live, () => live.proc.reboot());
     }, { event: 'rebooted' });
   }
 
@@ -458,6 +485,15 @@ export class Manager {
       live.proc.detach();
     }
     this.live.clear();
+  }
+}
+
+async function ownRunStateOp(live: Live, fn: () => Promise<void>): Promise<void> {
+  live.ownRunStateOps++;
+  try {
+    await fn();
+  } finally {
+    live.ownRunStateOps--;
   }
 }
 

@@ -92,6 +92,13 @@ describe.sequential('guest lifecycle through the daemon', () => {
     const tainted = JSON.parse((await d.cli(['dominfo', G, '--json'])).stdout) as DomainInfo;
     expect(tainted.tainted).toEqual(['custom-monitor']);
     expect((await d.cli(['dominfo', G])).stdout).toMatch(/Tainted:\s+custom-monitor/);
+
+    // CPUs stopped behind the daemon's back (a raw monitor command) show up in its state.
+    const c = d.client();
+    expect((await d.cli(['qemu-monitor-command', G, '{"execute":"stop"}'])).code).toBe(0);
+    await waitFor('the state to follow a monitor "stop"', async () => (await c.state(G)).state === 'paused', 10_000);
+    expect((await d.cli(['qemu-monitor-command', G, '{"execute":"cont"}'])).code).toBe(0);
+    await waitFor('the state to follow a monitor "cont"', async () => (await c.state(G)).state === 'running', 10_000);
   });
 
   it('multiplexes the console: readers watch, one writer types, the log survives a detach', async () => {
