@@ -52,9 +52,9 @@ export class SliceBlockDevice implements BlockDevice {
     return this.inner.read(this.start + offset, length);
   }
 
-  readInto(offset: number, target: Uint8Array): Promise<void> {
+  async readInto(offset: number, target: Uint8Array): Promise<void> {
     checkRange(this, offset, target.length);
-    return readInto(this.inner, this.start + offset, target);
+    await readInto(this.inner, this.start + offset, target);
   }
 
   async blockStatus(offset: number, length: number): Promise<BlockExtent[]> {
