@@ -288,6 +288,8 @@ describe.each(isoVariants)('ISO 9660 $name', (v) => {
       }
       // Without Rock Ridge there are no symlinks and no POSIX attributes: read-only defaults.
       expect(ours.get(v.naming === 'plain' ? '/HELLO.TXT' : '/hello.txt')).toMatchObject({ type: 'file', mode: 0o444, uid: 0 });
+      // Lookups ignore case without Rock Ridge.
+      expect(Buffer.from(await fs.readFile('/Dir/SUB/nested/File.Txt')).toString()).toBe('nested\n');
     });
   }
 });
@@ -391,6 +393,12 @@ describe.each(fatVariants)('FAT$bits', (v) => {
     const host = await lstat(join(fatSrc, 'multi.bin'));
     const st = await fs.stat('/multi.bin');
     expect(st.mtime.getTime()).toBe(Math.floor(host.mtimeMs / 2000) * 2000);
+    // Case-insensitive lookups and 8.3 aliases, as vfat does.
+    expect(Buffer.from(await fs.readFile('/HELLO.TXT')).toString()).toBe('hello, fat\n');
+    expect((await fs.stat('/dir/sub/DEEPER/F')).type).toBe('file');
+    const alias = (await tool('mdir', ['-i', image, '::/Dir'])).split('\n').find((l) => l.includes('A very long'))!.slice(0, 12).replace(/ +/, '.').trim();
+    expect(alias).toMatch(/~1\.TXT$/);
+    expect((await fs.stat(`/Dir/${alias}`)).size).toBe(5);
     expect(Buffer.from(await fs.readRange('/multi.bin', 60_000, 20_000)).equals(pseudoRandomBytes(70_000, 12).subarray(60_000))).toBe(true);
   });
 });

@@ -36,7 +36,10 @@ export function decodeCp437(bytes: Uint8Array): string {
 }
 
 export interface FatDirEntry {
+  /** The long name when valid, else the 8.3 name with the NT case flags applied. */
   readonly name: string;
+  /** The 8.3 alias (`LONGFI~1.TXT`) as stored. */
+  readonly shortName: string;
   /** Device offset of the 8.3 entry. */
   readonly offset: number;
   readonly attr: number;
@@ -136,6 +139,7 @@ function parseRun(dir: ByteView, lfn: LongNameState, out: FatDirEntry[], labels?
     }
     if (first === 0x2e && (name11[1] === 0x20 || (name11[1] === 0x2e && name11[2] === 0x20))) continue; // `.` and `..`
     const longName = haveLong ? lfn.parts.join('') : undefined;
+    const alias = shortName(name11, 0);
     const name = longName !== undefined && validName(longName) ? longName : shortName(name11, e.u8(12));
     if (!validName(name)) {
       throw corrupt('fat directory entry', e.baseOffset, `invalid file name ${JSON.stringify(name)}`);
@@ -143,7 +147,7 @@ function parseRun(dir: ByteView, lfn: LongNameState, out: FatDirEntry[], labels?
     const mtime = fatTime(e.u16(24), e.u16(22));
     const created = e.u16(16);
     out.push({
-      name, offset: e.baseOffset, attr,
+      name, shortName: alias, offset: e.baseOffset, attr,
       firstCluster: (e.u16(20) << 16) + e.u16(26),
       size: e.u32(28),
       mtime,

@@ -2,7 +2,9 @@
  * The FAT12/16/32 reader as a FilesystemDriver. FAT keeps no owners or permissions: every
  * node is uid/gid 0, directories 0755, files 0644 (0444 with the read-only attribute).
  * Times are the local time the writer recorded, reported as if it were UTC (FAT stores no
- * zone). Directory listings and cluster chains are cached in bounded LRUs.
+ * zone). Lookups match the exact name first, then case-insensitively on long names and 8.3
+ * aliases, as Windows and Linux vfat do. Directory listings and cluster chains are cached in
+ * bounded LRUs.
  */
 import type { BlockDevice } from '../../../storage/block-device.js';
 import { VirtkitError } from '../../../util/errors.js';
@@ -30,6 +32,8 @@ export interface FatNode extends FsNode {
 interface Listing {
   readonly entries: readonly FatDirEntry[];
   byName?: Map<string, FatDirEntry>;
+  /** Upper-cased long and 8.3 names, for lookups that miss the exact name. */
+  byFoldedName?: Map<string, FatDirEntry>;
 }
 
 export class FatDriver implements FilesystemDriver<FatNode> {
@@ -155,7 +159,19 @@ export class FatDriver implements FilesystemDriver<FatNode> {
       listing.byName = new Map();
       for (const e of listing.entries) if (!listing.byName.has(e.name)) listing.byName.set(e.name, e);
     }
-    const e = listing.byName.get(name);
+    let e = listing.byName.get(name);
+    if (e === undefined) {
+      // FAT names are case-insensitive, and every file answers to its 8.3 alias too.
+      if (listing.byFoldedName === undefined) {
+        listing.byFoldedName = new Map();
+        for (const x of listing.entries) {
+          for (const key of [x.name.toUpperCase(), x.shortName.toUpperCase()]) {
+            if (!listing.byFoldedName.has(key)) listing.byFoldedName.set(key, x);
+          }
+        }
+      }
+      e = listing.byFoldedName.get(name.toUpperCase());
+    }
     return e === undefined ? undefined : this.nodeOf(e);
   }
 

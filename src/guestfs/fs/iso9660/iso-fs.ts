@@ -2,7 +2,8 @@
  * The ISO 9660 reader as a FilesystemDriver. One tree is read, chosen once at open: the
  * primary tree with Rock Ridge when the root carries the SUSP `SP` entry (POSIX names,
  * modes, owners, times, symlinks), else the Joliet tree (UCS-2 names), else the primary
- * tree with its plain names (`;1` versions and a trailing `.` dropped, case as recorded).
+ * tree with its plain names (`;1` versions and a trailing `.` dropped, case as recorded;
+ * lookups in plain and Joliet trees fall back to case-insensitive matching).
  * Listings are cached in a bounded LRU; every extent is checked against the device.
  */
 import type { BlockDevice } from '../../../storage/block-device.js';
@@ -50,6 +51,8 @@ export interface IsoNode extends FsNode {
 interface Listing {
   readonly entries: readonly { name: string; node: IsoNode }[];
   byName?: Map<string, IsoNode>;
+  /** Upper-cased names (plain and Joliet trees only), for lookups that miss the exact name. */
+  byFoldedName?: Map<string, IsoNode>;
 }
 
 const S_IFMT = 0o170000;
@@ -247,7 +250,18 @@ export class IsoDriver implements FilesystemDriver<IsoNode> {
       listing.byName = new Map();
       for (const e of listing.entries) if (!listing.byName.has(e.name)) listing.byName.set(e.name, e.node);
     }
-    return listing.byName.get(name);
+    const exact = listing.byName.get(name);
+    if (exact !== undefined || this.naming === 'rock-ridge') return exact;
+    // Plain ISO 9660 names are upper case and Joliet's are case-insensitive on their home
+    // systems: `/boot/grub` finds `/BOOT/GRUB`.
+    if (listing.byFoldedName === undefined) {
+      listing.byFoldedName = new Map();
+      for (const e of listing.entries) {
+        const key = e.name.toUpperCase();
+        if (!listing.byFoldedName.has(key)) listing.byFoldedName.set(key, e.node);
+      }
+    }
+    return listing.byFoldedName.get(name.toUpperCase());
   }
 
   async stat(node: IsoNode): Promise<FileStat> {
