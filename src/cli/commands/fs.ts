@@ -142,7 +142,10 @@ export function register(program: Command): void {
     .description('write a file to stdout'))
     .action(async (target: string, path: string, opts: CommonOptions) => {
       await withFilesystem(target, opts, async (f) => {
-        await pipeline(f.createReadStream(path), process.stdout, { end: false });
+        await pipeline(f.createReadStream(path), process.stdout, { end: false }).catch((err: unknown) => {
+          // A reader that stops early (`| head`) is not an error.
+          if ((err as NodeJS.ErrnoException).code !== 'EPIPE') throw err;
+        });
       });
     });
 
