@@ -57,6 +57,7 @@ export const ErrorCodes = [
   'fs.too-large',
   'partition.not-found',
   'boot.no-entry',
+  'boot.config-corrupt',
   // API transport
   'request.invalid',
   'request.too-large',
