@@ -83,7 +83,8 @@ export class FatDriver implements FilesystemDriver<FatNode> {
     // Whole chains (directories) and size-bounded prefixes (files) are cached apart.
     const key = untilEnd ? -first : first;
     const hit = this.chains.get(key);
-    if (hit !== undefined && (untilEnd || hit.length >= count)) return untilEnd ? hit : hit.slice(0, count);
+    // Callers slice what they need: a cached chain is returned as is, never copied whole.
+    if (hit !== undefined && (untilEnd || hit.length >= count)) return hit;
     const clusters = await this.fat.chain(first, { count, untilEnd, structure, at });
     this.chains.set(key, clusters);
     return clusters;

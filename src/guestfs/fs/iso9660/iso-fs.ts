@@ -13,13 +13,13 @@ import { LruCache } from '../../lru.js';
 import { MAX_PATH_BYTES, type DirEntry, type FileStat, type FileType, type FilesystemDriver, type FilesystemInfo, type FsNode } from '../types.js';
 import { decodeUcs2, readDescriptors, volumeLabel, volumeUuid, type VolumeDescriptor } from './descriptors.js';
 import { FileFlags, isSelfOrParent, parseRecord, parseRecords, type DirRecord } from './records.js';
-import { parseRockRidge, suspSkipBytes, type RockRidge } from './rock-ridge.js';
+import { DIRECTORY_CONTINUATION_BUDGET, parseRockRidge, suspSkipBytes, type RockRidge } from './rock-ridge.js';
 
 export const IsoNamings = ['rock-ridge', 'joliet', 'plain'] as const;
 export type IsoNaming = (typeof IsoNamings)[number];
 
-/** A directory larger than this is refused (a real one holds ~16 MiB at 100,000 long names). */
-export const MAX_DIRECTORY_BYTES = 64 << 20;
+/** A directory larger than this is refused (100,000 entries with long Rock Ridge names take ~16 MiB). */
+export const MAX_DIRECTORY_BYTES = 32 << 20;
 /** Extents of one multi-extent file (each up to 4 GiB). */
 const MAX_FILE_EXTENTS = 1024;
 const DIR_CACHE_ENTRIES = 1 << 18;
@@ -134,12 +134,12 @@ export class IsoDriver implements FilesystemDriver<IsoNode> {
     return isSelfOrParent(r) ? r : undefined;
   }
 
-  private async rockRidge(r: DirRecord, skip: number): Promise<RockRidge> {
+  private async rockRidge(r: DirRecord, skip: number, budget?: { remaining: number }): Promise<RockRidge> {
     return parseRockRidge(r.systemUse, skip, async (block, offset, length) => {
       const start = block * this.blockSize + offset;
       this.checkExtent(start, length, 'iso9660 continuation area', r.offset);
       return new ByteView(await this.dev.read(start, length), 'iso9660 continuation area', start);
-    });
+    }, budget);
   }
 
   private nodeFor(r: DirRecord, rr: RockRidge | undefined, extents?: Extent[]): IsoNode {
@@ -188,6 +188,7 @@ export class IsoDriver implements FilesystemDriver<IsoNode> {
     const records = await this.readDirectory(dir);
     const entries: { name: string; node: IsoNode }[] = [];
     let pending: { first: DirRecord; extents: Extent[] } | undefined;
+    const budget = { remaining: DIRECTORY_CONTINUATION_BUDGET };
     for (const r of records) {
       if (isSelfOrParent(r) || (r.flags & FileFlags.associated) !== 0) continue;
       const start = (r.extent + r.earBlocks) * this.blockSize;
@@ -203,7 +204,7 @@ export class IsoDriver implements FilesystemDriver<IsoNode> {
       const first = pending?.first ?? r;
       const extents = pending === undefined ? undefined : [...pending.extents, { start, length: r.size }];
       pending = undefined;
-      const rr = this.naming === 'rock-ridge' ? await this.rockRidge(first, this.suspSkip) : undefined;
+      const rr = this.naming === 'rock-ridge' ? await this.rockRidge(first, this.suspSkip, budget) : undefined;
       if (rr?.relocated === true) continue;
       const node = rr?.childLink !== undefined ? await this.relocatedDirectory(first, rr, rr.childLink) : this.nodeFor(first, rr, extents);
       const name = this.decodeName(first, rr);

@@ -201,3 +201,14 @@ describe('Rock Ridge', () => {
     expect((await parseRockRidge(view(garbage), 0, noContinuation)).name).toBe('A');
   });
 });
+
+describe('Rock Ridge continuation budget', () => {
+  test('one directory may not read more than its budget of continuation areas', async () => {
+    const area = Buffer.concat([entry('NM', Buffer.concat([Buffer.from([0]), Buffer.from('x')]))]);
+    const budget = { remaining: 100 };
+    const read = async (): Promise<ByteView> => view(area, 0);
+    for (let i = 0; i < 3; i++) await parseRockRidge(view(ce(1, 0, 30)), 0, read, budget);
+    await expect(parseRockRidge(view(ce(1, 0, 30)), 0, read, budget))
+      .rejects.toMatchObject({ code: 'fs.corrupt', data: { structure: 'iso9660 continuation area' } });
+  });
+});

@@ -12,6 +12,12 @@ import { longDate, shortDate } from './records.js';
 export const MAX_CONTINUATIONS = 32;
 /** Bytes of one continuation area, and of all of a record's areas together. */
 export const MAX_CONTINUATION_BYTES = 64 * 1024;
+/**
+ * Continuation bytes one directory listing may read in total: real images need a few hundred
+ * bytes per entry at most, and without a budget a directory of records that all point to
+ * the same large area would be parsed over and over.
+ */
+export const DIRECTORY_CONTINUATION_BUDGET = 16 << 20;
 /** NAME_MAX of the longest names Rock Ridge writers produce, with room to spare. */
 export const MAX_NAME_BYTES = 1024;
 
@@ -106,9 +112,13 @@ function totalLength(parts: readonly Buffer[]): number {
 }
 
 /**
- * Parses the SUSP entries of `area` (after `skip` bytes) and every continuation it chains to.
+ * Parses the SUSP entries of `area` (after `skip` bytes) and every continuation it chains to,
+ * charging the continuation bytes read to `budget` (shared by one directory's records).
  */
-export async function parseRockRidge(area: ByteView, skip: number, readContinuation: ContinuationReader): Promise<RockRidge> {
+export async function parseRockRidge(
+  area: ByteView, skip: number, readContinuation: ContinuationReader,
+  budget: { remaining: number } = { remaining: DIRECTORY_CONTINUATION_BUDGET },
+): Promise<RockRidge> {
   const rr: RockRidge = { relocated: false, compressed: false };
   const nameParts: Buffer[] = [];
   let nameContinues = false;
@@ -166,6 +176,10 @@ export async function parseRockRidge(area: ByteView, skip: number, readContinuat
       continuationBytes += next.length;
       if (next.length > MAX_CONTINUATION_BYTES || continuationBytes > MAX_CONTINUATION_BYTES) {
         throw corrupt('iso9660 continuation area', next.at, `continuation areas of ${continuationBytes} bytes exceed ${MAX_CONTINUATION_BYTES}`, { block: next.block });
+      }
+      budget.remaining -= next.length;
+      if (budget.remaining < 0) {
+        throw corrupt('iso9660 continuation area', next.at, `continuation areas of one directory exceed ${DIRECTORY_CONTINUATION_BUDGET} bytes`, { block: next.block });
       }
       visited.add(key);
       current = await readContinuation(next.block, next.offset, next.length);
