@@ -193,7 +193,8 @@ function resolveDefault(value: string, items: readonly MenuItem[]): number[] | u
   for (const part of value.split('>')) {
     let index = /^[0-9]+$/.test(part) ? Number(part) : level.findIndex((it) => it.title === part || it.id === part);
     if (index < 0 || index >= level.length) {
-      if (path.length === 0) return undefined;
+      // GRUB falls back to the first item of a submenu; an empty level has none.
+      if (path.length === 0 || level.length === 0) return undefined;
       index = 0;
     }
     path.push(index);
