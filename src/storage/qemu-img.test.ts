@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isVirtkitError } from '../util/errors.js';
-import { parseConvertProgress, runQemuImg } from './qemu-img.js';
+import { fileArg, parseConvertProgress, runQemuImg } from './qemu-img.js';
 
 describe('qemu-img wrapper', () => {
   it('parses convert -p progress, keeping the last complete figure', () => {
@@ -14,6 +14,11 @@ describe('qemu-img wrapper', () => {
     expect(isVirtkitError(err, 'qemu-img.failed')).toBe(true);
     expect((err as Error).message).toMatch(/^qemu-img: Could not open '\/nonexistent\/virtkit-test.qcow2'/);
     expect((err as { data: { exitCode: number } }).data.exitCode).toBe(1);
+  });
+
+  it('keeps file names from reading as options', () => {
+    expect(fileArg('-rf.qcow2')).toBe('./-rf.qcow2');
+    expect(fileArg('/abs/-x')).toBe('/abs/-x');
   });
 
   it('reports a missing binary as qemu.not-found', async () => {

@@ -69,11 +69,11 @@ export async function createImage(o: CreateImageOptions, run: QemuImgRunOptions 
     if (o.backingFormat === undefined) {
       throw new VirtkitError('argument.invalid', 'a backing file needs its format (-F): formats are never probed', { field: 'backingFormat' });
     }
-    args.push('-b', o.backing, '-F', o.backingFormat);
+    args.push('-b', fileArg(o.backing), '-F', o.backingFormat);
   }
   const opts = formatOptions(o.options);
   if (opts !== null) args.push('-o', opts);
-  args.push(o.path);
+  args.push(fileArg(o.path));
   if (o.size !== undefined) args.push(String(o.size));
   await runQemuImg(args, run);
 }
@@ -117,7 +117,7 @@ export async function convertImage(o: ConvertImageOptions, run: QemuImgRunOption
       run.onStdout?.(chunk);
     };
   }
-  args.push(o.source, o.target);
+  args.push(fileArg(o.source), fileArg(o.target));
   await runQemuImg(args, { ...run, onStdout });
 }
 
@@ -131,7 +131,7 @@ export interface CheckResult {
 
 export async function checkImage(path: string, format: string, run: QemuImgRunOptions = {}): Promise<CheckResult> {
   // Exit codes: 0 clean, 2 corruptions found, 3 leaks only; 1 means the check itself failed.
-  const res = await runQemuImg(['check', '-f', format, '--output=json', path], { ...run, okExitCodes: [2, 3] });
+  const res = await runQemuImg(['check', '-f', format, '--output=json', fileArg(path)], { ...run, okExitCodes: [2, 3] });
   let report: Record<string, unknown>;
   try {
     report = JSON.parse(res.stdout) as Record<string, unknown>;
@@ -147,8 +147,7 @@ export async function resizeImage(path: string, format: string, size: number | s
   opts: { shrink?: boolean } = {}, run: QemuImgRunOptions = {}): Promise<void> {
   const args = ['resize', '-q', '-f', format];
   if (opts.shrink) args.push('--shrink');
-  // A leading '-' would read as an option; qemu-img takes relative sizes after `--`.
-  args.push('--', path, String(size));
+  args.push(fileArg(path), String(size));
   await runQemuImg(args, run);
 }
 
@@ -162,7 +161,7 @@ export async function compareImages(a: string, aFormat: string, b: string, bForm
   opts: { strict?: boolean } = {}, run: QemuImgRunOptions = {}): Promise<CompareResult> {
   const args = ['compare', '-f', aFormat, '-F', bFormat];
   if (opts.strict) args.push('-s');
-  args.push(a, b);
+  args.push(fileArg(a), fileArg(b));
   // Exit code 1: the images differ (a result, not an error); 2 and up: it could not compare.
   const res = await runQemuImg(args, { ...run, okExitCodes: [1] });
   return { identical: res.exitCode === 0, message: res.stdout.trim() };
@@ -173,8 +172,13 @@ export async function qemuImgInfo(path: string, format: string, opts: { backingC
   run: QemuImgRunOptions = {}): Promise<unknown> {
   const args = ['info', '--output=json', '-f', format];
   if (opts.backingChain) args.push('--backing-chain');
-  args.push(path);
+  args.push(fileArg(path));
   return JSON.parse((await runQemuImg(args, run)).stdout) as unknown;
+}
+
+/** A file name as an argument: one starting with '-' would read as an option, so it gets a `./`. */
+export function fileArg(path: string): string {
+  return path.startsWith('-') ? `./${path}` : path;
 }
 
 /** `-o` option string; values containing commas are escaped the way qemu-img expects (`,,`). */

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MAX_CHAIN_DEPTH, openImage } from '../../src/storage/image/index.js';
 import { isVirtkitError, type VirtkitError } from '../../src/util/errors.js';
-import { qemuImg, qemuIo, tempDir } from './image.helpers.js';
+import { qemuImg, qemuIo, tempDir } from './image-qemu.js';
 
 const { dir, cleanup } = tempDir('image-bad');
 afterAll(cleanup);

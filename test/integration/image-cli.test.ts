@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { qemuImg, qemuIo, tempDir } from './image.helpers.js';
+import { qemuImg, qemuIo, tempDir } from './image-qemu.js';
 
 const CLI = resolve(import.meta.dirname, '../../bin/virtkit.js');
 const { dir, cleanup } = tempDir('image-cli');

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemorySource, openImageSource, type BackingOpener } from '../../src/storage/image/index.js';
 import { VirtkitError } from '../../src/util/errors.js';
-import { qemuImg, qemuIo, qemuRaw, tempDir } from './image.helpers.js';
+import { qemuImg, qemuIo, qemuRaw, tempDir } from './image-qemu.js';
 
 const ITERATIONS = Number(process.env['VIRTKIT_FUZZ_ITERATIONS'] ?? 10_000);
 const SEED = Number(process.env['VIRTKIT_FUZZ_SEED'] ?? 0x5eed);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openImage } from '../../src/storage/image/index.js';
 import { isVirtkitError } from '../../src/util/errors.js';
-import { expectSameAsQemu, qemuImg, qemuIo, tempDir } from './image.helpers.js';
+import { expectSameAsQemu, qemuImg, qemuIo, tempDir } from './image-qemu.js';
 
 const { dir, cleanup } = tempDir('image-read');
 afterAll(cleanup);

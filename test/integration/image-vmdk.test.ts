@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openImage } from '../../src/storage/image/index.js';
 import { isVirtkitError, type VirtkitError } from '../../src/util/errors.js';
-import { qemuImg, qemuIo, qemuRaw, tempDir } from './image.helpers.js';
+import { qemuImg, qemuIo, qemuRaw, tempDir } from './image-qemu.js';
 
 const { dir, cleanup } = tempDir('image-vmdk');
 afterAll(cleanup);

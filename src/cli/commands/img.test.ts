@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { isVirtkitError } from '../../util/errors.js';
 import { formatBytes, formatFor, parseImageSize } from './img.js';
 
-describe('img helpers', () => {
+describe('img size and format parsing', () => {
   it('takes the format from -f, else from the name, never from content', () => {
     expect(formatFor('disk.img', 'raw')).toBe('raw');
     expect(formatFor('/x/Disk.QCOW2', undefined)).toBe('qcow2');

@@ -1,4 +1,4 @@
-/** Helpers shared by the drivers for building allocation maps. */
+/** Building allocation maps, shared by the drivers. */
 import type { BlockExtent } from '../block-device.js';
 import type { MapExtent } from './types.js';
 
