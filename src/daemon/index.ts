@@ -113,6 +113,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaem
 /** Runs the daemon until SIGTERM or SIGINT. */
 export async function runDaemon(opts: DaemonOptions = {}): Promise<void> {
   const daemon = await startDaemon(opts);
+  const logTarget = opts.logFile === '-' ? 'stderr' : (opts.logFile ?? join(daemon.dirs.stateDir, 'daemon.log'));
+  process.stderr.write(`virtkit daemon: pid ${process.pid} listening on ${daemon.dirs.socketPath} (log: ${logTarget})\n`);
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals): void => {
       daemon.app.log.info({ signal }, 'daemon stopping; guests keep running');
