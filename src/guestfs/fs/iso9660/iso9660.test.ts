@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { ByteView } from '../../bytes.js';
 import { MAX_DESCRIPTORS, readDescriptors, volumeLabel, volumeUuid, type VolumeDescriptor } from './descriptors.js';
-import { stripVersion } from './iso-fs.js';
+import { IsoDriver, stripVersion } from './iso-fs.js';
 import { longDate, parseRecords, shortDate } from './records.js';
 import { MAX_CONTINUATIONS, parseRockRidge, suspSkipBytes } from './rock-ridge.js';
 
@@ -210,5 +210,71 @@ describe('Rock Ridge continuation budget', () => {
     for (let i = 0; i < 3; i++) await parseRockRidge(view(ce(1, 0, 30)), 0, read, budget);
     await expect(parseRockRidge(view(ce(1, 0, 30)), 0, read, budget))
       .rejects.toMatchObject({ code: 'fs.corrupt', data: { structure: 'iso9660 continuation area' } });
+  });
+});
+
+describe('a synthetic ISO image', () => {
+  /** A directory record; `flags` 2 is a directory, 0x80 more extents follow. */
+  function dirRecord(name: Buffer, extent: number, size: number, flags: number): Buffer {
+    const len = 33 + name.length + (name.length % 2 === 0 ? 1 : 0);
+    const r = Buffer.alloc(len);
+    r[0] = len;
+    r.set(both32(extent), 2);
+    r.set(both32(size), 10);
+    r.set([124, 1, 2, 3, 4, 5, 0], 18);
+    r[25] = flags;
+    r[32] = name.length;
+    name.copy(r, 33);
+    return r;
+  }
+
+  /** Plain ISO: root at block 18 holding `records`; data blocks from 19 on. */
+  function image(records: Buffer[], dataBlocks: Buffer[]): Buffer {
+    const pvd = descriptor(1, { id: 'SYNTH' });
+    dirRecord(Buffer.from([0]), 18, 2048, 2).copy(pvd, 156);
+    const root = Buffer.alloc(2048);
+    let at = 0;
+    for (const r of [dirRecord(Buffer.from([0]), 18, 2048, 2), dirRecord(Buffer.from([1]), 18, 2048, 2), ...records]) {
+      r.copy(root, at);
+      at += r.length;
+    }
+    return Buffer.concat([Buffer.alloc(16 * 2048), pvd, descriptor(255), root, ...dataBlocks]);
+  }
+
+  async function open(bytes: Buffer): Promise<IsoDriver> {
+    return IsoDriver.open({
+      size: bytes.length, format: 'raw',
+      read: async (o, l) => bytes.subarray(o, o + l),
+      blockStatus: async (offset, length) => [{ offset, length, zero: false, allocated: true }],
+      close: async () => {},
+    });
+  }
+
+  test('multi-extent files read as one; plain names lose their version', async () => {
+    const a = Buffer.alloc(2048, 0x61);
+    const b = Buffer.alloc(2048, 0x62);
+    const name = Buffer.from('BIG.DAT;1');
+    const driver = await open(image([dirRecord(name, 19, 2048, 0x80), dirRecord(name, 20, 100, 0)], [a, b]));
+    expect(driver.naming).toBe('plain');
+    const root = await driver.root();
+    expect(await driver.list(root)).toEqual([{ name: 'BIG.DAT', type: 'file', inode: expect.any(Number) }]);
+    const node = (await driver.lookup(root, 'big.dat'))!;
+    expect(node.size).toBe(2148);
+    const data = Buffer.from(await driver.read(node, 2000, 1000));
+    expect(data.equals(Buffer.concat([Buffer.alloc(48, 0x61), Buffer.alloc(100, 0x62)]))).toBe(true);
+    expect((await driver.stat(node)).mtime.toISOString()).toBe('2024-01-02T03:04:05.000Z');
+  });
+
+  test('a multi-extent file without its final extent is fs.corrupt', async () => {
+    const driver = await open(image([dirRecord(Buffer.from('A;1'), 19, 2048, 0x80), dirRecord(Buffer.from('B;1'), 19, 10, 0)], [Buffer.alloc(2048)]));
+    await expect(driver.list(await driver.root())).rejects.toMatchObject({ code: 'fs.corrupt', data: { structure: 'iso9660 directory record' } });
+  });
+
+  test('associated files are not listed; a directory pointing at the root has the root inode', async () => {
+    const driver = await open(image([dirRecord(Buffer.from('ASSOC;1'), 19, 1, 0x04), dirRecord(Buffer.from('LOOP'), 18, 2048, 2)], [Buffer.alloc(2048)]));
+    const root = await driver.root();
+    const entries = await driver.list(root);
+    expect(entries).toEqual([{ name: 'LOOP', type: 'directory', inode: 18 }]);
+    expect((await driver.stat(root)).ino).toBe(18);
   });
 });
