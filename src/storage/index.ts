@@ -2,3 +2,4 @@
 export * from './block-device.js';
 export * from './image/index.js';
 export * from './qemu-img.js';
+export * from './nbd/index.js';
