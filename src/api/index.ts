@@ -4,3 +4,4 @@ export * from './methods.js';
 export * from './http-status.js';
 export * from './openapi.js';
 export * from './paths.js';
+export * from './pools.js';

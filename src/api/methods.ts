@@ -8,6 +8,7 @@ import {
   DomainStateInfo, DomainSummary, HostShutdownBody, HostShutdownResult, ListQuery, MonitorBody, MonitorResult,
   NameParams, Ok, ShutdownBody, ShutdownResult, StartBody, UndefineQuery, type Schema,
 } from './schemas.js';
+import { PoolMethods } from './pools.js';
 
 export type HttpVerb = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
@@ -46,6 +47,7 @@ export const Methods = {
   'domain.consoleLog': { http: 'GET', path: '/domains/:name/console/log', summary: 'The last 256 KiB of serial console output', params: NameParams, result: ConsoleLog, read: true },
   'domain.monitorCommand': { http: 'POST', path: '/domains/:name/monitor', summary: 'Raw QMP or HMP command (taints the domain)', params: NameParams, body: MonitorBody, result: MonitorResult },
   'host.shutdown': { http: 'POST', path: '/host/shutdown', summary: 'Stop every running guest per its on_host_shutdown policy, in parallel', body: HostShutdownBody, result: HostShutdownResult },
+  ...PoolMethods,
 } as const satisfies Record<string, MethodSpec>;
 
 export type MethodName = keyof typeof Methods;

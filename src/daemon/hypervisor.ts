@@ -4,6 +4,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { DomainDefinition } from '../conf/index.js';
+import { prepareGuestBoot } from '../guestfs/boot/index.js';
 import { buildCommand } from '../qemu/command/index.js';
 import { probeCapabilities, resolveAccel, type QemuCapabilities } from '../qemu/caps.js';
 import { openConsole } from '../qemu/console.js';
@@ -34,6 +35,8 @@ export interface HypervisorOptions {
   binary?: string;
   /** Where the capability probe result is cached. */
   cacheDir: string;
+  /** Host paths of a definition's `pool/volume` disks (daemon/pools.ts). */
+  resolveVolumes?: (def: DomainDefinition) => Promise<Record<string, string>>;
 }
 
 export class Hypervisor {
@@ -51,7 +54,12 @@ export class Hypervisor {
   async launch(def: DomainDefinition, runDir: string, paused: boolean): Promise<GuestProcess> {
     const caps = await this.capabilities();
     const { accel } = resolveAccel(def.accel, caps);
-    const command = buildCommand(def, { binary: caps.binary, accel, runDir });
+    const volumePaths = await this.opts.resolveVolumes?.(def);
+    // boot.loader guest: the kernel and initrd are read out of the guest's own disk into the run directory.
+    const bootFiles = def.boot.loader === 'guest' ? await prepareGuestBoot(def, runDir, volumePaths ? { volumePaths } : {}) : undefined;
+    const command = buildCommand(def, {
+      binary: caps.binary, accel, runDir, ...(volumePaths ? { volumePaths } : {}), ...(bootFiles === undefined ? {} : { bootFiles }),
+    });
     const proc = await QemuProcess.launchCommand({ command, runDir, paused });
     return new GuestProcess(proc, accel);
   }

@@ -13,6 +13,7 @@ import { openStore, type Store } from '../store/index.js';
 import { VirtkitError, errorMessage } from '../util/errors.js';
 import { Hypervisor } from './hypervisor.js';
 import { Manager } from './manager.js';
+import { PoolService } from './pools.js';
 import { reconcile } from './reconcile.js';
 import { createApp, registerApi, type LoggerConfig } from './server.js';
 
@@ -66,15 +67,18 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaem
   const store = await openStore(dirs.stateDir);
   try {
     const bootId = await currentBootId();
-    const hypervisor = new Hypervisor({ ...(opts.qemuBinary ? { binary: opts.qemuBinary } : {}), cacheDir: join(dirs.stateDir, 'cache') });
+    const pools = new PoolService(store);
+    const hypervisor = new Hypervisor({ ...(opts.qemuBinary ? { binary: opts.qemuBinary } : {}), cacheDir: join(dirs.stateDir, 'cache'),
+      resolveVolumes: (def) => pools.resolveVolumes(def) });
     const manager = new Manager({ store, runRoot: dirs.runDir, log: app.log, hypervisor });
     const report = await reconcile(manager, store, app.log);
     app.log.info({ ...report, stateDir: dirs.stateDir, runDir: dirs.runDir }, 'reconciled with the run directories');
     await registerApi(app, {
       manager,
       store,
+      pools,
       info: () => ({ version: ApiVersion, pid: process.pid, stateDir: dirs.stateDir, runDir: dirs.runDir, bootId,
-        revision: store.revision, apiExtensions: ['events-resume', 'snoop', 'console-upgrade'] }),
+        revision: store.revision, apiExtensions: ['events-resume', 'snoop', 'console-upgrade', 'pools'] }),
     });
     // We own the store lock, so a socket file left here is a dead daemon's.
     await rm(dirs.socketPath, { force: true });

@@ -20,6 +20,7 @@ import { VirtkitError, errorMessage, isVirtkitError } from '../util/errors.js';
 import { followEvents, replayEvents } from './event-log.js';
 import type { Manager } from './manager.js';
 import { peerPid } from './peer-pid.js';
+import { poolHandlers, registerVolumeContentRoutes, type PoolService } from './pools.js';
 
 export const BodyLimitBytes = 1024 * 1024;
 
@@ -27,6 +28,7 @@ export interface ApiOptions {
   manager: Manager;
   store: Store;
   info: () => DaemonInfo;
+  pools: PoolService;
 }
 
 export type LoggerConfig = { level: string; file: string } | { level: string; stream: NodeJS.WritableStream } | false;
@@ -40,7 +42,7 @@ interface ConnectionIdentity {
 
 type Handler = (req: FastifyRequest, origin: Origin) => Promise<unknown>;
 
-function handlers(m: Manager, info: () => DaemonInfo): Record<MethodName, Handler> {
+function handlers(m: Manager, info: () => DaemonInfo, pools: PoolService): Record<MethodName, Handler> {
   const name = (req: FastifyRequest): string => (req.params as { name: string }).name;
   return {
     'daemon.info': async () => info(),
@@ -68,6 +70,7 @@ function handlers(m: Manager, info: () => DaemonInfo): Record<MethodName, Handle
     'domain.consoleLog': async (req, o) => ({ text: await m.consoleLog(o, name(req)) }),
     'domain.monitorCommand': async (req, o) => ({ result: await m.monitorCommand(o, name(req), req.body as MonitorBody) }),
     'host.shutdown': (req, o) => m.hostShutdown(o, (req.body as HostShutdownBody).timeout),
+    ...poolHandlers(pools),
   };
 }
 
@@ -147,7 +150,7 @@ export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promi
     void reply.status(404).send({ error: { code: 'request.invalid', message: `no such endpoint: ${req.method} ${req.url}` } });
   });
 
-  const table = handlers(opts.manager, opts.info);
+  const table = handlers(opts.manager, opts.info, opts.pools);
   for (const [method, spec] of Object.entries(Methods) as [MethodName, MethodSpec][]) {
     const handler = table[method];
     app.route({
@@ -177,6 +180,8 @@ export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promi
   app.addHook('preValidation', async (req) => {
     if (req.body === undefined && (req.method === 'POST' || req.method === 'PUT')) req.body = {};
   });
+
+  await registerVolumeContentRoutes(app, opts.pools);
 
   const openapi = buildOpenApi();
   app.get('/openapi.json', async () => openapi);
