@@ -8,6 +8,7 @@ import { isVirtkitError } from '../util/errors.js';
 import { exitCodeFor } from './exit-codes.js';
 // command registrations (one line each, keep sorted)
 import { register as registerArgv } from './commands/argv.js';
+import { register as registerBootinfo } from './commands/bootinfo.js';
 import { register as registerCapabilities } from './commands/capabilities.js';
 import { register as registerCompletion } from './commands/completion.js';
 import { register as registerFs } from './commands/fs.js';
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   // register commands (one line each, keep sorted)
   registerArgv(program);
+  registerBootinfo(program);
   registerCapabilities(program);
   registerCompletion(program);
   registerFs(program);

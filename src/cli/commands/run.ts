@@ -11,6 +11,7 @@ import { isAbsolute, join } from 'node:path';
 import type { Socket } from 'node:net';
 import type { Command } from 'commander';
 import { loadDefinition, type DomainDefinition } from '../../conf/index.js';
+import { prepareGuestBoot } from '../../guestfs/boot/index.js';
 import {
   DEFAULT_QEMU_BINARY, QemuProcess, openConsole, probeCapabilities, resolveAccel, watchConsoleFor,
   type Accel, type ExitInfo,
@@ -67,7 +68,9 @@ async function runGuest(path: string, opts: RunOptions): Promise<number> {
   note(`starting ${def.name} (accel ${accel}: ${reason})`);
   const runDir = await makeRunDir(def.name);
   try {
-    const proc = await QemuProcess.launch({ def, ctx: { binary, accel, runDir }, paused: true });
+    // boot.loader guest: the kernel and initrd come out of the guest's own disk first.
+    const bootFiles = def.boot.loader === 'guest' ? await prepareGuestBoot(def, runDir) : undefined;
+    const proc = await QemuProcess.launch({ def, ctx: { binary, accel, runDir, ...(bootFiles === undefined ? {} : { bootFiles }) }, paused: true });
     let console: Socket;
     try {
       console = await openConsole(runDir);

@@ -1,0 +1,63 @@
+/**
+ * `virtkit bootinfo TARGET [--format raw|qcow2] [--json]`: the boot entries a disk image's
+ * bootloader configurations (GRUB 2, BLS, extlinux/syslinux) offer, where their kernels and
+ * initrds are, and which entry `boot: { loader: guest }` would boot. Read in userspace.
+ */
+import type { Command } from 'commander';
+import { candidatePaths, findBootEntries, type BootEntry, type BootInfo, type FileLocation } from '../../guestfs/boot/index.js';
+import { openDisk, resolveTarget } from '../../guestfs/target.js';
+
+function where(partition: number | undefined): string {
+  return partition === undefined ? 'whole disk' : `partition ${partition}`;
+}
+
+function located(path: string, file: FileLocation | undefined): string {
+  if (file === undefined) return `${path} (missing)`;
+  const at = file.path === path ? '' : ` at ${file.path}`;
+  return `${path}${at} (${where(file.partition)}, ${file.size} bytes)`;
+}
+
+function formatEntry(e: BootEntry, isDefault: boolean): string[] {
+  const lines = [`${isDefault ? '*' : ' '} ${e.index}: ${e.title}${e.id === undefined ? '' : `  [id ${e.id}]`}`];
+  lines.push(`      loader:  ${e.loader} ${e.source} (${where(e.partition)})`);
+  lines.push(`      kernel:  ${e.kernel === undefined ? '(none: the entry loads no Linux kernel)' : located(e.kernel, e.kernelFile)}`);
+  e.initrds.forEach((p) => lines.push(`      initrd:  ${located(p, e.initrdFiles.find((f) => candidatePaths(p).includes(f.path)))}`));
+  lines.push(`      cmdline: ${e.cmdline}`);
+  return lines;
+}
+
+function formatInfo(info: BootInfo): string {
+  const lines: string[] = [];
+  if (info.menus.length === 0) lines.push('No bootloader configuration found (looked for GRUB grub.cfg, BLS /loader/entries, extlinux/syslinux).');
+  for (const m of info.menus) {
+    lines.push(`Configuration: ${m.loader} ${m.source} (${where(m.partition)})${m.timeout === undefined ? '' : `, timeout ${m.timeout} s`}`);
+    for (const w of m.warnings) lines.push(`  warning: ${w}`);
+  }
+  for (const e of info.errors) lines.push(`Unreadable: ${where(e.partition)}${e.source === undefined ? '' : ` ${e.source}`}: ${e.code}: ${e.message}`);
+  if (info.entries.length > 0) lines.push('Entries (* boots by default):');
+  for (const e of info.entries) lines.push(...formatEntry(e, e.index === info.defaultIndex));
+  if (info.entries.length > 0 && info.defaultIndex === undefined) lines.push('No entry loads a kernel: nothing would boot.');
+  return `${lines.join('\n')}\n`;
+}
+
+export function register(program: Command): void {
+  program.command('bootinfo')
+    .description('list the boot entries of a disk image (GRUB, BLS, extlinux) and which one `boot: { loader: guest }` would boot')
+    .argument('<target>', 'image file')
+    .option('--format <format>', 'image format: raw (default) or qcow2; never guessed from the content')
+    .option('--json', 'print JSON')
+    .addHelpText('after', `
+Examples:
+  virtkit bootinfo disk.qcow2 --format qcow2
+  virtkit bootinfo disk.raw --json`)
+    .action(async (target: string, opts: { format?: string; json?: boolean }) => {
+      const resolved = await resolveTarget(target, opts.format === undefined ? {} : { format: opts.format });
+      const opened = await openDisk(resolved);
+      try {
+        const info = await findBootEntries(opened.disk);
+        process.stdout.write(opts.json === true ? `${JSON.stringify(info, null, 2)}\n` : formatInfo(info));
+      } finally {
+        await opened.close();
+      }
+    });
+}
