@@ -8,7 +8,7 @@
  *   for await (const ev of c.events({ since: 0 })) console.log(ev.seq, ev.type, ev.domain);
  */
 import * as os from 'node:os';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import type { Static } from '@sinclair/typebox';
 import { ConsoleUpgradeProtocol, Methods, StreamPaths, routePath, type MethodName, type MethodSpec } from '../api/methods.js';
 import { managerDirs } from '../api/paths.js';
@@ -18,10 +18,14 @@ import type {
 } from '../api/schemas.js';
 import { VirtkitError, isVirtkitError } from '../util/errors.js';
 import { readSse } from './sse.js';
+import { downloadVolume, uploadVolume, type ProgressCallback } from './volumes.js';
+import type { PoolDefineBody, PoolInfo, PoolList, VolumeCreateBody, VolumeInfo, VolumeList } from '../api/pools.js';
 import { Transport, errorFromBody } from './transport.js';
 
 export { VirtkitError, isVirtkitError };
 export type * from '../api/schemas.js';
+export type * from '../api/pools.js';
+export type { ProgressCallback } from './volumes.js';
 
 type Spec<M extends MethodName> = (typeof Methods)[M];
 type Part<M extends MethodName, K extends 'params' | 'query' | 'body'> =
@@ -109,6 +113,28 @@ export class VirtkitClient {
   }
   hostShutdown(opts: { timeout?: number } = {}): Promise<HostShutdownResult> {
     return this.call('host.shutdown', { body: opts });
+  }
+  // pools and volumes (docs/pools.md)
+  poolList(opts: { all?: boolean } = {}): Promise<PoolList> { return this.call('pool.list', { query: opts.all ? { all: true } : {} }); }
+  poolDefine(body: PoolDefineBody): Promise<PoolInfo> { return this.call('pool.define', { body }); }
+  poolInfo(pool: string): Promise<PoolInfo> { return this.call('pool.info', { params: { pool } }); }
+  poolRefresh(pool: string): Promise<PoolInfo> { return this.call('pool.refresh', { params: { pool } }); }
+  poolUndefine(pool: string): Promise<{ ok: true }> { return this.call('pool.undefine', { params: { pool } }); }
+  volumeList(pool: string): Promise<VolumeList> { return this.call('volume.list', { params: { pool } }); }
+  volumeCreate(pool: string, body: VolumeCreateBody): Promise<VolumeInfo> { return this.call('volume.create', { params: { pool }, body }); }
+  volumeInfo(pool: string, volume: string): Promise<VolumeInfo> { return this.call('volume.info', { params: { pool, volume } }); }
+  volumeClone(pool: string, volume: string, name: string): Promise<VolumeInfo> { return this.call('volume.clone', { params: { pool, volume }, body: { name } }); }
+  volumeResize(pool: string, volume: string, capacity: number, opts: { shrink?: boolean } = {}): Promise<VolumeInfo> {
+    return this.call('volume.resize', { params: { pool, volume }, body: { capacity, ...opts } });
+  }
+  volumeDelete(pool: string, volume: string): Promise<{ ok: true }> { return this.call('volume.delete', { params: { pool, volume } }); }
+  /** Streams `size` bytes from `source` into the volume (replacing its content). */
+  volumeUpload(pool: string, volume: string, source: Readable, size: number, onProgress?: ProgressCallback): Promise<VolumeInfo> {
+    return uploadVolume(this.socketPath, pool, volume, source, size, onProgress);
+  }
+  /** Streams the volume's bytes into `sink`; resolves with the byte count. */
+  volumeDownload(pool: string, volume: string, sink: Writable, onProgress?: ProgressCallback): Promise<number> {
+    return downloadVolume(this.socketPath, pool, volume, sink, onProgress);
   }
 
   /**

@@ -1,0 +1,84 @@
+/**
+ * Volume contents over the daemon's socket, streamed both ways: nothing is buffered whole, so
+ * a volume of any size moves in constant memory. Progress is reported in bytes as they pass.
+ */
+import * as http from 'node:http';
+import { Transform, type Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { routePath } from '../api/methods.js';
+import { VolumeContentPath, type VolumeInfo } from '../api/pools.js';
+import { VirtkitError } from '../util/errors.js';
+import { errorFromBody } from './transport.js';
+
+export type ProgressCallback = (done: number, total: number) => void;
+
+function counter(total: number, onProgress?: ProgressCallback): Transform {
+  let done = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      done += chunk.length;
+      onProgress?.(done, total);
+      cb(null, chunk);
+    },
+  });
+}
+
+async function readBody(res: http.IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  for await (const c of res as AsyncIterable<Buffer>) chunks.push(c);
+  const text = Buffer.concat(chunks).toString('utf8');
+  try {
+    return text.length > 0 ? JSON.parse(text) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function connectionError(socketPath: string, err: Error): VirtkitError {
+  return err instanceof VirtkitError ? err
+    : new VirtkitError('connection.failed', `daemon connection failed: ${err.message}`, { socketPath, errno: (err as NodeJS.ErrnoException).code }, { cause: err });
+}
+
+/** Replaces a volume's bytes with `size` bytes from `source`; resolves with the volume's new info. */
+export function uploadVolume(socketPath: string, pool: string, volume: string, source: Readable, size: number,
+  onProgress?: ProgressCallback): Promise<VolumeInfo> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      socketPath, agent: false, method: 'PUT', path: routePath(VolumeContentPath, { pool, volume }),
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(size), accept: 'application/json' },
+    }, (res) => {
+      readBody(res).then((body) => {
+        const status = res.statusCode ?? 0;
+        if (status >= 200 && status < 300) resolve(body as VolumeInfo);
+        else reject(errorFromBody(status, body));
+      }, (err: Error) => reject(connectionError(socketPath, err)));
+    });
+    req.on('error', (err) => reject(connectionError(socketPath, err)));
+    // The daemon may refuse (and answer) before it read the body: that answer is the result.
+    pipeline(source, counter(size, onProgress), req).catch(() => undefined);
+  });
+}
+
+/** Writes a volume's bytes into `sink`; resolves with the number of bytes once all arrived. */
+export function downloadVolume(socketPath: string, pool: string, volume: string, sink: Writable,
+  onProgress?: ProgressCallback): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath, agent: false, method: 'GET', path: routePath(VolumeContentPath, { pool, volume }) }, (res) => {
+      const status = res.statusCode ?? 0;
+      if (status < 200 || status >= 300) {
+        readBody(res).then((body) => reject(errorFromBody(status, body)), (err: Error) => reject(connectionError(socketPath, err)));
+        return;
+      }
+      const total = Number(res.headers['content-length'] ?? NaN);
+      let done = 0;
+      const count = counter(total, (d, t) => { done = d; onProgress?.(d, t); });
+      pipeline(res, count, sink).then(() => {
+        if (Number.isFinite(total) && done !== total) {
+          reject(new VirtkitError('connection.failed', `download of ${pool}/${volume} ended after ${done} of ${total} bytes`, { done, total }));
+        } else resolve(done);
+      }, (err: Error) => reject(connectionError(socketPath, err)));
+    });
+    req.on('error', (err) => reject(connectionError(socketPath, err)));
+    req.end();
+  });
+}
