@@ -204,7 +204,8 @@ export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promi
     }
     let dispose = (): void => undefined;
     dispose = followEvents(opts.store, q.since, writeEvent, (err) => { dispose(); writeError(err); });
-    req.raw.on('close', () => dispose());
+    // The response closes when the client goes away (the request itself is long complete).
+    raw.on('close', () => dispose());
   });
 
   app.get(StreamPaths.snoop, (req, reply) => {
@@ -219,7 +220,8 @@ export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promi
         if (!raw.writableEnded) raw.write(`data: ${JSON.stringify(snoopLine(rec, pid))}\n\n`);
       });
     });
-    req.raw.on('close', () => dispose());
+    // The response closes when the client goes away (the request itself is long complete).
+    raw.on('close', () => dispose());
   });
   const pidsByClient = new Map<string, Promise<number | null>>();
   app.server.on('connection', (socket: Socket) => {
