@@ -318,19 +318,22 @@ function stripIsoVersion(name: string): string {
 }
 
 interface FatVariant {
+  readonly name: string;
   readonly bits: 12 | 16 | 32;
   readonly sizeKiB: number;
   readonly extra: readonly string[];
 }
 
 const fatVariants: FatVariant[] = [
-  { bits: 12, sizeKiB: 2048, extra: [] },
-  { bits: 16, sizeKiB: 4096, extra: ['-s', '1'] },
+  { name: 'fat12', bits: 12, sizeKiB: 2048, extra: [] },
+  { name: 'fat16', bits: 16, sizeKiB: 4096, extra: ['-s', '1'] },
+  // 4096-byte logical sectors (4Kn disks).
+  { name: 'fat16-4k-sectors', bits: 16, sizeKiB: 64 * 1024, extra: ['-S', '4096'] },
   // FAT32 needs 65,525 clusters: with 512-byte clusters, about 33 MiB (a sparse file here).
-  { bits: 32, sizeKiB: 34 * 1024, extra: ['-s', '1'] },
+  { name: 'fat32', bits: 32, sizeKiB: 34 * 1024, extra: ['-s', '1'] },
 ];
 
-async function buildFat(v: FatVariant, name = `fat${v.bits}`): Promise<string> {
+async function buildFat(v: FatVariant, name = v.name): Promise<string> {
   const path = join(work, `${name}.img`);
   await tool('mkfs.vfat', ['-F', String(v.bits), ...v.extra, '-n', `VOL${v.bits}`, '-i', '1234ABCD', '-C', path, String(v.sizeKiB)]);
   const entries = await readdir(fatSrc);
@@ -345,7 +348,7 @@ async function buildFat(v: FatVariant, name = `fat${v.bits}`): Promise<string> {
   return path;
 }
 
-describe.each(fatVariants)('FAT$bits', (v) => {
+describe.each(fatVariants)('FAT $name', (v) => {
   let image: string;
   let fs: Filesystem;
   let ours: Map<string, Entry>;
