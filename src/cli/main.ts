@@ -17,7 +17,9 @@ import { register as registerImg } from './commands/img.js';
 import { register as registerInspect } from './commands/inspect.js';
 import { register as registerManagerVerbs } from './commands/manager-verbs.js';
 import { register as registerNbd } from './commands/nbd.js';
+import { register as registerPool } from './commands/pool.js';
 import { register as registerRun } from './commands/run.js';
+import { register as registerVol } from './commands/vol.js';
 
 export function buildProgram(): Command {
   const program = new Command('virtkit')
@@ -35,7 +37,9 @@ export function buildProgram(): Command {
   registerInspect(program);
   registerManagerVerbs(program);
   registerNbd(program);
+  registerPool(program);
   registerRun(program);
+  registerVol(program);
   return program;
 }
 
