@@ -75,7 +75,10 @@ export class QemuProcess {
     child?: import('node:child_process').ChildProcess,
   ) {
     this.paths = runPaths(runDir);
-    qmp.on('SHUTDOWN', (ev: QmpEvent<'SHUTDOWN'>) => (this.shutdownEvent = { guest: ev.data.guest, reason: ev.data.reason }));
+    qmp.on('SHUTDOWN', (ev: QmpEvent<'SHUTDOWN'>) => {
+      // keep the guest's own power-off when a `quit` follows it (on_poweroff: preserve)
+      if (!this.shutdownEvent?.guest) this.shutdownEvent = { guest: ev.data.guest, reason: ev.data.reason };
+    });
     qmp.on('GUEST_PANICKED', () => (this.panicked = true));
     this.isChild = child !== undefined;
     child?.once('exit', (code, signal) => (this.childExit = { code, signal }));
@@ -226,11 +229,28 @@ export class QemuProcess {
   }
 
   /**
+   * Starts the guest again after it stopped itself while QEMU kept it (powered off under
+   * `-action shutdown=pause`, rebooted under `reboot=shutdown`, panicked under `panic=pause`):
+   * what on_poweroff / on_reboot / on_crash `restart` ask for.
+   */
+  async restartGuest(): Promise<void> {
+    this.shutdownEvent = undefined;
+    this.panicked = false;
+    await this.qmp.execute('system_reset');
+    await this.qmp.execute('cont');
+  }
+
+  /**
    * Graceful stop: ACPI power button (system_powerdown), wait up to `timeoutMs` for QEMU to
    * exit, then stop it by force (quit, SIGTERM, SIGKILL). Returns which way it ended.
    */
   async shutdown(opts: { timeoutMs: number }): Promise<'clean' | 'forced'> {
     if (this.exitedFlag) return this.forcedBy ? 'forced' : 'clean';
+    if (this.panicked) {
+      // a panicked guest kept by QEMU hears no power button
+      await this.forceStop();
+      return 'forced';
+    }
     this.powerdownRequested = true;
     try {
       await this.qmp.execute('system_powerdown', undefined, { timeoutMs: 5000 });

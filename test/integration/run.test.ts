@@ -1,7 +1,8 @@
 /**
  * `virtkit run` as users run it: the built CLI in its own process, real TCG guests from the
- * guest kit. Three boots, side by side: --until-ready, an interactive session stopped by
- * SIGINT, and a guest deaf to the power button stopped by force after its shutdown_timeout.
+ * guest kit. Three guests, side by side: --until-ready, an interactive session (one guest
+ * power-off and restart, then SIGINT), and a guest deaf to the power button stopped by force
+ * after its shutdown_timeout.
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -102,13 +103,17 @@ describe.concurrent('virtkit run', () => {
     expect(cli.stderr()).toContain(`no "${READY}" within 0.5 s`);
   });
 
-  it('puts the console on stdin/stdout and stops cleanly on SIGINT', async () => {
-    const def = await variant(testGuestDefinition(), scratch, { name: 'interactive' });
+  it('puts the console on stdin/stdout, restarts a guest that powers off (on_poweroff: restart), stops cleanly on SIGINT', async () => {
+    const def = await variant(testGuestDefinition(), scratch, { name: 'interactive', on_poweroff: 'restart' });
     const cli = start(['run', def]);
     await waitFor(cli, READY, 0, BOOT_TIMEOUT_MS);
-    const from = cli.stdout().length;
+    let from = cli.stdout().length;
     cli.proc.stdin.write('echo run-$((6*7))\n');
     await waitFor(cli, 'run-42', from, 60_000);
+    from = cli.stdout().length;
+    cli.proc.stdin.write('poweroff -f\n');
+    await waitFor(cli, READY, from, BOOT_TIMEOUT_MS);
+    expect(cli.stderr()).toContain('guest powered off; restarting it (on_poweroff: restart)');
     cli.proc.kill('SIGINT');
     expect(await cli.exit).toEqual({ code: 0, signal: null });
     expect(cli.stdout()).toContain('power button pressed');

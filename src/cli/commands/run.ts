@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import type { Socket } from 'node:net';
 import type { Command } from 'commander';
-import { loadDefinition, type DomainDefinition } from '../../conf/index.js';
+import { loadDefinition, type DomainDefinition, type LifecycleAction } from '../../conf/index.js';
 import { prepareGuestBoot } from '../../guestfs/boot/index.js';
 import {
-  DEFAULT_QEMU_BINARY, QemuProcess, openConsole, probeCapabilities, resolveAccel, watchConsoleFor,
+  DEFAULT_QEMU_BINARY, QemuProcess, lifecycleActions, openConsole, probeCapabilities, resolveAccel, watchConsoleFor,
   type Accel, type ExitInfo,
 } from '../../qemu/index.js';
 import { VirtkitError } from '../../util/errors.js';
@@ -83,11 +83,13 @@ async function runGuest(path: string, opts: RunOptions): Promise<number> {
     await proc.resume();
     const stopper = new GuestStopper(proc, def.shutdown_timeout * 1000);
     const offSignals = onStopSignals(() => stopper.request());
+    const offLifecycle = followLifecycle(proc, def, stopper);
     try {
       return opts.untilReady
         ? await untilReady(proc, console, stopper, timeoutS)
         : await interactive(proc, console, stopper);
     } finally {
+      offLifecycle();
       offSignals();
       console.destroy();
     }
@@ -153,6 +155,40 @@ export function splitConsoleInput(chunk: Buffer, tty: boolean): { forward: Buffe
   return at < 0 ? { forward: chunk, escape: false } : { forward: chunk.subarray(0, at), escape: true };
 }
 
+/**
+ * This command is the guest's manager, so it carries out on_poweroff / on_reboot / on_crash
+ * when the guest stops itself (QEMU keeps it stopped for every answer but a plain destroy,
+ * see qemu/command/lifecycle.ts): restart resets and resumes it, preserve leaves it stopped
+ * until Ctrl-] or a signal, destroy ends QEMU. Once a stop was requested, nothing restarts.
+ */
+function followLifecycle(proc: QemuProcess, def: DomainDefinition, stopper: GuestStopper): () => void {
+  const qemuExitsOnPoweroff = lifecycleActions(def).shutdown === 'poweroff';
+  const act = (action: LifecycleAction, what: string, qemuExits: boolean): void => {
+    if (stopper.isRequested) return;
+    if (action === 'restart') {
+      note(`guest ${what}; restarting it (${settingOf(what)}: restart)`);
+      proc.restartGuest().catch((err: unknown) => note(`restart failed: ${String(err)}`));
+    } else if (action === 'preserve') {
+      note(`guest ${what}; kept stopped (${settingOf(what)}: preserve); Ctrl-] or a signal ends it`);
+    } else if (!qemuExits) {
+      proc.destroy().catch((err: unknown) => note(`stop failed: ${String(err)}`));
+    }
+  };
+  return proc.qmp.on((ev) => {
+    if (ev.event === 'SHUTDOWN' && ev.data['guest'] === true) {
+      const reason = ev.data['reason'];
+      if (reason === 'guest-shutdown') act(def.on_poweroff, 'powered off', qemuExitsOnPoweroff);
+      else if (reason === 'guest-reset') act(def.on_reboot, 'rebooted', qemuExitsOnPoweroff);
+    } else if (ev.event === 'GUEST_PANICKED' && ev.data['action'] === 'pause') {
+      act(def.on_crash, 'panicked', false);
+    }
+  });
+}
+
+function settingOf(what: string): string {
+  return what === 'powered off' ? 'on_poweroff' : what === 'rebooted' ? 'on_reboot' : 'on_crash';
+}
+
 /** Stops the guest once: cleanly with the timeout; a second request forces immediately. */
 class GuestStopper {
   private requests = 0;
@@ -160,6 +196,10 @@ class GuestStopper {
   readonly requested = new Promise<void>((r) => (this.signalRequested = r));
 
   constructor(private readonly proc: QemuProcess, private readonly timeoutMs: number) {}
+
+  get isRequested(): boolean {
+    return this.requests > 0;
+  }
 
   request(): void {
     this.requests++;
