@@ -73,13 +73,15 @@ export class IsoDriver implements FilesystemDriver<IsoNode> {
   readonly info: FilesystemInfo;
   private readonly dirs = new LruCache<number, Listing>(DIR_CACHE_ENTRIES, (l) => l.entries.length + 1);
 
+  /** Set once by `open`, after the tree is chosen and its root read. */
+  private rootNode: IsoNode | undefined;
+
   private constructor(
     private readonly dev: BlockDevice,
     private readonly volume: VolumeDescriptor,
     readonly naming: IsoNaming,
     /** SUSP skip bytes when Rock Ridge is read. */
     private readonly suspSkip: number,
-    private readonly rootNode: IsoNode,
     info: FilesystemInfo,
   ) {
     this.info = info;
@@ -93,23 +95,25 @@ export class IsoDriver implements FilesystemDriver<IsoNode> {
     const info = { type: 'iso9660', label: volumeLabel(set), uuid: volumeUuid(set.primary), size, warnings };
 
     // Rock Ridge: the SP entry opens the System Use area of the root's own `.` record.
-    const probe = new IsoDriver(dev, set.primary, 'plain', 0, placeholderRoot, info);
+    const primary = new IsoDriver(dev, set.primary, 'plain', 0, info);
     const rootRecord = parseRecord(set.primary.rootRecord, 0);
-    const rootSelf = await probe.selfRecord(rootRecord.extent + rootRecord.earBlocks, rootRecord.offset);
+    const rootSelf = await primary.selfRecord(rootRecord.extent + rootRecord.earBlocks, rootRecord.offset);
     const skip = rootSelf === undefined ? undefined : suspSkipBytes(rootSelf.systemUse);
-    if (skip !== undefined) {
-      const rr = await probe.rockRidge(rootSelf!, 0);
-      const driver = new IsoDriver(dev, set.primary, 'rock-ridge', skip, placeholderRoot, info);
-      return driver.withRoot(driver.nodeFor(rootRecord, rr));
+    let driver: IsoDriver;
+    let root: IsoNode;
+    if (rootSelf !== undefined && skip !== undefined) {
+      driver = new IsoDriver(dev, set.primary, 'rock-ridge', skip, info);
+      root = driver.nodeFor(rootRecord, await driver.rockRidge(rootSelf, 0));
+    } else if (set.joliet !== undefined) {
+      driver = new IsoDriver(dev, set.joliet, 'joliet', 0, info);
+      root = driver.nodeFor(parseRecord(set.joliet.rootRecord, 0), undefined);
+    } else {
+      driver = primary;
+      root = driver.nodeFor(rootRecord, undefined);
     }
-    const volume = set.joliet ?? set.primary;
-    const driver = new IsoDriver(dev, volume, set.joliet === undefined ? 'plain' : 'joliet', 0, placeholderRoot, info);
-    return driver.withRoot(driver.nodeFor(parseRecord(volume.rootRecord, 0), undefined));
-  }
-
-  private withRoot(root: IsoNode): IsoDriver {
     if (root.type !== 'directory') throw corrupt('iso9660 root directory record', root.recordOffset, 'the root is not a directory');
-    return new IsoDriver(this.dev, this.volume, this.naming, this.suspSkip, root, this.info);
+    driver.rootNode = root;
+    return driver;
   }
 
   private get blockSize(): number {
@@ -237,6 +241,7 @@ export class IsoDriver implements FilesystemDriver<IsoNode> {
   }
 
   async root(): Promise<IsoNode> {
+    if (this.rootNode === undefined) throw new VirtkitError('internal', 'ISO 9660 driver used before open', {});
     return this.rootNode;
   }
 
@@ -305,9 +310,3 @@ export class IsoDriver implements FilesystemDriver<IsoNode> {
     return this.dev.close();
   }
 }
-
-/** Stands in for the root while the driver that reads it is being set up. */
-const placeholderRoot: IsoNode = {
-  type: 'directory', size: 0, ino: 0, recordOffset: 0, extents: [], mode: 0, uid: 0, gid: 0, nlink: 0,
-  atime: new Date(0), mtime: new Date(0), ctime: new Date(0),
-};
