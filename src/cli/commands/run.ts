@@ -83,6 +83,9 @@ async function runGuest(path: string, opts: RunOptions): Promise<number> {
     await proc.resume();
     const stopper = new GuestStopper(proc, def.shutdown_timeout * 1000);
     const offSignals = onStopSignals(() => stopper.request());
+    // Nobody left to show the console to (`virtkit run ... | head`): stop the guest, once.
+    const onStdoutError = (): void => { if (!stopper.isRequested) stopper.request(); };
+    process.stdout.on('error', onStdoutError);
     const offLifecycle = followLifecycle(proc, def, stopper);
     try {
       return opts.untilReady
@@ -91,6 +94,7 @@ async function runGuest(path: string, opts: RunOptions): Promise<number> {
     } finally {
       offLifecycle();
       offSignals();
+      process.stdout.off('error', onStdoutError);
       console.destroy();
     }
   } finally {
