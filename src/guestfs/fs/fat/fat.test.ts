@@ -239,3 +239,29 @@ describe('FAT cluster chains', () => {
     expect(await table.chain(2, dirReq)).toEqual([2, 3]);
   });
 });
+
+describe('FAT directories of random bytes', () => {
+  test('10,000 random directory clusters give entries or a typed fs.corrupt', () => {
+    let x = 12345;
+    const next = (): number => {
+      x ^= x << 13; x >>>= 0;
+      x ^= x >>> 17;
+      x ^= x << 5; x >>>= 0;
+      return x;
+    };
+    let named = 0;
+    for (let i = 0; i < 10_000; i++) {
+      const bytes = Buffer.alloc(512);
+      for (let b = 0; b < bytes.length; b++) bytes[b] = next() % 4 === 0 ? 0x0f : next() & 0xff;
+      for (let e = 0; e < 16; e++) if (next() % 3 === 0) bytes[e * 32 + 11] = 0x0f; // many long name parts
+      const out: FatDirEntry[] = [];
+      try {
+        parseDirectory([new ByteView(bytes, 'fat directory entry', 0)], out);
+        named += out.length;
+      } catch (err) {
+        expect([i, (err as { code?: string }).code]).toEqual([i, 'fs.corrupt']);
+      }
+    }
+    expect(named).toBeGreaterThan(0);
+  });
+});

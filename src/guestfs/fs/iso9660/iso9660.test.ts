@@ -278,3 +278,48 @@ describe('a synthetic ISO image', () => {
     expect((await driver.stat(root)).ino).toBe(18);
   });
 });
+
+describe('Rock Ridge on random System Use areas', () => {
+  /** xorshift32 from a seed, so a failing case reproduces. */
+  function prng(seed: number): () => number {
+    let x = seed >>> 0 || 1;
+    return () => {
+      x ^= x << 13; x >>>= 0;
+      x ^= x >>> 17;
+      x ^= x << 5; x >>>= 0;
+      return x;
+    };
+  }
+  const SIGS = ['NM', 'SL', 'PX', 'TF', 'CE', 'CL', 'RE', 'ST', 'SP', 'ZF', 'PD', 'XX'];
+
+  function randomArea(next: () => number): Buffer {
+    const parts: Buffer[] = [];
+    const count = next() % 8;
+    for (let i = 0; i < count; i++) {
+      const sig = SIGS[next() % SIGS.length]!;
+      const body = Buffer.alloc(next() % 40);
+      for (let b = 0; b < body.length; b++) body[b] = next() % 3 === 0 ? next() & 0xff : next() % 16;
+      const e = entry(sig, body);
+      if (next() % 10 === 0) e[2] = next() & 0xff; // a wrong length byte
+      parts.push(e);
+    }
+    return Buffer.concat(parts);
+  }
+
+  test('10,000 random areas give an answer or a typed fs.corrupt', async () => {
+    let typed = 0;
+    for (let seed = 1; seed <= 10_000; seed++) {
+      const next = prng(seed);
+      const areas = Array.from({ length: 4 }, () => randomArea(next));
+      const read = async (block: number): Promise<ByteView> => view(areas[block % areas.length]!, block * 2048);
+      try {
+        const rr = await parseRockRidge(view(areas[0]!), next() % 3, read);
+        expect(typeof rr.relocated).toBe('boolean');
+      } catch (err) {
+        expect([seed, (err as { code?: string }).code]).toEqual([seed, 'fs.corrupt']);
+        typed++;
+      }
+    }
+    expect(typed).toBeGreaterThan(0);
+  });
+});
