@@ -179,7 +179,9 @@ describe('boot.loader guest', () => {
 
     it('`virtkit bootinfo` refuses a qcow2 disk read as raw with a hint, never guessing the format', async () => {
       const out = await cli(['bootinfo', grubDisk]);
-      expect(out.stdout).toContain('No bootloader configuration found');
+      expect(out.stderr).toContain('fs.unsupported');
+      expect(out.stderr).toContain('pass --format qcow2');
+      expect(out.code).toBe(9);
       const asQcow2 = await cli(['bootinfo', grubDisk, '--format', 'qcow2']);
       expect(asQcow2.stdout).toMatch(/^\* 0: virtkit test guest {2}\[id virtkit-test\]/m);
       expect(asQcow2.stdout).toContain('kernel:  /boot/vmlinuz-does-not-exist (missing)');

@@ -6,6 +6,14 @@
 import type { Command } from 'commander';
 import { candidatePaths, findBootEntries, type BootEntry, type BootInfo, type FileLocation } from '../../guestfs/boot/index.js';
 import { openDisk, resolveTarget } from '../../guestfs/target.js';
+import type { BlockDevice } from '../../storage/block-device.js';
+import { VirtkitError } from '../../util/errors.js';
+
+/** Only for a better error message: the format itself is never taken from content. */
+async function hasQcow2Magic(disk: BlockDevice): Promise<boolean> {
+  if (disk.size < 4) return false;
+  return Buffer.from(await disk.read(0, 4)).equals(Buffer.from([0x51, 0x46, 0x49, 0xfb]));
+}
 
 function where(partition: number | undefined): string {
   return partition === undefined ? 'whole disk' : `partition ${partition}`;
@@ -55,6 +63,9 @@ Examples:
       const opened = await openDisk(resolved);
       try {
         const info = await findBootEntries(opened.disk);
+        if (info.menus.length === 0 && resolved.format === 'raw' && (await hasQcow2Magic(opened.disk))) {
+          throw new VirtkitError('fs.unsupported', `${resolved.path} looks like a qcow2 image: pass --format qcow2 (formats are never guessed)`, { path: resolved.path });
+        }
         process.stdout.write(opts.json === true ? `${JSON.stringify(info, null, 2)}\n` : formatInfo(info));
       } finally {
         await opened.close();
