@@ -103,20 +103,27 @@ function validName(name: string): boolean {
   return name !== '' && name !== '.' && name !== '..' && !name.includes('/') && !name.includes('\0');
 }
 
+export interface DirParseOptions {
+  /** FAT32 keeps the high 16 bits of the first cluster at +20; FAT12/16 use that word for other things. */
+  readonly fat32: boolean;
+  /** Receives volume label entries. */
+  readonly labels?: string[];
+}
+
 /**
- * Parses the entries of a directory's runs of clusters (in chain order) into `out` (deleted entries, `.`, `..`, volume labels and
- * orphan long name parts skipped). `labels` receives volume label entries.
+ * Parses the entries of a directory's runs of clusters (in chain order) into `out`: deleted
+ * entries, `.`, `..`, volume labels and orphan long name parts are skipped.
  */
-export function parseDirectory(runs: readonly ByteView[], out: FatDirEntry[], labels?: string[]): DirParseResult {
+export function parseDirectory(runs: readonly ByteView[], out: FatDirEntry[], opts: DirParseOptions): DirParseResult {
   const lfn: LongNameState = { parts: [], expect: 0, checksum: 0 };
   for (const dir of runs) {
-    const ended = parseRun(dir, lfn, out, labels);
+    const ended = parseRun(dir, lfn, out, opts);
     if (ended) return { ended };
   }
   return { ended: false };
 }
 
-function parseRun(dir: ByteView, lfn: LongNameState, out: FatDirEntry[], labels?: string[]): boolean {
+function parseRun(dir: ByteView, lfn: LongNameState, out: FatDirEntry[], opts: DirParseOptions): boolean {
   for (let off = 0; off + ENTRY_SIZE <= dir.length; off += ENTRY_SIZE) {
     const e = dir.view(off, ENTRY_SIZE, 'fat directory entry');
     const first = e.u8(0);
@@ -134,7 +141,7 @@ function parseRun(dir: ByteView, lfn: LongNameState, out: FatDirEntry[], labels?
     const haveLong = lfn.expect === 1 && lfn.checksum === shortNameChecksum(name11);
     lfn.expect = 0;
     if ((attr & Attr.volumeId) !== 0 && (attr & Attr.directory) === 0) {
-      labels?.push(decodeCp437(name11).replace(/ +$/, ''));
+      opts.labels?.push(decodeCp437(name11).replace(/ +$/, ''));
       continue;
     }
     if (first === 0x2e && (name11[1] === 0x20 || (name11[1] === 0x2e && name11[2] === 0x20))) continue; // `.` and `..`
@@ -148,7 +155,7 @@ function parseRun(dir: ByteView, lfn: LongNameState, out: FatDirEntry[], labels?
     const created = e.u16(16);
     out.push({
       name, shortName: alias, offset: e.baseOffset, attr,
-      firstCluster: (e.u16(20) << 16) + e.u16(26),
+      firstCluster: (opts.fat32 ? e.u16(20) * 0x10000 : 0) + e.u16(26),
       size: e.u32(28),
       mtime,
       atime: fatTime(e.u16(18), 0),

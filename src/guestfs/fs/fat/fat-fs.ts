@@ -111,7 +111,7 @@ export class FatDriver implements FilesystemDriver<FatNode> {
     const entries: FatDirEntry[] = [];
     if (dir.root && this.bs.type !== 'fat32') {
       const bytes = await this.dev.read(this.bs.rootDirOffset, this.bs.rootEntries * ENTRY_SIZE);
-      parseDirectory([new ByteView(bytes, 'fat directory entry', this.bs.rootDirOffset)], entries, labels);
+      parseDirectory([new ByteView(bytes, 'fat directory entry', this.bs.rootDirOffset)], entries, { fat32: false, ...(labels === undefined ? {} : { labels }) });
     } else {
       const first = dir.root ? this.bs.rootCluster : dir.entry!.firstCluster;
       const at = dir.entry?.offset ?? 0;
@@ -121,7 +121,7 @@ export class FatDriver implements FilesystemDriver<FatNode> {
       await this.readClusters(clusters, 'fat directory', at, (bytes, index) => {
         parts.push({ bytes, cluster: clusters[index]! });
       });
-      parseDirectory(parts.map((p) => new ByteView(p.bytes, 'fat directory entry', this.clusterOffset(p.cluster))), entries, labels);
+      parseDirectory(parts.map((p) => new ByteView(p.bytes, 'fat directory entry', this.clusterOffset(p.cluster))), entries, { fat32: this.bs.type === 'fat32', ...(labels === undefined ? {} : { labels }) });
     }
     const listing: Listing = { entries };
     this.dirs.set(dir.ino, listing);

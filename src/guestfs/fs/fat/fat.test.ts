@@ -135,7 +135,7 @@ function longEntries(name: string, short: Buffer): Buffer[] {
 function parse(...entries: Buffer[]): { names: string[]; entries: FatDirEntry[]; labels: string[] } {
   const out: FatDirEntry[] = [];
   const labels: string[] = [];
-  parseDirectory([new ByteView(Buffer.concat(entries), 'fat directory entry', 4096)], out, labels);
+  parseDirectory([new ByteView(Buffer.concat(entries), 'fat directory entry', 4096)], out, { fat32: true, labels });
   return { names: out.map((e) => e.name), entries: out, labels };
 }
 
@@ -146,7 +146,7 @@ describe('FAT directory entries', () => {
     const all = Buffer.concat([...longEntries(name, short), short]);
     expect(parse(all).names).toEqual([name]);
     const out: FatDirEntry[] = [];
-    parseDirectory([new ByteView(all.subarray(0, 64), 'x', 0), new ByteView(all.subarray(64), 'x', 9000)], out);
+    parseDirectory([new ByteView(all.subarray(0, 64), 'x', 0), new ByteView(all.subarray(64), 'x', 9000)], out, { fat32: false });
     expect(out.map((e) => e.name)).toEqual([name]);
     expect(out[0]!.offset).toBe(9000 + all.length - 64 - 32);
   });
@@ -175,6 +175,18 @@ describe('FAT directory entries', () => {
     );
     expect(r.names).toEqual(['lower.txt', 'base.TXT', 'EXT.txt', 'NOEXT', '\u03c3E5.BIN']);
     expect(r.labels).toEqual(['MYVOLUME']);
+  });
+
+  test('the high cluster word counts on FAT32 only', () => {
+    const e = shortEntry('FILE    BIN', { cluster: 5 });
+    e.writeUInt16LE(0x8001, 20);
+    const read = (fat32: boolean): number => {
+      const out: FatDirEntry[] = [];
+      parseDirectory([new ByteView(e, 'fat directory entry', 0)], out, { fat32 });
+      return out[0]!.firstCluster;
+    };
+    expect(read(false)).toBe(5);
+    expect(read(true)).toBe(0x80010005);
   });
 
   test('times are the recorded local time, read as UTC', () => {
@@ -256,7 +268,7 @@ describe('FAT directories of random bytes', () => {
       for (let e = 0; e < 16; e++) if (next() % 3 === 0) bytes[e * 32 + 11] = 0x0f; // many long name parts
       const out: FatDirEntry[] = [];
       try {
-        parseDirectory([new ByteView(bytes, 'fat directory entry', 0)], out);
+        parseDirectory([new ByteView(bytes, 'fat directory entry', 0)], out, { fat32: next() % 2 === 0 });
         named += out.length;
       } catch (err) {
         expect([i, (err as { code?: string }).code]).toEqual([i, 'fs.corrupt']);
