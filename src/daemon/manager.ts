@@ -43,7 +43,15 @@ interface Live {
   recorded: Promise<void>;
   /** Operations of ours in flight that pause or resume the guest: their QMP STOP/RESUME events are not news. */
   ownRunStateOps: number;
+  /** When QEMU last reported a RESET of any origin (ms since the epoch). */
+  lastResetAt: number;
 }
+
+/**
+ * Firmware resets the machine a few more times right after a reset (QEMU reports those as
+ * guest-initiated): a guest RESET this soon after the previous one is part of the same reboot.
+ */
+const ResetQuietMs = 5000;
 
 /** Definition fields that may change while the guest runs (they only matter at start/stop time). */
 const MutableWhileRunning = new Set(['on_host_shutdown', 'shutdown_timeout', 'on_poweroff', 'on_reboot', 'on_crash']);
@@ -236,7 +244,7 @@ export class Manager {
   /** Takes charge of a running QEMU: console, exit watch. */
   async adopt(rec: Pick<DomainRecord, 'name' | 'uuid'>, proc: GuestProcess): Promise<void> {
     const console = new ConsoleMux();
-    const live: Live = { proc, console, recorded: Promise.resolve(), ownRunStateOps: 0 };
+    const live: Live = { proc, console, recorded: Promise.resolve(), ownRunStateOps: 0, lastResetAt: 0 };
     live.recorded = proc.exited.then((exit) => this.recordExit(rec, live, exit)).catch((err: unknown) => {
       this.log.error({ domain: rec.name, err: errorMessage(err) }, 'recording the guest exit failed');
     });
@@ -256,8 +264,12 @@ export class Manager {
   private followQmpEvents(rec: Pick<DomainRecord, 'name' | 'uuid'>, live: Live): void {
     live.proc.qmp.on((ev) => {
       let change: { event: EventType; reason: string; state?: 'running' | 'paused' } | undefined;
-      if (ev.event === 'RESET' && (ev.data as { guest?: unknown }).guest === true) change = { event: 'rebooted', reason: 'guest' };
-      else if (ev.event === 'STOP' && live.ownRunStateOps === 0) change = { event: 'suspended', reason: 'monitor', state: 'paused' };
+      if (ev.event === 'RESET') {
+        const now = Date.now();
+        const quiet = now - live.lastResetAt > ResetQuietMs;
+        live.lastResetAt = now;
+        if ((ev.data as { guest?: unknown }).guest === true && quiet) change = { event: 'rebooted', reason: 'guest' };
+      } else if (ev.event === 'STOP' && live.ownRunStateOps === 0) change = { event: 'suspended', reason: 'monitor', state: 'paused' };
       else if (ev.event === 'RESUME' && live.ownRunStateOps === 0) change = { event: 'resumed', reason: 'monitor', state: 'running' };
       if (!change) return;
       const { event, reason, state } = change;

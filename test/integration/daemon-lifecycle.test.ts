@@ -178,10 +178,18 @@ describe.sequential('guest lifecycle through the daemon', () => {
     for await (const ev of c.events({ since: 0, follow: false })) events.push(ev);
     expect(events.at(-1)).toMatchObject({ type: 'started', domain: G, reason: 'recovered' });
     await d.waitConsole(G, Ready, before);
-    // A hard reset reboots the guest in place: same QEMU, ready again.
-    expect((await d.cli(['reset', G])).code).toBe(0);
+    // A clean reboot (ACPI power-off caught, reset, resume) and a hard reset both restart the
+    // guest in place: same QEMU, ready again, still running.
+    const reboot = await d.cli(['reboot', G]);
+    expect(reboot.stderr).toBe('');
+    expect(reboot.code).toBe(0);
     await d.waitConsole(G, Ready, before + 1);
-    expect((await c.info(G)).pid).toBe(info.pid);
+    expect((await d.cli(['reset', G])).code).toBe(0);
+    await d.waitConsole(G, Ready, before + 2);
+    expect(await c.info(G)).toMatchObject({ state: 'running', pid: info.pid });
+    const kinds: string[] = [];
+    for await (const ev of c.events({ since: 0, follow: false })) if (ev.domain === G) kinds.push(ev.type);
+    expect(kinds.slice(-2)).toEqual(['rebooted', 'reset']);
   });
 
   it('kill -9 during a shutdown: after restart the guest is recorded stopped and nothing is left', async () => {
