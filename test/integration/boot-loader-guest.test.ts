@@ -7,6 +7,7 @@
  *    to the ready marker (the one boot of this file).
  *  - BLS: a GPT disk with a separate /boot partition (paths without /boot) and a root one.
  *  - extlinux: a FAT filesystem on the whole disk, relative paths.
+ * The manager's start path is checked with a paused guest (QEMU loads the kernel, runs nothing).
  */
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -22,6 +23,7 @@ import { findBootEntries, prepareGuestBoot, type BootInfo } from '../../src/gues
 import { openImage } from '../../src/storage/image/index.js';
 import { isVirtkitError } from '../../src/util/errors.js';
 import { guestPaths, testGuest } from '../helpers/guests.js';
+import { DaemonHarness } from './daemon-harness.js';
 
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -220,6 +222,30 @@ describe('boot.loader guest', () => {
       expect(await codeOf(prepareGuestBoot(definition(grubDisk, 'qcow2', { kernel: '/boot/nothing' }), runDir))).toBe('fs.not-found');
       expect(await codeOf(prepareGuestBoot(definition(grubDisk, 'qcow2', {}), runDir, { maxBytes: MiB }))).toBe('fs.too-large');
     });
+  });
+
+  it('the manager extracts the kernel when it starts a guest (paused: QEMU loads it, no guest code runs)', async () => {
+    const d = await DaemonHarness.create();
+    try {
+      await d.start();
+      const c = d.client();
+      const yaml = (entry: number): string => stringify({
+        name: `bootguest-${entry}`, memory: '128MiB', boot: { loader: 'guest', entry }, disks: [{ source: grubDisk, format: 'qcow2' }],
+      });
+      await c.define(yaml(0));
+      const info = await c.start('bootguest-0', { paused: true });
+      expect(info.state).toBe('paused');
+      expect(info.runDir).toBeDefined();
+      expect(await sha256(join(info.runDir!, 'boot/kernel'))).toBe(await sha256(guestKernel));
+      await c.destroy('bootguest-0');
+      await c.define(yaml(1));
+      const err = await c.start('bootguest-1').then(() => undefined, (e: unknown) => e);
+      expect(isVirtkitError(err) ? err.code : err).toBe('fs.not-found');
+      expect(await c.state('bootguest-1')).toEqual({ state: 'shutoff', reason: 'failed' });
+      expect(await d.qemuPids()).toHaveLength(0);
+    } finally {
+      await d.cleanup();
+    }
   });
 
   it('`virtkit run --until-ready` boots the guest kit guest installed on the disk through loader: guest', async () => {
