@@ -119,6 +119,8 @@ export function createApp(logger: LoggerConfig): FastifyInstance {
     logger,
     // Per-request lines would dominate the log (and the cost of a list call); operations log themselves.
     logController: new LogController({ disableRequestLogging: true }),
+    // No per-request child logger: requests are not logged, and building one costs on every call.
+    childLoggerFactory: (logger) => logger,
     bodyLimit: BodyLimitBytes,
     forceCloseConnections: true,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
