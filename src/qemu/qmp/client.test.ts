@@ -259,6 +259,29 @@ describe('LineReader', () => {
     expect(() => r.push(Buffer.from('678901'))).toThrow(expect.objectContaining({ code: 'qmp.protocol' }));
   });
 
+  it('gives back exactly the lines written, however the stream is cut (10,000 random cases)', () => {
+    let seed = 1234;
+    const rand = (n: number): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
+    const alphabet = ['a', '{', '"', ' ', '\u00e9', '\u{1f600}', '\\', '\r'];
+    for (let round = 0; round < 10_000; round++) {
+      const lines: string[] = [];
+      for (let i = rand(5); i > 0; i--) {
+        let line = '';
+        for (let j = rand(12); j > 0; j--) line += alphabet[rand(alphabet.length)];
+        lines.push(line.replace(/\r$/, ''));
+      }
+      const bytes = Buffer.from(lines.map((l) => `${l}\n`).join(''));
+      const reader = new LineReader(1024);
+      const got: string[] = [];
+      for (let at = 0; at < bytes.length;) {
+        const next = Math.min(bytes.length, at + 1 + rand(8));
+        got.push(...reader.push(bytes.subarray(at, next)));
+        at = next;
+      }
+      expect(got).toEqual(lines);
+    }
+  });
+
   it('joins pieces and strips CR', () => {
     const r = new LineReader();
     expect(r.push(Buffer.from('ab'))).toEqual([]);
