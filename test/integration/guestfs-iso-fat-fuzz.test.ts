@@ -1,6 +1,6 @@
 /**
  * Fuzzes the ISO 9660 and FAT readers: 10,000 mutated images each (volume descriptors,
- * directory records, Rock Ridge areas; boot sectors, FATs, directory entries), built small
+ * directory records, Rock Ridge areas, zisofs headers; boot sectors, FATs, directory entries), built small
  * at test time. Every outcome must be data or a typed error, in bounded time. The regression
  * corpora in test/fixtures/fs/{iso9660,fat}/ (made by make-corpus.py there) hold one image
  * per fault the readers guard against, each with the exact typed error it must give.
@@ -80,7 +80,7 @@ class TracingDevice extends PatchedMemoryDevice {
   }
 }
 
-async function prepare(name: string, path: string, keep: (offset: number, length: number) => number): Promise<FuzzImage> {
+async function prepare(name: string, path: string, keep: (offset: number, length: number) => number, readFiles = false): Promise<FuzzImage> {
   const base = await readFile(path);
   const fs = await openFilesystem(new PatchedMemoryDevice(base));
   const paths = ['/'];
@@ -96,6 +96,8 @@ async function prepare(name: string, path: string, keep: (offset: number, length
     const st = await traced.lstat(p);
     if (st.type === 'directory') await traced.readdir(p);
     if (st.type === 'symlink') await traced.readlink(p);
+    // Compressed files keep metadata in their data (zisofs headers and block tables).
+    if (readFiles && st.type === 'file') await traced.readFile(p);
   }
   const metadata = new Set<number>();
   for (const r of dev.ranges) {
@@ -186,6 +188,11 @@ beforeAll(async () => {
   await iso('xorriso-rr', 'xorriso', ['-as', 'mkisofs', '-R', '-J']);
   await iso('genisoimage-rr-reloc', 'genisoimage', ['-R', '-J']);
   await iso('genisoimage-joliet', 'genisoimage', ['-J']);
+  // zisofs: the small reads of headers and block pointer tables are mutated too.
+  await writeFile(join(src, 'dir/sub/text'), 'compressible text\n'.repeat(5000));
+  const zisofs = join(work, 'zisofs.iso');
+  await run('xorriso', ['-outdev', zisofs, '-map', src, '/', '-set_filter_r', '--zisofs', '/', '--', '-commit']);
+  isoImages.push(await prepare('xorriso-zisofs', zisofs, (_o, l) => (l <= 4096 ? l : 0), true));
 
   const fat = async (bits: number, sizeKiB: number, extra: string[]): Promise<void> => {
     const path = join(work, `fat${bits}.img`);

@@ -14,6 +14,7 @@ import { MAX_PATH_BYTES, type DirEntry, type FileStat, type FileType, type Files
 import { decodeUcs2, readDescriptors, volumeLabel, volumeUuid, type VolumeDescriptor } from './descriptors.js';
 import { FileFlags, isSelfOrParent, parseRecord, parseRecords, type DirRecord } from './records.js';
 import { DIRECTORY_CONTINUATION_BUDGET, parseRockRidge, suspSkipBytes, type RockRidge } from './rock-ridge.js';
+import { readZisofs, type Zisofs } from './zisofs.js';
 
 export const IsoNamings = ['rock-ridge', 'joliet', 'plain'] as const;
 export type IsoNaming = (typeof IsoNamings)[number];
@@ -44,7 +45,9 @@ export interface IsoNode extends FsNode {
   readonly mtime: Date;
   readonly ctime: Date;
   readonly symlink?: string;
-  /** Data that cannot be read as stored (interleaved, zisofs): reading it is `fs.unsupported`. */
+  /** zisofs-compressed data (`size` is the uncompressed size). */
+  readonly zisofs?: Zisofs;
+  /** Data that cannot be read (interleaved, unknown compression): reading it is `fs.unsupported`. */
   readonly unreadable?: string;
 }
 
@@ -150,7 +153,9 @@ export class IsoDriver implements FilesystemDriver<IsoNode> {
     const isDir = (r.flags & FileFlags.directory) !== 0;
     const start = (r.extent + r.earBlocks) * this.blockSize;
     const data = extents ?? [{ start, length: r.size }];
-    const size = data.reduce((n, e) => n + e.length, 0);
+    const compression = rr?.compression;
+    const zisofs = compression?.algorithm === 'pz' && !isDir ? { realSize: compression.realSize } : undefined;
+    const size = zisofs?.realSize ?? data.reduce((n, e) => n + e.length, 0);
     let type: FileType = isDir ? 'directory' : 'file';
     if (!isDir && rr?.mode !== undefined) {
       const fromMode = MODE_TYPES[rr.mode & S_IFMT] ?? 'unknown';
@@ -158,7 +163,8 @@ export class IsoDriver implements FilesystemDriver<IsoNode> {
     }
     if (type === 'symlink' && rr?.symlink === undefined) type = 'file';
     const times = { atime: rr?.atime ?? r.recorded, mtime: rr?.mtime ?? r.recorded, ctime: rr?.ctime ?? r.recorded };
-    const unreadable = r.interleaved ? 'interleaved file data' : rr?.compressed === true ? 'zisofs-compressed data' : undefined;
+    const unreadable = r.interleaved ? 'interleaved file data'
+      : compression !== undefined && zisofs === undefined && !isDir ? `data compressed with '${compression.algorithm}'` : undefined;
     const ino = isDir ? start / this.blockSize : rr?.ino !== undefined && rr.ino !== 0 ? rr.ino : r.offset;
     return {
       type, size, ino, recordOffset: r.offset, extents: data,
@@ -166,6 +172,7 @@ export class IsoDriver implements FilesystemDriver<IsoNode> {
       uid: rr?.uid ?? 0, gid: rr?.gid ?? 0, nlink: rr?.nlink ?? (isDir ? 2 : 1), ...times,
       ...(rr?.symlink === undefined || type !== 'symlink' ? {} : { symlink: rr.symlink }),
       ...(unreadable === undefined ? {} : { unreadable }),
+      ...(zisofs === undefined ? {} : { zisofs }),
     };
   }
 
@@ -285,11 +292,20 @@ export class IsoDriver implements FilesystemDriver<IsoNode> {
   }
 
   async read(node: IsoNode, offset: number, length: number): Promise<Uint8Array> {
-    const end = Math.min(node.size, offset + length);
-    if (offset >= end) return new Uint8Array(0);
-    if (node.unreadable !== undefined) {
+    if (node.unreadable !== undefined && offset < node.size && length > 0) {
       throw new VirtkitError('fs.unsupported', `${node.unreadable} is not supported`, { offset: node.recordOffset });
     }
+    if (node.zisofs !== undefined) {
+      const stored = node.extents.reduce((n, e) => n + e.length, 0);
+      return readZisofs(node.zisofs, stored, (o, l) => this.readStored(node, stored, o, l), offset, length, node.recordOffset);
+    }
+    return this.readStored(node, node.size, offset, length);
+  }
+
+  /** Bytes of the node's extents as stored, `size` of them in all. */
+  private async readStored(node: IsoNode, size: number, offset: number, length: number): Promise<Uint8Array> {
+    const end = Math.min(size, offset + length);
+    if (offset >= end) return new Uint8Array(0);
     const out = Buffer.alloc(end - offset);
     let fileOffset = 0;
     for (const e of node.extents) {

@@ -38,8 +38,8 @@ export interface RockRidge {
   childLink?: number;
   /** RE: this is the relocated directory itself; it is shown at its CL place instead. */
   relocated: boolean;
-  /** ZF: zisofs-compressed data, which is not decoded. */
-  compressed: boolean;
+  /** ZF: compressed data; algorithm `pz` is zisofs, with its uncompressed size. */
+  compression?: { readonly algorithm: string; readonly realSize: number };
 }
 
 /** Where a CE entry points: the caller reads it (and checks it against the device). */
@@ -119,7 +119,7 @@ export async function parseRockRidge(
   area: ByteView, skip: number, readContinuation: ContinuationReader,
   budget: { remaining: number } = { remaining: DIRECTORY_CONTINUATION_BUDGET },
 ): Promise<RockRidge> {
-  const rr: RockRidge = { relocated: false, compressed: false };
+  const rr: RockRidge = { relocated: false };
   const nameParts: Buffer[] = [];
   let nameContinues = false;
   const link: SymlinkState = { parts: [], joinNext: false, started: false };
@@ -162,8 +162,8 @@ export async function parseRockRidge(
         rr.childLink = e.u32(4);
       } else if (sig === 'RE') {
         rr.relocated = true;
-      } else if (sig === 'ZF') {
-        rr.compressed = true;
+      } else if (sig === 'ZF' && len >= 16) {
+        rr.compression = { algorithm: String.fromCharCode(e.u8(4), e.u8(5)), realSize: e.u32(8) };
       }
       pos += len;
     }
