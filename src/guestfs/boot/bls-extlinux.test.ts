@@ -35,6 +35,11 @@ describe('BLS entries', () => {
     });
   });
 
+  it('refuses an entry naming more initrds than the limit', () => {
+    const many = Array.from({ length: 65 }, (_, i) => `initrd /i${i}`).join('\n');
+    expect(() => entry('x.conf', `linux /k\n${many}\n`)).toThrow(expect.objectContaining({ code: 'boot.config-corrupt' }) as Error);
+  });
+
   it('sorts by version, newest first, and takes the default from loader.conf', () => {
     const files = [
       entry('a-6.2.conf', 'title Six two\nversion 6.2.0\nlinux /v62\n'),

@@ -9,7 +9,7 @@
 import { compareVersions } from './version-compare.js';
 import { matchesGlob } from './name-glob.js';
 import {
-  MAX_BLS_FILES, MAX_WORD_BYTES, checkConfigSize, configError,
+  MAX_BLS_FILES, MAX_WORD_BYTES, checkConfigSize, checkInitrdCount, configError,
   type BootMenu, type MenuEntry,
 } from './types.js';
 
@@ -60,6 +60,7 @@ export function parseBlsEntry(text: string, fileName: string): BlsEntry {
       options.push(value);
     } else if (['title', 'version', 'sort-key', 'machine-id', 'linux'].includes(key)) fields[key] = value;
   }
+  checkInitrdCount(initrds, fileName);
   const pick = <K extends string>(name: K, key: string): Partial<Record<K, string>> =>
     (fields[key] === undefined || fields[key] === '' ? {} : ({ [name]: fields[key] } as Record<K, string>));
   return {

@@ -8,7 +8,7 @@
  * as syslinux resolves them. `INCLUDE` and `CONFIG` are not followed (a warning says so).
  */
 import { posix } from 'node:path';
-import { MAX_ENTRIES, MAX_WORD_BYTES, checkConfigSize, configError, type BootMenu, type MenuEntry } from './types.js';
+import { MAX_ENTRIES, MAX_WORD_BYTES, checkConfigSize, checkInitrdCount, configError, type BootMenu, type MenuEntry } from './types.js';
 
 interface Label {
   name: string;
@@ -91,6 +91,7 @@ export function parseExtlinuxConfig(text: string, source = '/extlinux.conf'): Bo
       const opt = append.split(/\s+/).find((a) => a.startsWith('initrd='));
       initrds = opt === undefined ? [] : opt.slice('initrd='.length).split(',').filter((p) => p !== '');
     }
+    checkInitrdCount(initrds, source);
     return {
       title: l.title ?? l.name, id: l.name,
       ...(l.kernel === undefined ? {} : { kernel: resolveIn(dir, l.kernel) }),

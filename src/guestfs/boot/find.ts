@@ -22,6 +22,8 @@ const EXTLINUX_CONFIGS = [
 ];
 /** Most filesystems searched on one disk. */
 const MAX_FILESYSTEMS = 128;
+/** Most distinct kernel and initrd paths looked up for one disk's entries. */
+const MAX_FILE_LOOKUPS = 4096;
 
 /** Where a file an entry names was found. */
 export interface FileLocation {
@@ -194,6 +196,20 @@ export async function bootInfoOf(filesystems: readonly ScannedFilesystem[], erro
   menus.sort((a, b) => LOADER_PRIORITY[a.menu.kind] - LOADER_PRIORITY[b.menu.kind]);
   const entries: BootEntry[] = [];
   let defaultIndex: number | undefined;
+  // Entries share kernels and initrds: each distinct file is looked up once, and only so many.
+  const lookups = new Map<string, Promise<(FileLocation & { fs: Filesystem }) | undefined>>();
+  const locate = (preferred: number | undefined, path: string): Promise<(FileLocation & { fs: Filesystem }) | undefined> => {
+    const key = `${preferred ?? ''}\0${path}`;
+    let found = lookups.get(key);
+    if (found === undefined) {
+      if (lookups.size >= MAX_FILE_LOOKUPS) {
+        throw new VirtkitError('boot.config-corrupt', `boot entries name more than ${MAX_FILE_LOOKUPS} distinct files`, { path });
+      }
+      found = locateFile(filesystems, preferred, path);
+      lookups.set(key, found);
+    }
+    return found;
+  };
   for (const m of menus) {
     const first = entries.length;
     for (const e of m.menu.entries) {
@@ -201,11 +217,11 @@ export async function bootInfoOf(filesystems: readonly ScannedFilesystem[], erro
         throw new VirtkitError('boot.config-corrupt', `more than ${MAX_ENTRIES} boot entries on the disk`, { source: m.source });
       }
       const missing: string[] = [];
-      const kernelFile = e.kernel === undefined ? undefined : await locateFile(filesystems, m.partition, e.kernel);
+      const kernelFile = e.kernel === undefined ? undefined : await locate(m.partition, e.kernel);
       if (e.kernel !== undefined && kernelFile === undefined) missing.push(e.kernel);
       const initrdFiles: FileLocation[] = [];
       for (const p of e.initrds) {
-        const f = await locateFile(filesystems, kernelFile?.partition ?? m.partition, p);
+        const f = await locate(kernelFile?.partition ?? m.partition, p);
         if (f === undefined) missing.push(p);
         else initrdFiles.push(withoutFs(f));
       }

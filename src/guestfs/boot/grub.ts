@@ -9,7 +9,7 @@
  */
 import { parseScript, type Statement, type Word } from './grub-script.js';
 import {
-  MAX_ENTRIES, MAX_WORD_BYTES, checkConfigSize, configError,
+  MAX_ENTRIES, MAX_WORD_BYTES, checkConfigSize, checkInitrdCount, configError,
   type BootMenu, type MenuEntry,
 } from './types.js';
 
@@ -176,6 +176,7 @@ function entryFiles(body: readonly Statement[], globals: Variables, ex: Expander
         if (files.cmdline.length > MAX_WORD_BYTES) throw configError(ex.source, `line ${stmt.line}: command line longer than ${MAX_WORD_BYTES} bytes`);
       } else if (INITRD_COMMANDS.has(command)) {
         files.initrds = args.slice(1).map(stripDevice);
+        checkInitrdCount(files.initrds, ex.source);
       } else {
         const m = ASSIGNMENT.exec(command === 'set' ? (args[1] ?? '') : command);
         if (m !== null) vars.set(m[1]!, (command === 'set' ? args[1]! : command).slice(m[0].length));

@@ -44,6 +44,8 @@ describe('selectEntry', () => {
     expect(codeOf(() => selectEntry(INFO, 'Nope'))).toBe('boot.no-entry');
     expect(codeOf(() => selectEntry(INFO, 2))).toBe('boot.no-entry');
     expect(codeOf(() => selectEntry({ entries: [], menus: [], errors: [] }))).toBe('boot.no-entry');
+    expect(() => selectEntry({ entries: [], menus: [], errors: [{ partition: 1, source: '/boot/grub/grub.cfg', code: 'boot.config-corrupt', message: 'line 3: block is not closed' }] }))
+      .toThrow(/partition 1 \/boot\/grub\/grub.cfg: boot.config-corrupt: line 3/);
     expect(codeOf(() => selectEntry({ ...INFO, defaultIndex: undefined } as BootInfo))).toBe('boot.no-entry');
   });
 });

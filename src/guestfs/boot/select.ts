@@ -9,6 +9,14 @@ function describeEntries(info: BootInfo): string {
   return info.entries.slice(0, 20).map((e) => `${e.index}: "${e.title}"`).join(', ') || 'none';
 }
 
+/** Why nothing was found, when something could not be read. */
+function unreadable(info: BootInfo): string {
+  const first = info.errors[0];
+  if (first === undefined) return '';
+  const where = first.partition === undefined ? 'whole disk' : `partition ${first.partition}`;
+  return `; unreadable: ${where}${first.source === undefined ? '' : ` ${first.source}`}: ${first.code}: ${first.message}`;
+}
+
 /** Throws `boot.no-entry` when nothing matches or the entry loads no kernel. */
 export function selectEntry(info: BootInfo, entry?: string | number): BootEntry {
   let chosen: BootEntry | undefined;
@@ -16,7 +24,7 @@ export function selectEntry(info: BootInfo, entry?: string | number): BootEntry 
     chosen = info.defaultIndex === undefined ? undefined : info.entries[info.defaultIndex];
     if (chosen === undefined) {
       throw new VirtkitError('boot.no-entry', info.entries.length === 0
-        ? 'no bootloader configuration with entries found on the disk (looked for GRUB grub.cfg, BLS /loader/entries, extlinux/syslinux)'
+        ? `no bootloader configuration with entries found on the disk (looked for GRUB grub.cfg, BLS /loader/entries, extlinux/syslinux)${unreadable(info)}`
         : `no default entry loads a kernel (entries: ${describeEntries(info)})`, { entries: info.entries.length });
     }
   } else if (typeof entry === 'number') {

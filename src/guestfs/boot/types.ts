@@ -47,9 +47,16 @@ export const MAX_WORD_BYTES = 64 * 1024;
 export const MAX_NESTING = 32;
 /** Most BLS entry files read from one directory. */
 export const MAX_BLS_FILES = 1024;
+/** Most initrds one entry may load. */
+export const MAX_INITRDS = 64;
 
 export function configError(source: string, message: string, data: Record<string, unknown> = {}): VirtkitError {
   return new VirtkitError('boot.config-corrupt', `${source}: ${message}`, { source, ...data });
+}
+
+/** Refuses entries naming more initrds than MAX_INITRDS (each is looked up on every filesystem). */
+export function checkInitrdCount(initrds: readonly string[], source: string): void {
+  if (initrds.length > MAX_INITRDS) throw configError(source, `an entry names more than ${MAX_INITRDS} initrds`, { count: initrds.length });
 }
 
 /** Refuses texts above MAX_CONFIG_BYTES before any parsing work. */
