@@ -1,7 +1,8 @@
 /**
  * Booting from the guest's own disk. Disks are built without root: a staging tree copied
- * into a filesystem by `mke2fs -d` (at the partition's offset, after `sfdisk`/`sgdisk` wrote
- * the table) or `mkfs.vfat` + `mcopy`, then wrapped in qcow2 by `qemu-img convert`.
+ * into a filesystem by `mke2fs -d -E offset=` (MBR written by `sfdisk` before, GPT by `sgdisk`
+ * after, as mke2fs clears the sectors holding a GPT header) or `mkfs.vfat` + `mcopy`, and
+ * wrapped in qcow2 by `qemu-img convert`.
  *  - GRUB: the guest kit's kernel and initramfs in /boot of an ext4 partition inside an MBR
  *    disk (qcow2) with a two-entry grub.cfg; `virtkit run` boots it through `loader: guest`
  *    to the ready marker (the one boot of this file).
