@@ -195,7 +195,7 @@ describe('bad input gets a typed error, the right status, and leaves the store u
   });
 });
 
-describe('events', () => {
+describe('events', { timeout: 240_000 }, () => {
   it('replays from a cursor after a daemon restart and keeps following through a kill -9', async () => {
     const c = d.client();
     const cursor = (await c.daemonInfo()).revision;
@@ -231,7 +231,7 @@ describe('events', () => {
   });
 });
 
-describe('snoop', () => {
+describe('snoop', { timeout: 240_000 }, () => {
   it('shows the operations of two concurrent clients with their pids', async () => {
     const c = d.client();
     const ac = new AbortController();
@@ -262,7 +262,7 @@ describe('snoop', () => {
   });
 });
 
-describe('crash-only', () => {
+describe('crash-only', { timeout: 240_000 }, () => {
   it('a daemon killed inside a define transaction leaves nothing half-defined', async () => {
     await d.stop();
     await d.start({ VIRTKIT_CRASH_AT: 'define.in-transaction' });
@@ -280,7 +280,7 @@ describe('crash-only', () => {
   });
 });
 
-describe('autostart', () => {
+describe('autostart', { timeout: 240_000 }, () => {
   it('starts autostart domains once per host boot id, not on every daemon restart', async () => {
     const c = d.client();
     await c.define(guestYaml, { baseDir });
