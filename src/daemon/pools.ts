@@ -193,7 +193,7 @@ export class PoolService {
       await this.refuseWhileRunning(origin, dir, pool, volume, 'overwrite');
       const upload = await dir.beginUpload(volume);
       try {
-        await pipeline(source, upload.handle.createWriteStream({ autoClose: false }));
+        await pipeline(source, upload.stream);
       } catch (err) {
         await upload.abort();
         throw new VirtkitError('request.invalid', `upload of ${pool}/${volume} did not complete: ${errorMessage(err)}`, { volume: `${pool}/${volume}` }, { cause: err });

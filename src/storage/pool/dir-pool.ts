@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
 import { link, lstat, open, readdir, realpath, rename, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import type { Writable } from 'node:stream';
 import { inspectImage, MAX_CHAIN_DEPTH, type ImageInfo } from '../image/index.js';
 import { convertImage, createImage, resizeImage, type QemuImgRunOptions } from '../qemu-img.js';
 import { VirtkitError, errorMessage, isVirtkitError } from '../../util/errors.js';
@@ -57,9 +58,9 @@ export interface CreateVolumeOptions {
   readonly backing?: string;
 }
 
-/** An upload in progress: write into `handle`, then `commit` (validates and replaces the volume) or `abort`. */
+/** An upload in progress: write into `stream` and end it, then `commit` (validates and replaces the volume) or `abort`. */
 export interface VolumeUpload {
-  readonly handle: FileHandle;
+  readonly stream: Writable;
   commit(): Promise<VolumeInfo>;
   abort(): Promise<void>;
 }
@@ -304,19 +305,16 @@ export class DirPool {
    */
   async beginUpload(name: string): Promise<VolumeUpload> {
     const { path, st } = await this.lstatVolume(name);
-    const tmpName = basename(this.tempPath(name));
-    const tmp = join(this.path, tmpName);
+    const tmp = this.tempPath(name);
     const handle = await openNoFollow(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, name, st.mode & 0o777);
-    let closed = false;
-    const close = async (): Promise<void> => {
-      if (!closed) { closed = true; await handle.close(); }
-    };
+    // The stream owns the handle and closes it when it finishes or is destroyed.
+    const stream = handle.createWriteStream();
     return {
-      handle,
+      stream,
       commit: async () => {
         try {
-          await handle.sync();
-          await close();
+          if (!stream.closed) await new Promise<void>((resolve, reject) => { stream.once('close', resolve).once('error', reject); });
+          await syncFile(tmp, name);
           if (checkVolumeName(name) === 'qcow2') await this.checkUploaded(tmp, name);
           await rename(tmp, path);
         } catch (err) {
@@ -326,7 +324,7 @@ export class DirPool {
         return this.info(name);
       },
       abort: async () => {
-        await close().catch(() => undefined);
+        stream.destroy();
         await unlink(tmp).catch(() => undefined);
       },
     };
@@ -346,6 +344,16 @@ export class DirPool {
         { volume: name, backing: backing.volume, backingFormat: backing.format ?? null });
     }
     await this.chain(backing.volume);
+  }
+}
+
+/** Flushes a written file to disk before it is renamed into place (a crash leaves old or new content). */
+async function syncFile(path: string, name: string): Promise<void> {
+  const fh = await openNoFollow(path, constants.O_RDONLY, name);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }
 
