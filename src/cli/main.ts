@@ -2,51 +2,82 @@
 /**
  * The `virtkit` command. Each verb lives in its own file under commands/ and registers itself
  * on the program; this file only wires them and turns typed errors into messages and exit codes.
+ *
+ * Command modules are loaded lazily: a run of `virtkit fs cat ...` imports the guest
+ * filesystem readers and nothing of the manager, the HTTP server or the definition schema.
+ * Start-up time is part of every command's latency (and of `virtkit run`'s boot time), so
+ * only help and shell completion, which need the whole tree, load every module.
  */
 import { Command, CommanderError } from 'commander';
 import { isVirtkitError } from '../util/errors.js';
 import { exitCodeFor } from './exit-codes.js';
-// command registrations (one line each, keep sorted)
-import { register as registerArgv } from './commands/argv.js';
-import { register as registerBootinfo } from './commands/bootinfo.js';
-import { register as registerCapabilities } from './commands/capabilities.js';
-import { register as registerCompletion } from './commands/completion.js';
-import { register as registerFs } from './commands/fs.js';
-import { register as registerGuestkit } from './commands/guestkit.js';
-import { register as registerImg } from './commands/img.js';
-import { register as registerInspect } from './commands/inspect.js';
-import { register as registerManagerVerbs } from './commands/manager-verbs.js';
-import { register as registerNbd } from './commands/nbd.js';
-import { register as registerPool } from './commands/pool.js';
-import { register as registerRun } from './commands/run.js';
-import { register as registerVol } from './commands/vol.js';
 
-export function buildProgram(): Command {
+interface CommandModule {
+  register(program: Command): void;
+}
+
+export interface CommandEntry {
+  /** The top-level verbs the module registers (checked by main.test.ts). */
+  readonly verbs: readonly string[];
+  readonly load: () => Promise<CommandModule>;
+  /** The command inspects the whole program (completion), so every module is loaded. */
+  readonly needsAll?: boolean;
+}
+
+// command registrations (one entry per module, keep sorted by file name)
+export const commandTable: readonly CommandEntry[] = [
+  { verbs: ['argv'], load: () => import('./commands/argv.js') },
+  { verbs: ['autostart'], load: () => import('./commands/autostart.js') },
+  { verbs: ['bootinfo'], load: () => import('./commands/bootinfo.js') },
+  { verbs: ['capabilities'], load: () => import('./commands/capabilities.js') },
+  { verbs: ['completion'], load: () => import('./commands/completion.js'), needsAll: true },
+  { verbs: ['console'], load: () => import('./commands/console.js') },
+  { verbs: ['daemon'], load: () => import('./commands/daemon.js') },
+  { verbs: ['define', 'undefine'], load: () => import('./commands/define.js') },
+  { verbs: ['dumpdef', 'edit'], load: () => import('./commands/definition.js') },
+  { verbs: ['event'], load: () => import('./commands/event.js') },
+  { verbs: ['fs'], load: () => import('./commands/fs.js') },
+  { verbs: ['guestkit'], load: () => import('./commands/guestkit.js') },
+  { verbs: ['host-shutdown'], load: () => import('./commands/host-shutdown.js') },
+  { verbs: ['img'], load: () => import('./commands/img.js') },
+  { verbs: ['list', 'dominfo', 'domstate'], load: () => import('./commands/info.js') },
+  { verbs: ['inspect'], load: () => import('./commands/inspect.js') },
+  { verbs: ['start', 'shutdown', 'destroy', 'reboot', 'reset', 'suspend', 'resume'], load: () => import('./commands/lifecycle.js') },
+  { verbs: ['qemu-monitor-command'], load: () => import('./commands/monitor.js') },
+  { verbs: ['nbd'], load: () => import('./commands/nbd.js') },
+  { verbs: ['pool-define-as', 'pool-list', 'pool-info', 'pool-refresh', 'pool-undefine'], load: () => import('./commands/pool.js') },
+  { verbs: ['run'], load: () => import('./commands/run.js') },
+  { verbs: ['snoop'], load: () => import('./commands/snoop.js') },
+  { verbs: ['vol-create-as', 'vol-list', 'vol-info', 'vol-clone', 'vol-resize', 'vol-delete', 'vol-upload', 'vol-download'], load: () => import('./commands/vol.js') },
+];
+
+/** The first word that is not an option: the verb commander will dispatch on. */
+function verbOf(argv: readonly string[]): string | undefined {
+  return argv.find((a) => !a.startsWith('-'));
+}
+
+/**
+ * The program with the modules `argv` needs: only the verb's own module when the verb is
+ * known, every module otherwise (no verb, `help`, an unknown verb that deserves the list).
+ */
+export async function buildProgram(argv: readonly string[] = []): Promise<Command> {
   const program = new Command('virtkit')
     .description('virtkit: define, run and inspect QEMU virtual machines, their disks and filesystems')
     .version('0.1.0')
     .showHelpAfterError();
-  // register commands (one line each, keep sorted)
-  registerArgv(program);
-  registerBootinfo(program);
-  registerCapabilities(program);
-  registerCompletion(program);
-  registerFs(program);
-  registerGuestkit(program);
-  registerImg(program);
-  registerInspect(program);
-  registerManagerVerbs(program);
-  registerNbd(program);
-  registerPool(program);
-  registerRun(program);
-  registerVol(program);
+  const verb = verbOf(argv);
+  const entry = verb === undefined ? undefined : commandTable.find((e) => e.verbs.includes(verb));
+  const versionOnly = verb === undefined && argv.some((a) => a === '-V' || a === '--version');
+  const entries = versionOnly ? [] : entry !== undefined && entry.needsAll !== true ? [entry] : commandTable;
+  const modules = await Promise.all(entries.map((e) => e.load()));
+  for (const m of modules) m.register(program);
   return program;
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
-  program.exitOverride();
   try {
+    const program = await buildProgram(argv);
+    program.exitOverride();
     await program.parseAsync(argv, { from: 'user' });
     return process.exitCode === undefined ? 0 : Number(process.exitCode);
   } catch (err) {

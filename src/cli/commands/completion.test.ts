@@ -3,8 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../main.js';
 import { bashCompletion } from './completion.js';
 
+const script = bashCompletion(await buildProgram());
+
 describe('bash completion', () => {
-  const script = bashCompletion(buildProgram());
 
   it('knows the manager verbs, their options, and which verbs take a domain name', () => {
     for (const verb of ['define', 'start', 'shutdown', 'list', 'dominfo', 'console', 'snoop', 'host-shutdown', 'qemu-monitor-command']) {
