@@ -199,13 +199,29 @@ export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promi
       raw.write(`event: error\ndata: ${JSON.stringify(errorReply(err).body.error)}\n\n`);
       raw.end();
     };
+    // since=0 asks for everything kept: when the log was compacted, start where it starts now.
+    const keptFrom = (err: unknown): number | undefined =>
+      q.since === 0 && isVirtkitError(err, 'store.compacted') && typeof err.data.oldest === 'number' ? err.data.oldest - 1 : undefined;
     if (!follow) {
       // Replay only: up to the revision the stream opened at, then end.
-      replayEvents(opts.store, q.since ?? opts.store.revision, writeEvent).then(() => raw.end(), writeError);
+      const replay = (since: number): Promise<void> => replayEvents(opts.store, since, writeEvent);
+      replay(q.since ?? opts.store.revision).catch((err: unknown) => {
+        const from = keptFrom(err);
+        if (from === undefined) throw err;
+        return replay(from);
+      }).then(() => raw.end(), writeError);
       return;
     }
     let dispose = (): void => undefined;
-    dispose = followEvents(opts.store, q.since, writeEvent, (err) => { dispose(); writeError(err); });
+    const subscribe = (since: number | undefined, retry: boolean): void => {
+      dispose = followEvents(opts.store, since, writeEvent, (err) => {
+        dispose();
+        const from = retry ? keptFrom(err) : undefined;
+        if (from === undefined) writeError(err);
+        else subscribe(from, false);
+      });
+    };
+    subscribe(q.since, true);
     // The response closes when the client goes away (the request itself is long complete).
     raw.on('close', () => dispose());
   });
