@@ -102,7 +102,9 @@ export async function openTargetFilesystem(target: string, options: TargetOption
     if (resolved.partition !== undefined) {
       device = openPartition(disk, table, resolved.partition);
       partition = table.partitions.find((p) => p.number === resolved.partition);
-    } else if (table.type !== 'none') {
+    } else if (table.type !== 'none' && (await detectFilesystem(disk))?.name !== 'iso9660') {
+      // A hybrid install ISO also carries an MBR/GPT (for USB boot) whose partitions point into
+      // the ISO; like blkid, the whole-disk ISO 9660 wins when no partition is named.
       const candidates: Partition[] = [];
       for (const p of dataPartitions(table)) {
         if ((await detectFilesystem(openPartition(disk, table, p.number))) !== undefined) candidates.push(p);
