@@ -38,6 +38,8 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
 
 export class DaemonHarness {
   proc: ChildProcess | undefined;
+  /** Every daemon this harness started, so cleanup leaves none behind even after a failed stop. */
+  private readonly spawned: ChildProcess[] = [];
   private clients: VirtkitClient[] = [];
 
   private constructor(readonly stateDir: string) {}
@@ -59,6 +61,7 @@ export class DaemonHarness {
     let stderr = '';
     proc.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
     this.proc = proc;
+    this.spawned.push(proc);
     const c = connect(this.socketPath);
     try {
       await waitFor('the daemon to answer', async () => {
@@ -125,6 +128,7 @@ export class DaemonHarness {
 
   async cleanup(): Promise<void> {
     for (const c of this.clients) c.close();
+    for (const p of this.spawned) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
     await this.kill9();
     for (const { pid } of await this.qemuPids()) {
       try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
