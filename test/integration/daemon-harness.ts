@@ -84,9 +84,17 @@ export class DaemonHarness {
     await this.waitExit();
   }
 
+  /** SIGTERM, which must end the daemon promptly; one that hangs is killed and the test fails. */
   async stop(): Promise<void> {
-    this.proc?.kill('SIGTERM');
-    await this.waitExit();
+    const p = this.proc;
+    p?.kill('SIGTERM');
+    const timer = setTimeout(() => p?.kill('SIGKILL'), 20_000);
+    try {
+      await this.waitExit();
+    } finally {
+      clearTimeout(timer);
+    }
+    if (p?.signalCode === 'SIGKILL') throw new Error('the daemon did not stop on SIGTERM within 20 s');
   }
 
   /** Waits for a daemon started with a crash point to die by it. */
