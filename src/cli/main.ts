@@ -10,7 +10,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { isVirtkitError } from '../util/errors.js';
-import { exitCodeFor } from './exit-codes.js';
+import { ExitCodes, exitCodeFor } from './exit-codes.js';
 
 interface CommandModule {
   register(program: Command): void;
@@ -64,7 +64,9 @@ export async function buildProgram(argv: readonly string[] = []): Promise<Comman
   const program = new Command('virtkit')
     .description('virtkit: define, run and inspect QEMU virtual machines, their disks and filesystems')
     .version('0.1.0')
-    .showHelpAfterError();
+    .showHelpAfterError()
+    // Set before the verbs are added, so they inherit it: errors come back to main() as exceptions.
+    .exitOverride();
   const verb = verbOf(argv);
   const entry = verb === undefined ? undefined : commandTable.find((e) => e.verbs.includes(verb));
   const versionOnly = verb === undefined && argv.some((a) => a === '-V' || a === '--version');
@@ -77,11 +79,11 @@ export async function buildProgram(argv: readonly string[] = []): Promise<Comman
 export async function main(argv: string[]): Promise<number> {
   try {
     const program = await buildProgram(argv);
-    program.exitOverride();
     await program.parseAsync(argv, { from: 'user' });
     return process.exitCode === undefined ? 0 : Number(process.exitCode);
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode;
+    // Commander exits 0 after --help/--version and 1 on a usage error; usage errors have their own code.
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : ExitCodes.usage;
     if (isVirtkitError(err)) {
       process.stderr.write(`virtkit: error: ${err.describe()}\n`);
       return exitCodeFor(err.code);
