@@ -75,11 +75,8 @@ async function runNbd(file: string, opts: NbdOptions): Promise<void> {
     await device.close();
     throw err;
   }
-  process.stderr.write(`virtkit: serving '${file}' (${device.format}, ${device.size} bytes, `
-    + `${opts.snapshot ? 'snapshot' : 'read-only'}); stop with Ctrl-C\n`);
-  process.stdout.write(`${server.uri}\n`);
-
-  await new Promise<void>((resolve) => {
+  // Install the signal handlers before announcing the URI: whoever reads it may signal at once.
+  const stopped = new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
@@ -88,6 +85,10 @@ async function runNbd(file: string, opts: NbdOptions): Promise<void> {
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
+  process.stderr.write(`virtkit: serving '${file}' (${device.format}, ${device.size} bytes, `
+    + `${opts.snapshot ? 'snapshot' : 'read-only'}); stop with Ctrl-C\n`);
+  process.stdout.write(`${server.uri}\n`);
+  await stopped;
   await server.close();
   await device.close();
 }
