@@ -116,18 +116,24 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaem
 
 /** Runs the daemon until SIGTERM or SIGINT. */
 export async function runDaemon(opts: DaemonOptions = {}): Promise<void> {
+  // Handlers go in before start-up: a supervisor may signal as soon as the socket appears,
+  // and a signal with no handler would kill the process instead of stopping it cleanly.
+  let signalled: NodeJS.Signals | undefined;
+  let wake = (): void => {};
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signalled = signal;
+    wake();
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
   const daemon = await startDaemon(opts);
   const logTarget = opts.logFile === '-' ? 'stderr' : (opts.logFile ?? join(daemon.dirs.stateDir, 'daemon.log'));
   process.stderr.write(`virtkit daemon: pid ${process.pid} listening on ${daemon.dirs.socketPath} (log: ${logTarget})\n`);
-  await new Promise<void>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals): void => {
-      daemon.app.log.info({ signal }, 'daemon stopping; guests keep running');
-      daemon.stop().then(resolve, (err: unknown) => {
-        process.stderr.write(`virtkit daemon: error while stopping: ${errorMessage(err)}\n`);
-        resolve();
-      });
-    };
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
-  });
+  if (signalled === undefined) await new Promise<void>((resolve) => { wake = resolve; });
+  daemon.app.log.info({ signal: signalled }, 'daemon stopping; guests keep running');
+  try {
+    await daemon.stop();
+  } catch (err) {
+    process.stderr.write(`virtkit daemon: error while stopping: ${errorMessage(err)}\n`);
+  }
 }
