@@ -8,7 +8,8 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { MethodSpec } from './methods.js';
 
 const strict = { additionalProperties: false } as const;
-const NameText = Type.String({ minLength: 1, maxLength: 1024 });
+// No pattern and no minimum: the daemon's own checks answer with volume.invalid-name / pool.invalid.
+const NameText = Type.String({ maxLength: 1024 });
 
 export const PoolParams = Type.Object({ pool: NameText }, strict);
 export type PoolParams = Static<typeof PoolParams>;

@@ -42,21 +42,27 @@ function connectionError(socketPath: string, err: Error): VirtkitError {
 /** Replaces a volume's bytes with `size` bytes from `source`; resolves with the volume's new info. */
 export function uploadVolume(socketPath: string, pool: string, volume: string, source: Readable, size: number,
   onProgress?: ProgressCallback): Promise<VolumeInfo> {
-  return new Promise((resolve, reject) => {
+  // A kept-alive connection: when the daemon refuses an upload before reading its body (a bad
+  // name, a volume in use), Node's server then reads and drops the rest of the body instead of
+  // closing the socket under our writes, so the refusal reaches us rather than an EPIPE.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  return new Promise<VolumeInfo>((resolve, reject) => {
     const req = http.request({
-      socketPath, agent: false, method: 'PUT', path: routePath(VolumeContentPath, { pool, volume }),
+      socketPath, agent, method: 'PUT', path: routePath(VolumeContentPath, { pool, volume }),
       headers: { 'content-type': 'application/octet-stream', 'content-length': String(size), accept: 'application/json' },
     }, (res) => {
       readBody(res).then((body) => {
         const status = res.statusCode ?? 0;
         if (status >= 200 && status < 300) resolve(body as VolumeInfo);
-        else reject(errorFromBody(status, body));
+        else {
+          reject(errorFromBody(status, body));
+          source.destroy(); // the answer is in: no point sending the rest
+        }
       }, (err: Error) => reject(connectionError(socketPath, err)));
     });
     req.on('error', (err) => reject(connectionError(socketPath, err)));
-    // The daemon may refuse (and answer) before it read the body: that answer is the result.
     pipeline(source, counter(size, onProgress), req).catch(() => undefined);
-  });
+  }).finally(() => agent.destroy());
 }
 
 /** Writes a volume's bytes into `sink`; resolves with the number of bytes once all arrived. */

@@ -7,10 +7,13 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readFile, readlink, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PoolInfo, PoolSummary, VolumeInfo } from '../../src/api/pools.js';
 import type { DomainInfo } from '../../src/api/schemas.js';
+import type { VirtkitClient } from '../../src/client/index.js';
 import { runQemuImg } from '../../src/storage/qemu-img.js';
+import { isVirtkitError } from '../../src/util/errors.js';
 import { DaemonHarness, type CliResult } from './daemon-harness.js';
 
 let d: DaemonHarness;
@@ -207,28 +210,53 @@ describe('upload and download', () => {
 });
 
 describe('names cannot leave the pool', () => {
-  const escapes = ['../x.raw', '/etc/passwd', 'a/b.raw', '..', '.', '.hidden.raw', 'x.raw/..', '..%2Fx.raw', '../../../../etc/passwd'];
+  const escapes = ['../x.raw', '/etc/passwd', 'a/b.raw', '..', '.', '.hidden.raw', 'x.raw/..', '..%2Fx.raw', '../../../../etc/passwd', 'x\0.raw', ''];
 
-  it('refuses escaping names in every volume verb with volume.invalid-name (exit 5)', async () => {
-    const outside = join(work, 'outside.bin');
-    await writeFile(outside, 'outside');
+  /** Every volume operation of the typed client on `name` (the CLI's own path is checked below). */
+  function everyOperation(c: VirtkitClient, name: string): [string, () => Promise<unknown>][] {
+    return [
+      ['info', () => c.volumeInfo('images', name)],
+      ['create', () => c.volumeCreate('images', { name, capacity: 1 << 20, format: 'raw' })],
+      ['clone to', () => c.volumeClone('images', 'base.qcow2', name)],
+      ['clone from', () => c.volumeClone('images', name, 'copy.raw')],
+      ['resize', () => c.volumeResize('images', name, 2 << 20)],
+      ['delete', () => c.volumeDelete('images', name)],
+      ['upload', () => c.volumeUpload('images', name, Readable.from([Buffer.from('payload')]), 7)],
+      ['download', () => c.volumeDownload('images', name, new PassThrough().resume())],
+      ['backing', () => c.volumeCreate('images', { name: 'o.qcow2', capacity: 1 << 20, format: 'qcow2', backing: name })],
+    ];
+  }
+
+  it('refuses escaping names in every volume operation with volume.invalid-name', async () => {
+    const c = d.client();
     for (const name of escapes) {
-      for (const args of [
-        ['vol-info', 'images', name],
-        ['vol-create-as', 'images', name, '1M', '--format', 'raw'],
-        ['vol-clone', 'images', 'base.qcow2', name],
-        ['vol-delete', 'images', name],
-        ['vol-resize', 'images', name, '2M'],
-        ['vol-upload', 'images', name, outside],
-        ['vol-download', 'images', name, join(work, 'dl.bin')],
-      ]) {
-        const r = await refused(args);
-        expect(r.error, `${args.join(' ')}: ${r.stderr}`).toBe('volume.invalid-name');
-        expect(r.code).toBe(5);
+      for (const [what, op] of everyOperation(c, name)) {
+        const err = await op().then(() => undefined, (e: unknown) => e);
+        expect(isVirtkitError(err) ? err.code : err, `${what} ${JSON.stringify(name)}`).toBe('volume.invalid-name');
       }
     }
     expect(await readFile('/etc/passwd', 'utf8')).toContain('root:');
     await expect(lstat(join(d.stateDir, 'x.raw'))).rejects.toThrow();
+    await expect(lstat(join(poolDir, 'copy.raw'))).rejects.toThrow();
+  });
+
+  it('refuses escaping names in the CLI verbs with exit code 5', async () => {
+    const outside = join(work, 'outside.bin');
+    await writeFile(outside, 'outside');
+    for (const args of [
+      ['vol-info', 'images', '../x.raw'],
+      ['vol-create-as', 'images', '/etc/passwd', '1M', '--format', 'raw'],
+      ['vol-clone', 'images', 'base.qcow2', '../x.qcow2'],
+      ['vol-delete', '../../etc/passwd', '--pool', 'images'],
+      ['vol-resize', 'images', 'a/b.raw', '2M'],
+      ['vol-upload', 'images', '../x.raw', outside],
+      ['vol-download', 'images', '../x.raw', join(work, 'dl.bin')],
+    ]) {
+      const r = await refused(args);
+      expect(r.error, `${args.join(' ')}: ${r.stderr}`).toBe('volume.invalid-name');
+      expect(r.code).toBe(5);
+    }
+    await expect(lstat(join(work, 'dl.bin'))).rejects.toThrow();
   });
 
   it('refuses a symbolic link in the pool that points outside it', async () => {
@@ -236,23 +264,22 @@ describe('names cannot leave the pool', () => {
     await writeFile(secret, 'secret bytes');
     await symlink(secret, join(poolDir, 'link.raw'));
     await symlink('/etc/passwd', join(poolDir, 'passwd.raw'));
+    const c = d.client();
     for (const name of ['link.raw', 'passwd.raw']) {
-      for (const args of [
-        ['vol-info', 'images', name],
-        ['vol-download', 'images', name, join(work, 'dl.bin')],
-        ['vol-upload', 'images', name, join(work, 'data.bin')],
-        ['vol-resize', 'images', name, '1G'],
-        ['vol-delete', 'images', name],
-        ['vol-clone', 'images', name, 'copy.raw'],
-      ]) {
-        const r = await refused(args);
-        expect(r.error, `${args.join(' ')}: ${r.stderr}`).toBe('volume.invalid-name');
+      for (const [what, op] of everyOperation(c, name)) {
+        if (what === 'create' || what === 'clone to') continue; // the name is taken: volume.exists
+        const err = await op().then(() => undefined, (e: unknown) => e);
+        expect(isVirtkitError(err) ? err.code : err, `${what} ${name}`).toBe('volume.invalid-name');
       }
     }
+    const r = await refused(['vol-download', 'images', 'link.raw', join(work, 'dl.bin')]);
+    expect(r.error).toBe('volume.invalid-name');
+    expect(r.stderr).toContain('symbolic link');
     // Links are not volumes: not listed, and left as they were, as is their target.
     expect((await json<VolumeInfo[]>(['vol-list', 'images'])).map((v) => v.name)).not.toContain('link.raw');
     expect(await readlink(join(poolDir, 'link.raw'))).toBe(secret);
     expect(await readFile(secret, 'utf8')).toBe('secret bytes');
+    expect(await readFile('/etc/passwd', 'utf8')).toContain('root:');
     await expect(lstat(join(work, 'dl.bin'))).rejects.toThrow();
   });
 
