@@ -10,27 +10,16 @@ import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import type { FileStat, FileType, Filesystem } from '../../guestfs/fs/index.js';
 import { compileGlob } from '../../guestfs/glob.js';
-import { openTargetFilesystem, type TargetOptions } from '../../guestfs/target.js';
+import { openTargetFilesystem } from '../../guestfs/target.js';
+import { guestTargetOptions, type GuestTargetOptions } from './guest-disk.js';
 import { walkTree } from '../../guestfs/walk.js';
 import { VirtkitError } from '../../util/errors.js';
 
 const TARGET_HELP = 'image file, or FILE:N for partition N';
 const FORMAT_HELP = 'image format: raw (default) or qcow2; never guessed from the content';
 
-interface CommonOptions {
-  format?: string;
-  disk?: string;
-  ro?: boolean;
-}
-
-function targetOptions(opts: CommonOptions): TargetOptions {
-  return {
-    ...(opts.format === undefined ? {} : { format: opts.format }),
-    ...(opts.disk === undefined ? {} : { disk: Number(opts.disk) }),
-    readOnly: opts.ro === true,
-    warn: (m) => { process.stderr.write(`virtkit: warning: ${m}\n`); },
-  };
-}
+type CommonOptions = GuestTargetOptions;
+const targetOptions = guestTargetOptions;
 
 async function withFilesystem<T>(target: string, opts: CommonOptions, fn: (fs: Filesystem) => Promise<T>): Promise<T> {
   const opened = await openTargetFilesystem(target, targetOptions(opts));
@@ -123,7 +112,8 @@ function addCommon(cmd: Command): Command {
   return cmd
     .option('--format <format>', FORMAT_HELP)
     .option('--disk <n>', "for a guest name: which of its disks (0-based)")
-    .option('--ro', 'allow reading a running guest\'s disk (the view may be inconsistent)');
+    .option('--ro', 'allow reading a running guest\'s disk (the view may be inconsistent)')
+    .option('-c, --connect <socket>', 'for a guest name: the manager\'s socket (default: $VIRTKIT_CONNECT)');
 }
 
 export function register(program: Command): void {

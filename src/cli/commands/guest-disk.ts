@@ -1,0 +1,64 @@
+/**
+ * Guest names as TARGET for `fs`, `inspect` and `bootinfo`: the manager knows each defined
+ * guest's disks and whether it runs. This resolver asks it (through the typed client, like
+ * every other verb) and gives the guest filesystem layer a path and a declared format; the
+ * format comes from the definition, never from the image's content.
+ */
+import { connect } from '../../client/index.js';
+import type { GuestDiskResolver, TargetOptions } from '../../guestfs/target.js';
+import { VirtkitError, isVirtkitError } from '../../util/errors.js';
+import type { ConnectOpts } from './connect.js';
+
+interface DefinedDisk {
+  source?: string;
+  volume?: string;
+  format: string;
+}
+
+/**
+ * Resolves `NAME` to its disk number `disk` (0-based). Returns undefined when no manager is
+ * reachable or it has no such guest, so the caller reports "no image file" for a typo.
+ * Throws `argument.invalid` when the guest has fewer disks.
+ */
+export function managerDiskResolver(opts: ConnectOpts): GuestDiskResolver {
+  return async (name, disk) => {
+    const client = connect(opts.connect);
+    try {
+      const info = await client.info(name);
+      const def = JSON.parse((await client.getDefinition(name, 'json')).text) as { disks?: DefinedDisk[] };
+      const chosen = def.disks?.[disk];
+      if (chosen === undefined) {
+        throw new VirtkitError('argument.invalid', `guest '${name}' has ${def.disks?.length ?? 0} disk(s): there is no disk ${disk}`, { name, disk });
+      }
+      let path = chosen.source;
+      if (path === undefined && chosen.volume !== undefined) {
+        const [pool = '', volume = ''] = chosen.volume.split('/');
+        path = (await client.volumeInfo(pool, volume)).path;
+      }
+      if (path === undefined) throw new VirtkitError('argument.invalid', `guest '${name}' disk ${disk} names no image`, { name, disk });
+      return { path, format: chosen.format, running: info.state === 'running' || info.state === 'paused' };
+    } catch (err) {
+      if (isVirtkitError(err, 'domain.not-found') || isVirtkitError(err, 'connection.failed')) return undefined;
+      throw err;
+    } finally {
+      client.close();
+    }
+  };
+}
+
+/** The options `inspect` and `bootinfo` share with `fs` for naming a guest's disk. */
+export interface GuestTargetOptions extends ConnectOpts {
+  format?: string;
+  disk?: string;
+  ro?: boolean;
+}
+
+export function guestTargetOptions(opts: GuestTargetOptions): TargetOptions {
+  return {
+    ...(opts.format === undefined ? {} : { format: opts.format }),
+    ...(opts.disk === undefined ? {} : { disk: Number(opts.disk) }),
+    readOnly: opts.ro === true,
+    resolveGuest: managerDiskResolver(opts),
+    warn: (m) => { process.stderr.write(`virtkit: warning: ${m}\n`); },
+  };
+}
