@@ -49,11 +49,7 @@ export function renderInitScript(options: InitScriptOptions): string {
     '  echo nameserver 10.0.2.3 >/etc/resolv.conf',
     'fi',
   ];
-  if (options.acpi) {
-    // acpid opens /dev/input/event0, event1... once at start: the button and evdev modules
-    // above have registered the power button by now, so the press cannot be missed.
-    lines.push('acpid -c /etc/acpi -l /run/acpid/acpid.log -p /run/acpid/acpid.pid');
-  }
+  if (options.acpi) lines.push(...renderAcpidStart());
   lines.push(
     `echo ${quote(READY_MARKER)}`,
     'cd /root',
@@ -65,6 +61,35 @@ export function renderInitScript(options: InitScriptOptions): string {
     '',
   );
   return lines.join('\n');
+}
+
+/** How long /init waits, at most, for acpid to hold the input devices before it reports ready. */
+export const ACPID_WAIT_TENTHS = 100;
+
+/**
+ * Starts acpid and waits until it holds every /dev/input/event* device. acpid forks into the
+ * background first and opens the devices after that, so when its command returns nobody
+ * listens yet: a power-button press in between is lost (evdev queues events only for readers
+ * that have the device open). The ready marker promises that the button works, so it waits
+ * for acpid's open file descriptors to name all the event devices, checked every 0.1 s and
+ * bounded (a guest whose acpid never gets there still reports ready, after the bound).
+ */
+export function renderAcpidStart(): string[] {
+  return [
+    '# acpid opens /dev/input/event0, event1... after it has forked into the background: wait',
+    '# until it holds them all, so a power-button press right after the ready marker is heard.',
+    'acpid -c /etc/acpi -l /run/acpid/acpid.log -p /run/acpid/acpid.pid',
+    'events=$(ls /dev/input 2>/dev/null | grep -c "^event")',
+    'tries=0',
+    `while [ "$tries" -lt ${ACPID_WAIT_TENTHS} ]; do`,
+    '  pid=$(cat /run/acpid/acpid.pid 2>/dev/null || pidof acpid)',
+    '  held=$(ls -l /proc/${pid:-none}/fd 2>/dev/null | grep -c "/dev/input/event")',
+    '  [ -n "$pid" ] && [ "$held" -ge "$events" ] && break',
+    '  sleep 0.1',
+    '  tries=$((tries + 1))',
+    'done',
+    `[ "$tries" -lt ${ACPID_WAIT_TENTHS} ] || echo "virtkit-guest: acpid does not hold the input devices; the power button may be missed"`,
+  ];
 }
 
 export function renderPowerButtonHandler(): string {
