@@ -108,6 +108,15 @@ describe('DirPool', () => {
     expect((await readdir(dir)).filter((n) => n.startsWith('.'))).toEqual([]);
   });
 
+  it('refuses a qcow2 upload that does not parse, keeping the volume as it was', async () => {
+    const before = await pool.info('base.qcow2');
+    const up = await pool.beginUpload('base.qcow2');
+    up.stream.end(Buffer.from('QFI\xfbthis is not a qcow2 header at all'));
+    expect(await codeOf(up.commit())).toMatch(/^image\.(corrupt|unsupported)$/);
+    expect(await pool.info('base.qcow2')).toEqual(before);
+    expect((await readdir(dir)).filter((n) => n.startsWith('.'))).toEqual([]);
+  });
+
   it('refuses symbolic links as volumes, whatever they point at', async () => {
     await symlink('/etc/passwd', join(dir, 'passwd.raw'));
     await symlink('data.raw', join(dir, 'inside.raw'));
