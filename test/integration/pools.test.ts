@@ -5,7 +5,8 @@
  * (started paused: QEMU opens the volume's host path, no guest boots).
  */
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, readFile, readlink, stat, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, readlink, stat, symlink, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +15,7 @@ import type { DomainInfo } from '../../src/api/schemas.js';
 import type { VirtkitClient } from '../../src/client/index.js';
 import { runQemuImg } from '../../src/storage/qemu-img.js';
 import { isVirtkitError } from '../../src/util/errors.js';
-import { DaemonHarness, type CliResult } from './daemon-harness.js';
+import { DaemonHarness, waitFor, type CliResult } from './daemon-harness.js';
 
 let d: DaemonHarness;
 let poolDir: string;
@@ -200,6 +201,18 @@ describe('upload and download', () => {
     expect((await readFile(join(poolDir, 'up.qcow2'))).equals(before)).toBe(true);
     // No half-written file is left in the pool either.
     expect((await json<VolumeInfo[]>(['vol-list', 'images'])).map((v) => v.name)).toEqual(['base.qcow2', 'blob.raw', 'top.qcow2', 'up.qcow2']);
+  });
+
+  it('drops the partial file of an upload whose client goes away, leaving the volume as it was', async () => {
+    const before = await readFile(join(poolDir, 'blob.raw'));
+    await new Promise<void>((resolve) => {
+      const req = request({ socketPath: d.socketPath, method: 'PUT', path: '/pools/images/volumes/blob.raw/content',
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(64 << 20) } });
+      req.on('error', () => resolve());
+      req.write(randomBytes(1 << 20), () => setTimeout(() => { req.destroy(); resolve(); }, 300));
+    });
+    await waitFor('the partial upload to be removed', async () => (await readdir(poolDir)).every((n) => !n.startsWith('.')), 10_000);
+    expect((await readFile(join(poolDir, 'blob.raw'))).equals(before)).toBe(true);
   });
 
   it('leaves no file behind when downloading a volume that is not there', async () => {
