@@ -13,13 +13,21 @@ import type { QmpEvent } from './qmp/events.js';
 import type { DomainDefinition } from '../conf/index.js';
 import { buildCommand, type CommandContext } from './command/index.js';
 import { runPaths, type RunPaths } from './command/run-paths.js';
+import { runActionsOf, type RunActions } from './process/actions.js';
 import { isProcessAlive, isQemuOfRunDir, parsePidfile, readCmdline } from './process/proc.js';
 import { qemuErrorSummary, readLogSince, spawnQemu, type QemuCommandLine } from './process/spawn.js';
 
 export type { QemuCommandLine } from './process/spawn.js';
+export type { RunActions } from './process/actions.js';
 export { runPaths, type RunPaths } from './command/run-paths.js';
 
 export type ExitReason = 'shutdown' | 'destroyed' | 'crashed';
+
+/**
+ * The definition's lifecycle settings, for what QEMU's actions alone cannot tell: whether a
+ * guest kept after its power-off (`-action shutdown=pause`) is to be preserved or ended.
+ */
+export type LifecyclePolicy = Pick<DomainDefinition, 'on_poweroff' | 'on_reboot' | 'on_crash'>;
 export type ForcedBy = 'quit' | 'SIGTERM' | 'SIGKILL';
 
 export interface ExitInfo {
@@ -49,16 +57,49 @@ export interface LaunchCommandOptions {
   startTimeoutMs?: number;
   /** Own session, outliving the caller (default). False for short-lived helpers such as the capabilities probe. */
   detached?: boolean;
+  /** The definition's lifecycle settings (see shutdown()); QEMU's own actions are read from the command line. */
+  lifecycle?: LifecyclePolicy;
+}
+
+export interface ShutdownOptions {
+  /** How long the guest may take to power off before it is stopped by force. */
+  timeoutMs: number;
+  /**
+   * When QEMU keeps the guest after it powered off (`-action shutdown=pause`): true leaves QEMU
+   * there, the guest stopped in state `shutdown`; false ends QEMU. Default: true exactly when
+   * the lifecycle given at launch or attach says `on_poweroff: preserve`.
+   */
+  preserve?: boolean;
 }
 
 const POLL_MS = 100;
+/**
+ * A power-button press the guest's OS is not listening for yet (still booting) is lost, as on
+ * real hardware: while no power-off is seen, press again this often. Guest kit guests report
+ * ready only once they listen, so a press after the ready marker is heard the first time.
+ */
+const REPRESS_MS = 10_000;
+/**
+ * SeaBIOS, entered again after a reset, resets the machine once more from its side (to get its
+ * pristine image back), often with two requests in a row (the ACPI reset register, then the
+ * keyboard controller): guest resets that `-action reboot=shutdown` would turn into shutdowns.
+ * A reset of ours keeps `reboot=reset` until those came and FIRMWARE_QUIET_MS passed without
+ * another one, FIRMWARE_RESET_MS at most.
+ */
+const FIRMWARE_RESET_MS = 5000;
+const FIRMWARE_QUIET_MS = 1000;
 
 export class QemuProcess {
   readonly paths: RunPaths;
   /** Resolves once QEMU is gone, for spawned and attached processes alike. */
   readonly exited: Promise<ExitInfo>;
 
+  /** What QEMU does by itself on a guest reboot, power-off and panic, from its command line. */
+  readonly actions: Readonly<RunActions>;
+  private readonly lifecycle: LifecyclePolicy | undefined;
   private shutdownEvent: { guest: boolean; reason: string } | undefined;
+  /** The guest was found powered off and kept by QEMU (state `shutdown`) before we saw its SHUTDOWN. */
+  private foundPoweredOff = false;
   private panicked = false;
   private powerdownRequested = false;
   private forcedBy: ForcedBy | undefined;
@@ -72,12 +113,23 @@ export class QemuProcess {
     readonly pid: number,
     readonly runDir: string,
     readonly qmp: QmpClient,
-    child?: import('node:child_process').ChildProcess,
+    setup: { argv: readonly string[]; lifecycle: LifecyclePolicy | undefined; child?: import('node:child_process').ChildProcess },
   ) {
     this.paths = runPaths(runDir);
+    this.actions = runActionsOf(setup.argv);
+    this.lifecycle = setup.lifecycle === undefined
+      ? undefined
+      : { on_poweroff: setup.lifecycle.on_poweroff, on_reboot: setup.lifecycle.on_reboot, on_crash: setup.lifecycle.on_crash };
+    const child = setup.child;
     qmp.on('SHUTDOWN', (ev: QmpEvent<'SHUTDOWN'>) => {
       // keep the guest's own power-off when a `quit` follows it (on_poweroff: preserve)
       if (!this.shutdownEvent?.guest) this.shutdownEvent = { guest: ev.data.guest, reason: ev.data.reason };
+      // `panic=exit-failure` asks QEMU to exit, but `shutdown=pause` (kept for on_poweroff or
+      // on_reboot) keeps it, panicked: carry out the exit (on_crash: destroy).
+      if (ev.data.reason === 'guest-panic' && this.actions.panic === 'exit-failure' && this.actions.shutdown === 'pause') {
+        this.panicked = true;
+        this.endKeptGuest().catch(() => undefined);
+      }
     });
     qmp.on('GUEST_PANICKED', () => (this.panicked = true));
     this.isChild = child !== undefined;
@@ -95,7 +147,7 @@ export class QemuProcess {
     const command = buildCommand(opts.def, { ...opts.ctx, runDir });
     const argv = command.argv.includes('-S') ? command.argv : ['-S', ...command.argv];
     return QemuProcess.launchCommand({
-      command: { ...command, argv }, runDir, paused: opts.paused ?? false,
+      command: { ...command, argv }, runDir, paused: opts.paused ?? false, lifecycle: opts.def,
       ...(opts.startTimeoutMs !== undefined ? { startTimeoutMs: opts.startTimeoutMs } : {}),
     });
   }
@@ -150,7 +202,7 @@ export class QemuProcess {
     if (parsePidfile(await readFile(paths.pidFile, 'utf8').catch(() => '')) === undefined) {
       await writeFile(paths.pidFile, `${pid}\n`, { mode: 0o600 });
     }
-    const proc = new QemuProcess(pid, runDir, qmp, child);
+    const proc = new QemuProcess(pid, runDir, qmp, { argv: opts.command.argv, lifecycle: opts.lifecycle, child });
     if (exitedEarly) proc.childExit = exitedEarly;
     await proc.applyStartState(opts.paused ?? false);
     return proc;
@@ -159,8 +211,9 @@ export class QemuProcess {
   /**
    * Re-attaches to the QEMU of a run directory. Refuses ('process.stale') a pidfile whose pid
    * is gone, or whose process is not a QEMU naming this run dir's QMP socket (and `uuid`).
+   * QEMU's actions come from its command line; `lifecycle` is the definition's (see shutdown()).
    */
-  static async attach(runDir: string, opts: { uuid?: string; timeoutMs?: number } = {}): Promise<QemuProcess> {
+  static async attach(runDir: string, opts: { uuid?: string; timeoutMs?: number; lifecycle?: LifecyclePolicy } = {}): Promise<QemuProcess> {
     const dir = resolvePath(runDir);
     const paths = runPaths(dir);
     const text = await readFile(paths.pidFile, 'utf8').catch(() => undefined);
@@ -182,7 +235,7 @@ export class QemuProcess {
       throw new VirtkitError('qmp.timeout', `QEMU pid ${pid} in ${dir} did not greet on QMP: it serves one QMP client at a time and another one holds it`,
         { runDir: dir, pid }, { cause: err });
     }
-    return new QemuProcess(pid, dir, qmp);
+    return new QemuProcess(pid, dir, qmp, { argv: cmdline, lifecycle: opts.lifecycle });
   }
 
   async status(): Promise<RunState> {
@@ -197,14 +250,21 @@ export class QemuProcess {
     await this.qmp.execute('cont');
   }
 
-  /** Hard reset, like pressing the reset button. */
+  /**
+   * Hard reset, like pressing the reset button. Under `-action reboot=shutdown` (on_reboot other
+   * than restart) QEMU would turn it into a shutdown: see resetMachine. A guest reset while
+   * paused meets its firmware's own reset only when resumed, after QEMU's action is restored.
+   */
   async reset(): Promise<void> {
-    await this.qmp.execute('system_reset');
+    const running = (await this.status()) === 'running';
+    await this.resetMachine({ resume: false, firmwareRuns: running });
   }
 
   /**
    * Clean reboot: the guest powers off through ACPI, QEMU is told to pause instead of exiting,
-   * then it is reset and resumed. Throws 'operation.timeout' if the guest ignores the button.
+   * then it is reset and resumed; QEMU's shutdown action is then what its command line set
+   * (the definition's on_poweroff / on_reboot). Throws 'operation.timeout' if the guest ignores
+   * the button.
    */
   async reboot(opts: { timeoutMs?: number } = {}): Promise<void> {
     const timeoutMs = opts.timeoutMs ?? 60_000;
@@ -221,10 +281,9 @@ export class QemuProcess {
         throw err;
       }
       this.shutdownEvent = undefined;
-      await this.qmp.execute('system_reset');
-      await this.qmp.execute('cont');
+      await this.resetMachine({ resume: true, firmwareRuns: true });
     } finally {
-      if (!this.qmp.closeReason) await this.qmp.execute('set-action', { shutdown: 'poweroff' });
+      if (!this.qmp.closeReason) await this.qmp.execute('set-action', { shutdown: this.actions.shutdown });
     }
   }
 
@@ -235,45 +294,47 @@ export class QemuProcess {
    */
   async restartGuest(): Promise<void> {
     this.shutdownEvent = undefined;
+    this.foundPoweredOff = false;
     this.panicked = false;
-    await this.qmp.execute('system_reset');
-    await this.qmp.execute('cont');
+    await this.resetMachine({ resume: true, firmwareRuns: true });
   }
 
   /**
-   * Graceful stop: ACPI power button (system_powerdown), wait up to `timeoutMs` for QEMU to
-   * exit, then stop it by force (quit, SIGTERM, SIGKILL). Returns which way it ended.
+   * Graceful stop: ACPI power button (system_powerdown), then wait up to `timeoutMs` for the
+   * guest to power off; after the timeout it is stopped by force (quit, SIGTERM, SIGKILL).
+   * The guest's power-off (QEMU's SHUTDOWN event) is the clean end: QEMU exits by itself under
+   * `-action shutdown=poweroff`; when QEMU keeps the guest instead, it is ended with `quit`,
+   * or left there, stopped, with `preserve` (see ShutdownOptions). A guest already powered off
+   * and kept is handled the same way at once; a panicked one hears no button and is forced.
+   * Returns which way it ended.
    */
-  async shutdown(opts: { timeoutMs: number }): Promise<'clean' | 'forced'> {
+  async shutdown(opts: ShutdownOptions): Promise<'clean' | 'forced'> {
     if (this.exitedFlag) return this.forcedBy ? 'forced' : 'clean';
-    if (this.panicked) {
+    const preserve = opts.preserve ?? this.lifecycle?.on_poweroff === 'preserve';
+    const state = await this.status().catch(() => undefined);
+    if (this.panicked || state === 'guest-panicked') {
       // a panicked guest kept by QEMU hears no power button
       await this.forceStop();
       return 'forced';
     }
+    if (state === 'shutdown' && !this.shutdownEvent?.guest) this.foundPoweredOff = true;
+    if (this.shutdownEvent?.guest || this.foundPoweredOff) return this.afterPowerOff(preserve);
     this.powerdownRequested = true;
-    try {
-      await this.qmp.execute('system_powerdown', undefined, { timeoutMs: 5000 });
-    } catch (err) {
-      if (!isVirtkitError(err, 'qmp.disconnected')) throw err;
-    }
     const deadline = Date.now() + opts.timeoutMs;
-    // A press the guest's OS is not yet listening for (still booting, acpid not started) is
-    // lost, like on real hardware: press again after 2 s, then every 5 s, until the timeout.
-    let nextPress = Date.now() + 2000;
+    let nextPress = 0;
     while (Date.now() < deadline && !this.exitedFlag) {
-      if (Date.now() >= nextPress && !this.shutdownEvent) {
-        nextPress = Date.now() + 5000;
-        await this.qmp.execute('system_powerdown', undefined, { timeoutMs: 5000 }).catch(() => undefined);
-      }
-      // a guest that powered off under -no-shutdown stays as a paused QEMU: end it
-      if (this.shutdownEvent?.guest) {
-        await this.endAfterGuestShutdown();
-        break;
+      if (this.shutdownEvent?.guest) return this.afterPowerOff(preserve);
+      if (Date.now() >= nextPress) {
+        nextPress = Date.now() + REPRESS_MS;
+        try {
+          await this.qmp.execute('system_powerdown', undefined, { timeoutMs: 5000 });
+        } catch (err) {
+          if (!isVirtkitError(err, 'qmp.disconnected') && !isVirtkitError(err, 'qmp.timeout')) throw err;
+        }
       }
       await Promise.race([this.exited, sleep(POLL_MS)]);
     }
-    if (this.exitedFlag) return 'clean';
+    if (this.exitedFlag) return this.forcedBy ? 'forced' : 'clean';
     await this.forceStop();
     return 'forced';
   }
@@ -297,11 +358,69 @@ export class QemuProcess {
     if (paused && !stopped) await this.qmp.execute('stop');
   }
 
-  private async endAfterGuestShutdown(): Promise<void> {
-    const grace = Date.now() + 2000;
-    while (!this.exitedFlag && Date.now() < grace) await Promise.race([this.exited, sleep(POLL_MS)]);
-    if (!this.exitedFlag) await this.qmp.execute('quit', undefined, { timeoutMs: 2000 }).catch(() => undefined);
-    await Promise.race([this.exited, sleep(3000)]);
+  /**
+   * `system_reset`, and `cont` when `resume`. Under `-action reboot=shutdown` QEMU 7.2 turns a
+   * QMP system_reset into a shutdown too, so the reboot action is `reset` around it; it goes back
+   * to the command line's once the firmware's own follow-up resets are over (when the firmware
+   * runs: `firmwareRuns`), so those do not turn into shutdowns either.
+   */
+  private async resetMachine(opts: { resume: boolean; firmwareRuns: boolean }): Promise<void> {
+    if (this.actions.reboot === 'reset') {
+      await this.qmp.execute('system_reset');
+      if (opts.resume) await this.qmp.execute('cont');
+      return;
+    }
+    const firmware = this.watchFirmwareResets();
+    try {
+      await this.qmp.execute('set-action', { reboot: 'reset' });
+      await this.qmp.execute('system_reset');
+      if (opts.resume) await this.qmp.execute('cont');
+      if (opts.firmwareRuns) await firmware.settled;
+    } finally {
+      firmware.dispose();
+      if (!this.qmp.closeReason) await this.qmp.execute('set-action', { reboot: this.actions.reboot });
+    }
+  }
+
+  /**
+   * `settled` resolves once the firmware's follow-up resets are over: a first guest RESET, then
+   * FIRMWARE_QUIET_MS without another; FIRMWARE_RESET_MS after the call at the latest.
+   */
+  private watchFirmwareResets(): { settled: Promise<void>; dispose: () => void } {
+    let off: () => void = () => undefined;
+    const timers: NodeJS.Timeout[] = [];
+    const settled = new Promise<void>((resolve) => {
+      let quiet: NodeJS.Timeout | undefined;
+      off = this.qmp.on('RESET', (ev) => {
+        if (ev.data['guest'] !== true) return;
+        clearTimeout(quiet);
+        quiet = setTimeout(resolve, FIRMWARE_QUIET_MS);
+        timers.push(quiet);
+      });
+      timers.push(setTimeout(resolve, FIRMWARE_RESET_MS));
+      void this.qmp.closed.then(() => resolve());
+    });
+    return { settled, dispose: () => { off(); for (const t of timers) clearTimeout(t); } };
+  }
+
+  /** The guest powered off during or before shutdown(): QEMU exits by itself, or is ended, or kept. */
+  private async afterPowerOff(preserve: boolean): Promise<'clean' | 'forced'> {
+    if (this.actions.shutdown === 'poweroff') {
+      // QEMU is on its way out by itself
+      await Promise.race([this.exited, sleep(3000)]);
+    } else if (preserve) {
+      return 'clean';
+    }
+    if (!this.exitedFlag) await this.endKeptGuest();
+    return this.forcedBy ? 'forced' : 'clean';
+  }
+
+  /** Ends a QEMU that keeps a guest that is no longer running (powered off or panicked): `quit`, force as a fallback. */
+  private async endKeptGuest(): Promise<void> {
+    if (this.exitedFlag) return;
+    await this.qmp.execute('quit', undefined, { timeoutMs: 2000 }).catch(() => undefined);
+    if (await this.waitGone(3000)) return;
+    await this.forceStop();
   }
 
   private async forceStop(): Promise<void> {
@@ -355,7 +474,7 @@ export class QemuProcess {
       ...(this.childExit ? { exitCode: this.childExit.code, signal: this.childExit.signal } : {}),
     };
     if (this.panicked || ev?.reason === 'guest-panic') return { reason: 'crashed', guestInitiated: true, ...base };
-    if (ev?.guest) return { reason: 'shutdown', guestInitiated: !this.powerdownRequested, ...base };
+    if (ev?.guest || this.foundPoweredOff) return { reason: 'shutdown', guestInitiated: !this.powerdownRequested, ...base };
     if (this.destroying || ev) return { reason: 'destroyed', guestInitiated: false, ...base };
     return { reason: 'crashed', guestInitiated: false, ...base };
   }

@@ -1,9 +1,13 @@
 /**
  * The QEMU driver against real TCG guests from the guest kit: launch, console, pause/resume,
- * attach from a second process, ACPI and forced shutdown, exit classification, stale
- * pidfiles and start failures; the capabilities probe. Two guest boots in all, run side by side.
+ * reboot and reset under on_reboot other than restart, a power-off kept for on_poweroff:
+ * preserve, restart, the power button right after the ready marker, attach from a second
+ * process, forced shutdown, exit classification, stale pidfiles and start failures; reset,
+ * restart and panic handling on a QEMU whose guest OS need not be up; the capabilities probe.
+ * Two guest boots side by side, then two reboots of the ACPI guest.
  */
 import { execFile } from 'node:child_process';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
@@ -11,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDefinition, type DomainDefinition } from '../../src/conf/index.js';
-import { QemuProcess, TypedQmpCommands, openConsole, probeCapabilities, resolveAccel, watchConsoleFor } from '../../src/qemu/index.js';
+import { QemuProcess, TypedQmpCommands, openConsole, probeCapabilities, resolveAccel, runPaths, watchConsoleFor, type QmpEvent } from '../../src/qemu/index.js';
 import { isVirtkitError, type VirtkitError } from '../../src/util/errors.js';
 import { testGuestDefinition, testGuestNoAcpiDefinition } from '../helpers/guests.js';
 
@@ -25,17 +29,39 @@ interface Booted {
   console: Socket;
   output: () => string;
   runDir: string;
+  /** QMP events seen, as EVENT or EVENT:reason. */
+  events: string[];
 }
+
+const eventName = (ev: QmpEvent): string => (typeof ev.data['reason'] === 'string' ? `${ev.event}:${ev.data['reason']}` : ev.event);
 
 async function boot(def: DomainDefinition, runDir: string): Promise<Booted> {
   const proc = await QemuProcess.launch({ def, ctx: { binary: 'qemu-system-x86_64', accel: 'tcg', runDir }, paused: true });
   const console = await openConsole(runDir);
   let text = '';
   console.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+  console.on('error', () => undefined); // QEMU going away resets the connection; its exit is checked through proc.exited
+  const events: string[] = [];
+  proc.qmp.on((ev) => events.push(eventName(ev)));
   const ready = watchConsoleFor(console, READY);
   await proc.resume();
   await withTimeout(ready.found, BOOT_TIMEOUT_MS, () => `no ready marker; console:\n${text}`);
-  return { proc, console, output: () => text, runDir };
+  return { proc, console, output: () => text, runDir, events };
+}
+
+/** Counts the QMP commands named `command` sent on `socket` while `fn` runs. */
+async function countCommands<T>(socket: string, command: string, fn: () => Promise<T>): Promise<{ result: T; count: number }> {
+  let count = 0;
+  const onCommand = (m: unknown): void => {
+    const msg = m as { socket: string; command: string };
+    if (msg.socket === socket && msg.command === command) count++;
+  };
+  subscribe('vm:qmp:command', onCommand);
+  try {
+    return { result: await fn(), count };
+  } finally {
+    unsubscribe('vm:qmp:command', onCommand);
+  }
 }
 
 async function withTimeout<T>(p: Promise<T>, ms: number, what: () => string): Promise<T> {
@@ -78,14 +104,17 @@ function pidAlive(pid: number): boolean {
 
 describe('QemuProcess with real guests', () => {
   let scratch: string;
+  /** The ACPI guest, kept after a power-off (on_poweroff: preserve), a reboot turned into a shutdown (on_reboot: destroy). */
   let acpi: Booted;
+  let defAcpi: DomainDefinition;
   let noAcpi: Booted;
   const launched: QemuProcess[] = [];
 
   beforeAll(async () => {
     if (!existsSync(DIST_QEMU)) throw new Error('dist/ is missing: run `npm run build` first (the attaching child process runs the built driver)');
     scratch = await mkdtemp(join(tmpdir(), 'virtkit-qemu-process-'));
-    const [defAcpi, defNoAcpi] = await Promise.all([loadDefinition(testGuestDefinition()), loadDefinition(testGuestNoAcpiDefinition())]);
+    const [base, defNoAcpi] = await Promise.all([loadDefinition(testGuestDefinition()), loadDefinition(testGuestNoAcpiDefinition())]);
+    defAcpi = { ...base, on_poweroff: 'preserve', on_reboot: 'destroy' };
     [acpi, noAcpi] = await Promise.all([boot(defAcpi, join(scratch, 'acpi')), boot(defNoAcpi, join(scratch, 'noacpi'))]);
     launched.push(acpi.proc, noAcpi.proc);
   });
@@ -111,11 +140,19 @@ describe('QemuProcess with real guests', () => {
     expect(await acpi.proc.status()).toBe('running');
   });
 
-  it('reboots cleanly: ACPI power-off, reset, and the guest comes back', async () => {
+  it('reboots cleanly and resets under on_reboot: destroy (reboot=shutdown): both reset, neither shuts down', async () => {
+    expect(acpi.proc.actions).toEqual({ reboot: 'shutdown', shutdown: 'pause', panic: 'exit-failure' });
     const from = acpi.output().length;
+    const before = acpi.events.length;
     await acpi.proc.reboot({ timeoutMs: 60_000 });
+    const afterReboot = acpi.events.length;
+    // and a reset while the guest boots again
+    await acpi.proc.reset();
     await waitForText(acpi, READY, from, BOOT_TIMEOUT_MS);
     expect(acpi.output().slice(from)).toContain('power button pressed');
+    // the reboot's power-off is the only SHUTDOWN: the resets stayed resets
+    expect(acpi.events.slice(before).filter((e) => e.startsWith('SHUTDOWN'))).toEqual(['SHUTDOWN:guest-shutdown']);
+    expect(acpi.events.slice(afterReboot)).toContain('RESET:host-qmp-system-reset');
     expect(await acpi.proc.status()).toBe('running');
     expect(pidAlive(acpi.proc.pid)).toBe(true);
   });
@@ -135,38 +172,98 @@ describe('QemuProcess with real guests', () => {
     try {
       expect((await rejection(QemuProcess.attach(acpi.runDir, { uuid: '00000000-0000-4000-8000-000000000000' }))).code).toBe('process.stale');
     } finally {
-      // take QMP back (QEMU serves one client at a time) for the next test
-      acpi.proc = await QemuProcess.attach(acpi.runDir);
+      // take QMP back (QEMU serves one client at a time) for the next tests, with the definition's lifecycle
+      acpi.proc = await QemuProcess.attach(acpi.runDir, { lifecycle: defAcpi });
+      acpi.proc.qmp.on((ev) => acpi.events.push(eventName(ev)));
       launched.push(acpi.proc);
     }
+    // QEMU's actions come from its command line
+    expect(acpi.proc.actions).toEqual({ reboot: 'shutdown', shutdown: 'pause', panic: 'exit-failure' });
   });
 
-  it('lets a second process attach by run dir and stop the guest through ACPI', async () => {
-    const pid = acpi.proc.pid;
-    acpi.proc.detach(); // QEMU serves one QMP client at a time: hand it over
+  it('keeps a guest that powered off after the reboot (on_poweroff: preserve), restarts it, and the power button works right after ready', async () => {
+    let from = acpi.output().length;
+    const down = acpi.proc.qmp.waitForEvent('SHUTDOWN', { timeoutMs: 60_000 });
+    acpi.console.write('poweroff -f\n');
+    expect((await down).data).toMatchObject({ guest: true, reason: 'guest-shutdown' });
+    // the reboot restored QEMU's shutdown action to the definition's (pause), not poweroff
+    await new Promise((r) => setTimeout(r, 500));
+    expect(pidAlive(acpi.proc.pid)).toBe(true);
+    expect(await acpi.proc.status()).toBe('shutdown');
+
+    from = acpi.output().length;
+    await acpi.proc.restartGuest();
+    await waitForText(acpi, READY, from, BOOT_TIMEOUT_MS);
+    // no sooner said ready than the button is pressed: one press, heard, and the guest kept
+    const socket = runPaths(acpi.runDir).qmpSocket;
+    const { result, count } = await countCommands(socket, 'system_powerdown', () => acpi.proc.shutdown({ timeoutMs: 60_000 }));
+    expect(result).toBe('clean');
+    expect(count).toBe(1);
+    expect(acpi.output().slice(from)).toContain('power button pressed');
+    expect(pidAlive(acpi.proc.pid)).toBe(true);
+    expect(await acpi.proc.status()).toBe('shutdown');
+  });
+
+  it('ends a preserved, powered-off guest cleanly when asked not to preserve it', async () => {
+    expect(await acpi.proc.shutdown({ timeoutMs: 60_000, preserve: false })).toBe('clean');
+    const exit = await acpi.proc.exited;
+    expect(exit).toMatchObject({ reason: 'shutdown', guestInitiated: false, shutdownReason: 'guest-shutdown' });
+    expect(exit.forcedBy).toBeUndefined();
+    expect(pidAlive(acpi.proc.pid)).toBe(false);
+  });
+
+  it('lets a second process attach by run dir and stop a guest that ignores the power button, by force after the timeout', async () => {
+    const pid = noAcpi.proc.pid;
+    noAcpi.proc.detach(); // QEMU serves one QMP client at a time: hand it over
     const script = `
       import { QemuProcess } from ${JSON.stringify(DIST_QEMU)};
       const p = await QemuProcess.attach(process.argv[1]);
       const before = await p.status();
-      const how = await p.shutdown({ timeoutMs: 60000 });
+      const t0 = Date.now();
+      const how = await p.shutdown({ timeoutMs: 3000 });
+      const ms = Date.now() - t0;
       const exit = await p.exited;
-      console.log(JSON.stringify({ pid: p.pid, before, how, exit }));`;
+      console.log(JSON.stringify({ pid: p.pid, before, how, ms, exit }));`;
     const stdout = await new Promise<string>((res, rej) =>
-      execFile(process.execPath, ['--input-type=module', '-e', script, acpi.runDir], { timeout: 120_000 }, (err, out, errOut) =>
+      execFile(process.execPath, ['--input-type=module', '-e', script, noAcpi.runDir], { timeout: 120_000 }, (err, out, errOut) =>
         (err ? rej(new Error(`${err.message}\n${errOut}`)) : res(out))));
-    const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as { pid: number; before: string; how: string; exit: { reason: string; guestInitiated: boolean } };
-    expect(result).toMatchObject({ pid, before: 'running', how: 'clean', exit: { reason: 'shutdown', guestInitiated: false } });
+    const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as { pid: number; before: string; how: string; ms: number; exit: Record<string, unknown> };
+    expect(result).toMatchObject({ pid, before: 'running', how: 'forced', exit: { reason: 'destroyed', guestInitiated: false, forcedBy: 'quit', shutdownReason: 'host-qmp-quit' } });
+    expect(result.ms).toBeGreaterThanOrEqual(3000);
     expect(pidAlive(pid)).toBe(false);
-    await waitForText(acpi, 'power button pressed', 0, 5_000);
   });
 
-  it('stops a guest that ignores the power button by force after the timeout', async () => {
-    const t0 = Date.now();
-    expect(await noAcpi.proc.shutdown({ timeoutMs: 3000 })).toBe('forced');
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(3000);
-    const exit = await noAcpi.proc.exited;
-    expect(exit).toMatchObject({ reason: 'destroyed', guestInitiated: false, forcedBy: 'quit', shutdownReason: 'host-qmp-quit' });
-    expect(pidAlive(noAcpi.proc.pid)).toBe(false);
+  it('resets, restarts and ends a panicked guest under reboot=shutdown, shutdown=pause, panic=exit-failure', async () => {
+    // The guest OS need not be up: the firmware and the kernel's first steps run while QEMU
+    // is poked through HMP (the keyboard controller's reset line, the pvpanic port).
+    const base = await loadDefinition(testGuestNoAcpiDefinition());
+    const def: DomainDefinition = { ...base, on_poweroff: 'restart', on_reboot: 'destroy', on_crash: 'destroy' };
+    const proc = await QemuProcess.launch({ def, ctx: { binary: 'qemu-system-x86_64', accel: 'tcg', runDir: join(scratch, 'panic') } });
+    launched.push(proc);
+    const events: string[] = [];
+    proc.qmp.on((ev) => events.push(eventName(ev)));
+
+    await proc.reset();
+    expect(await proc.status()).toBe('running');
+    expect(events.filter((e) => e.startsWith('SHUTDOWN'))).toEqual([]);
+    expect(events).toContain('RESET:host-qmp-system-reset');
+
+    // the reset left QEMU's reboot action as the definition wants it: a guest reset is a shutdown
+    const guestReset = proc.qmp.waitForEvent('SHUTDOWN', { timeoutMs: 30_000 });
+    await proc.qmp.hmp('o /b 0x64 0xfe');
+    expect((await guestReset).data).toMatchObject({ guest: true, reason: 'guest-reset' });
+    expect(await proc.status()).toBe('shutdown');
+
+    await proc.restartGuest();
+    expect(await proc.status()).toBe('running');
+    expect(events.filter((e) => e.startsWith('SHUTDOWN'))).toEqual(['SHUTDOWN:guest-reset']);
+
+    // on_crash: destroy, but QEMU keeps the panicked guest (shutdown=pause): the driver ends it
+    await proc.qmp.hmp('o /b 0x505 1');
+    const exit = await withTimeout(proc.exited, 20_000, () => `QEMU still there after the panic; events: ${events.join(' ')}`);
+    expect(exit).toMatchObject({ reason: 'crashed', guestInitiated: true, shutdownReason: 'guest-panic' });
+    expect(events).toEqual(expect.arrayContaining(['GUEST_PANICKED', 'SHUTDOWN:guest-panic']));
+    expect(pidAlive(proc.pid)).toBe(false);
   });
 
   it('classifies a QEMU killed from outside as crashed', async () => {
