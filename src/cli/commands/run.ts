@@ -20,11 +20,14 @@ import { VirtkitError } from '../../util/errors.js';
 
 /** Exit statuses of `virtkit run` once the guest has started. */
 export const RunExit = {
-  /** The guest powered off cleanly: by itself, or on our ACPI request (Ctrl-], a signal, --until-ready). */
+  /**
+   * The guest powered off cleanly: by itself, or on our ACPI request (Ctrl-], a signal,
+   * --until-ready); also a guest kept after its power-off or reboot (preserve) that we then ended.
+   */
   clean: 0,
-  /** The guest was stopped by force: it ignored the power button for shutdown_timeout, or QEMU was killed from outside. */
+  /** The guest was stopped by force: it ignored the power button for shutdown_timeout, or QEMU was stopped from outside (quit, SIGTERM). */
   forced: 1,
-  /** QEMU crashed or the guest panicked. */
+  /** The guest panicked, or QEMU went away without a SHUTDOWN event (crashed, SIGKILL). */
   crashed: 6,
   /** --until-ready: the ready marker did not come in time. */
   notReady: 7,
@@ -48,7 +51,8 @@ export function register(program: Command): void {
     .option('--timeout <seconds>', 'with --until-ready: how long to wait for the ready marker', '120')
     .addHelpText('after', `
 Ctrl-] stops the guest cleanly (ACPI power button, forced after shutdown_timeout); so do SIGINT and SIGTERM.
-Exit status: 0 clean power-off, 1 stopped by force, 6 QEMU crashed or guest panicked, 7 not ready in time.
+Exit status: 0 clean power-off, 1 stopped by force (or stopped before ready), 3 no such definition or QEMU,
+5 bad definition or arguments, 6 guest panicked or QEMU crashed, 7 not ready in time.
 
 Examples:
   virtkit guestkit ./g && virtkit run ./g/guest.yaml
@@ -210,7 +214,9 @@ class GuestStopper {
     this.signalRequested();
     if (this.requests === 1) {
       note(`stopping the guest (ACPI power button; forced after ${this.timeoutMs / 1000} s)`);
-      this.proc.shutdown({ timeoutMs: this.timeoutMs }).catch((err: unknown) => note(`clean stop failed: ${String(err)}`));
+      // preserve: false: stopping ends the run and its run dir, so a guest kept after its
+      // power-off (on_poweroff: preserve) would have nobody left to look at it.
+      this.proc.shutdown({ timeoutMs: this.timeoutMs, preserve: false }).catch((err: unknown) => note(`clean stop failed: ${String(err)}`));
     } else if (this.requests === 2) {
       note('stopping the guest by force');
       this.proc.destroy().catch((err: unknown) => note(`forced stop failed: ${String(err)}`));
