@@ -95,9 +95,11 @@ export class Manager {
     const store = this.store.as(origin);
     const out: DomainSummary[] = [];
     for (const name of await listDomainNames(store)) {
-      const [uuid, status, autostart] = await Promise.all([
-        store.read(domainPath(name, 'uuid')), store.read(domainPath(name, 'status')), store.read(domainPath(name, 'autostart')),
-      ]);
+      // One read after the other: the store answers at once, and a Promise.all per domain
+      // only adds allocations to the hottest call.
+      const uuid = await store.read(domainPath(name, 'uuid'));
+      const status = await store.read(domainPath(name, 'status'));
+      const autostart = await store.read(domainPath(name, 'autostart'));
       if (uuid === undefined || status === undefined) continue;
       const state = visibleState(JSON.parse(status) as DomainStatus);
       if (!all && state !== 'running' && state !== 'paused') continue;

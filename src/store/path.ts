@@ -29,6 +29,9 @@ export function pathProblem(path: unknown): string | undefined {
     if (path.includes('//')) return 'a path must not contain an empty segment ("//")';
     return 'a path segment may hold only letters, digits and _ - . @ : + = , ~ %';
   }
+  // Every store operation checks its path: skip splitting (and the garbage it makes) when no
+  // segment can be "." or ".." (none starts with a dot) or too long (the path is short).
+  if (path.length <= MaxSegmentLength + 1 && !path.includes('/.')) return undefined;
   for (const segment of path.slice(1).split('/')) {
     if (segment === '.' || segment === '..') return `"${segment}" is not a valid path segment`;
     if (segment.length > MaxSegmentLength) return `a path segment must be at most ${MaxSegmentLength} characters`;

@@ -3,7 +3,7 @@
  * transactions, watches (fired after commit, in revision order) and the snoop hook.
  */
 import { VirtkitError, isVirtkitError } from '../util/errors.js';
-import { affects, assertValidPath } from './path.js';
+import { affects, assertValidPath, isValidPath } from './path.js';
 import { TransactionView, conflictError } from './transaction.js';
 import type {
   ChangesSinceOptions, Disposer, Mutation, Origin, SnoopCallback, SnoopOp, SnoopRecord, SnoopResult,
@@ -169,6 +169,12 @@ function validated(core: StoreCore, origin: Origin, tx: number | '-', op: SnoopO
   }
 }
 
+/** `validated` for a plain path check, without building a closure when the path is fine (reads are hot). */
+function validatedPath(core: StoreCore, origin: Origin, tx: number | '-', op: SnoopOp, path: unknown): void {
+  if (isValidPath(path)) return;
+  validated(core, origin, tx, op, path, () => assertValidPath(path));
+}
+
 function checkMutablePath(path: unknown, op: string): void {
   assertValidPath(path);
   if (path === '/') throw new VirtkitError('store.invalid-path', `cannot ${op} the root`, { path, reason: `cannot ${op} the root` });
@@ -202,7 +208,7 @@ class StoreHandle implements Store {
   async read(path: string): Promise<string | undefined> {
     const { core } = this;
     core.assertOpen();
-    validated(core, this.origin, '-', 'read', path, () => assertValidPath(path));
+    validatedPath(core, this.origin, '-', 'read', path);
     const node = await core.backend.get(path);
     core.snoop(this.origin, '-', 'read', path, node?.value, node === undefined ? 'ENOENT' : 'OK');
     return node?.value;
@@ -217,7 +223,7 @@ class StoreHandle implements Store {
   async exists(path: string): Promise<boolean> {
     const { core } = this;
     core.assertOpen();
-    validated(core, this.origin, '-', 'exists', path, () => assertValidPath(path));
+    validatedPath(core, this.origin, '-', 'exists', path);
     const found = (await core.backend.get(path)) !== undefined;
     core.snoop(this.origin, '-', 'exists', path, String(found), found ? 'OK' : 'ENOENT');
     return found;
@@ -226,7 +232,7 @@ class StoreHandle implements Store {
   async list(path: string): Promise<string[] | undefined> {
     const { core } = this;
     core.assertOpen();
-    validated(core, this.origin, '-', 'list', path, () => assertValidPath(path));
+    validatedPath(core, this.origin, '-', 'list', path);
     const children = await core.backend.children(path);
     core.snoop(this.origin, '-', 'list', path, children?.names.join(' '), children === undefined ? 'ENOENT' : 'OK');
     return children?.names;
@@ -378,7 +384,8 @@ class TransactionHandle implements Transaction {
   }
 
   async read(path: string): Promise<string | undefined> {
-    this.check('read', path, () => assertValidPath(path));
+    this.assertActive();
+    validatedPath(this.core, this.origin, this.id, 'read', path);
     const value = await this.view.read(path);
     this.core.snoop(this.origin, this.id, 'read', path, value, value === undefined ? 'ENOENT' : 'OK');
     return value;
@@ -391,14 +398,16 @@ class TransactionHandle implements Transaction {
   }
 
   async exists(path: string): Promise<boolean> {
-    this.check('exists', path, () => assertValidPath(path));
+    this.assertActive();
+    validatedPath(this.core, this.origin, this.id, 'exists', path);
     const found = await this.view.exists(path);
     this.core.snoop(this.origin, this.id, 'exists', path, String(found), found ? 'OK' : 'ENOENT');
     return found;
   }
 
   async list(path: string): Promise<string[] | undefined> {
-    this.check('list', path, () => assertValidPath(path));
+    this.assertActive();
+    validatedPath(this.core, this.origin, this.id, 'list', path);
     const names = await this.view.list(path);
     this.core.snoop(this.origin, this.id, 'list', path, names?.join(' '), names === undefined ? 'ENOENT' : 'OK');
     return names;
