@@ -104,8 +104,9 @@ export const BootSchema = Type.Union([DirectBootSchema, DiskBootSchema, GuestBoo
 export const DiskSchema = Type.Object({
   source: Type.Optional(hostPath('Image file on the host; relative paths are resolved against the definition file\'s directory. Exactly one of `source` and `volume`.')),
   volume: Type.Optional(Type.String({
-    maxLength: 256, pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$',
-    'x-rule': 'must be "pool/volume" (letters, digits, "_", "." or "-", each part starting with a letter or digit)',
+    maxLength: 256, pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.+-]*$',
+    // The volume part allows "+" because pool volume names do (src/storage/pool/names.ts).
+    'x-rule': 'must be "pool/volume" (letters, digits, "_", "." or "-", and "+" in the volume, each part starting with a letter or digit)',
     description: 'A storage volume, as `pool/volume`, instead of `source`.',
   })),
   format: oneOf(DiskFormats, { description: 'Image format. Required: it is never guessed from the content.' }),
