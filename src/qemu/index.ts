@@ -2,7 +2,7 @@
 export { probeCapabilities, resolveAccel, parseAccelHelp, DEFAULT_QEMU_BINARY } from './caps.js';
 export type { Accel, AccelRequest, KvmVerdict, ProbeOptions, QemuCapabilities } from './caps.js';
 export { QemuProcess, runPaths } from './process.js';
-export type { ExitInfo, ExitReason, ForcedBy, LaunchCommandOptions, QemuCommandLine, RunPaths } from './process.js';
+export type { ExitInfo, ExitReason, ForcedBy, LaunchCommandOptions, LifecyclePolicy, QemuCommandLine, RunActions, RunPaths, ShutdownOptions } from './process.js';
 export { openConsole, watchConsoleFor } from './console.js';
 export * from './qmp/index.js';
 export * from './command/index.js';
