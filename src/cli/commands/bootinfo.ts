@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { candidatePaths, findBootEntries, type BootEntry, type BootInfo, type FileLocation } from '../../guestfs/boot/index.js';
 import { openDisk, resolveTarget } from '../../guestfs/target.js';
-import { guestTargetOptions, type GuestTargetOptions } from './guest-disk.js';
+import { addGuestTargetOptions, guestTargetOptions, type GuestTargetOptions } from './guest-disk.js';
 import type { BlockDevice } from '../../storage/block-device.js';
 import { VirtkitError } from '../../util/errors.js';
 
@@ -50,14 +50,10 @@ function formatInfo(info: BootInfo): string {
 }
 
 export function register(program: Command): void {
-  program.command('bootinfo')
+  addGuestTargetOptions(program.command('bootinfo'))
     .description('list the boot entries of a disk image (GRUB, BLS, extlinux) and which one `boot: { loader: guest }` would boot')
     .argument('<target>', 'image file, FILE:N for partition N, or a defined guest\'s name')
-    .option('--format <format>', 'image format: raw (default) or qcow2; never guessed from the content')
     .option('--json', 'print JSON')
-    .option('--disk <n>', 'for a guest name: which of its disks (0-based)')
-    .option('--ro', 'allow reading a running guest\'s disk (the view may be inconsistent)')
-    .option('-c, --connect <socket>', 'for a guest name: the manager\'s socket (default: $VIRTKIT_CONNECT)')
     .addHelpText('after', `
 Examples:
   virtkit bootinfo disk.qcow2 --format qcow2

@@ -11,12 +11,11 @@ import type { Command } from 'commander';
 import type { FileStat, FileType, Filesystem } from '../../guestfs/fs/index.js';
 import { compileGlob } from '../../guestfs/glob.js';
 import { openTargetFilesystem } from '../../guestfs/target.js';
-import { guestTargetOptions, type GuestTargetOptions } from './guest-disk.js';
+import { addGuestTargetOptions, guestTargetOptions, type GuestTargetOptions } from './guest-disk.js';
 import { walkTree } from '../../guestfs/walk.js';
 import { VirtkitError } from '../../util/errors.js';
 
 const TARGET_HELP = 'image file, or FILE:N for partition N';
-const FORMAT_HELP = 'image format: raw (default) or qcow2; never guessed from the content';
 
 type CommonOptions = GuestTargetOptions;
 const targetOptions = guestTargetOptions;
@@ -108,13 +107,7 @@ function parseFindExpression(words: readonly string[]): { name?: RegExp; type?: 
   return out;
 }
 
-function addCommon(cmd: Command): Command {
-  return cmd
-    .option('--format <format>', FORMAT_HELP)
-    .option('--disk <n>', "for a guest name: which of its disks (0-based)")
-    .option('--ro', 'allow reading a running guest\'s disk (the view may be inconsistent)')
-    .option('-c, --connect <socket>', 'for a guest name: the manager\'s socket (default: $VIRTKIT_CONNECT)');
-}
+const addCommon = addGuestTargetOptions;
 
 export function register(program: Command): void {
   const fs = program.command('fs').description('read files from a guest disk image without mounting it (ext2/3/4, ISO 9660, FAT)');

@@ -5,6 +5,7 @@
  * format comes from the definition, never from the image's content.
  */
 import { connect } from '../../client/index.js';
+import type { Command } from 'commander';
 import type { GuestDiskResolver, TargetOptions } from '../../guestfs/target.js';
 import { VirtkitError, isVirtkitError } from '../../util/errors.js';
 import type { ConnectOpts } from './connect.js';
@@ -61,4 +62,13 @@ export function guestTargetOptions(opts: GuestTargetOptions): TargetOptions {
     resolveGuest: managerDiskResolver(opts),
     warn: (m) => { process.stderr.write(`virtkit: warning: ${m}\n`); },
   };
+}
+
+/** Adds the options that name a target's format, or a guest's disk and the manager to ask. */
+export function addGuestTargetOptions(cmd: Command): Command {
+  return cmd
+    .option('--format <format>', 'image format: raw (default) or qcow2; never guessed from the content')
+    .option('--disk <n>', 'for a guest name: which of its disks (0-based)')
+    .option('--ro', 'allow reading a running guest\'s disk (the view may be inconsistent)')
+    .option('-c, --connect <socket>', 'for a guest name: the manager\'s socket (default: $VIRTKIT_CONNECT)');
 }

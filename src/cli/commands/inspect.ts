@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { inspectDisk, type InspectionReport } from '../../guestfs/inspect.js';
 import { openDisk, resolveTarget } from '../../guestfs/target.js';
-import { guestTargetOptions, type GuestTargetOptions } from './guest-disk.js';
+import { addGuestTargetOptions, guestTargetOptions, type GuestTargetOptions } from './guest-disk.js';
 
 function formatReport(r: InspectionReport): string {
   const lines: string[] = [];
@@ -43,14 +43,10 @@ function formatReport(r: InspectionReport): string {
 }
 
 export function register(program: Command): void {
-  program.command('inspect')
+  addGuestTargetOptions(program.command('inspect'))
     .description('show partitions, filesystems, operating system, kernels and bootloader config of a disk image')
     .argument('<target>', 'image file, FILE:N for partition N, or a defined guest\'s name')
-    .option('--format <format>', 'image format: raw (default) or qcow2; never guessed from the content')
     .option('--json', 'print JSON')
-    .option('--disk <n>', 'for a guest name: which of its disks (0-based)')
-    .option('--ro', 'allow reading a running guest\'s disk (the view may be inconsistent)')
-    .option('-c, --connect <socket>', 'for a guest name: the manager\'s socket (default: $VIRTKIT_CONNECT)')
     .action(async (target: string, opts: { format?: string; json?: boolean } & GuestTargetOptions) => {
       const resolved = await resolveTarget(target, guestTargetOptions(opts));
       const opened = await openDisk(resolved);
