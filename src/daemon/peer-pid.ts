@@ -45,10 +45,40 @@ export function pidFromSsOutput(output: string, inode: string): number | null {
   return null;
 }
 
+/**
+ * Connections waiting for the next `ss` run, by their socket inode. Clients that connect
+ * together (a burst of CLI calls, a pool of connections) share one run: `ss` costs tens of
+ * milliseconds of CPU, and one run per connection made a burst of 50 connections cost the
+ * daemon seconds.
+ */
+let waiting = new Map<string, Array<(pid: number | null) => void>>();
+let running = false;
+
+function runBatch(): void {
+  if (running || waiting.size === 0) return;
+  running = true;
+  const batch = waiting;
+  waiting = new Map();
+  void runSs().then((output) => {
+    for (const [inode, resolvers] of batch) {
+      const pid = pidFromSsOutput(output, inode);
+      for (const resolve of resolvers) resolve(pid);
+    }
+  }).finally(() => {
+    running = false;
+    runBatch();
+  });
+}
+
 export async function peerPid(socket: Socket): Promise<number | null> {
   const fd = socketFd(socket);
   if (fd === undefined) return null;
   const inode = await socketInode(fd);
   if (inode === undefined) return null;
-  return pidFromSsOutput(await runSs(), inode);
+  return new Promise((resolve) => {
+    const resolvers = waiting.get(inode);
+    if (resolvers) resolvers.push(resolve);
+    else waiting.set(inode, [resolve]);
+    runBatch();
+  });
 }
