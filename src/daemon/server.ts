@@ -185,8 +185,9 @@ export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promi
 
   await registerVolumeContentRoutes(app, opts.pools);
 
-  const openapi = buildOpenApi();
-  app.get('/openapi.json', async () => openapi);
+  // Built on first request: most daemons never serve it, and it need not sit in memory.
+  let openapi: ReturnType<typeof buildOpenApi> | undefined;
+  app.get('/openapi.json', async () => (openapi ??= buildOpenApi()));
 
   app.get(StreamPaths.events, { schema: { querystring: EventsQuerySchema } }, (req, reply) => {
     const q = req.query as EventsQuery;
