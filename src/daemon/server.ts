@@ -179,8 +179,11 @@ export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promi
   }
 
   // An empty POST body is an empty object: `virtkit start` sends no body.
-  app.addHook('preValidation', async (req) => {
+  // A callback hook, not an async one: it runs on every request, GETs included, and an async
+  // hook costs a promise and a turn of the microtask queue each time.
+  app.addHook('preValidation', (req, _reply, done) => {
     if (req.body === undefined && (req.method === 'POST' || req.method === 'PUT')) req.body = {};
+    done();
   });
 
   await registerVolumeContentRoutes(app, opts.pools);
