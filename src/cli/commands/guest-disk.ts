@@ -4,7 +4,6 @@
  * every other verb) and gives the guest filesystem layer a path and a declared format; the
  * format comes from the definition, never from the image's content.
  */
-import { connect } from '../../client/index.js';
 import type { Command } from 'commander';
 import type { GuestDiskResolver, TargetOptions } from '../../guestfs/target.js';
 import { VirtkitError, isVirtkitError } from '../../util/errors.js';
@@ -23,6 +22,8 @@ interface DefinedDisk {
  */
 export function managerDiskResolver(opts: ConnectOpts): GuestDiskResolver {
   return async (name, disk) => {
+    // Loaded only when a target is not a file: reading an image needs nothing of the client.
+    const { connect } = await import('../../client/index.js');
     const client = connect(opts.connect);
     try {
       const info = await client.info(name);
