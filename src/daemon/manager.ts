@@ -53,8 +53,12 @@ interface Live {
  */
 const ResetQuietMs = 5000;
 
-/** Definition fields that may change while the guest runs (they only matter at start/stop time). */
-const MutableWhileRunning = new Set(['on_host_shutdown', 'shutdown_timeout', 'on_poweroff', 'on_reboot', 'on_crash']);
+/**
+ * Definition fields that may change while the guest runs: they matter only when the manager
+ * stops the guest. on_poweroff/on_reboot/on_crash are not among them: they become QEMU's
+ * `-action` settings at start, so a change would not reach the running QEMU.
+ */
+const MutableWhileRunning = new Set(['on_host_shutdown', 'shutdown_timeout']);
 
 const MaxConflictRetries = 8;
 
