@@ -28,6 +28,8 @@ export class GuestProcess {
   resume(): Promise<void> { return this.proc.resume(); }
   reset(): Promise<void> { return this.proc.reset(); }
   reboot(timeoutMs = 60_000): Promise<void> { return this.proc.reboot({ timeoutMs }); }
+  /** Starts a guest QEMU kept stopped after it powered off, rebooted or panicked (a `restart` policy). */
+  restartGuest(): Promise<void> { return this.proc.restartGuest(); }
   detach(): void { this.proc.detach(); }
 }
 

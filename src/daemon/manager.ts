@@ -13,6 +13,7 @@ import type {
   StopReason,
 } from '../api/schemas.js';
 import { formatDefinition, parseDefinition, validateDefinition, type DomainDefinition } from '../conf/index.js';
+import { lifecycleActions } from '../qemu/command/lifecycle.js';
 import type { Origin, Store, Transaction } from '../store/index.js';
 import { VirtkitError, errorMessage, isVirtkitError } from '../util/errors.js';
 import { crashPoint, crashPointSoon } from './crash-points.js';
@@ -45,6 +46,8 @@ interface Live {
   ownRunStateOps: number;
   /** When QEMU last reported a RESET of any origin (ms since the epoch). */
   lastResetAt: number;
+  /** Why QEMU is about to stop the CPUs by itself (a guest power-off kept by `preserve`), for the STOP event's record. */
+  keptReason?: string;
 }
 
 /**
@@ -248,13 +251,14 @@ export class Manager {
   }
 
   /** Takes charge of a running QEMU: console, exit watch. */
-  async adopt(rec: Pick<DomainRecord, 'name' | 'uuid'>, proc: GuestProcess): Promise<void> {
+  async adopt(rec: Pick<DomainRecord, 'name' | 'uuid' | 'definition'>, proc: GuestProcess): Promise<void> {
     const console = new ConsoleMux();
     const live: Live = { proc, console, recorded: Promise.resolve(), ownRunStateOps: 0, lastResetAt: 0 };
     live.recorded = proc.exited.then((exit) => this.recordExit(rec, live, exit)).catch((err: unknown) => {
       this.log.error({ domain: rec.name, err: errorMessage(err) }, 'recording the guest exit failed');
     });
     this.followQmpEvents(rec, live);
+    this.followGuestLifecycle(rec, live);
     this.live.set(rec.name, live);
     try {
       await console.attach(join(proc.runDir, 'console.log'), () => this.hypervisor.openConsole(proc.runDir));
@@ -275,7 +279,10 @@ export class Manager {
         const quiet = now - live.lastResetAt > ResetQuietMs;
         live.lastResetAt = now;
         if ((ev.data as { guest?: unknown }).guest === true && quiet) change = { event: 'rebooted', reason: 'guest' };
-      } else if (ev.event === 'STOP' && live.ownRunStateOps === 0) change = { event: 'suspended', reason: 'monitor', state: 'paused' };
+      } else if (ev.event === 'STOP' && live.ownRunStateOps === 0) {
+        change = { event: 'suspended', reason: live.keptReason ?? 'monitor', state: 'paused' };
+        live.keptReason = undefined;
+      }
       else if (ev.event === 'RESUME' && live.ownRunStateOps === 0) change = { event: 'resumed', reason: 'monitor', state: 'running' };
       if (!change) return;
       const { event, reason, state } = change;
@@ -288,6 +295,45 @@ export class Manager {
         }
         await recordEvent(tx, event, cur, reason);
       }).catch((err: unknown) => this.log.error({ domain: rec.name, event: ev.event, err: errorMessage(err) }, 'recording a QMP event failed'));
+    });
+  }
+
+  /**
+   * Carries out on_poweroff / on_reboot / on_crash when the guest stops itself and QEMU keeps
+   * it (its `-action` is `pause` for every answer but a plain destroy; see
+   * qemu/command/lifecycle.ts): restart resets and resumes it (a `rebooted` event), preserve
+   * leaves it paused (a `suspended` event naming why), destroy ends QEMU (recorded as a
+   * shutdown, or a crash for a panic). Nothing is done once the manager itself is stopping it.
+   */
+  private followGuestLifecycle(rec: Pick<DomainRecord, 'name' | 'uuid' | 'definition'>, live: Live): void {
+    const def = rec.definition;
+    const qemuExitsOnPoweroff = lifecycleActions(def).shutdown === 'poweroff';
+    const act = (action: DomainDefinition['on_poweroff'], what: 'poweroff' | 'reboot' | 'crash', qemuExits: boolean): void => {
+      if (live.intent !== undefined) return;
+      if (action === 'restart') {
+        live.ownRunStateOps++;
+        live.proc.restartGuest()
+          .then(() => this.tx({}, async (tx) => {
+            const cur = await readDomain(tx, rec.name);
+            if (cur && cur.uuid === rec.uuid) await recordEvent(tx, 'rebooted', cur, `${what}-restart`);
+          }))
+          .catch((err: unknown) => this.log.error({ domain: rec.name, err: errorMessage(err) }, 'restarting the guest failed'))
+          .finally(() => { live.ownRunStateOps--; });
+      } else if (action === 'preserve') {
+        live.keptReason = `${what}-preserve`;
+      } else if (!qemuExits) {
+        live.intent = what === 'crash' ? 'crashed' : 'shutdown';
+        live.proc.destroy().catch((err: unknown) => this.log.error({ domain: rec.name, err: errorMessage(err) }, 'ending the guest failed'));
+      }
+    };
+    live.proc.qmp.on((ev) => {
+      const data = ev.data as { guest?: unknown; reason?: unknown; action?: unknown };
+      if (ev.event === 'SHUTDOWN' && data.guest === true) {
+        if (data.reason === 'guest-shutdown') act(def.on_poweroff, 'poweroff', qemuExitsOnPoweroff);
+        else if (data.reason === 'guest-reset') act(def.on_reboot, 'reboot', qemuExitsOnPoweroff);
+      } else if (ev.event === 'GUEST_PANICKED' && data.action === 'pause') {
+        act(def.on_crash, 'crash', false);
+      }
     });
   }
 
