@@ -14,8 +14,8 @@ import type {
 } from '../api/schemas.js';
 import { formatDefinition, parseDefinition, validateDefinition, type DomainDefinition } from '../conf/index.js';
 import { lifecycleActions } from '../qemu/command/lifecycle.js';
-import type { Origin, Store, Transaction } from '../store/index.js';
-import { VirtkitError, errorMessage, isVirtkitError } from '../util/errors.js';
+import { withRetry, type Origin, type Store, type Transaction } from '../store/index.js';
+import { VirtkitError, errorMessage } from '../util/errors.js';
 import { crashPoint, crashPointSoon } from './crash-points.js';
 import { ConsoleMux, readTail, ConsoleHistoryBytes } from './console-mux.js';
 import {
@@ -63,7 +63,8 @@ const ResetQuietMs = 5000;
  */
 const MutableWhileRunning = new Set(['on_host_shutdown', 'shutdown_timeout']);
 
-const MaxConflictRetries = 8;
+/** A first try and up to 8 retries when a concurrent commit conflicts. */
+const ConflictAttempts = 9;
 
 export class Manager {
   private readonly store: Store;
@@ -83,13 +84,8 @@ export class Manager {
   /** Runs `fn` in a transaction as `origin`, rerunning it when a concurrent commit conflicts. */
   private async tx<T>(origin: Origin, fn: (tx: Transaction) => Promise<T>): Promise<T> {
     const store = this.store.as(origin);
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await store.transaction(fn);
-      } catch (err) {
-        if (!isVirtkitError(err, 'store.conflict') || attempt >= MaxConflictRetries) throw err;
-      }
-    }
+    // Commits are serialized by SQLite, so a conflict is retried at once, without backoff.
+    return withRetry(() => store.transaction(fn), { attempts: ConflictAttempts, backoffMs: 0 });
   }
 
   runDirOf(uuid: string): string {

@@ -18,12 +18,13 @@ import {
   checkPoolDefinition, checkVolumeName, DirPool, listPoolNames, parseVolumeRef, readPoolDefinition, removePoolDefinition,
   requirePoolDefinition, writePoolDefinition, type PoolDefinition, type VolumeInfo as DirVolumeInfo,
 } from '../storage/pool/index.js';
-import type { Origin, Store, StoreReader, Transaction } from '../store/index.js';
+import { withRetry, type Origin, type Store, type StoreReader, type Transaction } from '../store/index.js';
 import { VirtkitError, errorMessage, isVirtkitError } from '../util/errors.js';
 import { isActive, listDomainNames, readDomain } from './domain-records.js';
 import { KeyedMutex } from './keyed-mutex.js';
 
-const MaxConflictRetries = 8;
+/** A first try and up to 8 retries when a concurrent commit conflicts. */
+const ConflictAttempts = 9;
 
 /** A defined guest's disk naming a volume. */
 interface VolumeUser {
@@ -43,13 +44,8 @@ export class PoolService {
 
   private async tx<T>(origin: Origin, fn: (tx: Transaction) => Promise<T>): Promise<T> {
     const store = this.store.as(origin);
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await store.transaction(fn);
-      } catch (err) {
-        if (!isVirtkitError(err, 'store.conflict') || attempt >= MaxConflictRetries) throw err;
-      }
-    }
+    // Commits are serialized by SQLite, so a conflict is retried at once, without backoff.
+    return withRetry(() => store.transaction(fn), { attempts: ConflictAttempts, backoffMs: 0 });
   }
 
   private async open(origin: Origin, name: string): Promise<{ def: PoolDefinition; dir: DirPool }> {
