@@ -24,6 +24,7 @@ export const ErrorCodes = [
   'process.stale',
   'process.not-running',
   'operation.timeout',
+  'operation.unsupported',
   // guest kit
   'guestkit.missing-host-file',
   'cpio.invalid',
@@ -62,6 +63,7 @@ export const ErrorCodes = [
   'request.invalid',
   'request.too-large',
   'connection.failed',
+  'access.denied',
   'internal',
 ] as const;
 export type ErrorCode = (typeof ErrorCodes)[number];
