@@ -1,26 +1,24 @@
 /**
  * The HTTP side of the daemon: routes generated from the API method table (schemas validate
- * every request), typed errors mapped to statuses, server-sent event streams for events and
- * snoop, and the console as a raw HTTP upgrade. Knows nothing of QEMU: it calls the manager.
+ * every request), typed errors mapped to statuses; the event, snoop and console streams come
+ * from `streams.ts`. Knows nothing of QEMU: it calls the manager.
  */
 import type { IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { ConsoleUpgradeProtocol, Methods, StreamPaths, type MethodName, type MethodSpec } from '../api/methods.js';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
+import { Methods, type MethodName, type MethodSpec } from '../api/methods.js';
 import { buildOpenApi, ApiVersion } from '../api/openapi.js';
 import { httpStatusOf } from '../api/http-status.js';
-import { EventsQuery as EventsQuerySchema } from '../api/schemas.js';
 import type {
-  AutostartBody, DaemonInfo, DefineBody, DomainEvent, DefinitionQuery, EventsQuery, HostShutdownBody, ListQuery, MonitorBody,
-  ShutdownBody, SnoopRecord as ApiSnoopRecord, StartBody, UndefineQuery,
+  AutostartBody, DaemonInfo, DefineBody, DefinitionQuery, HostShutdownBody, ListQuery, MonitorBody,
+  ShutdownBody, StartBody, UndefineQuery,
 } from '../api/schemas.js';
-import type { Origin, SnoopRecord, Store } from '../store/index.js';
-import { VirtkitError, errorMessage, isVirtkitError } from '../util/errors.js';
-import { followEvents, replayEvents } from './event-log.js';
+import type { Origin, Store } from '../store/index.js';
+import { errorMessage, isVirtkitError } from '../util/errors.js';
 import type { Manager } from './manager.js';
 import { peerPid } from './peer-pid.js';
 import { poolHandlers, registerVolumeContentRoutes, type PoolService } from './pools.js';
+import { registerStreams } from './streams.js';
 
 export const BodyLimitBytes = 1024 * 1024;
 
@@ -91,26 +89,6 @@ export function errorReply(err: unknown): { status: number; body: { error: { cod
     return { status: e.statusCode, body: { error: { code: 'request.invalid', message: e.message ?? 'bad request', data: { fastifyCode: e.code } } } };
   }
   return { status: 500, body: { error: { code: 'internal', message: errorMessage(err) } } };
-}
-
-function sseHeaders(reply: FastifyReply): void {
-  reply.hijack();
-  reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
-  reply.raw.flushHeaders();
-}
-
-export function snoopLine(rec: SnoopRecord, pid: number | null): ApiSnoopRecord {
-  const value = rec.value === undefined ? null : rec.value.length > 1024 ? `${rec.value.slice(0, 1024)}...` : rec.value;
-  return {
-    time: new Date(rec.time).toISOString(),
-    pid: rec.origin.pid ?? pid,
-    client: rec.origin.client ?? 'daemon',
-    tx: String(rec.tx),
-    op: rec.op,
-    path: rec.path ?? '',
-    value,
-    result: rec.result,
-  };
 }
 
 /** The fastify instance with the daemon's limits and logger; routes come with `registerApi`. */
@@ -192,59 +170,6 @@ export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promi
   let openapi: ReturnType<typeof buildOpenApi> | undefined;
   app.get('/openapi.json', async () => (openapi ??= buildOpenApi()));
 
-  app.get(StreamPaths.events, { schema: { querystring: EventsQuerySchema } }, (req, reply) => {
-    const q = req.query as EventsQuery;
-    const follow = q.follow ?? true;
-    sseHeaders(reply);
-    const raw = reply.raw;
-    raw.write(`event: cursor\ndata: ${JSON.stringify({ seq: opts.store.revision })}\n\n`);
-    const writeEvent = (ev: DomainEvent): void => { raw.write(`id: ${ev.seq}\ndata: ${JSON.stringify(ev)}\n\n`); };
-    const writeError = (err: unknown): void => {
-      raw.write(`event: error\ndata: ${JSON.stringify(errorReply(err).body.error)}\n\n`);
-      raw.end();
-    };
-    // since=0 asks for everything kept: when the log was compacted, start where it starts now.
-    const keptFrom = (err: unknown): number | undefined =>
-      q.since === 0 && isVirtkitError(err, 'store.compacted') && typeof err.data.oldest === 'number' ? err.data.oldest - 1 : undefined;
-    if (!follow) {
-      // Replay only: up to the revision the stream opened at, then end.
-      const replay = (since: number): Promise<void> => replayEvents(opts.store, since, writeEvent);
-      replay(q.since ?? opts.store.revision).catch((err: unknown) => {
-        const from = keptFrom(err);
-        if (from === undefined) throw err;
-        return replay(from);
-      }).then(() => raw.end(), writeError);
-      return;
-    }
-    let dispose = (): void => undefined;
-    const subscribe = (since: number | undefined, retry: boolean): void => {
-      dispose = followEvents(opts.store, since, writeEvent, (err) => {
-        dispose();
-        const from = retry ? keptFrom(err) : undefined;
-        if (from === undefined) writeError(err);
-        else subscribe(from, false);
-      });
-    };
-    subscribe(q.since, true);
-    // The response closes when the client goes away (the request itself is long complete).
-    raw.on('close', () => dispose());
-  });
-
-  app.get(StreamPaths.snoop, (req, reply) => {
-    sseHeaders(reply);
-    const raw = reply.raw;
-    // Lines go out in operation order even while a connection's pid is still being resolved.
-    let chain = Promise.resolve();
-    const dispose = opts.store.onOperation((rec) => {
-      const conn = rec.origin.client;
-      chain = chain.then(async () => {
-        const pid = rec.origin.pid ?? (conn ? await pidOfClient(conn) : process.pid);
-        if (!raw.writableEnded) raw.write(`data: ${JSON.stringify(snoopLine(rec, pid))}\n\n`);
-      });
-    });
-    // The response closes when the client goes away (the request itself is long complete).
-    raw.on('close', () => dispose());
-  });
   const pidsByClient = new Map<string, Promise<number | null>>();
   app.server.on('connection', (socket: Socket) => {
     const id = identities.get(socket);
@@ -255,52 +180,9 @@ export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promi
   });
   const pidOfClient = async (client: string): Promise<number | null> => (await pidsByClient.get(client)) ?? null;
 
-  // Upgraded sockets leave the HTTP server's bookkeeping: close them ourselves on shutdown.
-  const upgraded = new Set<Duplex>();
-  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    upgraded.add(socket);
-    socket.on('close', () => upgraded.delete(socket));
-    handleConsoleUpgrade(opts.manager, req, socket, head);
-  });
-  app.addHook('preClose', async () => {
-    for (const s of upgraded) s.destroy();
-  });
+  registerStreams(app, { store: opts.store, consoleOf: (name) => opts.manager.consoleOf(name), pidOfClient });
 
   await app.ready();
-}
-
-const ConsoleRoute = /^\/domains\/([^/?]+)\/console(?:\?(.*))?$/;
-
-function rejectUpgrade(socket: Duplex, err: VirtkitError): void {
-  const { status, body } = errorReply(err);
-  const text = JSON.stringify(body);
-  socket.end(`HTTP/1.1 ${status} Error\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
-}
-
-function handleConsoleUpgrade(manager: Manager, req: IncomingMessage, socket: Duplex, head: Buffer): void {
-  const m = ConsoleRoute.exec(req.url ?? '');
-  if (!m || (req.headers.upgrade ?? '').toLowerCase() !== ConsoleUpgradeProtocol) {
-    rejectUpgrade(socket, new VirtkitError('request.invalid', `no upgrade endpoint at ${req.url ?? ''}`));
-    return;
-  }
-  const name = decodeURIComponent(m[1]!);
-  const mode = new URLSearchParams(m[2] ?? '').get('mode') === 'read' ? 'read' : 'write';
-  const mux = manager.consoleOf(name);
-  if (!mux) {
-    rejectUpgrade(socket, new VirtkitError('domain.invalid-state', `domain "${name}" is not running (or has no console)`, { name }));
-    return;
-  }
-  if (mode === 'write' && mux.hasWriter()) {
-    rejectUpgrade(socket, new VirtkitError('domain.invalid-state', `another client is typing on the console of "${name}"; attach with --read-only to watch`, { name }));
-    return;
-  }
-  try {
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${ConsoleUpgradeProtocol}\r\n\r\n`);
-    if (head.length > 0) socket.unshift(head);
-    mux.addClient(socket, mode);
-  } catch (err) {
-    socket.end(`\r\nvirtkit: ${errorMessage(err)}\r\n`);
-  }
 }
 
 export { ApiVersion };
