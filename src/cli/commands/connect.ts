@@ -42,10 +42,3 @@ export function formatBytes(bytes: number): string {
   while (v >= 1024 && u < units.length - 1 && v % 1024 === 0) { v /= 1024; u++; }
   return `${v} ${units[u]}`;
 }
-
-/** Parses a seconds option ("30", "1.5"). */
-export function parseSeconds(text: string): number {
-  const n = Number(text);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`not a number of seconds: ${text}`);
-  return n;
-}

@@ -1,7 +1,6 @@
 /** `virtkit define FILE` and `virtkit undefine NAME [--force]`. */
-import { readFile } from 'node:fs/promises';
-import { dirname, extname, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { readDefinitionFile } from '../../conf/index.js';
 import { VirtkitError } from '../../util/errors.js';
 import { printJson, withClient, withConnect, type ConnectOpts } from './connect.js';
 
@@ -18,21 +17,14 @@ export function register(program: Command): void {
     .option('--format <format>', 'yaml or json (default: from the file name, else yaml)')
     .option('--json', 'print the new domain\'s info as JSON'))
     .action(async (file: string, o: ConnectOpts & { format?: string; json?: boolean }) => {
-      let text: string;
-      let baseDir: string;
-      if (file === '-') {
-        text = await readStdin();
-        baseDir = process.cwd();
-      } else {
-        try {
-          text = await readFile(file, 'utf8');
-        } catch (err) {
-          throw new VirtkitError('argument.invalid', `cannot read ${file}: ${(err as Error).message}`, { file });
-        }
-        baseDir = dirname(resolve(file));
+      if (o.format !== undefined && o.format !== 'yaml' && o.format !== 'json') {
+        throw new VirtkitError('argument.invalid', `--format must be yaml or json, got ${o.format}`, { option: '--format', value: o.format });
       }
-      const format = o.format ?? (extname(file).toLowerCase() === '.json' ? 'json' : 'yaml');
-      if (format !== 'yaml' && format !== 'json') throw new VirtkitError('argument.invalid', `--format must be yaml or json, got ${format}`);
+      const read = file === '-'
+        ? { text: await readStdin(), format: 'yaml' as const, baseDir: process.cwd() }
+        : await readDefinitionFile(file);
+      const { text, baseDir } = read;
+      const format = o.format ?? read.format;
       const info = await withClient(o, (c) => c.define(text, { format, baseDir }));
       if (o.json) printJson(info);
       else process.stdout.write(`Domain '${info.name}' defined (uuid ${info.uuid})\n`);

@@ -6,7 +6,8 @@
 import type { Command } from 'commander';
 import type { DomainEvent } from '../../api/schemas.js';
 import { VirtkitError } from '../../util/errors.js';
-import { parseSeconds, withClient, withConnect, type ConnectOpts } from './connect.js';
+import { timeoutOption, wholeNumberOption } from '../options.js';
+import { withClient, withConnect, type ConnectOpts } from './connect.js';
 
 export function formatEvent(ev: DomainEvent): string {
   return `${ev.time} seq ${ev.seq}: domain '${ev.domain}' ${ev.type}${ev.reason ? ` (${ev.reason})` : ''}`;
@@ -16,12 +17,11 @@ export function register(program: Command): void {
   withConnect(program.command('event')
     .description('wait for domain events (one, or all with --loop)')
     .option('--loop', 'keep printing events until interrupted')
-    .option('--since <seq>', 'first replay the events after this sequence number (0: all kept)', (v) => Number.parseInt(v, 10))
+    .addOption(wholeNumberOption('--since <seq>', 'first replay the events after this sequence number (0: all kept)', { min: 0, max: Number.MAX_SAFE_INTEGER }))
     .option('--domain <name>', 'only events of this domain')
-    .option('--timeout <seconds>', 'give up after this many seconds', parseSeconds)
+    .addOption(timeoutOption('give up when no event came in this time'))
     .option('--json', 'one JSON object per line'))
     .action(async (o: ConnectOpts & { loop?: boolean; since?: number; domain?: string; timeout?: number; json?: boolean }) => {
-      if (o.since !== undefined && (!Number.isInteger(o.since) || o.since < 0)) throw new VirtkitError('argument.invalid', '--since takes a sequence number');
       const ac = new AbortController();
       const stop = (): void => ac.abort();
       process.once('SIGINT', stop);

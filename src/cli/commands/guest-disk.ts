@@ -7,6 +7,7 @@
 import type { Command } from 'commander';
 import type { GuestDiskResolver, TargetOptions } from '../../guestfs/target.js';
 import { VirtkitError, isVirtkitError } from '../../util/errors.js';
+import { wholeNumberOption } from '../options.js';
 import type { ConnectOpts } from './connect.js';
 
 interface DefinedDisk {
@@ -51,14 +52,14 @@ export function managerDiskResolver(opts: ConnectOpts): GuestDiskResolver {
 /** The options `inspect` and `bootinfo` share with `fs` for naming a guest's disk. */
 export interface GuestTargetOptions extends ConnectOpts {
   format?: string;
-  disk?: string;
+  disk?: number;
   ro?: boolean;
 }
 
 export function guestTargetOptions(opts: GuestTargetOptions): TargetOptions {
   return {
     ...(opts.format === undefined ? {} : { format: opts.format }),
-    ...(opts.disk === undefined ? {} : { disk: Number(opts.disk) }),
+    ...(opts.disk === undefined ? {} : { disk: opts.disk }),
     readOnly: opts.ro === true,
     resolveGuest: managerDiskResolver(opts),
     warn: (m) => { process.stderr.write(`virtkit: warning: ${m}\n`); },
@@ -69,7 +70,7 @@ export function guestTargetOptions(opts: GuestTargetOptions): TargetOptions {
 export function addGuestTargetOptions(cmd: Command): Command {
   return cmd
     .option('--format <format>', 'image format: raw (default) or qcow2; never guessed from the content')
-    .option('--disk <n>', 'for a guest name: which of its disks (0-based)')
+    .addOption(wholeNumberOption('--disk <n>', 'for a guest name: which of its disks, counted from 0', { min: 0, max: 63 }))
     .option('--ro', 'allow reading a running guest\'s disk (the view may be inconsistent)')
     .option('-c, --connect <socket>', 'for a guest name: the manager\'s socket (default: $VIRTKIT_CONNECT)');
 }

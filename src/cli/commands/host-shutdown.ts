@@ -4,12 +4,13 @@
  * says how it ended. Exit status 1 when any guest failed to stop.
  */
 import type { Command } from 'commander';
-import { parseSeconds, printJson, printTable, withClient, withConnect, type ConnectOpts } from './connect.js';
+import { timeoutOption } from '../options.js';
+import { printJson, printTable, withClient, withConnect, type ConnectOpts } from './connect.js';
 
 export function register(program: Command): void {
   withConnect(program.command('host-shutdown')
     .description('stop every running guest per its on_host_shutdown policy (shutdown/destroy/none), in parallel')
-    .option('--timeout <seconds>', 'ACPI wait before forcing, for every guest (default: each definition\'s shutdown_timeout)', parseSeconds)
+    .addOption(timeoutOption('ACPI wait before forcing, for every guest (default: each definition\'s shutdown_timeout)'))
     .option('--json', 'print the per-guest report as JSON'))
     .action(async (o: ConnectOpts & { timeout?: number; json?: boolean }) => {
       const r = await withClient(o, (c) => c.hostShutdown(o.timeout === undefined ? {} : { timeout: o.timeout }));

@@ -1,6 +1,7 @@
 /** Power verbs: start, shutdown, destroy, reboot, reset, suspend, resume. */
 import type { Command } from 'commander';
-import { parseSeconds, printJson, withClient, withConnect, type ConnectOpts } from './connect.js';
+import { timeoutOption } from '../options.js';
+import { printJson, withClient, withConnect, type ConnectOpts } from './connect.js';
 
 type Opts = ConnectOpts & { json?: boolean };
 
@@ -19,7 +20,7 @@ export function register(program: Command): void {
   withConnect(program.command('shutdown')
     .description('ACPI power button, then force the guest off after the timeout')
     .argument('<name>', 'domain name')
-    .option('--timeout <seconds>', 'seconds to wait before forcing (default: the definition\'s shutdown_timeout)', parseSeconds)
+    .addOption(timeoutOption('how long to wait before forcing (default: the definition\'s shutdown_timeout)'))
     .option('--json', 'print the outcome as JSON'))
     .action(async (name: string, o: Opts & { timeout?: number }) => {
       const r = await withClient(o, (c) => c.shutdown(name, o.timeout === undefined ? {} : { timeout: o.timeout }));

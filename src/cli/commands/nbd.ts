@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { VirtkitError } from '../../util/errors.js';
 import { openImage } from '../../storage/image/index.js';
 import { NbdServer, type NbdListen } from '../../storage/nbd/index.js';
+import { wholeNumberOption } from '../options.js';
 
 /** The NBD port registered with IANA, qemu-nbd's default too. */
 export const DEFAULT_NBD_PORT = 10809;
@@ -15,12 +16,12 @@ export const DEFAULT_NBD_PORT = 10809;
 interface NbdOptions {
   format: string;
   socket?: string;
-  port?: string;
+  port?: number;
   bind?: string;
   readOnly?: boolean;
   snapshot?: boolean;
   exportName: string;
-  shared: string;
+  shared: number;
 }
 
 export function register(program: Command): void {
@@ -30,12 +31,12 @@ export function register(program: Command): void {
     .argument('<file>', 'image file to export')
     .requiredOption('-f, --format <fmt>', 'image format: raw or qcow2 (never guessed)')
     .option('-k, --socket <path>', 'listen on this unix socket')
-    .option('-p, --port <n>', `listen on this TCP port (default ${DEFAULT_NBD_PORT}; 0 picks a free one)`)
+    .addOption(wholeNumberOption('-p, --port <n>', `listen on this TCP port (default ${DEFAULT_NBD_PORT}; 0 picks a free one)`, { min: 0, max: 65_535 }))
     .option('-b, --bind <addr>', 'TCP address to bind (default 127.0.0.1; NBD has no access control)')
     .option('-r, --read-only', 'refuse writes (the default unless --snapshot)')
     .option('-s, --snapshot', 'accept writes into a throwaway overlay; the image is never modified')
     .option('-x, --export-name <name>', 'export name clients ask for', '')
-    .option('-e, --shared <n>', 'clients served at once (more wait their turn)', '1')
+    .addOption(wholeNumberOption('-e, --shared <n>', 'clients served at once (more wait their turn)', { min: 1, max: 1024 }).default(1))
     .addHelpText('after', `
 Examples:
   virtkit nbd disk.qcow2 -f qcow2 --socket /tmp/disk.sock
@@ -51,10 +52,6 @@ async function runNbd(file: string, opts: NbdOptions): Promise<void> {
     throw new VirtkitError('argument.invalid', '--read-only and --snapshot exclude each other');
   }
   const listen = listenAddress(opts);
-  const shared = Number(opts.shared);
-  if (!/^\d+$/.test(opts.shared) || !Number.isSafeInteger(shared) || shared < 1) {
-    throw new VirtkitError('argument.invalid', `--shared must be a positive integer, got '${opts.shared}'`);
-  }
   if (listen.kind === 'tcp' && !isLoopback(listen.host)) {
     process.stderr.write(`virtkit: warning: NBD has no access control: anyone who can reach ${listen.host}:${listen.port}`
       + ` can read ${opts.snapshot ? 'and write ' : ''}this export\n`);
@@ -68,7 +65,7 @@ async function runNbd(file: string, opts: NbdOptions): Promise<void> {
       listen,
       mode: opts.snapshot ? 'snapshot' : 'read-only',
       exportName: opts.exportName,
-      shared,
+      shared: opts.shared,
       onConnectionError: (err) => process.stderr.write(`virtkit: nbd client dropped: ${err.describe()}\n`),
     });
   } catch (err) {
@@ -100,10 +97,7 @@ function listenAddress(opts: NbdOptions): NbdListen {
     }
     return { kind: 'unix', path: opts.socket };
   }
-  const port = opts.port === undefined ? DEFAULT_NBD_PORT : Number(opts.port);
-  if (opts.port !== undefined && (!/^\d+$/.test(opts.port) || port > 65535)) {
-    throw new VirtkitError('argument.invalid', `--port must be 0..65535, got '${opts.port}'`);
-  }
+  const port = opts.port ?? DEFAULT_NBD_PORT;
   const host = opts.bind ?? '127.0.0.1';
   if (opts.bind !== undefined && isIP(host) === 0 && host !== 'localhost') {
     throw new VirtkitError('argument.invalid', `--bind takes an IP address, got '${host}'`);
