@@ -4,18 +4,28 @@
  * instant leaves the old or the new state, never half of a commit.
  *
  * Tables: `nodes` (one row per path, with its value and revisions), `changes` (the bounded
- * change log behind `changesSince`) and `meta` (revision counters). better-sqlite3 is
- * synchronous; the async methods resolve at once, so the interface also fits a networked
- * backend. Reads use prepared statements and no transaction.
+ * change log behind `changesSince` and the change feed, with each change's origin) and
+ * `meta` (revision counters). better-sqlite3 is synchronous; the async methods resolve at
+ * once, so the interface also fits a networked backend. Reads use prepared statements and
+ * no transaction.
+ *
+ * Other writers of the same file (another process, another connection) are noticed through
+ * `PRAGMA data_version`, which changes exactly when another connection committed: a commit
+ * checks it first (inside its write lock, so revisions stay gap-free and its checks see
+ * their writes), the change feed polls it while someone follows, and a `shared` backend
+ * checks it before every read instead of trusting its caches.
  */
 import Database from 'better-sqlite3';
 import { VirtkitError } from '../util/errors.js';
 import { affects, baseName, parentPath } from './path.js';
+import { DefaultFeedPollMs, PolledChangeFeed, compactedError, type PolledFeedSource } from './polled-feed.js';
 import type {
-  ChangeOp, CommitChecks, CommitOutcome, Mutation, NodeRecord, StoreBackend, StoreChange,
+  ChangeBatchCallback, ChangeOp, CommitChecks, CommitOutcome, Disposer, Mutation, NodeRecord, Origin,
+  StoreBackend, StoreChange,
 } from './types.js';
 
-export const SchemaVersion = 1;
+/** 2 added the origin of each change to the log. */
+export const SchemaVersion = 2;
 /** Changes kept in the log by default (at least; pruning runs in batches of PruneBatch). */
 export const DefaultHistoryLimit = 10_000;
 const PruneBatch = 1_000;
@@ -31,6 +41,16 @@ export interface SqliteBackendOptions {
    * process, but the last ones may be lost if the machine loses power.
    */
   synchronous?: 'full' | 'normal';
+  /**
+   * Other processes (or other connections) also commit to this file. Every read then first
+   * asks SQLite whether they did (one `PRAGMA data_version`, about a microsecond) and drops
+   * the read caches if so. Without it the caches trust that this backend is the only writer,
+   * as the state dir lock guarantees for `openStore`, and pick up others' commits only when
+   * this backend commits or its followed feed polls.
+   */
+  shared?: boolean;
+  /** How often a followed feed looks for other writers' commits, in ms (default 50). */
+  feedPollMs?: number;
 }
 
 const Schema = `
@@ -47,36 +67,53 @@ CREATE TABLE IF NOT EXISTS nodes (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS nodes_by_parent ON nodes (parent, path);
 CREATE TABLE IF NOT EXISTS changes (
-  revision INTEGER PRIMARY KEY,
-  op       TEXT NOT NULL,
-  path     TEXT NOT NULL,
-  value    TEXT
+  revision      INTEGER PRIMARY KEY,
+  op            TEXT NOT NULL,
+  path          TEXT NOT NULL,
+  value         TEXT,
+  origin_pid    INTEGER,
+  origin_uid    INTEGER,
+  origin_client TEXT
 );
 INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0), ('compacted', 0);
 INSERT OR IGNORE INTO nodes (path, parent, value, mod_rev, child_rev) VALUES ('/', NULL, '', 0, 0);
 `;
 
-interface NodeRow { value: string; mod_rev: number; child_rev: number }
-interface ChangeRow { revision: number; op: ChangeOp; path: string; value: string | null }
+const ChangeColumns = 'revision, op, path, value, origin_pid, origin_uid, origin_client';
+/** Columns added by schema 2 to a log created by schema 1. */
+const OriginColumns = ['origin_pid INTEGER', 'origin_uid INTEGER', 'origin_client TEXT'];
 
-export class SqliteBackend implements StoreBackend {
+interface NodeRow { value: string; mod_rev: number; child_rev: number }
+interface ChangeRow {
+  revision: number; op: ChangeOp; path: string; value: string | null;
+  origin_pid: number | null; origin_uid: number | null; origin_client: string | null;
+}
+
+export class SqliteBackend implements StoreBackend, PolledFeedSource {
   private readonly db: Database.Database;
   private readonly historyLimit: number;
+  private readonly shared: boolean;
   private currentRevision: number;
   private compacted: number;
+  /** `PRAGMA data_version` when this backend last caught up with other writers. */
+  private dataVersion: number;
   private readonly stmt: ReturnType<typeof prepareStatements>;
+  private readonly feed: PolledChangeFeed;
   /**
-   * Read caches. This process is the only writer (the state dir lock guarantees it), so
-   * what it read stays true until one of its own commits changes it; each mutation drops
-   * the entries it may have changed. null marks a path known to be absent.
+   * Read caches. Unless `shared`, this backend is the only writer (the state dir lock
+   * guarantees it), so what it read stays true until one of its own commits changes it;
+   * each mutation drops the entries it may have changed. Noticing another writer's commit
+   * drops them all. null marks a path known to be absent.
    */
   private readonly nodeCache = new Map<string, NodeRecord | null>();
   private readonly childCache = new Map<string, readonly string[]>();
-  private readonly applyInTransaction: (checks: CommitChecks | undefined, mutations: readonly Mutation[]) => CommitOutcome;
+  private readonly applyInTransaction: (checks: CommitChecks | undefined, mutations: readonly Mutation[],
+    origin: Origin | undefined) => CommitOutcome;
 
   /** Opens (creating if needed) the database at `file`. The caller holds the state dir lock. */
   constructor(file: string, options: SqliteBackendOptions = {}) {
     this.historyLimit = Math.max(1, Math.floor(options.historyLimit ?? DefaultHistoryLimit));
+    this.shared = options.shared ?? false;
     const db = new Database(file);
     try {
       const mode = db.pragma('journal_mode = WAL', { simple: true });
@@ -89,6 +126,10 @@ export class SqliteBackend implements StoreBackend {
       }
       db.transaction(() => {
         db.exec(Schema);
+        const columns = new Set((db.pragma('table_info(changes)') as Array<{ name: string }>).map((c) => c.name));
+        for (const column of OriginColumns) {
+          if (!columns.has(column.split(' ')[0]!)) db.exec(`ALTER TABLE changes ADD COLUMN ${column}`);
+        }
         db.pragma(`user_version = ${SchemaVersion}`);
       }).immediate();
     } catch (err) {
@@ -97,14 +138,17 @@ export class SqliteBackend implements StoreBackend {
     }
     this.db = db;
     this.stmt = prepareStatements(db);
+    this.dataVersion = this.stmt.dataVersion.get() as number;
     this.currentRevision = this.stmt.getMeta.get('revision') as number;
     this.compacted = this.stmt.getMeta.get('compacted') as number;
-    const apply = db.transaction((checks: CommitChecks | undefined, mutations: readonly Mutation[]) =>
-      this.apply(checks, mutations));
-    this.applyInTransaction = (checks, mutations) => apply.immediate(checks, mutations);
+    const apply = db.transaction((checks: CommitChecks | undefined, mutations: readonly Mutation[], origin: Origin | undefined) =>
+      this.apply(checks, mutations, origin));
+    this.applyInTransaction = (checks, mutations, origin) => apply.immediate(checks, mutations, origin);
+    this.feed = new PolledChangeFeed(this, options.feedPollMs ?? DefaultFeedPollMs);
   }
 
   get revision(): number {
+    if (this.shared) this.noticeOtherWriters();
     return this.currentRevision;
   }
 
@@ -114,6 +158,11 @@ export class SqliteBackend implements StoreBackend {
   }
 
   getSync(path: string): NodeRecord | undefined {
+    if (this.shared) this.noticeOtherWriters();
+    return this.lookup(path);
+  }
+
+  private lookup(path: string): NodeRecord | undefined {
     const cached = this.nodeCache.get(path);
     if (cached !== undefined) return cached ?? undefined;
     const row = this.stmt.getNode.get(path) as NodeRow | undefined;
@@ -143,44 +192,89 @@ export class SqliteBackend implements StoreBackend {
     return Promise.resolve(this.childrenSync(path));
   }
 
-  commitSync(checks: CommitChecks | undefined, mutations: readonly Mutation[]): CommitOutcome {
+  commitSync(checks: CommitChecks | undefined, mutations: readonly Mutation[], origin?: Origin): CommitOutcome {
     const before = this.currentRevision;
     const compactedBefore = this.compacted;
+    let outcome: CommitOutcome;
     try {
-      return this.applyInTransaction(checks, mutations);
+      outcome = this.applyInTransaction(checks, mutations, origin !== undefined && hasOrigin(origin) ? origin : undefined);
     } catch (err) {
-      // The SQLite transaction was rolled back; so are the counters, and the caches may
-      // hold what it wrote.
-      this.currentRevision = before;
-      this.compacted = compactedBefore;
+      // The SQLite transaction was rolled back; so are the counters (to what is committed,
+      // which includes other writers' commits noticed inside it), and the caches may hold
+      // what it wrote.
       this.nodeCache.clear();
       this.childCache.clear();
+      try {
+        this.loadCounters();
+      } catch {
+        this.currentRevision = before;
+        this.compacted = compactedBefore;
+      }
       throw err;
     }
+    if (outcome.ok) this.feed.committed(outcome.changes);
+    return outcome;
   }
 
-  commit(checks: CommitChecks | undefined, mutations: readonly Mutation[]): Promise<CommitOutcome> {
+  commit(checks: CommitChecks | undefined, mutations: readonly Mutation[], origin?: Origin): Promise<CommitOutcome> {
     try {
-      return Promise.resolve(this.commitSync(checks, mutations));
+      return Promise.resolve(this.commitSync(checks, mutations, origin));
     } catch (err) {
       return Promise.reject(err as Error);
     }
+  }
+
+  onChanges(after: number, onChanges: ChangeBatchCallback, onError: (err: unknown) => void): Disposer {
+    if (!this.db.open) throw new VirtkitError('internal', 'the store is closed');
+    return this.feed.subscribe(after, onChanges, onError);
+  }
+
+  /** Whether the change feed's poll timer runs: exactly while someone follows the feed. */
+  get feedPolling(): boolean {
+    return this.feed.polling;
+  }
+
+  /** How many subscriptions the change feed has. */
+  get feedFollowers(): number {
+    return this.feed.followerCount;
+  }
+
+  /** Looks for other writers' commits now, as the feed's timer does (tests call it). */
+  pollFeed(): void {
+    this.feed.poll();
+  }
+
+  /**
+   * Picks up other connections' commits: when `PRAGMA data_version` moved, reloads the
+   * counters and drops the read caches. True when there were some.
+   */
+  noticeOtherWriters(): boolean {
+    const version = this.stmt.dataVersion.get() as number;
+    if (version === this.dataVersion) return false;
+    this.dataVersion = version;
+    this.nodeCache.clear();
+    this.childCache.clear();
+    this.loadCounters();
+    return true;
+  }
+
+  /** At most `limit` logged changes after `revision`, oldest first (the feed's catch-up). */
+  readLog(revision: number, limit: number): StoreChange[] {
+    return (this.stmt.changesAfterLimit.all(revision, limit) as ChangeRow[]).map(toChange);
   }
 
   changesSinceSync(revision: number, options: { prefix?: string; limit: number }): StoreChange[] {
     if (!Number.isSafeInteger(revision) || revision < 0) {
       throw new VirtkitError('argument.invalid', `a revision is a non-negative integer, got ${String(revision)}`, { revision });
     }
+    // The log is read from the file anyway: make the bounds agree with it.
+    this.noticeOtherWriters();
     if (revision > this.currentRevision) {
       throw new VirtkitError('argument.invalid',
         `revision ${revision} is ahead of the store (at ${this.currentRevision}): the cursor belongs to another store`,
         { revision, current: this.currentRevision });
     }
-    if (revision < this.compacted) {
-      throw new VirtkitError('store.compacted',
-        `changes after revision ${revision} are no longer kept (the log starts at ${this.compacted + 1}): read the current state again`,
-        { revision, oldest: this.compacted + 1 });
-    }
+    if (revision < this.compacted) throw compactedError(revision, this.compacted);
     const out: StoreChange[] = [];
     if (options.limit <= 0) return out;
     const { prefix } = options;
@@ -191,9 +285,7 @@ export class SqliteBackend implements StoreBackend {
       : this.stmt.changesAfterUnder.iterate(revision, prefix, `${prefix}/`, `${prefix}0`);
     for (const row of rows as IterableIterator<ChangeRow>) {
       if (prefix === undefined || affects(row.op, row.path, prefix)) {
-        out.push(row.value === null
-          ? { revision: row.revision, op: row.op, path: row.path }
-          : { revision: row.revision, op: row.op, path: row.path, value: row.value });
+        out.push(toChange(row));
         if (out.length >= options.limit) break;
       }
     }
@@ -209,23 +301,32 @@ export class SqliteBackend implements StoreBackend {
   }
 
   close(): Promise<void> {
+    this.feed.close();
     if (this.db.open) this.db.close();
     return Promise.resolve();
   }
 
-  // Runs inside BEGIN IMMEDIATE: checks, then mutations, then the counters.
-  private apply(checks: CommitChecks | undefined, mutations: readonly Mutation[]): CommitOutcome {
+  private loadCounters(): void {
+    this.currentRevision = this.stmt.getMeta.get('revision') as number;
+    this.compacted = this.stmt.getMeta.get('compacted') as number;
+  }
+
+  // Runs inside BEGIN IMMEDIATE: other writers' commits, checks, mutations, the counters.
+  private apply(checks: CommitChecks | undefined, mutations: readonly Mutation[], origin: Origin | undefined): CommitOutcome {
+    // No other writer can commit while this transaction holds the write lock, so what is
+    // noticed here is exact: the revisions continue theirs, the checks see their writes.
+    this.noticeOtherWriters();
     if (checks !== undefined) {
       for (const [path, seen] of checks.reads) {
-        if ((this.getSync(path)?.modRevision ?? 0) !== seen) return { ok: false, conflictPath: path };
+        if ((this.lookup(path)?.modRevision ?? 0) !== seen) return { ok: false, conflictPath: path };
       }
       for (const [path, seen] of checks.lists) {
-        if ((this.getSync(path)?.childRevision ?? 0) !== seen) return { ok: false, conflictPath: path };
+        if ((this.lookup(path)?.childRevision ?? 0) !== seen) return { ok: false, conflictPath: path };
       }
     }
     const changes: StoreChange[] = [];
     for (const m of mutations) {
-      const change = this.applyMutation(m);
+      const change = this.applyMutation(m, origin);
       if (change !== undefined) changes.push(change);
     }
     if (changes.length > 0) {
@@ -239,26 +340,31 @@ export class SqliteBackend implements StoreBackend {
     return { ok: true, revision: this.currentRevision, changes };
   }
 
-  private applyMutation(m: Mutation): StoreChange | undefined {
+  private applyMutation(m: Mutation, origin: Origin | undefined): StoreChange | undefined {
     const { stmt } = this;
+    const pid = origin?.pid ?? null;
+    const uid = origin?.uid ?? null;
+    const client = origin?.client ?? null;
     switch (m.op) {
       case 'write': {
         const revision = ++this.currentRevision;
-        if (this.getSync(m.path) !== undefined) {
+        if (this.lookup(m.path) !== undefined) {
           stmt.updateValue.run(m.value, revision, m.path);
           this.nodeCache.delete(m.path);
         } else {
           this.createNode(m.path, m.value, revision);
         }
-        stmt.insertChange.run(revision, 'write', m.path, m.value);
-        return { revision, op: 'write', path: m.path, value: m.value };
+        stmt.insertChange.run(revision, 'write', m.path, m.value, pid, uid, client);
+        return origin === undefined
+          ? { revision, op: 'write', path: m.path, value: m.value }
+          : { revision, op: 'write', path: m.path, value: m.value, origin };
       }
       case 'mkdir': {
-        if (this.getSync(m.path) !== undefined) return undefined;
+        if (this.lookup(m.path) !== undefined) return undefined;
         const revision = ++this.currentRevision;
         this.createNode(m.path, '', revision);
-        stmt.insertChange.run(revision, 'mkdir', m.path, null);
-        return { revision, op: 'mkdir', path: m.path };
+        stmt.insertChange.run(revision, 'mkdir', m.path, null, pid, uid, client);
+        return origin === undefined ? { revision, op: 'mkdir', path: m.path } : { revision, op: 'mkdir', path: m.path, origin };
       }
       case 'rm': {
         const parent = parentPath(m.path);
@@ -270,8 +376,8 @@ export class SqliteBackend implements StoreBackend {
         this.childCache.clear();
         const revision = ++this.currentRevision;
         stmt.bumpChildRev.run(revision, parent);
-        stmt.insertChange.run(revision, 'rm', m.path, null);
-        return { revision, op: 'rm', path: m.path };
+        stmt.insertChange.run(revision, 'rm', m.path, null, pid, uid, client);
+        return origin === undefined ? { revision, op: 'rm', path: m.path } : { revision, op: 'rm', path: m.path, origin };
       }
     }
   }
@@ -280,7 +386,7 @@ export class SqliteBackend implements StoreBackend {
   private createNode(path: string, value: string, revision: number): void {
     const parent = parentPath(path);
     if (parent === undefined) throw new VirtkitError('store.invalid-path', 'the root cannot be written', { path });
-    if (this.getSync(parent) === undefined) this.createNode(parent, '', revision);
+    if (this.lookup(parent) === undefined) this.createNode(parent, '', revision);
     this.stmt.insertNode.run(path, parent, value, revision, revision);
     this.stmt.bumpChildRev.run(revision, parent);
     this.nodeCache.delete(path);
@@ -289,8 +395,26 @@ export class SqliteBackend implements StoreBackend {
   }
 }
 
+function hasOrigin(origin: Origin): boolean {
+  return origin.pid !== undefined || origin.uid !== undefined || origin.client !== undefined;
+}
+
+function toChange(row: ChangeRow): StoreChange {
+  const change: { -readonly [K in keyof StoreChange]: StoreChange[K] } = { revision: row.revision, op: row.op, path: row.path };
+  if (row.value !== null) change.value = row.value;
+  if (row.origin_pid !== null || row.origin_uid !== null || row.origin_client !== null) {
+    const origin: { -readonly [K in keyof Origin]: Origin[K] } = {};
+    if (row.origin_pid !== null) origin.pid = row.origin_pid;
+    if (row.origin_uid !== null) origin.uid = row.origin_uid;
+    if (row.origin_client !== null) origin.client = row.origin_client;
+    change.origin = origin;
+  }
+  return change;
+}
+
 function prepareStatements(db: Database.Database) {
   return {
+    dataVersion: db.prepare('PRAGMA data_version').pluck(),
     getMeta: db.prepare('SELECT value FROM meta WHERE key = ?').pluck(),
     setMeta: db.prepare('UPDATE meta SET value = ? WHERE key = ?'),
     getNode: db.prepare('SELECT value, mod_rev, child_rev FROM nodes WHERE path = ?'),
@@ -301,10 +425,12 @@ function prepareStatements(db: Database.Database) {
     deleteNode: db.prepare('DELETE FROM nodes WHERE path = ?'),
     // Descendants of /a are exactly the paths in ['/a/', '/a0'): '0' follows '/' in ASCII.
     deleteDescendants: db.prepare('DELETE FROM nodes WHERE path >= ? AND path < ?'),
-    insertChange: db.prepare('INSERT INTO changes (revision, op, path, value) VALUES (?, ?, ?, ?)'),
+    insertChange: db.prepare(`INSERT INTO changes (revision, op, path, value, origin_pid, origin_uid, origin_client)
+      VALUES (?, ?, ?, ?, ?, ?, ?)`),
     pruneChanges: db.prepare('DELETE FROM changes WHERE revision <= ?'),
-    changesAfter: db.prepare('SELECT revision, op, path, value FROM changes WHERE revision > ? ORDER BY revision'),
-    changesAfterUnder: db.prepare(`SELECT revision, op, path, value FROM changes
+    changesAfter: db.prepare(`SELECT ${ChangeColumns} FROM changes WHERE revision > ? ORDER BY revision`),
+    changesAfterLimit: db.prepare(`SELECT ${ChangeColumns} FROM changes WHERE revision > ? ORDER BY revision LIMIT ?`),
+    changesAfterUnder: db.prepare(`SELECT ${ChangeColumns} FROM changes
       WHERE revision > ? AND (path = ? OR (path >= ? AND path < ?) OR op = 'rm') ORDER BY revision`),
   };
 }

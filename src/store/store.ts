@@ -1,6 +1,12 @@
 /**
  * The generic store over any `StoreBackend`: path and value checks, handles with an origin,
- * transactions, watches (fired after commit, in revision order) and the snoop hook.
+ * transactions, watches and the snoop hook.
+ *
+ * Watches are fed by the backend's change feed (`onChanges`), never by this layer's own
+ * commits, so they hear every writer of a shared store alike. The store follows the feed
+ * only while at least one watch is open. A change of this handle's own commit reaches the
+ * watchers after snoop has recorded the commit and before the commit's promise resolves,
+ * as if the commit had published it.
  */
 import { VirtkitError, isVirtkitError } from '../util/errors.js';
 import { affects, assertValidPath, isValidPath } from './path.js';
@@ -31,6 +37,8 @@ interface Watcher {
   readonly path: string;
   readonly callback: WatchCallback;
   readonly origin: Origin;
+  /** Where a `store.compacted` of the live feed goes (the watch ends). */
+  readonly onError: (err: unknown) => void;
   /** Highest revision delivered, so a replay and the live feed never repeat a change. */
   delivered: number;
   /** While a replay is in flight, live changes wait here. */
@@ -48,8 +56,15 @@ class StoreCore {
   readonly maxValueBytes: number;
   private readonly snoopers = new Set<SnoopCallback>();
   private watchers: Watcher[] = [];
+  /** The feed subscription, open exactly while there are watchers. */
+  private unfollow: Disposer | undefined;
+  /** Changes from the feed not yet delivered, in revision order. */
   private readonly queue: StoreChange[] = [];
   private dispatching = false;
+  /** Commits of this store started and not yet reported (to snoop and their caller). */
+  private commitsInFlight = 0;
+  /** Queued changes up to this revision may go out even while other commits are in flight. */
+  private releasedUpTo = 0;
   private nextTxId = 1;
   private closed = false;
 
@@ -95,25 +110,53 @@ class StoreCore {
 
   addWatcher(watcher: Watcher): void {
     this.watchers = [...this.watchers, watcher];
+    if (this.unfollow === undefined) {
+      // Live from what the backend knows now; a watch with `since` replays the rest itself.
+      this.unfollow = this.backend.onChanges(this.backend.revision,
+        (changes) => this.received(changes), (err) => this.feedFailed(err));
+    }
   }
 
   removeWatcher(watcher: Watcher): void {
     watcher.active = false;
     this.watchers = this.watchers.filter((w) => w !== watcher);
+    if (this.watchers.length === 0) this.stopFollowing();
+  }
+
+  /** Before a commit: its changes (arriving through the feed) wait until `commitEnded`. */
+  commitStarted(): void {
+    this.commitsInFlight++;
   }
 
   /**
-   * Delivers committed changes to watchers. A callback that commits in turn only queues its
-   * changes, so every watcher sees every change in revision order.
+   * After a commit, once snoop has recorded it: releases the queued changes up to its
+   * `revision` (all of them when no other commit is in flight), so its caller resumes with
+   * the watchers already told.
    */
-  publish(changes: readonly StoreChange[]): void {
-    if (changes.length === 0) return;
-    this.queue.push(...changes);
+  commitEnded(revision: number | undefined): void {
+    this.commitsInFlight--;
+    if (revision !== undefined && revision > this.releasedUpTo) this.releasedUpTo = revision;
+    this.dispatch();
+  }
+
+  /** The feed's batches. */
+  private received(changes: readonly StoreChange[]): void {
+    for (const change of changes) this.queue.push(change);
+    this.dispatch();
+  }
+
+  /**
+   * Delivers queued changes to watchers, in revision order. A callback that commits in
+   * turn only queues its changes, so every watcher sees every change in revision order.
+   */
+  private dispatch(): void {
     if (this.dispatching) return;
     this.dispatching = true;
+    let i = 0;
     try {
-      for (let i = 0; i < this.queue.length; i++) {
+      for (; i < this.queue.length; i++) {
         const change = this.queue[i]!;
+        if (this.commitsInFlight > 0 && change.revision > this.releasedUpTo) break;
         for (const watcher of this.watchers) {
           if (!affects(change.op, change.path, watcher.path)) continue;
           if (watcher.pending !== undefined) watcher.pending.push(change);
@@ -121,9 +164,34 @@ class StoreCore {
         }
       }
     } finally {
-      this.queue.length = 0;
+      this.queue.splice(0, i);
       this.dispatching = false;
     }
+  }
+
+  /** The feed ended with an error (`store.compacted`: it fell behind the log): so does every watch. */
+  private feedFailed(err: unknown): void {
+    this.unfollow = undefined;
+    this.dropQueue();
+    const watchers = this.watchers;
+    this.watchers = [];
+    for (const watcher of watchers) {
+      watcher.active = false;
+      this.snoop(watcher.origin, '-', 'unwatch', watcher.path, undefined, 'EIO');
+      watcher.onError(err);
+    }
+  }
+
+  private stopFollowing(): void {
+    const unfollow = this.unfollow;
+    this.unfollow = undefined;
+    this.dropQueue();
+    unfollow?.();
+  }
+
+  /** Forgets undelivered changes, unless a dispatch is walking the queue (it drops them itself). */
+  private dropQueue(): void {
+    if (!this.dispatching) this.queue.length = 0;
   }
 
   deliver(watcher: Watcher, change: StoreChange): void {
@@ -150,6 +218,7 @@ class StoreCore {
     this.closed = true;
     for (const w of this.watchers) w.active = false;
     this.watchers = [];
+    this.stopFollowing();
     this.snoopers.clear();
     try {
       await this.backend.close();
@@ -279,18 +348,21 @@ class StoreHandle implements Store {
     const plan = tx.finish();
     core.assertOpen();
     let outcome;
+    core.commitStarted();
     try {
-      outcome = await core.backend.commit(plan.checks, plan.mutations);
+      outcome = await core.backend.commit(plan.checks, plan.mutations, this.origin);
     } catch (err) {
       core.snoop(this.origin, tx.id, 'commit', undefined, undefined, 'EIO');
+      core.commitEnded(undefined);
       throw err;
     }
     if (!outcome.ok) {
       core.snoop(this.origin, tx.id, 'commit', outcome.conflictPath, undefined, 'EAGAIN');
+      core.commitEnded(undefined);
       throw conflictError(tx.id, outcome.conflictPath);
     }
     core.snoop(this.origin, tx.id, 'commit', undefined, undefined, 'OK', outcome.revision);
-    core.publish(outcome.changes);
+    core.commitEnded(outcome.revision);
     tx.runCommitCallbacks(outcome.revision, outcome.changes);
     return result;
   }
@@ -300,8 +372,9 @@ class StoreHandle implements Store {
     core.assertOpen();
     validated(core, this.origin, '-', 'watch', path, () => assertValidPath(path));
     const since = options.since;
+    const onError = options.onError ?? ((err: unknown) => core.reportListenerError(err));
     const watcher: Watcher = {
-      path, callback, origin: this.origin, active: true,
+      path, callback, origin: this.origin, onError, active: true,
       delivered: since ?? core.backend.revision,
       pending: since === undefined ? undefined : [],
     };
@@ -312,7 +385,7 @@ class StoreHandle implements Store {
       core.removeWatcher(watcher);
       core.snoop(this.origin, '-', 'unwatch', path, undefined, 'OK');
     };
-    if (since !== undefined) this.replay(watcher, since, options.onError ?? ((err) => core.reportListenerError(err)), dispose);
+    if (since !== undefined) this.replay(watcher, since, onError, dispose);
     return dispose;
   }
 
@@ -336,17 +409,22 @@ class StoreHandle implements Store {
   private async commitOne(mutation: Mutation, value: string | undefined): Promise<boolean> {
     const { core } = this;
     let outcome;
+    core.commitStarted();
     try {
-      outcome = await core.backend.commit(undefined, [mutation]);
+      outcome = await core.backend.commit(undefined, [mutation], this.origin);
     } catch (err) {
       core.snoop(this.origin, '-', mutation.op, mutation.path, value, isVirtkitError(err) ? 'EINVAL' : 'EIO');
+      core.commitEnded(undefined);
       throw err;
     }
-    if (!outcome.ok) throw new VirtkitError('internal', 'a commit without checks reported a conflict');
+    if (!outcome.ok) {
+      core.commitEnded(undefined);
+      throw new VirtkitError('internal', 'a commit without checks reported a conflict');
+    }
     const changed = outcome.changes.length > 0;
     core.snoop(this.origin, '-', mutation.op, mutation.path, value,
       changed || mutation.op !== 'rm' ? 'OK' : 'ENOENT', changed ? outcome.revision : undefined);
-    core.publish(outcome.changes);
+    core.commitEnded(outcome.revision);
     return changed;
   }
 

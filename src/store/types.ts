@@ -4,10 +4,12 @@
  * resumable change log and an operation hook for snoop. docs/store.md is the user guide.
  */
 
-/** Who performed an operation, as snoop shows it: the client's pid (from the unix socket's
- * peer credentials) and/or a client name. Both optional; `{}` is the daemon itself. */
+/** Who performed an operation, as snoop and the change feed show it: the client's pid and
+ * uid (from the unix socket's peer credentials) and/or a client name. All optional; `{}` is
+ * the daemon itself. */
 export interface Origin {
   readonly pid?: number;
+  readonly uid?: number;
   readonly client?: string;
 }
 
@@ -18,13 +20,18 @@ export type ChangeOp = (typeof ChangeOps)[number];
  * One committed change. `revision` is the store-wide revision it created: every committed
  * change gets the next integer, so revisions are unique, increasing and gap-free, and the
  * changes of one commit carry consecutive revisions. `value` is set for `write` only.
+ * `origin` is the handle's origin that committed it, absent for the daemon itself (`{}`).
  */
 export interface StoreChange {
   readonly revision: number;
   readonly op: ChangeOp;
   readonly path: string;
   readonly value?: string;
+  readonly origin?: Origin;
 }
+
+/** Receives the changes of the feed, a batch at a time, oldest first. */
+export type ChangeBatchCallback = (changes: readonly StoreChange[]) => void;
 
 export type WatchCallback = (change: StoreChange) => void;
 
@@ -176,19 +183,35 @@ export type CommitOutcome =
 /**
  * What a storage engine provides; the generic layer (`createStore`) adds path checks,
  * transactions, watches and snoop on top. The SQLite backend (sqlite.ts) is the one in use;
- * an etcd backend maps `commit` onto an etcd Txn comparing mod revisions.
- * Paths reaching a backend are already valid.
+ * an etcd backend maps `commit` onto an etcd Txn comparing mod revisions and `onChanges`
+ * onto an etcd watch. Paths reaching a backend are already valid.
+ *
+ * Watches (and so the daemon's events) hear only what `onChanges` delivers: the backend's
+ * change feed is the one source of "what was committed", whoever committed it.
  */
 export interface StoreBackend {
+  /** The last committed revision this backend knows of. */
   readonly revision: number;
   get(path: string): Promise<NodeRecord | undefined>;
   /** Sorted child names and the parent's record, or undefined when `path` does not exist. */
   children(path: string): Promise<{ readonly names: string[]; readonly node: NodeRecord } | undefined>;
   /**
    * Atomically: verify `checks`, then apply `mutations` in order, logging one change per
-   * effective mutation (a `mkdir` of an existing node or an `rm` of nothing logs nothing).
+   * effective mutation (a `mkdir` of an existing node or an `rm` of nothing logs nothing),
+   * each with `origin` (omitted when empty).
    */
-  commit(checks: CommitChecks | undefined, mutations: readonly Mutation[]): Promise<CommitOutcome>;
+  commit(checks: CommitChecks | undefined, mutations: readonly Mutation[], origin?: Origin): Promise<CommitOutcome>;
+  /** The retained changes after `revision`, oldest first (see `Store.changesSince`). */
   changesSince(revision: number, options: { prefix?: string; limit: number }): Promise<StoreChange[]>;
+  /**
+   * The change feed: every change committed after revision `after`, by this process or any
+   * other writer of the same store, in revision order, each exactly once, with no gap.
+   * Changes committed through this backend are delivered before its `commit` resolves;
+   * others' within the backend's documented latency. When the feed cannot continue without
+   * a gap (its position fell out of the bounded log) `onError` gets `store.compacted` and the
+   * subscription ends. Returns a disposer; a backend does no work for its feed while nobody
+   * is subscribed.
+   */
+  onChanges(after: number, onChanges: ChangeBatchCallback, onError: (err: unknown) => void): Disposer;
   close(): Promise<void>;
 }
