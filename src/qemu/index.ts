@@ -6,3 +6,11 @@ export type { ExitInfo, ExitReason, ForcedBy, LaunchCommandOptions, LifecyclePol
 export { openConsole, watchConsoleFor } from './console.js';
 export * from './qmp/index.js';
 export * from './command/index.js';
+export { QemuDomainDriver, accelOfCommandLine, type QemuDriverOptions } from './driver/qemu-driver.js';
+export { QemuGuest } from './driver/qemu-guest.js';
+export { LifecycleTracker, RESET_QUIET_MS } from './driver/events.js';
+export { hmpErrorOf, type MonitorCommand } from './driver/monitor.js';
+export type {
+  DeviceInfo, DomainDriver, GuestHandle, GuestRunState, HostCapabilities, LaunchOptions, LifecycleEvent, LifecycleListener,
+  PolicyAction, PrepareOptions, PreparedLaunch, StopOptions,
+} from './driver/types.js';

@@ -11,6 +11,7 @@ import { QmpClient } from './qmp/client.js';
 import type { RunState } from './qmp/commands.js';
 import type { QmpEvent } from './qmp/events.js';
 import type { DomainDefinition } from '../conf/index.js';
+import type { ExitInfo, ForcedBy } from './driver/types.js';
 import { buildCommand, type CommandContext } from './command/index.js';
 import { runPaths, type RunPaths } from './command/run-paths.js';
 import { runActionsOf, type RunActions } from './process/actions.js';
@@ -21,32 +22,13 @@ export type { QemuCommandLine } from './process/spawn.js';
 export type { RunActions } from './process/actions.js';
 export { runPaths, type RunPaths } from './command/run-paths.js';
 
-export type ExitReason = 'shutdown' | 'destroyed' | 'crashed';
+export type { ExitInfo, ExitReason, ForcedBy } from './driver/types.js';
 
 /**
  * The definition's lifecycle settings, for what QEMU's actions alone cannot tell: whether a
  * guest kept after its power-off (`-action shutdown=pause`) is to be preserved or ended.
  */
 export type LifecyclePolicy = Pick<DomainDefinition, 'on_poweroff' | 'on_reboot' | 'on_crash'>;
-export type ForcedBy = 'quit' | 'SIGTERM' | 'SIGKILL';
-
-export interface ExitInfo {
-  /**
-   * shutdown: the guest powered off (SHUTDOWN event from the guest);
-   * destroyed: the host stopped QEMU (our destroy or forced stop, `quit`, a signal);
-   * crashed: QEMU went away without a SHUTDOWN event, or the guest panicked.
-   */
-  reason: ExitReason;
-  /** The guest powered off (or reset under -no-reboot) without this process asking it to. */
-  guestInitiated: boolean;
-  /** QEMU's SHUTDOWN reason (`guest-shutdown`, `host-signal`, `host-qmp-quit`...) when one was seen. */
-  shutdownReason?: string;
-  /** Set when this process stopped QEMU by force: what finally ended it. */
-  forcedBy?: ForcedBy;
-  /** Exit status; known only for a QEMU this process spawned. */
-  exitCode?: number | null;
-  signal?: NodeJS.Signals | null;
-}
 
 export interface LaunchCommandOptions {
   command: QemuCommandLine;
@@ -96,6 +78,8 @@ export class QemuProcess {
 
   /** What QEMU does by itself on a guest reboot, power-off and panic, from its command line. */
   readonly actions: Readonly<RunActions>;
+  /** QEMU's arguments: as launched, or read from /proc for an attached QEMU (program first then). */
+  readonly commandLine: readonly string[];
   private readonly lifecycle: LifecyclePolicy | undefined;
   private shutdownEvent: { guest: boolean; reason: string } | undefined;
   /** The guest was found powered off and kept by QEMU (state `shutdown`) before we saw its SHUTDOWN. */
@@ -117,6 +101,7 @@ export class QemuProcess {
   ) {
     this.paths = runPaths(runDir);
     this.actions = runActionsOf(setup.argv);
+    this.commandLine = [...setup.argv];
     this.lifecycle = setup.lifecycle === undefined
       ? undefined
       : { on_poweroff: setup.lifecycle.on_poweroff, on_reboot: setup.lifecycle.on_reboot, on_crash: setup.lifecycle.on_crash };
@@ -416,7 +401,7 @@ export class QemuProcess {
   }
 
   /** Ends a QEMU that keeps a guest that is no longer running (powered off or panicked): `quit`, force as a fallback. */
-  private async endKeptGuest(): Promise<void> {
+  async endKeptGuest(): Promise<void> {
     if (this.exitedFlag) return;
     await this.qmp.execute('quit', undefined, { timeoutMs: 2000 }).catch(() => undefined);
     if (await this.waitGone(3000)) return;

@@ -36,6 +36,13 @@ export interface ObjectTypeInfo {
   parent?: string;
 }
 
+/** One property of a QOM object; children are `child<TYPE>`. */
+export interface ObjectPropertyInfo {
+  name: string;
+  type: string;
+  description?: string;
+}
+
 export interface VersionInfo {
   qemu: { major: number; minor: number; micro: number };
   package: string;
@@ -51,6 +58,7 @@ export interface QmpCommands {
   'query-cpu-definitions': { args?: undefined; ret: CpuDefinitionInfo[] };
   'query-kvm': { args?: undefined; ret: { enabled: boolean; present: boolean } };
   'qom-list-types': { args?: { implements?: string; abstract?: boolean }; ret: ObjectTypeInfo[] };
+  'qom-list': { args: { path: string }; ret: ObjectPropertyInfo[] };
   system_powerdown: { args?: undefined; ret: Empty };
   system_reset: { args?: undefined; ret: Empty };
   stop: { args?: undefined; ret: Empty };
@@ -70,6 +78,6 @@ export type QmpReturn<K extends QmpCommandName> = QmpCommands[K]['ret'];
 /** The commands of the typed table, at run time (tests check each against QEMU's own schema). */
 export const TypedQmpCommands = [
   'qmp_capabilities', 'query-status', 'query-version', 'query-machines', 'query-cpu-definitions', 'query-kvm',
-  'qom-list-types', 'system_powerdown', 'system_reset', 'stop', 'cont', 'quit', 'set-action', 'human-monitor-command',
+  'qom-list-types', 'qom-list', 'system_powerdown', 'system_reset', 'stop', 'cont', 'quit', 'set-action', 'human-monitor-command',
 ] as const satisfies readonly QmpCommandName[];
 

@@ -1,0 +1,143 @@
+/**
+ * QemuDomainDriver: the DomainDriver of real QEMU. Phases, after libvirt's qemu_process:
+ * prepare (capabilities, accelerator, boot files, command line: nothing runs yet) ->
+ * launch (spawn with -S, connect QMP, start the CPUs unless paused) or attach (adopt the QEMU
+ * of a run dir after a daemon restart) -> a QemuGuest handle that carries the lifecycle
+ * events and the on_* policy until QEMU is gone. See docs/qemu-driver.md.
+ */
+import { chmod, mkdir } from 'node:fs/promises';
+import { resolve as resolvePath } from 'node:path';
+import type { DomainDefinition } from '../../conf/index.js';
+import { prepareGuestBoot } from '../../guestfs/boot/index.js';
+import { DEFAULT_QEMU_BINARY, probeCapabilities, resolveAccel, type Accel, type QemuCapabilities } from '../caps.js';
+import { buildCommand } from '../command/index.js';
+import { QemuProcess } from '../process.js';
+import { QemuGuest } from './qemu-guest.js';
+import type { DomainDriver, GuestHandle, HostCapabilities, LaunchOptions, PrepareOptions, PreparedLaunch } from './types.js';
+
+export interface QemuDriverOptions {
+  /** QEMU binary, a name on PATH or a path. Default qemu-system-x86_64. */
+  binary?: string;
+  /** Where the capability probe is cached on disk (caps.ts; default $XDG_CACHE_HOME/virtkit). */
+  cacheDir?: string;
+  /** A policy action (restart, ending a kept guest) failed; the guest's events say what was attempted. */
+  onActionError?: (err: unknown, runDir: string) => void;
+}
+
+export class QemuDomainDriver implements DomainDriver {
+  readonly kind = 'qemu' as const;
+  private caps: Promise<QemuCapabilities> | undefined;
+
+  constructor(private readonly opts: QemuDriverOptions = {}) {}
+
+  /** Everything the probe found (machines, CPU models, devices...), probed once per driver. */
+  qemuCapabilities(): Promise<QemuCapabilities> {
+    if (this.caps === undefined) {
+      const probing = probeCapabilities({
+        ...(this.opts.binary !== undefined ? { binary: this.opts.binary } : {}),
+        ...(this.opts.cacheDir !== undefined ? { cacheDir: this.opts.cacheDir } : {}),
+      });
+      this.caps = probing;
+      // A failed probe is not kept: the next call tries again (QEMU may have been installed).
+      probing.catch(() => { if (this.caps === probing) this.caps = undefined; });
+    }
+    return this.caps;
+  }
+
+  async capabilities(): Promise<HostCapabilities> {
+    const caps = await this.qemuCapabilities();
+    const { major, minor, micro } = caps.version;
+    return {
+      binary: caps.binary,
+      version: `${major}.${minor}.${micro}`,
+      accelerators: [...caps.accelerators],
+      kvm: { usable: caps.kvm.usable, reason: caps.kvm.reason },
+    };
+  }
+
+  /**
+   * The accelerator (`auto` asks the capabilities, whose KVM verdict comes from a functional
+   * check; an explicit one needs no probe), the boot files of `boot.loader: guest` (read out of
+   * the guest's disk into the run dir), the command line with -S.
+   */
+  async prepare(def: DomainDefinition, opts: PrepareOptions): Promise<PreparedLaunch> {
+    const runDir = resolvePath(opts.runDir);
+    const { binary, accel, reason } = await this.chooseAccel(def);
+    await mkdir(runDir, { recursive: true, mode: 0o700 });
+    await chmod(runDir, 0o700);
+    const volumePaths = opts.volumePaths;
+    const bootFiles = def.boot.loader === 'guest'
+      ? await prepareGuestBoot(def, runDir, volumePaths ? { volumePaths } : {})
+      : undefined;
+    const command = buildCommand(def, {
+      binary, accel, runDir, ...(volumePaths ? { volumePaths } : {}), ...(bootFiles ? { bootFiles } : {}),
+    });
+    // -S: nothing runs before QMP is connected and the caller had its chance to open the console
+    const argv = command.argv.includes('-S') ? command.argv : ['-S', ...command.argv];
+    return { definition: def, runDir, accel, accelReason: reason, command: { binary: command.binary, argv, env: command.env } };
+  }
+
+  /**
+   * Spawns QEMU detached in its own session (QemuProcess.launchCommand: 'qemu.failed-to-start'
+   * with QEMU's own stderr line, 'qemu.not-found', 'domain.invalid-state' when a live QEMU owns
+   * the run dir), connects QMP, starts the CPUs unless `paused`. The handle's first event is
+   * `started`.
+   */
+  async launch(prepared: PreparedLaunch, opts: LaunchOptions = {}): Promise<GuestHandle> {
+    const proc = await QemuProcess.launchCommand({
+      command: { binary: prepared.command.binary, argv: [...prepared.command.argv], env: { ...prepared.command.env } },
+      runDir: prepared.runDir,
+      paused: true,
+      ...(opts.startTimeoutMs !== undefined ? { startTimeoutMs: opts.startTimeoutMs } : {}),
+    });
+    const guest = this.handleOf(proc, prepared.definition, prepared.accel);
+    try {
+      await guest.start(opts.paused ?? false);
+    } catch (err) {
+      await guest.destroy().catch(() => undefined);
+      throw err;
+    }
+    return guest;
+  }
+
+  /**
+   * Adopts the QEMU of a run dir: 'process.stale' unless its pid is alive and /proc says it is
+   * a QEMU naming this run dir's QMP socket with `-uuid def.uuid`; 'qmp.timeout' when another
+   * client holds its QMP (QEMU serves one at a time). No `started` event: it was running.
+   */
+  async attach(def: DomainDefinition, runDir: string): Promise<GuestHandle> {
+    const proc = await QemuProcess.attach(runDir, { uuid: def.uuid });
+    return this.handleOf(proc, def, accelOfCommandLine(proc.commandLine) ?? 'unknown');
+  }
+
+  private handleOf(proc: QemuProcess, def: DomainDefinition, accel: Accel | 'unknown'): QemuGuest {
+    const onActionError = this.opts.onActionError;
+    return new QemuGuest(proc, {
+      definition: def,
+      accel,
+      ...(onActionError ? { onActionError: (err: unknown) => onActionError(err, proc.runDir) } : {}),
+    });
+  }
+
+  private async chooseAccel(def: DomainDefinition): Promise<{ binary: string; accel: Accel; reason: string }> {
+    if (def.accel !== 'auto') return { binary: this.opts.binary ?? DEFAULT_QEMU_BINARY, accel: def.accel, reason: `${def.accel} requested` };
+    const caps = await this.qemuCapabilities();
+    return { binary: caps.binary, ...resolveAccel('auto', caps) };
+  }
+}
+
+/** The accelerator a QEMU command line asks for (`-machine ...,accel=X` or `-accel X`), when it says. */
+export function accelOfCommandLine(argv: readonly string[]): Accel | undefined {
+  let found: string | undefined;
+  for (let i = 0; i < argv.length - 1; i++) {
+    const opt = argv[i];
+    const value = argv[i + 1]!;
+    if (opt === '-machine' || opt === '-M') {
+      const m = /(?:^|,)accel=([a-z]+)/.exec(value);
+      if (m) found = m[1];
+    } else if (opt === '-accel') {
+      found = /^(?:accel=)?([a-z]+)/.exec(value)?.[1];
+    }
+  }
+  return found === 'kvm' || found === 'tcg' ? found : undefined;
+}

@@ -1,0 +1,196 @@
+/**
+ * QemuGuest: the GuestHandle of one QEMU, launched or attached by QemuDomainDriver. The
+ * low-level mechanics (spawn, QMP, the power button, forced stops, resets under
+ * `reboot=shutdown`, exit classification) are QemuProcess's; this handle adds the typed
+ * lifecycle events and the on_* policy (events.ts), the monitor passthrough, devices by id
+ * and the live definition.
+ */
+import type { Duplex } from 'node:stream';
+import type { DomainDefinition } from '../../conf/index.js';
+import type { Accel } from '../caps.js';
+import { NicDrivers, DiskDrivers, ScsiControllerId } from '../command/index.js';
+import { openConsole } from '../console.js';
+import type { QemuProcess } from '../process.js';
+import type { RunState } from '../qmp/commands.js';
+import { LifecycleTracker } from './events.js';
+import { monitorCommand, type MonitorCommand } from './monitor.js';
+import type { DeviceInfo, ExitInfo, GuestHandle, GuestRunState, LifecycleEvent, LifecycleListener, StopOptions } from './types.js';
+
+export interface QemuGuestOptions {
+  /** The definition QEMU was launched (or is believed to have been launched) with. */
+  definition: DomainDefinition;
+  accel: Accel | 'unknown';
+  /** Called when a policy action fails (restart, ending a kept guest); the event stream says what was attempted. */
+  onActionError?: (err: unknown) => void;
+}
+
+/** Events held for a first subscriber, at most (the first, `started`, always among them). */
+const HELD_EVENTS_MAX = 64;
+
+export class QemuGuest implements GuestHandle {
+  readonly exited: Promise<ExitInfo>;
+  readonly accel: Accel | 'unknown';
+  private readonly tracker: LifecycleTracker;
+  private readonly listeners = new Set<LifecycleListener>();
+  /** Events emitted before anyone subscribed (`started` during launch): handed to the first subscriber. */
+  private held: LifecycleEvent[] | undefined = [];
+  /**
+   * The definition QEMU runs now. Hot-plug (a later change) updates it here, device by device,
+   * keeping the ids; today it is the one the guest was launched or adopted with.
+   */
+  private live: DomainDefinition;
+
+  constructor(private readonly proc: QemuProcess, opts: QemuGuestOptions) {
+    this.accel = opts.accel;
+    this.live = opts.definition;
+    this.tracker = new LifecycleTracker({
+      policy: opts.definition,
+      actions: proc.actions,
+      controls: { restartGuest: () => proc.restartGuest(), endKeptGuest: () => proc.endKeptGuest() },
+      emit: (ev) => this.emit(ev),
+      ...(opts.onActionError ? { onActionError: opts.onActionError } : {}),
+    });
+    proc.qmp.on((ev) => this.tracker.handle(ev));
+    this.exited = proc.exited.then((exit) => {
+      this.tracker.exited(exit);
+      return exit;
+    });
+  }
+
+  get pid(): number {
+    return this.proc.pid;
+  }
+
+  get runDir(): string {
+    return this.proc.runDir;
+  }
+
+  get consoleLogPath(): string {
+    return this.proc.paths.consoleLog;
+  }
+
+  onEvent(fn: LifecycleListener): () => void {
+    this.listeners.add(fn);
+    const held = this.held;
+    this.held = undefined;
+    for (const ev of held ?? []) fn(ev);
+    return () => this.listeners.delete(fn);
+  }
+
+  /**
+   * Starts the CPUs of a QEMU launched with -S, unless `paused`; emits `started`. Only for a
+   * launch (QemuDomainDriver.launch), before the handle is returned.
+   */
+  async start(paused: boolean): Promise<void> {
+    const status = await this.proc.status();
+    if (!paused && (status === 'prelaunch' || status === 'paused')) await this.tracker.own(() => this.proc.resume());
+    this.emit({ type: 'started', paused });
+  }
+
+  async state(): Promise<GuestRunState> {
+    return guestRunState(await this.proc.status());
+  }
+
+  stop(opts: StopOptions): Promise<'clean' | 'forced'> {
+    // synchronously, before any await: a power-off from here on is ours, no policy answers it
+    this.tracker.markStopRequested();
+    return this.proc.shutdown({ timeoutMs: opts.timeoutMs, preserve: opts.preserve ?? this.live.on_poweroff === 'preserve' });
+  }
+
+  destroy(): Promise<ExitInfo> {
+    this.tracker.markDestroyRequested();
+    return this.proc.destroy();
+  }
+
+  async pause(): Promise<void> {
+    await this.tracker.own(() => this.proc.pause());
+    this.emit({ type: 'paused', by: 'host' });
+  }
+
+  async resume(): Promise<void> {
+    await this.tracker.own(() => this.proc.resume());
+    this.emit({ type: 'resumed', by: 'host' });
+  }
+
+  /** Hard reset; the `reset` event (by host) comes from QEMU's RESET. */
+  async reset(): Promise<void> {
+    await this.tracker.own(() => this.proc.reset());
+  }
+
+  /** Clean reboot (see QemuProcess.reboot); one `reset` event by host. */
+  async reboot(opts: { timeoutMs?: number } = {}): Promise<void> {
+    await this.tracker.reboot(() => this.proc.reboot(opts));
+  }
+
+  liveDefinition(): DomainDefinition {
+    return this.live;
+  }
+
+  /** The devices QEMU has with an id (those of the definition, by the same ids), from /machine/peripheral. */
+  async devices(): Promise<DeviceInfo[]> {
+    const children = await this.proc.qmp.execute('qom-list', { path: '/machine/peripheral' });
+    const out: DeviceInfo[] = [];
+    for (const child of children) {
+      const type = /^child<(.+)>$/.exec(child.type)?.[1];
+      if (type !== undefined) out.push({ id: child.name, kind: deviceKind(child.name, type) });
+    }
+    return out.sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  monitor(command: MonitorCommand): Promise<unknown> {
+    return monitorCommand(this.proc.qmp, command);
+  }
+
+  openConsole(): Promise<Duplex> {
+    return openConsole(this.proc.runDir);
+  }
+
+  detach(): void {
+    this.listeners.clear();
+    this.proc.detach();
+  }
+
+  private emit(ev: LifecycleEvent): void {
+    if (this.held) {
+      // bounded: a handle nobody listens to must not grow without end (the last event, exited, is kept)
+      if (this.held.length >= HELD_EVENTS_MAX) this.held.splice(1, 1);
+      this.held.push(ev);
+      return;
+    }
+    for (const fn of [...this.listeners]) fn(ev);
+  }
+}
+
+const diskDrivers = new Set<string>([...Object.values(DiskDrivers), 'ide-cd', 'scsi-cd', 'virtio-blk-device', 'usb-storage']);
+const nicDrivers = new Set<string>([...Object.values(NicDrivers), 'virtio-net-device', 'e1000e']);
+const controllerDrivers = new Set<string>(['virtio-scsi-pci', 'lsi53c895a', 'megasas', 'pcie-root-port', 'pci-bridge']);
+
+/** A device's kind from its QOM type (the driver given to -device / device_add). */
+export function deviceKind(id: string, qomType: string): DeviceInfo['kind'] {
+  if (diskDrivers.has(qomType)) return 'disk';
+  if (nicDrivers.has(qomType)) return 'nic';
+  if (controllerDrivers.has(qomType) || id === ScsiControllerId) return 'controller';
+  return 'other';
+}
+
+/** QEMU's RunState in the contract's words. */
+export function guestRunState(status: RunState): GuestRunState {
+  switch (status) {
+    case 'running':
+      return 'running';
+    case 'paused':
+    case 'suspended':
+    case 'io-error':
+    case 'watchdog':
+    case 'debug':
+      return 'paused';
+    case 'shutdown':
+      return 'shutdown';
+    case 'guest-panicked':
+      return 'crashed';
+    case 'prelaunch':
+      return 'prelaunch';
+    default:
+      return 'other';
+  }
+}
