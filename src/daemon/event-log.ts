@@ -3,6 +3,11 @@
  * that made the state change it reports, so the event and the change commit together and the
  * event's sequence number is the store revision of that write. Replaying `since` a cursor is
  * the store's own change log (a watch with `since`), which survives daemon restarts.
+ *
+ * Following reads the store's change feed (a watch is fed by the backend's `onChanges`), not
+ * this process's commits: an event committed by another writer of the same store (another
+ * connection, later another host of an etcd cluster) reaches followers the same way, in
+ * revision order.
  */
 import type { DomainEvent, EventType } from '../api/schemas.js';
 import type { Disposer, Store, StoreChange, Transaction } from '../store/index.js';
@@ -28,7 +33,9 @@ export function eventFromChange(change: StoreChange): DomainEvent | undefined {
 
 /**
  * Calls `onEvent` for every event after `since` (replayed from the store's log), then for
- * each new one as it commits. `since` undefined: live events only.
+ * each new one as the store's change feed delivers it, each once and in `seq` order.
+ * `since` undefined: live events only. `onError` gets `store.compacted` when `since` is
+ * older than the log, or when the feed fell behind it; following ends then.
  */
 export function followEvents(store: Store, since: number | undefined, onEvent: (ev: DomainEvent) => void,
   onError: (err: unknown) => void): Disposer {

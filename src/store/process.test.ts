@@ -1,7 +1,8 @@
 /**
- * The store across processes: the state dir lock against a second process, and crash
- * consistency under kill -9 at random moments. The child processes run the real store
- * code, transpiled once into a temporary directory.
+ * The store across processes: the state dir lock against a second process, crash
+ * consistency under kill -9 at random moments, and the change feed hearing another
+ * process's commits. The child processes run the real store code, transpiled once into a
+ * temporary directory.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,7 +13,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isVirtkitError } from '../util/errors.js';
-import { openStore } from './index.js';
+import { SqliteBackend, StoreFileName, createStore, openStore, type StoreChange } from './index.js';
 
 const srcRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 let buildDir: string;
@@ -149,5 +150,47 @@ describe('crash consistency', () => {
         await store.close();
       }
     }
+  });
+});
+
+describe('change feed', () => {
+  it('hears the commits of another process, in revision order, with their origin', async () => {
+    const dir = tempDir();
+    // This process follows first, through its own connection on the state dir's file;
+    // the child then owns the dir as a daemon would and commits.
+    const backend = new SqliteBackend(join(dir, StoreFileName), { shared: true, feedPollMs: 10 });
+    const store = createStore(backend);
+    const heard: StoreChange[] = [];
+    const allHeard = new Promise<void>((resolve) => {
+      store.watch('/domain', (change) => {
+        heard.push(change);
+        if (change.op === 'rm') resolve();
+      });
+    });
+    const child = await startChild(dir, `
+      const store = openStore(stateDir, { synchronous: 'normal' });
+      await store.write('/domain/web1/state', 'running');
+      await store.as({ pid: process.pid, client: 'child' }).transaction(async (tx) => {
+        await tx.write('/domain/web1/state', 'paused');
+        await tx.write('/event', 'suspended');
+      });
+      await store.rm('/domain/web1');
+      console.log('ready');
+      setInterval(() => {}, 1000);`);
+    try {
+      await allHeard;
+      expect(heard).toEqual([
+        { revision: 1, op: 'write', path: '/domain/web1/state', value: 'running' },
+        { revision: 2, op: 'write', path: '/domain/web1/state', value: 'paused', origin: { pid: child.pid, client: 'child' } },
+        { revision: 4, op: 'rm', path: '/domain/web1' },
+      ]);
+      expect(await store.changesSince(2, { prefix: '/event' })).toEqual([
+        { revision: 3, op: 'write', path: '/event', value: 'suspended', origin: { pid: child.pid, client: 'child' } },
+      ]);
+    } finally {
+      await killAndWait(child);
+      await store.close();
+    }
+    expect(backend.feedPolling).toBe(false);
   });
 });
