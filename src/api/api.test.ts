@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { ErrorCodes } from '../util/errors.js';
 import { codeForStatus, httpStatusOf } from './http-status.js';
-import { Methods, routePath } from './methods.js';
+import { AccessClasses, StreamSpecs } from './access.js';
+import { Methods, routePath, type MethodSpec } from './methods.js';
+import { DomainStates } from './schemas.js';
 import { buildOpenApi } from './openapi.js';
 import { managerDirs } from './paths.js';
 
@@ -14,6 +16,42 @@ describe('method table', () => {
       expect(m.result).toBeDefined();
       if (m.path.includes(':name')) expect('params' in m).toBe(true);
     }
+  });
+
+  it('has every method declare its states, access class and whether it is long', () => {
+    for (const [name, m] of Object.entries(Methods) as [string, MethodSpec][]) {
+      // Declared, not defaulted: the keys are there (the type requires them too).
+      for (const key of ['states', 'access', 'long']) expect(Object.keys(m), `${name}.${key}`).toContain(key);
+      expect(AccessClasses, name).toContain(m.access);
+      expect(typeof m.long, name).toBe('boolean');
+      if (Array.isArray(m.states)) {
+        expect(m.states.length, name).toBeGreaterThan(0);
+        for (const s of m.states) expect(DomainStates, name).toContain(s);
+      } else {
+        expect([null, 'any'], name).toContain(m.states);
+      }
+      // A method on one domain says which states it accepts; one on none says so.
+      expect(m.states === null, name).toBe(!m.path.includes(':name'));
+      // Reads are GETs and GETs are reads.
+      expect(m.access === 'read', name).toBe(m.http === 'GET');
+    }
+  });
+
+  it('declares the contract the manager enforces today', () => {
+    expect(Methods['domain.start'].states).toEqual(['shutoff', 'crashed']);
+    expect(Methods['domain.suspend'].states).toEqual(['running']);
+    expect(Methods['domain.resume'].states).toEqual(['paused']);
+    expect(Methods['domain.reboot'].states).toEqual(['running']);
+    expect(Methods['domain.shutdown'].states).toEqual(['running', 'paused']);
+    expect(Methods['domain.monitorCommand'].access).toBe('admin');
+    expect(Methods['host.shutdown'].access).toBe('admin');
+    expect(Methods['pool.define'].access).toBe('admin');
+    expect(Methods['domain.start'].access).toBe('write');
+    const long = Object.entries(Methods).filter(([, m]) => m.long).map(([n]) => n).sort();
+    expect(long).toEqual(['domain.shutdown', 'host.shutdown', 'volume.clone']);
+    for (const spec of Object.values(StreamSpecs)) expect(AccessClasses).toContain(spec.access);
+    expect(StreamSpecs['store.snoop'].access).toBe('admin');
+    expect(StreamSpecs['volume.upload']).toEqual({ access: 'write', long: true });
   });
 
   it('fills route parameters, encoding them', () => {
@@ -43,10 +81,13 @@ describe('error code -> HTTP status', () => {
     expect(httpStatusOf('qemu.not-found')).toBe(500);
     expect(httpStatusOf('store.conflict')).toBe(503);
     expect(httpStatusOf('internal')).toBe(500);
+    expect(httpStatusOf('access.denied')).toBe(403);
+    expect(httpStatusOf('operation.unsupported')).toBe(422);
   });
 
   it('falls back to a code by status when a reply carries none', () => {
     expect(codeForStatus(413)).toBe('request.too-large');
+    expect(codeForStatus(403)).toBe('access.denied');
     expect(codeForStatus(404)).toBe('request.invalid');
     expect(codeForStatus(502)).toBe('internal');
   });

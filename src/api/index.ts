@@ -5,3 +5,6 @@ export * from './http-status.js';
 export * from './openapi.js';
 export * from './paths.js';
 export * from './pools.js';
+export * from './access.js';
+export * from './preconditions.js';
+export * from './error-meanings.js';

@@ -6,8 +6,9 @@
 import {
   AutostartBody, ConsoleLog, DaemonInfo, DefineBody, DefinitionQuery, DefinitionText, DomainInfo, DomainList,
   DomainStateInfo, DomainSummary, HostShutdownBody, HostShutdownResult, ListQuery, MonitorBody, MonitorResult,
-  NameParams, Ok, ShutdownBody, ShutdownResult, StartBody, UndefineQuery, type Schema,
+  NameParams, Ok, ShutdownBody, ShutdownResult, StartBody, UndefineQuery, DomainStates, type DomainState, type Schema,
 } from './schemas.js';
+import type { AccessClass } from './access.js';
 import { PoolMethods } from './pools.js';
 
 export type HttpVerb = 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -23,30 +24,46 @@ export interface MethodSpec {
   readonly result: Schema;
   /** HTTP status of a success. */
   readonly status?: 200 | 201;
-  /** Reads change nothing; the CLI offers `--json` for them. */
-  readonly read?: boolean;
+  /**
+   * The domain states the method accepts: a list is checked before the handler runs (and again
+   * by the manager under the domain's lock) with `assertStateAllowed`; `'any'` acts on one
+   * domain whatever its state; `null` does not act on one domain.
+   */
+  readonly states: StatePrecondition;
+  /** States also accepted when the request says `force=true` (the manager first stops the domain). */
+  readonly forceStates?: readonly DomainState[];
+  /** Who may call it (`src/api/access.ts`); reads change nothing and offer `--json` in the CLI. */
+  readonly access: AccessClass;
+  /** A long operation that reports progress (seconds to minutes: guest shutdown, copying data). */
+  readonly long: boolean;
 }
 
+/** See `MethodSpec.states`. */
+export type StatePrecondition = readonly DomainState[] | 'any' | null;
+
+const Active = ['running', 'paused'] as const;
+const Stopped = ['shutoff', 'crashed'] as const;
+
 export const Methods = {
-  'daemon.info': { http: 'GET', path: '/', summary: 'Daemon version, directories, store revision', result: DaemonInfo, read: true },
-  'domain.list': { http: 'GET', path: '/domains', summary: 'List domains (running only unless all=true)', query: ListQuery, result: DomainList, read: true },
-  'domain.define': { http: 'POST', path: '/domains', summary: 'Define a domain from a YAML or JSON definition', body: DefineBody, result: DomainInfo, status: 201 },
-  'domain.info': { http: 'GET', path: '/domains/:name', summary: 'Domain information', params: NameParams, result: DomainInfo, read: true },
-  'domain.state': { http: 'GET', path: '/domains/:name/state', summary: 'Domain state and reason', params: NameParams, result: DomainStateInfo, read: true },
-  'domain.undefine': { http: 'DELETE', path: '/domains/:name', summary: 'Remove a domain (refused while it runs unless force=true)', params: NameParams, query: UndefineQuery, result: Ok },
-  'domain.start': { http: 'POST', path: '/domains/:name/start', summary: 'Start a domain', params: NameParams, body: StartBody, result: DomainInfo },
-  'domain.shutdown': { http: 'POST', path: '/domains/:name/shutdown', summary: 'ACPI power button, then forced off after the timeout', params: NameParams, body: ShutdownBody, result: ShutdownResult },
-  'domain.destroy': { http: 'POST', path: '/domains/:name/destroy', summary: 'Stop a domain at once', params: NameParams, result: DomainStateInfo },
-  'domain.reboot': { http: 'POST', path: '/domains/:name/reboot', summary: 'Ask the guest to reboot (ACPI)', params: NameParams, result: Ok },
-  'domain.reset': { http: 'POST', path: '/domains/:name/reset', summary: 'Hard reset, like the reset button', params: NameParams, result: Ok },
-  'domain.suspend': { http: 'POST', path: '/domains/:name/suspend', summary: 'Pause the guest CPUs', params: NameParams, result: DomainStateInfo },
-  'domain.resume': { http: 'POST', path: '/domains/:name/resume', summary: 'Resume paused guest CPUs', params: NameParams, result: DomainStateInfo },
-  'domain.setAutostart': { http: 'PUT', path: '/domains/:name/autostart', summary: 'Start the domain when the host boots', params: NameParams, body: AutostartBody, result: DomainSummary },
-  'domain.getDefinition': { http: 'GET', path: '/domains/:name/definition', summary: 'The normalized definition', params: NameParams, query: DefinitionQuery, result: DefinitionText, read: true },
-  'domain.updateDefinition': { http: 'PUT', path: '/domains/:name/definition', summary: 'Replace the definition (fields that cannot change while running are refused)', params: NameParams, body: DefineBody, result: DomainInfo },
-  'domain.consoleLog': { http: 'GET', path: '/domains/:name/console/log', summary: 'The last 256 KiB of serial console output', params: NameParams, result: ConsoleLog, read: true },
-  'domain.monitorCommand': { http: 'POST', path: '/domains/:name/monitor', summary: 'Raw QMP or HMP command (taints the domain)', params: NameParams, body: MonitorBody, result: MonitorResult },
-  'host.shutdown': { http: 'POST', path: '/host/shutdown', summary: 'Stop every running guest per its on_host_shutdown policy, in parallel', body: HostShutdownBody, result: HostShutdownResult },
+  'daemon.info': { http: 'GET', path: '/', summary: 'Daemon version, directories, store revision', result: DaemonInfo, states: null, access: 'read', long: false },
+  'domain.list': { http: 'GET', path: '/domains', summary: 'List domains (running only unless all=true)', query: ListQuery, result: DomainList, states: null, access: 'read', long: false },
+  'domain.define': { http: 'POST', path: '/domains', summary: 'Define a domain from a YAML or JSON definition', body: DefineBody, result: DomainInfo, status: 201, states: null, access: 'write', long: false },
+  'domain.info': { http: 'GET', path: '/domains/:name', summary: 'Domain information', params: NameParams, result: DomainInfo, states: 'any', access: 'read', long: false },
+  'domain.state': { http: 'GET', path: '/domains/:name/state', summary: 'Domain state and reason', params: NameParams, result: DomainStateInfo, states: 'any', access: 'read', long: false },
+  'domain.undefine': { http: 'DELETE', path: '/domains/:name', summary: 'Remove a domain (refused while it runs unless force=true)', params: NameParams, query: UndefineQuery, result: Ok, states: Stopped, forceStates: DomainStates, access: 'write', long: false },
+  'domain.start': { http: 'POST', path: '/domains/:name/start', summary: 'Start a domain', params: NameParams, body: StartBody, result: DomainInfo, states: Stopped, access: 'write', long: false },
+  'domain.shutdown': { http: 'POST', path: '/domains/:name/shutdown', summary: 'ACPI power button, then forced off after the timeout', params: NameParams, body: ShutdownBody, result: ShutdownResult, states: Active, access: 'write', long: true },
+  'domain.destroy': { http: 'POST', path: '/domains/:name/destroy', summary: 'Stop a domain at once', params: NameParams, result: DomainStateInfo, states: Active, access: 'write', long: false },
+  'domain.reboot': { http: 'POST', path: '/domains/:name/reboot', summary: 'Ask the guest to reboot (ACPI)', params: NameParams, result: Ok, states: ['running'], access: 'write', long: false },
+  'domain.reset': { http: 'POST', path: '/domains/:name/reset', summary: 'Hard reset, like the reset button', params: NameParams, result: Ok, states: Active, access: 'write', long: false },
+  'domain.suspend': { http: 'POST', path: '/domains/:name/suspend', summary: 'Pause the guest CPUs', params: NameParams, result: DomainStateInfo, states: ['running'], access: 'write', long: false },
+  'domain.resume': { http: 'POST', path: '/domains/:name/resume', summary: 'Resume paused guest CPUs', params: NameParams, result: DomainStateInfo, states: ['paused'], access: 'write', long: false },
+  'domain.setAutostart': { http: 'PUT', path: '/domains/:name/autostart', summary: 'Start the domain when the host boots', params: NameParams, body: AutostartBody, result: DomainSummary, states: 'any', access: 'write', long: false },
+  'domain.getDefinition': { http: 'GET', path: '/domains/:name/definition', summary: 'The normalized definition', params: NameParams, query: DefinitionQuery, result: DefinitionText, states: 'any', access: 'read', long: false },
+  'domain.updateDefinition': { http: 'PUT', path: '/domains/:name/definition', summary: 'Replace the definition (fields that cannot change while running are refused)', params: NameParams, body: DefineBody, result: DomainInfo, states: 'any', access: 'write', long: false },
+  'domain.consoleLog': { http: 'GET', path: '/domains/:name/console/log', summary: 'The last 256 KiB of serial console output', params: NameParams, result: ConsoleLog, states: 'any', access: 'read', long: false },
+  'domain.monitorCommand': { http: 'POST', path: '/domains/:name/monitor', summary: 'Raw QMP or HMP command (taints the domain)', params: NameParams, body: MonitorBody, result: MonitorResult, states: Active, access: 'admin', long: false },
+  'host.shutdown': { http: 'POST', path: '/host/shutdown', summary: 'Stop every running guest per its on_host_shutdown policy, in parallel', body: HostShutdownBody, result: HostShutdownResult, states: null, access: 'admin', long: true },
   ...PoolMethods,
 } as const satisfies Record<string, MethodSpec>;
 

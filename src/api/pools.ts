@@ -103,17 +103,17 @@ export type VolumeResizeBody = Static<typeof VolumeResizeBody>;
 const OkResult = Type.Object({ ok: Type.Literal(true) });
 
 export const PoolMethods = {
-  'pool.list': { http: 'GET', path: '/pools', summary: 'List pools (reachable ones unless all=true)', query: PoolListQuery, result: PoolList, read: true },
-  'pool.define': { http: 'POST', path: '/pools', summary: 'Define a directory pool', body: PoolDefineBody, result: PoolInfo, status: 201 },
-  'pool.info': { http: 'GET', path: '/pools/:pool', summary: 'Pool information: filesystem capacity, allocation, available, volume count', params: PoolParams, result: PoolInfo, read: true },
-  'pool.refresh': { http: 'POST', path: '/pools/:pool/refresh', summary: 'Rescan the pool directory', params: PoolParams, result: PoolInfo },
-  'pool.undefine': { http: 'DELETE', path: '/pools/:pool', summary: 'Remove a pool definition (the directory stays); refused while defined guests use its volumes', params: PoolParams, result: OkResult },
-  'volume.list': { http: 'GET', path: '/pools/:pool/volumes', summary: 'List the volumes of a pool', params: PoolParams, result: VolumeList, read: true },
-  'volume.create': { http: 'POST', path: '/pools/:pool/volumes', summary: 'Create a volume (qcow2 or raw, optionally backed by another volume)', params: PoolParams, body: VolumeCreateBody, result: VolumeInfo, status: 201 },
-  'volume.info': { http: 'GET', path: '/pools/:pool/volumes/:volume', summary: 'Volume information', params: VolumeParams, result: VolumeInfo, read: true },
-  'volume.clone': { http: 'POST', path: '/pools/:pool/volumes/:volume/clone', summary: 'Copy a volume (backing chain flattened) under a new name', params: VolumeParams, body: VolumeCloneBody, result: VolumeInfo, status: 201 },
-  'volume.resize': { http: 'POST', path: '/pools/:pool/volumes/:volume/resize', summary: 'Change a volume\'s capacity (smaller only with shrink)', params: VolumeParams, body: VolumeResizeBody, result: VolumeInfo },
-  'volume.delete': { http: 'DELETE', path: '/pools/:pool/volumes/:volume', summary: 'Delete a volume; refused while a defined guest or another volume uses it', params: VolumeParams, result: OkResult },
+  'pool.list': { http: 'GET', path: '/pools', summary: 'List pools (reachable ones unless all=true)', query: PoolListQuery, result: PoolList, states: null, access: 'read', long: false },
+  'pool.define': { http: 'POST', path: '/pools', summary: 'Define a directory pool', body: PoolDefineBody, result: PoolInfo, status: 201, states: null, access: 'admin', long: false },
+  'pool.info': { http: 'GET', path: '/pools/:pool', summary: 'Pool information: filesystem capacity, allocation, available, volume count', params: PoolParams, result: PoolInfo, states: null, access: 'read', long: false },
+  'pool.refresh': { http: 'POST', path: '/pools/:pool/refresh', summary: 'Rescan the pool directory', params: PoolParams, result: PoolInfo, states: null, access: 'write', long: false },
+  'pool.undefine': { http: 'DELETE', path: '/pools/:pool', summary: 'Remove a pool definition (the directory stays); refused while defined guests use its volumes', params: PoolParams, result: OkResult, states: null, access: 'admin', long: false },
+  'volume.list': { http: 'GET', path: '/pools/:pool/volumes', summary: 'List the volumes of a pool', params: PoolParams, result: VolumeList, states: null, access: 'read', long: false },
+  'volume.create': { http: 'POST', path: '/pools/:pool/volumes', summary: 'Create a volume (qcow2 or raw, optionally backed by another volume)', params: PoolParams, body: VolumeCreateBody, result: VolumeInfo, status: 201, states: null, access: 'write', long: false },
+  'volume.info': { http: 'GET', path: '/pools/:pool/volumes/:volume', summary: 'Volume information', params: VolumeParams, result: VolumeInfo, states: null, access: 'read', long: false },
+  'volume.clone': { http: 'POST', path: '/pools/:pool/volumes/:volume/clone', summary: 'Copy a volume (backing chain flattened) under a new name', params: VolumeParams, body: VolumeCloneBody, result: VolumeInfo, status: 201, states: null, access: 'write', long: true },
+  'volume.resize': { http: 'POST', path: '/pools/:pool/volumes/:volume/resize', summary: 'Change a volume\'s capacity (smaller only with shrink)', params: VolumeParams, body: VolumeResizeBody, result: VolumeInfo, states: null, access: 'write', long: false },
+  'volume.delete': { http: 'DELETE', path: '/pools/:pool/volumes/:volume', summary: 'Delete a volume; refused while a defined guest or another volume uses it', params: VolumeParams, result: OkResult, states: null, access: 'write', long: false },
 } as const satisfies Record<string, MethodSpec>;
 
 /**

@@ -1,7 +1,7 @@
 import type { ErrorCode } from '../util/errors.js';
 
 /**
- * Stable exit codes (documented in docs/cli.md). 0 success, 1 a generic failure, 2 bad usage;
+ * Stable exit codes (docs/cli.md, docs/errors.md). 0 success, 1 a generic failure, 2 bad usage;
  * the rest group error codes by what a script would do next.
  */
 export const ExitCodes = {
@@ -16,23 +16,75 @@ export const ExitCodes = {
   corrupt: 8,
   unsupported: 9,
   connection: 10,
+  accessDenied: 11,
   internal: 70,
 } as const;
 
-export function exitCodeFor(code: ErrorCode): number {
-  if (code.endsWith('not-found')) return ExitCodes.notFound;
-  if (code === 'domain.invalid-state' || code === 'domain.exists' || code === 'domain.field-immutable'
-    || code === 'volume.in-use' || code === 'pool.exists' || code === 'volume.exists'
-    || code === 'store.locked') return ExitCodes.invalidState;
-  if (code === 'definition.invalid' || code === 'argument.invalid' || code === 'request.invalid'
-    || code === 'request.too-large' || code === 'volume.invalid-name' || code === 'pool.invalid') return ExitCodes.invalidInput;
-  if (code.startsWith('qemu') || code.startsWith('qmp.') || code.startsWith('process.')) {
-    return code === 'qmp.timeout' ? ExitCodes.timeout : ExitCodes.qemu;
-  }
-  if (code === 'operation.timeout') return ExitCodes.timeout;
-  if (code.endsWith('.corrupt') || code === 'fs.symlink-loop') return ExitCodes.corrupt;
-  if (code.endsWith('.unsupported')) return ExitCodes.unsupported;
-  if (code === 'connection.failed') return ExitCodes.connection;
-  if (code === 'internal') return ExitCodes.internal;
-  return ExitCodes.failure;
+export type ExitCode = (typeof ExitCodes)[keyof typeof ExitCodes];
+
+const E = ExitCodes;
+
+/**
+ * The exit code of every error code. A `Record<ErrorCode, ...>`: a code added to
+ * src/util/errors.ts without a row here fails the build.
+ */
+export const ExitCodeOf: Record<ErrorCode, ExitCode> = {
+  'definition.invalid': E.invalidInput,
+  'definition.not-found': E.notFound,
+  'argument.invalid': E.invalidInput,
+  'domain.not-found': E.notFound,
+  'domain.exists': E.invalidState,
+  'domain.invalid-state': E.invalidState,
+  'domain.field-immutable': E.invalidState,
+  // No QEMU to run is a missing thing, not a QEMU failure.
+  'qemu.not-found': E.notFound,
+  'qemu.failed-to-start': E.qemu,
+  'qemu.exited': E.qemu,
+  'qmp.disconnected': E.qemu,
+  'qmp.timeout': E.timeout,
+  'qmp.command-failed': E.qemu,
+  'qmp.protocol': E.qemu,
+  'process.stale': E.qemu,
+  'process.not-running': E.qemu,
+  'operation.timeout': E.timeout,
+  'operation.unsupported': E.unsupported,
+  'guestkit.missing-host-file': E.failure,
+  'cpio.invalid': E.failure,
+  'store.conflict': E.failure,
+  'store.not-found': E.notFound,
+  'store.invalid-path': E.failure,
+  'store.locked': E.invalidState,
+  'store.compacted': E.failure,
+  'image.not-found': E.notFound,
+  'image.corrupt': E.corrupt,
+  'image.unsupported': E.unsupported,
+  'image.io': E.failure,
+  'qemu-img.failed': E.qemu,
+  'nbd.protocol': E.failure,
+  'pool.not-found': E.notFound,
+  'pool.exists': E.invalidState,
+  'pool.invalid': E.invalidInput,
+  'volume.not-found': E.notFound,
+  'volume.exists': E.invalidState,
+  'volume.in-use': E.invalidState,
+  'volume.invalid-name': E.invalidInput,
+  'fs.corrupt': E.corrupt,
+  'fs.unsupported': E.unsupported,
+  'fs.not-found': E.notFound,
+  'fs.not-a-directory': E.failure,
+  'fs.is-a-directory': E.failure,
+  'fs.symlink-loop': E.corrupt,
+  'fs.too-large': E.failure,
+  'partition.not-found': E.notFound,
+  'boot.no-entry': E.failure,
+  'boot.config-corrupt': E.failure,
+  'request.invalid': E.invalidInput,
+  'request.too-large': E.invalidInput,
+  'connection.failed': E.connection,
+  'access.denied': E.accessDenied,
+  'internal': E.internal,
+};
+
+export function exitCodeFor(code: ErrorCode): ExitCode {
+  return ExitCodeOf[code];
 }

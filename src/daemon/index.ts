@@ -77,6 +77,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaem
       manager,
       store,
       pools,
+      auditLogPath: join(dirs.stateDir, 'audit.log'),
       info: () => ({ version: ApiVersion, pid: process.pid, stateDir: dirs.stateDir, runDir: dirs.runDir, bootId,
         revision: store.revision, apiExtensions: ['events-resume', 'snoop', 'console-upgrade', 'pools'] }),
     });

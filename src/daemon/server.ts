@@ -3,10 +3,12 @@
  * every request), typed errors mapped to statuses; the event, snoop and console streams come
  * from `streams.ts`. Knows nothing of QEMU: it calls the manager.
  */
-import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
-import { Methods, type MethodName, type MethodSpec } from '../api/methods.js';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type onRequestHookHandler } from 'fastify';
+import type { AccessClass, StreamName } from '../api/access.js';
+import { Methods, StreamPaths, type MethodName, type MethodSpec } from '../api/methods.js';
+import { VolumeContentPath } from '../api/pools.js';
+import { assertStateAllowed, isStatefulMethod } from '../api/preconditions.js';
 import { buildOpenApi, ApiVersion } from '../api/openapi.js';
 import { httpStatusOf } from '../api/http-status.js';
 import type {
@@ -15,8 +17,10 @@ import type {
 } from '../api/schemas.js';
 import type { Origin, Store } from '../store/index.js';
 import { errorMessage, isVirtkitError } from '../util/errors.js';
+import { AccessControl, accessClassesOf, definitionAccess, originOf, type Caller } from './access.js';
+import { AuditLog } from './audit-log.js';
 import type { Manager } from './manager.js';
-import { peerPid } from './peer-pid.js';
+import { loadPeerCredentials } from './peer-cred.js';
 import { poolHandlers, registerVolumeContentRoutes, type PoolService } from './pools.js';
 import { registerStreams } from './streams.js';
 
@@ -27,15 +31,30 @@ export interface ApiOptions {
   store: Store;
   info: () => DaemonInfo;
   pools: PoolService;
+  /** STATE_DIR/audit.log; without it nothing is audited (in-process tests). */
+  auditLogPath?: string;
 }
 
 export type LoggerConfig = { level: string; file: string } | { level: string; stream: NodeJS.WritableStream } | false;
 
-/** Per-connection identity: a short client id and the peer's pid (resolved once, in the background). */
-interface ConnectionIdentity {
-  client: string;
-  pid: Promise<number | null>;
-  resolvedPid: number | null | undefined;
+/**
+ * The streams outside the method table that fastify routes serve, by `VERB path` (HEAD as GET):
+ * an onRequest hook authorizes them for their stream's access class before they start.
+ */
+const StreamRoutes = new Map<string, (req: FastifyRequest) => StreamName>([
+  [`GET ${StreamPaths.events}`, () => 'events.stream'],
+  [`GET ${StreamPaths.snoop}`, () => 'store.snoop'],
+  [`GET ${StreamPaths.console}`, (req) => ((req.query as { mode?: unknown }).mode === 'read' ? 'domain.consoleWatch' : 'domain.console')],
+  [`GET ${VolumeContentPath}`, () => 'volume.download'],
+  [`PUT ${VolumeContentPath}`, () => 'volume.upload'],
+]);
+
+/** The access class a call needs: its method's, or admin for a definition that passes anything to QEMU. */
+function accessNeeded(method: MethodName, spec: MethodSpec, req: FastifyRequest, caller: Caller): AccessClass {
+  if ((method === 'domain.define' || method === 'domain.updateDefinition') && !accessClassesOf(caller).includes('admin')) {
+    return definitionAccess(req.body as DefineBody);
+  }
+  return spec.access;
 }
 
 type Handler = (req: FastifyRequest, origin: Origin) => Promise<unknown>;
@@ -106,20 +125,21 @@ export function createApp(logger: LoggerConfig): FastifyInstance {
 }
 
 export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promise<void> {
-
-  const identities = new WeakMap<Socket, ConnectionIdentity>();
-  let nextClient = 1;
+  // A daemon that cannot tell who calls must not serve: fail here, with what to run, not per request.
+  loadPeerCredentials();
+  const audit = opts.auditLogPath ? AuditLog.open(opts.auditLogPath) : undefined;
+  app.addHook('onClose', async () => audit?.close());
+  const access = new AccessControl(audit, (err) => app.log.error({ err: errorMessage(err) }, 'cannot write the audit log'));
+  // Identified once per connection, when it is accepted: one getsockopt, no waiting.
+  const pidsByClient = new Map<string, number>();
   app.server.on('connection', (socket: Socket) => {
-    const identity: ConnectionIdentity = { client: `c${nextClient++}`, pid: peerPid(socket), resolvedPid: undefined };
-    void identity.pid.then((pid) => { identity.resolvedPid = pid; });
-    identities.set(socket, identity);
+    const caller = access.identify(socket);
+    if (caller.pid !== undefined) {
+      pidsByClient.set(caller.client, caller.pid);
+      // Snoop may still name the connection's operations a moment after it closed.
+      socket.on('close', () => setTimeout(() => pidsByClient.delete(caller.client), 10_000).unref());
+    }
   });
-  const identityOf = (raw: IncomingMessage): ConnectionIdentity | undefined => identities.get(raw.socket);
-  const originOf = (raw: IncomingMessage): Origin => {
-    const id = identityOf(raw);
-    if (!id) return {};
-    return id.resolvedPid ? { client: id.client, pid: id.resolvedPid } : { client: id.client };
-  };
 
   app.setErrorHandler((err, _req, reply) => {
     const { status, body } = errorReply(err);
@@ -133,6 +153,7 @@ export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promi
   const table = handlers(opts.manager, opts.info, opts.pools);
   for (const [method, spec] of Object.entries(Methods) as [MethodName, MethodSpec][]) {
     const handler = table[method];
+    const stateful = isStatefulMethod(method);
     app.route({
       method: spec.http,
       url: spec.path,
@@ -144,14 +165,26 @@ export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promi
         response: { [spec.status ?? 200]: spec.result },
       },
       handler: async (req, reply) => {
-        // The first request of a connection waits for the peer's pid (while the client is
-        // surely still there to be looked up), so snoop can attribute every operation;
-        // later requests on a kept-alive connection pay nothing.
-        const id = identityOf(req.raw);
-        if (id && id.resolvedPid === undefined) id.resolvedPid = await id.pid;
-        const result = await handler(req, originOf(req.raw));
-        void reply.status(spec.status ?? 200);
-        return result;
+        const caller = access.callerOf(req.raw);
+        const origin = originOf(caller);
+        const domain = (req.params as { name?: string } | undefined)?.name;
+        const needed = accessNeeded(method, spec, req, caller);
+        access.authorize(caller, needed, method, domain);
+        try {
+          // The state precondition, checked here for every method that declares one (the
+          // manager checks again under the domain's lock, with the same function).
+          if (stateful && domain !== undefined) {
+            const { state } = await opts.manager.state(origin, domain);
+            assertStateAllowed(method, domain, state, { force: (req.query as { force?: unknown } | undefined)?.force === true });
+          }
+          const result = await handler(req, origin);
+          access.record(caller, method, needed, domain ?? (result as { name?: string } | undefined)?.name);
+          void reply.status(spec.status ?? 200);
+          return result;
+        } catch (err) {
+          access.record(caller, method, needed, domain, err);
+          throw err;
+        }
       },
     });
   }
@@ -164,21 +197,30 @@ export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promi
     done();
   });
 
+  // Before the stream routes are registered: their access class is checked before they start.
+  app.addHook('onRoute', (route) => {
+    const verbs = Array.isArray(route.method) ? route.method : [route.method];
+    const pick = verbs.map((v) => StreamRoutes.get(`${v === 'HEAD' ? 'GET' : v} ${route.url}`)).find((p) => p !== undefined);
+    if (!pick) return;
+    const authorize: onRequestHookHandler = (req, _reply, done) => {
+      try {
+        access.authorizeStream(req.raw, pick(req), (req.params as { name?: string } | undefined)?.name);
+        done();
+      } catch (err) {
+        done(err as Error);
+      }
+    };
+    const before = route.onRequest;
+    route.onRequest = before === undefined ? [authorize] : [authorize, ...(Array.isArray(before) ? before : [before])];
+  });
+
   await registerVolumeContentRoutes(app, opts.pools);
 
   // Built on first request: most daemons never serve it, and it need not sit in memory.
   let openapi: ReturnType<typeof buildOpenApi> | undefined;
   app.get('/openapi.json', async () => (openapi ??= buildOpenApi()));
 
-  const pidsByClient = new Map<string, Promise<number | null>>();
-  app.server.on('connection', (socket: Socket) => {
-    const id = identities.get(socket);
-    if (id) {
-      pidsByClient.set(id.client, id.pid);
-      socket.on('close', () => setTimeout(() => pidsByClient.delete(id.client), 10_000).unref());
-    }
-  });
-  const pidOfClient = async (client: string): Promise<number | null> => (await pidsByClient.get(client)) ?? null;
+  const pidOfClient = async (client: string): Promise<number | null> => pidsByClient.get(client) ?? null;
 
   registerStreams(app, { store: opts.store, consoleOf: (name) => opts.manager.consoleOf(name), pidOfClient });
 

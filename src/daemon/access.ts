@@ -1,0 +1,146 @@
+/**
+ * Who is calling and what they may do. Each accepted connection is identified once, from the
+ * kernel (SO_PEERCRED: uid, gid, pid); every request is then checked against the access class
+ * its method (or stream) declares, and write and admin calls, like every refusal, go to the
+ * audit log. The policy itself is one function, `accessClassesOf`.
+ */
+import type { IncomingMessage } from 'node:http';
+import { Socket } from 'node:net';
+import { AccessClasses, StreamSpecs, type AccessClass, type StreamName } from '../api/access.js';
+import type { DefineBody } from '../api/schemas.js';
+import { parseDefinition } from '../conf/index.js';
+import type { Origin } from '../store/index.js';
+import { VirtkitError, isVirtkitError } from '../util/errors.js';
+import type { AuditLog } from './audit-log.js';
+import { peerCredentials } from './peer-cred.js';
+
+export interface Caller {
+  /** Per-connection id (`c1`, `c2`, ...), as snoop shows it. */
+  readonly client: string;
+  /** From the kernel; absent when it could not tell (then the caller holds no class). */
+  readonly uid?: number;
+  readonly gid?: number;
+  readonly pid?: number;
+}
+
+const DaemonUid = process.getuid?.() ?? 0;
+
+/**
+ * The access policy: the classes a caller holds. Today root and the daemon's own user hold
+ * every class and nobody else holds any (the socket's mode already keeps others out unless
+ * `--socket-group` lets a group in). A group-based policy goes here.
+ */
+export function accessClassesOf(caller: Caller): readonly AccessClass[] {
+  if (caller.uid === undefined) return [];
+  if (caller.uid === 0 || caller.uid === DaemonUid) return AccessClasses;
+  return [];
+}
+
+/** `domain.define` and edits are admin when the definition passes arguments or environment to QEMU. */
+export function definitionAccess(body: DefineBody): AccessClass {
+  try {
+    const def = parseDefinition(body.text, { ...(body.format ? { format: body.format } : {}), ...(body.baseDir ? { baseDir: body.baseDir } : {}) });
+    return def.qemu.args.length > 0 || Object.keys(def.qemu.env).length > 0 ? 'admin' : 'write';
+  } catch {
+    // The same parser refuses it in the handler (definition.invalid): nothing to escalate.
+    return 'write';
+  }
+}
+
+export function originOf(caller: Caller): Origin {
+  return {
+    client: caller.client,
+    ...(caller.pid !== undefined ? { pid: caller.pid } : {}),
+    ...(caller.uid !== undefined ? { uid: caller.uid } : {}),
+  };
+}
+
+/** What an audit line or a refusal says about the caller. */
+function who(caller: Caller): { uid: number | null; gid: number | null; pid: number | null } {
+  return { uid: caller.uid ?? null, gid: caller.gid ?? null, pid: caller.pid ?? null };
+}
+
+/** The controls of the servers this process runs, by accepted socket (stream code finds its own). */
+const controlOfSocket = new WeakMap<Socket, AccessControl>();
+
+export class AccessControl {
+  private readonly callers = new WeakMap<object, Caller>();
+  private nextClient = 1;
+
+  constructor(private readonly audit: AuditLog | undefined, private readonly onAuditFailure: (err: unknown) => void = () => undefined) {}
+
+  /** Identifies an accepted connection; call on the server's 'connection' event. */
+  identify(socket: Socket): Caller {
+    const client = `c${this.nextClient++}`;
+    const cred = peerCredentials(socket);
+    const caller: Caller = cred ? { client, ...cred } : { client };
+    this.callers.set(socket, caller);
+    controlOfSocket.set(socket, this);
+    return caller;
+  }
+
+  /**
+   * The caller behind a request. A request whose socket is no network socket at all was made
+   * inside this process (fastify's `inject`): that is the daemon itself.
+   */
+  callerOf(raw: IncomingMessage): Caller {
+    const socket: unknown = raw.socket;
+    const known = typeof socket === 'object' && socket !== null ? this.callers.get(socket) : undefined;
+    if (known) return known;
+    if (socket instanceof Socket) return this.identify(socket);
+    return { client: 'daemon', uid: DaemonUid, gid: process.getgid?.() ?? 0, pid: process.pid };
+  }
+
+  /**
+   * Throws `access.denied` unless the caller holds `access`; a refusal is audited. `what` is the
+   * method or stream name.
+   */
+  authorize(caller: Caller, access: AccessClass, what: string, domain?: string): void {
+    if (accessClassesOf(caller).includes(access)) return;
+    const err = new VirtkitError('access.denied',
+      `${what} needs ${access} access, which ${caller.uid === undefined ? 'an unidentified caller' : `uid ${caller.uid}`} does not have`,
+      { access, method: what, ...who(caller) });
+    this.record(caller, what, access, domain, err);
+    throw err;
+  }
+
+  /** Appends the audit line of a write or admin call (reads are not audited, refusals always are). */
+  record(caller: Caller, what: string, access: AccessClass, domain: string | undefined, error?: unknown): void {
+    if (!this.audit || (access === 'read' && !isVirtkitError(error, 'access.denied'))) return;
+    try {
+      this.audit.record({
+        ...who(caller), method: what, access, ...(domain !== undefined ? { domain } : {}),
+        outcome: error === undefined ? 'ok' : 'error',
+        ...(error !== undefined ? { code: isVirtkitError(error) ? error.code : 'internal' } : {}),
+      });
+    } catch (err) {
+      this.onAuditFailure(err);
+    }
+  }
+
+  /**
+   * For a stream opened outside the method table (console, events, snoop, volume contents):
+   * authorizes the request's caller for the stream's class and audits the opening of a write
+   * or admin stream. Returns the caller.
+   */
+  authorizeStream(raw: IncomingMessage, stream: StreamName, domain?: string): Caller {
+    const caller = this.callerOf(raw);
+    const { access } = StreamSpecs[stream];
+    this.authorize(caller, access, stream, domain);
+    this.record(caller, stream, access, domain);
+    return caller;
+  }
+}
+
+/**
+ * `AccessControl.authorizeStream` for code that has the request but not the control: the
+ * control that accepted the request's connection decides. Throws `access.denied`.
+ */
+export function authorizeStream(raw: IncomingMessage, stream: StreamName, domain?: string): Caller {
+  const socket: unknown = raw.socket;
+  const control = socket instanceof Socket ? controlOfSocket.get(socket) : undefined;
+  if (!control) {
+    throw new VirtkitError('internal', `no access control for the connection of ${raw.method ?? ''} ${raw.url ?? ''}`);
+  }
+  return control.authorizeStream(raw, stream, domain);
+}
