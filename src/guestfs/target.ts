@@ -1,18 +1,18 @@
 /**
- * What the `fs` and `inspect` commands read: an image file (raw unless told otherwise; the
- * format is never guessed from content), `FILE:N` for partition N, or, through a resolver the
+ * What the `fs`, `inspect` and `bootinfo` commands read: an image file (its format from the
+ * option, else from its name, never from the content: chooseImageFormat), `FILE:N` for partition N, or, through a resolver the
  * manager supplies, a defined guest's disk. Opening a target gives its disk, partition table
  * and the chosen filesystem.
  */
 import { access } from 'node:fs/promises';
 import type { BlockDevice } from '../storage/block-device.js';
-import { openImage } from '../storage/image/index.js';
+import { chooseImageFormat, openImage } from '../storage/image/index.js';
 import { VirtkitError } from '../util/errors.js';
 import { detectFilesystem, openFilesystem, type Filesystem } from './fs/index.js';
 import { dataPartitions, openPartition, readPartitionTable, type Partition, type PartitionTable } from './partition/index.js';
 
 export interface TargetOptions {
-  /** Image format of the file: `raw` (the default) or `qcow2`. */
+  /** Image format, as the user named it; absent: the file's name states it, or the guest's definition. */
   readonly format?: string;
   /** For a guest name: which of its disks (0-based), default the first. */
   readonly disk?: number;
@@ -32,6 +32,8 @@ export interface ResolvedTarget {
   readonly format: string;
   /** Partition number from `FILE:N`, if given. */
   readonly partition?: number;
+  /** The file is named `.iso`: its ISO 9660 filesystem is read whole, whatever partitions it also has. */
+  readonly iso?: boolean;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -43,10 +45,13 @@ async function exists(path: string): Promise<boolean> {
  * file even if it ends in `:N`. Throws `image.not-found` when nothing matches.
  */
 export async function resolveTarget(target: string, options: TargetOptions = {}): Promise<ResolvedTarget> {
-  const format = options.format ?? 'raw';
-  if (await exists(target)) return { path: target, format };
+  const file = (path: string): { path: string; format: string; iso: boolean } => {
+    const choice = chooseImageFormat(path, { explicit: options.format });
+    return { path, format: choice.format, iso: choice.iso };
+  };
+  if (await exists(target)) return file(target);
   const m = /^(.+):(\d+)$/.exec(target);
-  if (m !== null && (await exists(m[1]!))) return { path: m[1]!, format, partition: Number(m[2]) };
+  if (m !== null && (await exists(m[1]!))) return { ...file(m[1]!), partition: Number(m[2]) };
   const guestName = m === null ? target : m[1]!;
   if (options.resolveGuest !== undefined && /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(guestName)) {
     const disk = await options.resolveGuest(guestName, options.disk ?? 0);
@@ -102,7 +107,7 @@ export async function openTargetFilesystem(target: string, options: TargetOption
     if (resolved.partition !== undefined) {
       device = openPartition(disk, table, resolved.partition);
       partition = table.partitions.find((p) => p.number === resolved.partition);
-    } else if (table.type !== 'none' && (await detectFilesystem(disk))?.name !== 'iso9660') {
+    } else if (table.type !== 'none' && resolved.iso !== true && (await detectFilesystem(disk))?.name !== 'iso9660') {
       // A hybrid install ISO also carries an MBR/GPT (for USB boot) whose partitions point into
       // the ISO; like blkid, the whole-disk ISO 9660 wins when no partition is named.
       const candidates: Partition[] = [];

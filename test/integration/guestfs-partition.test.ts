@@ -134,14 +134,19 @@ describe('MBR with an extended partition and logicals', () => {
       && e.data.structure === 'mbr extended boot record');
   });
 
-  test('qcow2: the same disk converted by qemu-img reads through --format qcow2', async () => {
+  test('qcow2: the same disk converted by qemu-img reads as qcow2 by its name or --format qcow2', async () => {
     const qcow2 = join(work, 'mbr.qcow2');
     await run('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', disk, qcow2]);
     const r = await cli(['fs', 'cat', '--format', 'qcow2', `${qcow2}:7`, '/etc/hostname']);
     expect(r).toEqual({ code: 0, stdout: 'testhost\n', stderr: '' });
-    const raw = await cli(['fs', 'ls', `${qcow2}:1`, '/']);
+    const byName = await cli(['fs', 'ls', `${qcow2}:7`, '/etc']);
+    expect(byName.code).toBe(0);
+    expect(byName.stdout.split('\n')).toContain('hostname');
+    const raw = await cli(['fs', 'ls', '--format', 'raw', `${qcow2}:1`, '/']);
     expect(raw.code).not.toBe(0);
-    const guessed = await cli(['fs', 'ls', qcow2, '/']);
+    const misnamed = join(work, 'mbr-qcow2.img');
+    await run('cp', [qcow2, misnamed]);
+    const guessed = await cli(['fs', 'ls', misnamed, '/']);
     expect(guessed.stderr).toMatch(/fs\.unsupported: .*looks like a qcow2 image: pass --format qcow2/);
   });
 });

@@ -74,12 +74,14 @@ describe('img info (native) agrees with qemu-img info', () => {
     expect(chain.stderr).toContain('image.not-found');
   });
 
-  it('needs a format it can trust: -f or a .qcow2/.raw name', () => {
-    writeFileSync(join(dir, 'disk.img'), Buffer.alloc(4096));
-    const r = virtkit('info', join(dir, 'disk.img'));
+  it('needs a format it can trust: -f or a name that states it', () => {
+    writeFileSync(join(dir, 'disk'), Buffer.alloc(4096));
+    const r = virtkit('info', join(dir, 'disk'));
     expect(r.status).toBe(5);
     expect(r.stderr).toContain('argument.invalid');
-    expect(virtkit('info', '-f', 'raw', join(dir, 'disk.img')).status).toBe(0);
+    expect(virtkit('info', '-f', 'raw', join(dir, 'disk')).status).toBe(0);
+    writeFileSync(join(dir, 'disk.img'), Buffer.alloc(4096));
+    expect(virtkit('info', join(dir, 'disk.img')).status).toBe(0);
   });
 });
 

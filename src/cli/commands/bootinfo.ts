@@ -1,5 +1,5 @@
 /**
- * `virtkit bootinfo TARGET [--format raw|qcow2] [--json]`: the boot entries a disk image's
+ * `virtkit bootinfo TARGET [--format FMT] [--json]`: the boot entries a disk image's
  * bootloader configurations (GRUB 2, BLS, extlinux/syslinux) offer, where their kernels and
  * initrds are, and which entry `boot: { loader: guest }` would boot. Read in userspace.
  */
@@ -56,8 +56,8 @@ export function register(program: Command): void {
     .option('--json', 'print JSON')
     .addHelpText('after', `
 Examples:
-  virtkit bootinfo disk.qcow2 --format qcow2
-  virtkit bootinfo disk.raw --json`)
+  virtkit bootinfo disk.qcow2
+  virtkit bootinfo /dev/vg/disk --format raw --json`)
     .action(async (target: string, opts: { format?: string; json?: boolean } & GuestTargetOptions) => {
       const resolved = await resolveTarget(target, guestTargetOptions(opts));
       const opened = await openDisk(resolved);

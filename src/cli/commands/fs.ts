@@ -1,7 +1,7 @@
 /**
  * `virtkit fs ls|cat|get|stat|find TARGET PATH`: read files out of a guest disk image
- * without mounting it. TARGET is an image file (raw unless `--format qcow2`; the format is
- * never guessed), `FILE:N` for partition N.
+ * without mounting it. TARGET is an image file (its format from --format, else from its name;
+ * never from the content: docs/images.md), `FILE:N` for partition N, or a defined guest's name.
  */
 import { createWriteStream } from 'node:fs';
 import { stat as hostStat } from 'node:fs/promises';

@@ -69,7 +69,7 @@ export function guestTargetOptions(opts: GuestTargetOptions): TargetOptions {
 /** Adds the options that name a target's format, or a guest's disk and the manager to ask. */
 export function addGuestTargetOptions(cmd: Command): Command {
   return cmd
-    .option('--format <format>', 'image format: raw (default) or qcow2; never guessed from the content')
+    .option('--format <format>', 'image format: raw, qcow2, vmdk or vdi (default: from the file name, .qcow2/.raw/.img/.iso/.vmdk/.vdi, or a guest\'s definition; never from the content)')
     .addOption(wholeNumberOption('--disk <n>', 'for a guest name: which of its disks, counted from 0', { min: 0, max: 63 }))
     .option('--ro', 'allow reading a running guest\'s disk (the view may be inconsistent)')
     .option('-c, --connect <socket>', 'for a guest name: the manager\'s socket (default: $VIRTKIT_CONNECT)');

@@ -8,8 +8,9 @@ describe('img size and format parsing', () => {
     expect(formatFor('/x/Disk.QCOW2', undefined)).toBe('qcow2');
     expect(formatFor('a.vmdk', undefined)).toBe('vmdk');
     expect(formatFor('a.vdi', undefined)).toBe('vdi');
+    expect(formatFor('disk.img', undefined)).toBe('raw');
     let err: unknown;
-    try { formatFor('disk.img', undefined); } catch (e) { err = e; }
+    try { formatFor('disk', undefined); } catch (e) { err = e; }
     expect(isVirtkitError(err, 'argument.invalid')).toBe(true);
   });
 

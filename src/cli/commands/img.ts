@@ -3,28 +3,16 @@
  * backing formats never probed); create, convert, check, resize and compare run qemu-img
  * with explicit formats, after the native layer has vetted the source's backing chain.
  */
-import { extname } from 'node:path';
 import type { Command } from 'commander';
-import { inspectImage, openImage, type Image, type ImageInfo, type MapExtent } from '../../storage/image/index.js';
+import { chooseImageFormat, inspectImage, openImage, type Image, type ImageInfo, type MapExtent } from '../../storage/image/index.js';
 import { checkImage, compareImages, convertImage, createImage, resizeImage } from '../../storage/qemu-img.js';
 import { VirtkitError } from '../../util/errors.js';
 
-const FORMAT_HELP = 'image format: raw, qcow2, vmdk or vdi (default: from a .qcow2/.raw/.vmdk/.vdi name; content is never probed)';
+const FORMAT_HELP = 'image format: raw, qcow2, vmdk or vdi (default: from the name, .qcow2/.raw/.img/.iso/.vmdk/.vdi; never from the content)';
 
-/**
- * The format the user named, or the one a file's name states (.qcow2, .raw). Never the content:
- * a raw guest disk can hold a qcow2 header that names any host file as its backing file.
- */
+/** The image format rule every command shares (docs/images.md): the option, else the name. */
 export function formatFor(path: string, explicit: string | undefined, flag = '-f'): string {
-  if (explicit !== undefined) return explicit;
-  const ext = extname(path).toLowerCase();
-  if (ext === '.qcow2' || ext === '.qcow') return 'qcow2';
-  if (ext === '.raw') return 'raw';
-  if (ext === '.vmdk') return 'vmdk';
-  if (ext === '.vdi') return 'vdi';
-  throw new VirtkitError('argument.invalid',
-    `cannot tell the format of '${path}' from its name: pass ${flag} raw, qcow2, vmdk or vdi (formats are never probed)`,
-    { field: 'format', path });
+  return chooseImageFormat(path, { explicit, flag }).format;
 }
 
 const UNITS: Record<string, number> = { '': 1, b: 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40, p: 2 ** 50, e: 2 ** 60 };

@@ -6,7 +6,7 @@
 import { isIP } from 'node:net';
 import type { Command } from 'commander';
 import { VirtkitError } from '../../util/errors.js';
-import { openImage } from '../../storage/image/index.js';
+import { chooseImageFormat, openImage } from '../../storage/image/index.js';
 import { NbdServer, type NbdListen } from '../../storage/nbd/index.js';
 import { wholeNumberOption } from '../options.js';
 
@@ -14,7 +14,7 @@ import { wholeNumberOption } from '../options.js';
 export const DEFAULT_NBD_PORT = 10809;
 
 interface NbdOptions {
-  format: string;
+  format?: string;
   socket?: string;
   port?: number;
   bind?: string;
@@ -29,7 +29,7 @@ export function register(program: Command): void {
     .command('nbd')
     .description('serve a disk image over NBD until interrupted (read-only, or --snapshot for throwaway writes)')
     .argument('<file>', 'image file to export')
-    .requiredOption('-f, --format <fmt>', 'image format: raw or qcow2 (never guessed)')
+    .option('-f, --format <fmt>', 'image format: raw, qcow2, vmdk or vdi (default: from the name, .qcow2/.raw/.img/.iso/.vmdk/.vdi; never from the content)')
     .option('-k, --socket <path>', 'listen on this unix socket')
     .addOption(wholeNumberOption('-p, --port <n>', `listen on this TCP port (default ${DEFAULT_NBD_PORT}; 0 picks a free one)`, { min: 0, max: 65_535 }))
     .option('-b, --bind <addr>', 'TCP address to bind (default 127.0.0.1; NBD has no access control)')
@@ -39,9 +39,9 @@ export function register(program: Command): void {
     .addOption(wholeNumberOption('-e, --shared <n>', 'clients served at once (more wait their turn)', { min: 1, max: 1024 }).default(1))
     .addHelpText('after', `
 Examples:
-  virtkit nbd disk.qcow2 -f qcow2 --socket /tmp/disk.sock
+  virtkit nbd disk.qcow2 --socket /tmp/disk.sock
   qemu-img convert -O raw 'nbd+unix:///?socket=/tmp/disk.sock' copy.raw
-  virtkit nbd disk.raw -f raw --port 10809 --snapshot`)
+  virtkit nbd /dev/vg/disk -f raw --port 10809 --snapshot`)
     .action(async (file: string, opts: NbdOptions) => {
       await runNbd(file, opts);
     });
@@ -57,7 +57,7 @@ async function runNbd(file: string, opts: NbdOptions): Promise<void> {
       + ` can read ${opts.snapshot ? 'and write ' : ''}this export\n`);
   }
 
-  const device = await openImage(file, { format: opts.format });
+  const device = await openImage(file, { format: chooseImageFormat(file, { explicit: opts.format, flag: '-f' }).format });
   let server: NbdServer;
   try {
     server = await NbdServer.start({

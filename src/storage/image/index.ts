@@ -1,3 +1,4 @@
+export { chooseImageFormat, FormatByExtension, type FormatChoice, type FormatChoiceOptions } from './format-choice.js';
 export { openImage, openImageSource, inspectImage, type BackingOpener, isImageFormat, MAX_CHAIN_DEPTH, type OpenImageOptions } from './open.js';
 export { RawImage } from './raw.js';
 export { Qcow2Image, resolveBackingPath } from './qcow2.js';
