@@ -6,14 +6,16 @@
  * The KVM fixture is left out: /dev/kvm is not a given (and nested KVM hangs here).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import { parseDefinition, type DomainDefinition, type LifecycleAction } from '../src/conf/index.js';
-import { buildCommand, runPaths, type CommandContext } from '../src/qemu/command/index.js';
+import { loadDefinition, parseDefinition, validateDefinition, type DomainDefinition, type LifecycleAction } from '../src/conf/index.js';
+import { READY_MARKER } from '../src/guestkit/index.js';
+import { blockdevProps, buildCommand, diskDeviceProps, runPaths, type CommandContext } from '../src/qemu/command/index.js';
 import { listArgvFixtures, loadArgvFixture } from './argv-fixtures.js';
+import { testGuestDefinition } from './helpers/guests.js';
 
 const cacheDir = resolve('test/.cache');
 mkdirSync(cacheDir, { recursive: true });
@@ -235,5 +237,87 @@ describe('lifecycle actions in a real QEMU', () => {
     if (crash === 'destroy' && qemuExitsOnShutdown) expect(panic).toEqual({ events: ['GUEST_PANICKED', 'SHUTDOWN:guest-panic'], exited: true });
     else if (crash === 'destroy') expect(panic).toEqual({ events: ['GUEST_PANICKED', 'SHUTDOWN:guest-panic'], exited: false, status: 'guest-panicked' });
     else expect(panic).toEqual({ events: ['GUEST_PANICKED'], exited: false, status: 'guest-panicked' });
+  });
+});
+
+/** Runs `script` in the guest's console shell and returns what it printed between two markers. */
+async function guestShell(socketPath: string, script: string): Promise<string> {
+  const socket = createConnection(socketPath);
+  socket.setEncoding('utf8');
+  let output = '';
+  return await new Promise((resolvePromise, reject) => {
+    const timer = setTimeout(() => { socket.destroy(); reject(new Error(`guest shell timed out; it printed: ${output}`)); }, 60_000);
+    socket.on('error', (err) => { clearTimeout(timer); reject(err); });
+    // The markers are computed by the shell, so the echo of the typed line does not match them.
+    socket.on('connect', () => socket.write(`\necho vk-begin-$((6*7)); ${script}; echo vk-end-$((6*8))\n`));
+    socket.on('data', (chunk: string) => {
+      output += chunk;
+      const match = /vk-begin-42\r?\n([\s\S]*)vk-end-48/.exec(output);
+      if (match !== null) { clearTimeout(timer); socket.destroy(); resolvePromise(match[1] ?? ''); }
+    });
+  });
+}
+
+/**
+ * The scsi controller every PCI guest gets by default does not get in a real guest's way, and
+ * is what makes a SCSI disk hot-pluggable: the guest kit guest boots with a virtio and a scsi
+ * disk and a NIC, then takes a scsi disk plugged through QMP with the same props builders the
+ * command line uses.
+ */
+describe('a guest kit guest on the default command line', () => {
+  test('boots, finds its disks by target, and takes a hot-plugged scsi disk', async () => {
+    const base = await loadDefinition(testGuestDefinition());
+    const raw = (name: string): string => image(`/${name}.raw`, 'raw');
+    const def = validateDefinition({
+      ...base,
+      disks: [{ source: raw('root'), format: 'raw' }, { id: 'data', source: raw('data'), format: 'raw', bus: 'scsi', target: 'sdc' }],
+      nics: [{}],
+    });
+    expect(def.controllers.scsi).toBe('auto');
+    const runDir = join(runRoot, 'guest');
+    mkdirSync(runDir);
+    const command = buildCommand(def, { binary: 'qemu-system-x86_64', accel: 'tcg', runDir });
+    const child = spawn(command.binary, command.argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    let exitStatus: number | null | undefined;
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    const exited = new Promise<void>((done) => child.on('exit', (code) => { exitStatus = code; done(); }));
+    const paths = runPaths(runDir);
+    try {
+      await waitForSocket(paths.qmpSocket, () => (exitStatus === undefined ? undefined : `QEMU exited (${exitStatus}): ${stderr}`));
+      for (let i = 0; i < 1200 && !(existsSync(paths.consoleLog) && readFileSync(paths.consoleLog, 'utf8').includes(READY_MARKER)); i++) {
+        if (exitStatus !== undefined) throw new Error(`QEMU exited (${exitStatus}): ${stderr}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(readFileSync(paths.consoleLog, 'utf8')).toContain(READY_MARKER);
+
+      // Hot-plug sda: the same objects as -blockdev/-device at start, sent as QMP arguments.
+      const plugged = validateDefinition({ ...def, disks: [...def.disks, { source: raw('plugged'), format: 'raw', bus: 'scsi' }] }).disks[2];
+      if (plugged === undefined) throw new Error('no plugged disk');
+      expect([plugged.id, plugged.target]).toEqual(['sda', 'sda']);
+      const nodes = blockdevProps(plugged, plugged.source ?? '');
+      const replies = await qmpSession(paths.qmpSocket, [
+        { execute: 'blockdev-add', arguments: nodes.file },
+        { execute: 'blockdev-add', arguments: nodes.format },
+        { execute: 'device_add', arguments: diskDeviceProps(plugged, { machine: def.machine }) },
+        { execute: 'qom-list', arguments: { path: '/machine/peripheral' } },
+      ]) as Array<{ return?: unknown; error?: unknown }>;
+      expect(replies.slice(0, 3)).toEqual([{ return: {} }, { return: {} }, { return: {} }]);
+      const peripherals = (replies[3]?.return as Array<{ name: string }>).map((p) => p.name);
+      expect(peripherals).toEqual(expect.arrayContaining(['scsi0', 'vda', 'data', 'sda', 'net0']));
+
+      // In the guest: vda on virtio; data at SCSI target 2 (sdc), the hot-plugged disk at target 0.
+      const seen = await guestShell(paths.consoleSocket,
+        'for i in 1 2 3 4 5 6 7 8 9 10; do [ -e /sys/bus/scsi/devices/0:0:0:0 ] && break; sleep 1; done; ls /sys/block /sys/bus/scsi/devices');
+      expect(seen).toMatch(/\bvda\b/);
+      expect(seen).toContain('0:0:2:0');
+      expect(seen).toContain('0:0:0:0');
+      await qmpSession(paths.qmpSocket, [{ execute: 'quit' }]);
+      await exited;
+      expect(stderr).not.toMatch(/error/i);
+    } finally {
+      if (exitStatus === undefined) child.kill('SIGKILL');
+      await exited;
+    }
   });
 });

@@ -24,7 +24,7 @@ test('every field has a row with a description', () => {
   const fields = definitionFields();
   for (const path of ['name', 'uuid', 'memory', 'vcpus', 'machine', 'cpu', 'accel', 'boot', 'boot.kernel', 'boot.entry', 'disks',
     'disks[].source', 'disks[].volume', 'disks[].format', 'disks[].bus', 'disks[].readonly', 'disks[].cache', 'nics', 'nics[].model',
-    'nics[].mac', 'nics[].network', 'nics[].hostfwd', 'serial', 'graphics', 'on_poweroff', 'on_reboot', 'on_crash',
+    'nics[].mac', 'nics[].network', 'nics[].hostfwd', 'disks[].id', 'disks[].target', 'nics[].id', 'controllers', 'controllers.scsi', 'serial', 'graphics', 'on_poweroff', 'on_reboot', 'on_crash',
     'on_host_shutdown', 'shutdown_timeout', 'qemu', 'qemu.args', 'qemu.env']) {
     expect(fields.map((f) => f.path), path).toContain(path);
   }

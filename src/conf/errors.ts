@@ -80,6 +80,16 @@ function typeName(schema: TSchema): string {
   return 'something else';
 }
 
+/** Whether `value` has the JSON type `schema` asks for (whatever else it gets wrong). */
+function hasTypeOf(schema: TSchema, value: unknown): boolean {
+  if (KindGuard.IsString(schema)) return typeof value === 'string';
+  if (KindGuard.IsInteger(schema) || KindGuard.IsNumber(schema)) return typeof value === 'number';
+  if (KindGuard.IsBoolean(schema)) return typeof value === 'boolean';
+  if (KindGuard.IsArray(schema)) return Array.isArray(value);
+  if (KindGuard.IsObject(schema) || KindGuard.IsRecord(schema)) return value !== null && typeof value === 'object' && !Array.isArray(value);
+  return false;
+}
+
 /** The VirtkitError for TypeBox's first error on `root`. */
 export function schemaError(error: ValueError, root: unknown): VirtkitError {
   const path = pointerSegments(error.path, root);
@@ -134,6 +144,11 @@ export function schemaError(error: ValueError, root: unknown): VirtkitError {
         const tags = anyOf.map((v) => (KindGuard.IsObject(v) ? (v.properties[key] as { const?: unknown } | undefined)?.const : undefined));
         return definitionError([...path, key], 'enum', `must be one of ${tags.join(', ')}`, (value as Record<string, unknown>)[key]);
       }
+      // A value of the right type for exactly one variant gets that variant's own message
+      // (`must be at least 0` rather than `must be an integer or a string`).
+      const sameType = anyOf.flatMap((v, i) => (hasTypeOf(v, value) ? [i] : []));
+      const inner = sameType.length === 1 ? error.errors[sameType[0] ?? -1]?.First() : undefined;
+      if (inner !== undefined) return schemaError(inner, root);
       return definitionError(path, 'type', `must be ${anyOf.map(typeName).join(' or ')}`, value);
     }
     default:

@@ -29,10 +29,12 @@ vcpus: 2
 boot: {kernel: vmlinuz, initrd: initrd.gz, cmdline: console=ttyS0}
 disks:
   - {source: root.qcow2, format: qcow2, bus: scsi, cache: none}
-  - {volume: pool/data, format: raw, readonly: true}
+  - {id: data, volume: pool/data, format: raw, readonly: true, target: vdc}
+  - {source: cd.raw, format: raw, bus: ide, target: hdb}
 nics:
   - {model: e1000, mac: "52:54:00:12:34:56", hostfwd: ["tcp::2222-:22"]}
-  - {}
+  - {id: uplink}
+controllers: {scsi: auto}
 graphics: vnc
 on_crash: preserve
 qemu: {args: [-no-hpet], env: {A: b}}
@@ -59,12 +61,12 @@ function mutateText(text: string, random: () => number): string {
   return out;
 }
 
-const fieldNames = [...Object.keys(DomainDefinitionSchema.properties), 'source', 'volume', 'format', 'bus', 'cache', 'readonly', 'model', 'mac', 'hostfwd', 'loader', 'kernel', 'entry', 'args', 'env', '__proto__', 'constructor', 'toString'];
+const fieldNames = [...Object.keys(DomainDefinitionSchema.properties), 'source', 'volume', 'format', 'bus', 'cache', 'readonly', 'model', 'mac', 'hostfwd', 'id', 'target', 'scsi', 'loader', 'kernel', 'entry', 'args', 'env', '__proto__', 'constructor', 'toString'];
 
 function randomValue(random: () => number, depth: number): unknown {
   const r = random();
   if (depth > 3 || r < 0.3) {
-    const scalars: unknown[] = [null, true, false, 0, -1, 1.5, 2 ** 53, 1e308, '', 'raw', 'qcow2', 'virtio', 'ide', 'scsi', '64MiB', '16MiB', '15MiB', '1G', 'tcp::1-:2', '52:54:00:00:00:01', 'pool/vol', '/abs/path', 'rel,path', 'a\nb', 'x\u0000', 'guest', 'direct', 'disk', 'vnc', 'none'];
+    const scalars: unknown[] = [null, true, false, 0, -1, 1.5, 2 ** 53, 1e308, '', 'raw', 'qcow2', 'virtio', 'ide', 'scsi', '64MiB', '16MiB', '15MiB', '1G', 'tcp::1-:2', '52:54:00:00:00:01', 'pool/vol', '/abs/path', 'rel,path', 'a\nb', 'x\u0000', 'guest', 'direct', 'disk', 'vnc', 'none', 'auto', 'vda', 'sdb', 'hde', 'sdzz', 'scsi0', 'net0', 'a-b_c'];
     return scalars[Math.floor(random() * scalars.length)];
   }
   if (r < 0.55) return Array.from({ length: Math.floor(random() * 4) }, () => randomValue(random, depth + 1));
@@ -93,7 +95,9 @@ function expectDefinitionOrError(run: () => DomainDefinition, what: () => string
   } catch (err) {
     // Plain checks in the hot loop: vitest's expect costs more than the parser under test.
     if (err instanceof VirtkitError && err.code === 'definition.invalid') {
-      if (!err.message.startsWith(`${String(err.data['path'])}: `)) throw new Error(`${what()}: message does not start with its path: ${err.message}`);
+      // Syntax errors name the line and column when the parser gave them, fields their path.
+      const where = typeof err.data['line'] === 'number' ? `line ${err.data['line']}, column ${String(err.data['column'])}` : String(err.data['path']);
+      if (!err.message.startsWith(`${where}: `)) throw new Error(`${what()}: message does not start with where it is: ${err.message}`);
       return false;
     }
     throw new Error(`${what()}: unexpected ${err instanceof Error ? err.stack : String(err)}`);

@@ -35,6 +35,8 @@ export const HostShutdownPolicies = ['shutdown', 'destroy', 'none'] as const;
 export type HostShutdownPolicy = (typeof HostShutdownPolicies)[number];
 export const BootLoaders = ['direct', 'disk', 'guest'] as const;
 export type BootLoader = (typeof BootLoaders)[number];
+export const ScsiControllerModes = ['auto', 'none'] as const;
+export type ScsiControllerMode = (typeof ScsiControllerModes)[number];
 
 export const MiB = 1024 * 1024;
 /** Smallest memory a definition may ask for. */
@@ -72,6 +74,22 @@ function commandLine(description: string) {
 
 export const DomainNamePattern = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';
 
+/**
+ * A device id: QEMU's device id as is, and the stem of the names derived from it (block nodes
+ * `<id>-file` and `<id>-format`, netdev `<id>-netdev`). QEMU accepts letters, digits, "-", "."
+ * and "_" after a leading letter, and node names of at most 31 characters: 24 + "-format".
+ */
+export const DeviceIdPattern = '^[A-Za-z][A-Za-z0-9_-]{0,23}$';
+/** A disk's guest name, libvirt style: a bus prefix (vd, sd, hd) and one or two letters. */
+export const DiskTargetPattern = '^(vd|sd|hd)[a-z]{1,2}$';
+
+function deviceId(generated: string, description: string) {
+  return Type.String({
+    pattern: DeviceIdPattern, 'x-rule': 'must be 1-24 letters, digits, "_" or "-", starting with a letter',
+    'x-generated': generated, description,
+  });
+}
+
 const DirectBootSchema = Type.Object({
   loader: Type.Literal('direct', { default: 'direct', description: 'Boot a kernel file of the host directly (QEMU -kernel). The default when `kernel` is given.' }),
   kernel: hostPath('Kernel image on the host; relative paths are resolved against the definition file\'s directory.'),
@@ -81,7 +99,10 @@ const DirectBootSchema = Type.Object({
 
 const DiskBootSchema = Type.Object({
   loader: Type.Literal('disk', { description: 'Boot through the firmware (SeaBIOS) from a disk. The default when `boot` is absent.' }),
-  disk: Type.Optional(Type.Integer({ minimum: 0, description: 'Index in `disks` of the disk to boot first; absent: the firmware\'s own order.' })),
+  disk: Type.Optional(Type.Union([
+    Type.Integer({ minimum: 0 }),
+    Type.String({ pattern: DeviceIdPattern, 'x-rule': 'must be a disk id (letters, digits, "_" or "-", starting with a letter)' }),
+  ], { description: 'The disk to boot first: its `id`, or its index in `disks` (stored as its id, so removing another disk does not change it); absent: the firmware\'s own order.' })),
 }, { additionalProperties: false, description: 'Firmware boot from a disk.' });
 
 const GuestBootSchema = Type.Object({
@@ -102,6 +123,7 @@ export const BootSchema = Type.Union([DirectBootSchema, DiskBootSchema, GuestBoo
 });
 
 export const DiskSchema = Type.Object({
+  id: deviceId('its `target`', 'Stable name of the disk: QEMU\'s device id, and the stem of its block node names (`<id>-file`, `<id>-format`). Unique among all devices of the domain.'),
   source: Type.Optional(hostPath('Image file on the host; relative paths are resolved against the definition file\'s directory. Exactly one of `source` and `volume`.')),
   volume: Type.Optional(Type.String({
     maxLength: 256, pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.+-]*$',
@@ -110,7 +132,12 @@ export const DiskSchema = Type.Object({
     description: 'A storage volume, as `pool/volume`, instead of `source`.',
   })),
   format: oneOf(DiskFormats, { description: 'Image format. Required: it is never guessed from the content.' }),
-  bus: oneOf(DiskBuses, { default: 'virtio', description: 'virtio (virtio-blk-pci), ide (the machine\'s IDE/AHCI bus, at most 4 on `pc`, 6 on `q35`) or scsi (virtio-scsi-pci).' }),
+  bus: oneOf(DiskBuses, { default: 'virtio', description: 'virtio (virtio-blk-pci), ide (the machine\'s IDE/AHCI bus, at most 4 on `pc`, 6 on `q35`) or scsi (on the virtio-scsi controller `scsi0`).' }),
+  target: Type.String({
+    pattern: DiskTargetPattern, 'x-rule': 'must be a disk name like vda, sdb or hdc',
+    'x-generated': 'the next free name on its bus, in order: vda, vdb... (virtio), sda... (scsi), hda... (ide)',
+    description: 'Guest-side name, libvirt style, unique in the domain; its prefix is the bus\'s (vd, sd, hd). It places ide and scsi disks: on ide the slot (`pc`: hda and hdb on the first bus, hdc and hdd on the second; `q35`: hda to hdf on AHCI ports 0 to 5), on scsi the SCSI target (sda: 0, sdb: 1...). A virtio disk\'s name in the guest follows PCI order instead.',
+  }),
   readonly: Type.Boolean({ default: false, description: 'Attach read-only. Not available on the ide bus.' }),
   cache: oneOf(CacheModes, { default: 'writeback', description: 'Host cache mode, with QEMU\'s meaning (docs/argv-fixtures.md has the mapping).' }),
 }, { additionalProperties: false });
@@ -118,6 +145,7 @@ export const DiskSchema = Type.Object({
 export const HostFwdPattern = '^(tcp|udp)?:([0-9]{1,3}(\\.[0-9]{1,3}){3})?:[0-9]{1,5}-([0-9]{1,3}(\\.[0-9]{1,3}){3})?:[0-9]{1,5}$';
 
 export const NicSchema = Type.Object({
+  id: deviceId('net0, net1... (the next free)', 'Stable name of the interface: QEMU\'s device id, and the stem of its netdev id (`<id>-netdev`). Unique among all devices of the domain.'),
   model: oneOf(NicModels, { default: 'virtio', description: 'virtio (virtio-net-pci), e1000 or rtl8139.' }),
   mac: Type.String({
     pattern: '^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$', 'x-rule': 'must be a MAC address like 52:54:00:12:34:56',
@@ -129,6 +157,13 @@ export const NicSchema = Type.Object({
     pattern: HostFwdPattern, 'x-rule': 'must be a forwarding rule like tcp::2222-:22 (proto:[hostaddr]:hostport-[guestaddr]:guestport)',
   }), { maxItems: 64, default: [], description: 'Port forwards from the host into the guest, in QEMU\'s hostfwd syntax: `tcp::2222-:22`.' }),
 }, { additionalProperties: false });
+
+export const ControllersSchema = Type.Object({
+  scsi: oneOf(ScsiControllerModes, {
+    default: 'auto',
+    description: '`auto`: a virtio-scsi controller `scsi0` on every machine with PCI (pc, q35, pc-*), so a SCSI disk can always be hot-plugged, and on any other machine that has a scsi disk. `none`: no SCSI controller (scsi disks are refused), like libvirt\'s `model=\'none\'`.',
+  }),
+}, { additionalProperties: false, default: { scsi: 'auto' }, description: 'Controllers virtkit adds to the machine\'s built-in ones.' });
 
 export const QemuPassthroughSchema = Type.Object({
   args: Type.Array(Type.String({ maxLength: 65536, pattern: NoLineBreakOrNul, 'x-rule': 'must not contain newline or NUL' }), {
@@ -170,6 +205,7 @@ export const DomainDefinitionSchema = Type.Object({
   boot: BootSchema,
   disks: Type.Array(DiskSchema, { maxItems: 64, default: [], description: 'Disks, in guest order.' }),
   nics: Type.Array(NicSchema, { maxItems: 32, default: [], description: 'Network interfaces, in guest order.' }),
+  controllers: ControllersSchema,
   serial: Type.Boolean({ default: true, description: 'Serial console on ttyS0, on the run directory\'s console.sock and logged to console.log.' }),
   graphics: oneOf(GraphicsModes, { default: 'none', description: '`vnc`: a VGA card and a VNC server on the run directory\'s vnc.sock.' }),
   on_poweroff: oneOf(LifecycleActions, { default: 'destroy', description: 'When the guest powers off: destroy (QEMU exits), restart, preserve (kept, stopped).' }),
@@ -187,6 +223,7 @@ export type DiskBoot = Static<typeof DiskBootSchema>;
 export type GuestBoot = Static<typeof GuestBootSchema>;
 export type DiskDefinition = Static<typeof DiskSchema>;
 export type NicDefinition = Static<typeof NicSchema>;
+export type ControllersConfig = Static<typeof ControllersSchema>;
 
 /** The annotations of a schema node, extension keywords by their short names (see the file comment). */
 export interface SchemaAnnotations {

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { isVirtkitError, VirtkitError } from '../util/errors.js';
 import {
-  DomainDefinitionSchema, formatDefinition, loadDefinition, parseDefinition, parseSize, formatSize, validateDefinition,
-  type DomainDefinition,
+  DomainDefinitionSchema, formatDefinition, loadDefinition, parseDefinition, parseSize, formatSize, targetIndex, targetName,
+  validateDefinition, type DomainDefinition,
 } from './index.js';
 
 const base = 'name: web1\nmemory: 256MiB\n';
@@ -55,7 +55,7 @@ describe('defaults', () => {
 
   test('disks default to virtio, writeback, read-write', () => {
     expect(parse(`${base}disks: [{source: /a.img, format: raw}]`).disks[0]).toEqual({
-      source: '/a.img', format: 'raw', bus: 'virtio', readonly: false, cache: 'writeback',
+      id: 'vda', source: '/a.img', format: 'raw', bus: 'virtio', target: 'vda', readonly: false, cache: 'writeback',
     });
   });
 
@@ -83,7 +83,11 @@ describe('every field is accepted in its documented forms', () => {
     ['shutdown_timeout: 120', { shutdown_timeout: 120 }],
     ['qemu: {args: [-no-hpet], env: {A_B: "1"}}', { qemu: { args: ['-no-hpet'], env: { A_B: '1' } } }],
     ['qemu: {args: [-S]}', { qemu: { args: ['-S'], env: {} } }],
-    ['boot: {loader: disk, disk: 0}\ndisks: [{volume: pool/v1, format: qcow2}]', { boot: { loader: 'disk', disk: 0 } }],
+    ['boot: {loader: disk, disk: 0}\ndisks: [{volume: pool/v1, format: qcow2}]', { boot: { loader: 'disk', disk: 'vda' } }],
+    ['boot: {loader: disk, disk: root}\ndisks: [{source: /a, format: raw}, {id: root, volume: pool/v1, format: qcow2}]', { boot: { loader: 'disk', disk: 'root' } }],
+    ['controllers: {scsi: none}', { controllers: { scsi: 'none' } }],
+    ['disks: [{id: root-disk_1, source: /a, format: raw, bus: ide, target: hdc}]', { disks: [{ id: 'root-disk_1', bus: 'ide', target: 'hdc' }] }],
+    ['nics: [{id: uplink}, {}]', { nics: [{ id: 'uplink' }, { id: 'net0' }] }],
     ['boot: {loader: guest, kernel: /boot/vmlinuz, initrd: /boot/initrd.img, cmdline: ro}', { boot: { loader: 'guest', kernel: '/boot/vmlinuz', initrd: '/boot/initrd.img', cmdline: 'ro' } }],
     ['boot: {loader: guest, entry: Debian GNU/Linux}', { boot: { loader: 'guest', entry: 'Debian GNU/Linux' } }],
     ['disks: [{volume: default/root.qcow2, format: qcow2, bus: scsi, readonly: true, cache: none}]', { disks: [{ volume: 'default/root.qcow2', format: 'qcow2', bus: 'scsi', readonly: true, cache: 'none' }] }],
@@ -136,7 +140,10 @@ describe('every rule has its message, naming the first failing field', () => {
     [`${base}boot: {loader: guest, kernel: vmlinuz}`, 'boot.kernel: must be an absolute path inside the guest'],
     [`${base}boot: {loader: guest, kernel: /k, entry: x}`, 'boot.kernel: cannot be combined with boot.entry, got "/k"'],
     [`${base}boot: {loader: guest, initrd: /i}`, 'boot.initrd: needs boot.kernel, got "/i"'],
-    [`${base}boot: {loader: guest, entry: ""}`, 'boot.entry: must be a string or an integer, got ""'],
+    [`${base}boot: {loader: guest, entry: ""}`, 'boot.entry: must not be empty, got ""'],
+    [`${base}boot: {loader: guest, entry: [1]}`, 'boot.entry: must be a string or an integer, got [1]'],
+    [`${base}boot: {loader: disk, disk: vdb}\ndisks: [{source: /a, format: raw}]`, 'boot.disk: must be the id of a disk (vda), got "vdb"'],
+    [`${base}boot: {loader: disk, disk: "1"}\ndisks: [{source: /a, format: raw}]`, 'boot.disk: must be a disk id (letters, digits, "_" or "-", starting with a letter), got "1"'],
     [`${base}boot: {kernel: "/k", cmdline: "a\\nb"}`, 'boot.cmdline: must not contain newline or NUL, got "a\\nb"'],
     [`${base}boot: {kernel: "/k\\u0000"}`, 'boot.kernel: must be a path without newline or NUL'],
     [`${base}boot: {kernel: ""}`, 'boot.kernel: must not be empty, got ""'],
@@ -153,6 +160,22 @@ describe('every rule has its message, naming the first failing field', () => {
     [`${base}disks: [{volume: p/../../x, format: raw}]`, 'disks[0].volume: must be "pool/volume"'],
     [`${base}disks: [{source: "/a\\nb", format: raw}]`, 'disks[0].source: must be a path without newline or NUL, got "/a\\nb"'],
     [`${base}disks: [{source: /a, format: raw, size: 1G}]`, 'disks[0].size: is not a known field'],
+    [`${base}disks: [{id: "1a", source: /a, format: raw}]`, 'disks[0].id: must be 1-24 letters, digits, "_" or "-", starting with a letter, got "1a"'],
+    [`${base}disks: [{id: "a.b", source: /a, format: raw}]`, 'disks[0].id: must be 1-24 letters'],
+    [`${base}disks: [{id: ${'a'.repeat(25)}, source: /a, format: raw}]`, 'disks[0].id: must be 1-24 letters'],
+    [`${base}disks: [{source: /a, format: raw}, {source: /b, format: raw, target: vdb}, {id: vdb, source: /c, format: raw, bus: scsi}]`, 'disks[2].id: "vdb" is already used by disks[1]'],
+    [`${base}disks: [{source: /a, format: raw, target: vda}]\nnics: [{id: vda}]`, 'nics[0].id: "vda" is already used by disks[0]'],
+    [`${base}nics: [{id: a}, {id: a}]`, 'nics[1].id: "a" is already used by nics[0]'],
+    [`${base}disks: [{id: scsi0, source: /a, format: raw}]`, 'disks[0].id: "scsi0" is reserved for the scsi controller'],
+    [`${base}nics: [{id: video0}]`, 'nics[0].id: "video0" is reserved for the VGA card'],
+    [`${base}disks: [{source: /a, format: raw, bus: scsi, target: vdb}]`, 'disks[0].target: must start with "sd" on the scsi bus, got "vdb"'],
+    [`${base}disks: [{source: /a, format: raw, target: sda}]`, 'disks[0].target: must start with "vd" on the virtio bus, got "sda"'],
+    [`${base}disks: [{source: /a, format: raw, target: vdb}, {id: x, source: /b, format: raw, target: vdb}]`, 'disks[1].target: "vdb" is already used by disks[0]'],
+    [`${base}disks: [{source: /a, format: raw, target: xda}]`, 'disks[0].target: must be a disk name like vda, sdb or hdc, got "xda"'],
+    [`${base}disks: [{source: /a, format: raw, target: vdabc}]`, 'disks[0].target: must be a disk name like vda, sdb or hdc'],
+    [`${base}disks: [{source: /a, format: raw, bus: scsi}]\ncontrollers: {scsi: none}`, 'disks[0].bus: needs the scsi controller, which controllers.scsi: none leaves out, got "scsi"'],
+    [`${base}controllers: {scsi: lsilogic}`, 'controllers.scsi: must be one of auto, none, got "lsilogic"'],
+    [`${base}controllers: {ide: auto}`, 'controllers.ide: is not a known field'],
     [`${base}nics: [{model: ne2k_pci}]`, 'nics[0].model: must be one of virtio, e1000, rtl8139, got "ne2k_pci"'],
     [`${base}nics: [{mac: "52:54:00:1:2:3"}]`, 'nics[0].mac: must be a MAC address like 52:54:00:12:34:56'],
     [`${base}nics: [{mac: "01:54:00:00:00:01"}]`, 'nics[0].mac: must be a unicast address (even first octet), got "01:54:00:00:00:01"'],
@@ -268,6 +291,67 @@ qemu: {args: [-no-hpet], env: {X: "1"}}
     const copy = structuredClone(doc);
     validateDefinition(doc);
     expect(doc).toEqual(copy);
+  });
+});
+
+describe('stable device names', () => {
+  const mixed = `${base}disks:
+  - {source: /a, format: raw}
+  - {source: /b, format: raw, bus: scsi}
+  - {source: /c, format: raw, bus: ide}
+  - {source: /d, format: raw}
+  - {source: /e, format: raw, bus: scsi}
+nics: [{}, {}]
+`;
+
+  test('missing targets are the next free name on each bus, ids are the targets, NICs are netN', () => {
+    const def = parse(mixed);
+    expect(def.disks.map((d) => [d.id, d.target])).toEqual([['vda', 'vda'], ['sda', 'sda'], ['hda', 'hda'], ['vdb', 'vdb'], ['sdb', 'sdb']]);
+    expect(def.nics.map((n) => n.id)).toEqual(['net0', 'net1']);
+  });
+
+  test('generated names step over the names given, whatever device uses them', () => {
+    const def = parse(`${base}disks: [{source: /a, format: raw, target: vda}, {source: /b, format: raw}, {id: vdb, source: /c, format: raw}]
+nics: [{}, {id: net0}, {}]`);
+    // disks[2] has an id but no target: it still gets one, and neither name is taken twice.
+    expect(def.disks.map((d) => [d.id, d.target])).toEqual([['vda', 'vda'], ['vdc', 'vdc'], ['vdb', 'vdd']]);
+    expect(def.nics.map((n) => n.id)).toEqual(['net1', 'net0', 'net2']);
+  });
+
+  test('removing the first disk or NIC of a normalized definition renames no other device', () => {
+    const def = parse(`${mixed}boot: {loader: disk, disk: 3}\n`);
+    expect(def.boot).toEqual({ loader: 'disk', disk: 'vdb' });
+    const removed = structuredClone(def);
+    removed.disks.shift();
+    removed.nics.shift();
+    const again = validateDefinition(removed);
+    expect(again.disks.map((d) => [d.id, d.target])).toEqual(def.disks.slice(1).map((d) => [d.id, d.target]));
+    expect(again.nics.map((n) => n.id)).toEqual(['net1']);
+    expect(again.boot).toEqual({ loader: 'disk', disk: 'vdb' });
+    // A disk added afterwards takes the freed name, not one of the kept ones.
+    const added = validateDefinition({ ...again, disks: [...again.disks, { source: '/f', format: 'raw' }], nics: [...again.nics, {}] });
+    expect(added.disks.map((d) => d.id)).toEqual(['sda', 'hda', 'vdb', 'sdb', 'vda']);
+    expect(added.nics.map((n) => n.id)).toEqual(['net1', 'net0']);
+  });
+
+  test('removing the boot disk leaves boot.disk naming a disk that is gone', () => {
+    const def = parse(`${mixed}boot: {loader: disk, disk: sda}\n`);
+    const removed = structuredClone(def);
+    removed.disks.splice(1, 1);
+    expect(() => validateDefinition(removed)).toThrow('boot.disk: must be the id of a disk (vda, hda, vdb, sdb), got "sda"');
+  });
+
+  test('target names follow libvirt: a..z, then aa..zz', () => {
+    expect([0, 1, 25, 26, 27, 51, 52, 701].map((i) => targetName('virtio', i))).toEqual(['vda', 'vdb', 'vdz', 'vdaa', 'vdab', 'vdaz', 'vdba', 'vdzz']);
+    for (let i = 0; i < 702; i++) expect(targetIndex(targetName('scsi', i))).toBe(i);
+    expect(targetIndex('hdd')).toBe(3);
+  });
+
+  test('a definition with 64 disks on one bus gets 64 distinct targets', () => {
+    const disks = Array.from({ length: 64 }, (_, i) => ({ source: `/d${i}`, format: 'raw', bus: 'scsi' }));
+    const def = validateDefinition({ name: 'a', memory: '64MiB', disks });
+    expect(new Set(def.disks.map((d) => d.target)).size).toBe(64);
+    expect(def.disks[63]?.target).toBe('sdbl');
   });
 });
 

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { isAbsolute, resolve } from 'node:path';
 import { KindGuard, type TSchema } from '@sinclair/typebox';
 import { VirtkitError } from '../util/errors.js';
+import { assignDeviceNames, bootDiskToId, checkDeviceNames } from './devices.js';
 import { definitionError, schemaError } from './errors.js';
 import { inputChecker, normalizedChecker } from './input-schema.js';
 import { annotations, DomainDefinitionSchema, type DomainDefinition } from './schema.js';
@@ -84,12 +85,20 @@ function checkCrossFieldRules(def: DomainDefinition): void {
     if (disk.readonly && disk.bus === 'ide') {
       throw definitionError(['disks', i, 'readonly'], 'unsupported', 'is not supported on the ide bus (use virtio or scsi)', true);
     }
+    if (disk.bus === 'scsi' && def.controllers.scsi === 'none') {
+      throw definitionError(['disks', i, 'bus'], 'controller', 'needs the scsi controller, which controllers.scsi: none leaves out', disk.bus);
+    }
   });
+  checkDeviceNames(def);
 
   const boot = def.boot;
-  if (boot.loader === 'disk' && boot.disk !== undefined && boot.disk >= def.disks.length) {
+  if (boot.loader === 'disk' && typeof boot.disk === 'number' && boot.disk >= def.disks.length) {
     const range = def.disks.length === 0 ? 'there are no disks' : `0 to ${def.disks.length - 1}`;
     throw definitionError(['boot', 'disk'], 'disk-index', `must be the index of a disk (${range})`, boot.disk);
+  }
+  if (boot.loader === 'disk' && typeof boot.disk === 'string' && !def.disks.some((disk) => disk.id === boot.disk)) {
+    const ids = def.disks.length === 0 ? 'there are no disks' : def.disks.map((disk) => disk.id).join(', ');
+    throw definitionError(['boot', 'disk'], 'disk-id', `must be the id of a disk (${ids})`, boot.disk);
   }
   if (boot.loader === 'guest') {
     if (boot.kernel !== undefined && boot.entry !== undefined) {
@@ -146,6 +155,9 @@ export function validateDefinition(document: unknown, options: ValidateOptions =
     nic['mac'] = mac;
     usedMacs.add(mac);
   }
+  const disks = draft['disks'] as Mutable[];
+  assignDeviceNames(disks, nics);
+  bootDiskToId(draft['boot'] as Mutable, disks);
 
   // Generated fields were added last: one more pass puts every key back in schema order.
   const def = withDefaults(DomainDefinitionSchema, draft) as DomainDefinition;

@@ -278,7 +278,7 @@ describe('QemuProcess with real guests', () => {
   it('surfaces QEMU\'s own message when it fails to start', async () => {
     const def = await loadDefinition(testGuestDefinition());
     const missing = join(scratch, 'missing.qcow2');
-    const broken: DomainDefinition = { ...def, disks: [{ source: missing, format: 'qcow2', bus: 'virtio', readonly: false, cache: 'writeback' }] };
+    const broken: DomainDefinition = { ...def, disks: [{ id: 'vda', source: missing, format: 'qcow2', bus: 'virtio', target: 'vda', readonly: false, cache: 'writeback' }] };
     const err = await rejection(QemuProcess.launch({ def: broken, ctx: { binary: 'qemu-system-x86_64', accel: 'tcg', runDir: join(scratch, 'fail') } }));
     expect(err.code).toBe('qemu.failed-to-start');
     expect(err.message).toContain(`Could not open '${missing}': No such file or directory`);

@@ -2,8 +2,8 @@ import { describe, expect, test } from 'vitest';
 import { LifecycleActions, parseDefinition, type DomainDefinition } from '../../conf/index.js';
 import { isVirtkitError, VirtkitError } from '../../util/errors.js';
 import {
-  blockdevProps, buildCommand, CacheFlags, diskDeviceProps, keyValueOption, lifecycleActions, netdevProps, nicDeviceProps,
-  optionValue, runPaths, type CommandContext,
+  blockdevProps, buildCommand, CacheFlags, diskDeviceProps, diskNodeNames, diskPlacementProblem, hasScsiController, keyValueOption,
+  lifecycleActions, netdevProps, nicDeviceProps, optionValue, runPaths, type CommandContext,
 } from './index.js';
 
 const ctx: CommandContext = { binary: 'qemu-system-x86_64', accel: 'tcg', runDir: '/run/vk/g' };
@@ -80,8 +80,8 @@ describe('props builders', () => {
     const rows = Object.entries(CacheFlags).map(([cache, flags]) => {
       const disk = def(`disks: [{source: /a, format: raw, cache: ${cache}}]`).disks[0];
       if (disk === undefined) throw new Error('no disk');
-      const nodes = blockdevProps(disk, 0, '/a');
-      const device = diskDeviceProps(disk, 0, { machine: 'pc', busIndex: 0 });
+      const nodes = blockdevProps(disk, '/a');
+      const device = diskDeviceProps(disk, { machine: 'pc' });
       expect(nodes.format['cache']).toEqual(nodes.file['cache']);
       return [cache, nodes.file['cache'], device['write-cache'], flags.writeCache];
     });
@@ -95,33 +95,81 @@ describe('props builders', () => {
   });
 
   test('read-only disks are read-only on both nodes', () => {
-    const disk = def('disks: [{source: /a, format: qcow2, readonly: true}]').disks[0];
+    const disk = def('disks: [{id: data, source: /a, format: qcow2, readonly: true}]').disks[0];
     if (disk === undefined) throw new Error('no disk');
-    const nodes = blockdevProps(disk, 3, '/a');
-    expect(nodes.file).toMatchObject({ driver: 'file', filename: '/a', 'node-name': 'disk3-file', 'read-only': true });
-    expect(nodes.format).toMatchObject({ driver: 'qcow2', 'node-name': 'disk3-format', file: 'disk3-file', 'read-only': true });
+    const nodes = blockdevProps(disk, '/a');
+    expect(nodes.file).toMatchObject({ driver: 'file', filename: '/a', 'node-name': 'data-file', 'read-only': true });
+    expect(nodes.format).toMatchObject({ driver: 'qcow2', 'node-name': 'data-format', file: 'data-file', 'read-only': true });
   });
 
-  test('ide slots: pc has 2 buses x 2 units, q35 six ports; other machines have none', () => {
+  test('names come from the disk id, whatever its position', () => {
+    const [a, b] = def('disks: [{source: /a, format: raw}, {id: "x_1", source: /b, format: raw, bus: scsi, target: sdc}]').disks;
+    if (a === undefined || b === undefined) throw new Error('no disks');
+    expect(diskDeviceProps(a, { machine: 'pc' })).toMatchObject({ id: 'vda', drive: 'vda-format' });
+    expect(diskDeviceProps(b, { machine: 'pc' })).toMatchObject({ id: 'x_1', drive: 'x_1-format', bus: 'scsi0.0', 'scsi-id': 2, lun: 0 });
+    expect(diskNodeNames(b)).toEqual({ file: 'x_1-file', format: 'x_1-format' });
+    // The longest id still gives node names QEMU accepts (at most 31 characters).
+    expect(diskNodeNames({ id: 'a'.repeat(24) }).format).toHaveLength(31);
+  });
+
+  test('ide slots follow the target: pc has 2 buses x 2 units, q35 six ports; other machines have none', () => {
     const disk = def('disks: [{source: /a, format: raw, bus: ide}]').disks[0];
     if (disk === undefined) throw new Error('no disk');
-    const slot = (machine: string, busIndex: number) => {
-      const p = diskDeviceProps(disk, busIndex, { machine, busIndex });
+    const slot = (machine: string, target: string) => {
+      const p = diskDeviceProps({ ...disk, target }, { machine });
       return `${String(p['bus'])}/${String(p['unit'])}`;
     };
-    expect([0, 1, 2, 3].map((i) => slot('pc', i))).toEqual(['ide.0/0', 'ide.0/1', 'ide.1/0', 'ide.1/1']);
-    expect([0, 5].map((i) => slot('pc-q35-7.2', i))).toEqual(['ide.0/0', 'ide.5/0']);
-    expect(() => slot('pc', 4)).toThrow(/at most 4 ide disks fit machine pc/);
-    expect(() => slot('q35', 6)).toThrow(/at most 6 ide disks/);
-    expect(() => slot('microvm', 0)).toThrow(/ide disks need machine pc or q35/);
+    expect(['hda', 'hdb', 'hdc', 'hdd'].map((t) => slot('pc', t))).toEqual(['ide.0/0', 'ide.0/1', 'ide.1/0', 'ide.1/1']);
+    expect(['hda', 'hdf'].map((t) => slot('pc-q35-7.2', t))).toEqual(['ide.0/0', 'ide.5/0']);
+    expect(() => slot('pc', 'hde')).toThrow('disk "hda".target: is beyond the 4 ide slots of machine pc (hda to hdd), got "hde"');
+    expect(() => slot('q35', 'hdg')).toThrow(/beyond the 6 ide slots of machine q35 \(hda to hdf\)/);
+    expect(() => slot('microvm', 'hda')).toThrow(/ide disks need machine pc or q35/);
+  });
+
+  test('scsi targets map to SCSI ids 0 to 255', () => {
+    const disk = def('disks: [{source: /a, format: raw, bus: scsi}]').disks[0];
+    if (disk === undefined) throw new Error('no disk');
+    expect(diskDeviceProps({ ...disk, target: 'sdiv' }, { machine: 'pc' })['scsi-id']).toBe(255);
+    expect(diskPlacementProblem({ ...disk, target: 'sdiw' }, 'pc')).toBe('is beyond the 256 targets of the scsi controller (sda to sdiv)');
   });
 
   test('NIC props serve -netdev/-device and netdev_add/device_add alike', () => {
-    const [a, b] = def('nics: [{mac: "52:54:00:00:00:0a", hostfwd: ["tcp::1-:2"]}, {model: rtl8139, mac: "52:54:00:00:00:0b"}]').nics;
+    const [a, b] = def('nics: [{mac: "52:54:00:00:00:0a", hostfwd: ["tcp::1-:2"]}, {id: uplink, model: rtl8139, mac: "52:54:00:00:00:0b"}]').nics;
     if (a === undefined || b === undefined) throw new Error('no nics');
-    expect(netdevProps(a, 0)).toEqual({ type: 'user', id: 'net0', hostfwd: [{ str: 'tcp::1-:2' }] });
-    expect(netdevProps(b, 1)).toEqual({ type: 'user', id: 'net1' });
-    expect(nicDeviceProps(b, 1)).toEqual({ driver: 'rtl8139', id: 'nic1', netdev: 'net1', mac: '52:54:00:00:00:0b' });
+    expect(netdevProps(a)).toEqual({ type: 'user', id: 'net0-netdev', hostfwd: [{ str: 'tcp::1-:2' }] });
+    expect(nicDeviceProps(a)).toEqual({ driver: 'virtio-net-pci', id: 'net0', netdev: 'net0-netdev', mac: '52:54:00:00:00:0a' });
+    expect(netdevProps(b)).toEqual({ type: 'user', id: 'uplink-netdev' });
+    expect(nicDeviceProps(b)).toEqual({ driver: 'rtl8139', id: 'uplink', netdev: 'uplink-netdev', mac: '52:54:00:00:00:0b' });
+  });
+});
+
+describe('scsi controller', () => {
+  const controllers = (extra: string): string[] => buildCommand(def(extra), ctx).argv.filter((arg) => arg.includes('virtio-scsi-pci'));
+
+  test('auto: on every machine with PCI, disks or not; elsewhere only with a scsi disk; none: never', () => {
+    expect(controllers('')).toEqual(['{"driver":"virtio-scsi-pci","id":"scsi0"}']);
+    expect(controllers('machine: pc-q35-7.2')).toHaveLength(1);
+    expect(controllers('machine: microvm')).toEqual([]);
+    expect(controllers('machine: microvm\ndisks: [{source: /a, format: raw, bus: scsi}]')).toHaveLength(1);
+    expect(controllers('controllers: {scsi: none}\ndisks: [{source: /a, format: raw}]')).toEqual([]);
+    expect(hasScsiController(def('controllers: {scsi: none}'))).toBe(false);
+  });
+
+  test('the controller comes before the disks, once', () => {
+    const { argv } = buildCommand(def('disks: [{source: /a, format: raw, bus: scsi}, {source: /b, format: raw, bus: scsi}]'), ctx);
+    const scsi = argv.findIndex((arg) => arg.includes('virtio-scsi-pci'));
+    expect(scsi).toBeLessThan(argv.findIndex((arg) => arg.includes('"sda-file"')));
+    expect(argv.filter((arg) => arg.includes('virtio-scsi-pci'))).toHaveLength(1);
+  });
+});
+
+describe('boot disk', () => {
+  test('an id or an index puts bootindex 1 on that disk only', () => {
+    for (const chosen of ['1', 'sys']) {
+      const { argv } = buildCommand(def(`boot: {loader: disk, disk: ${chosen}}\ndisks: [{source: /a, format: raw}, {id: sys, source: /b, format: raw}]`), ctx);
+      const devices = argv.filter((arg, i) => argv[i - 1] === '-device' && arg.includes('virtio-blk-pci')).map((arg) => JSON.parse(arg) as Record<string, unknown>);
+      expect(devices.map((d) => [d['id'], d['bootindex']])).toEqual([['vda', undefined], ['sys', 1]]);
+    }
   });
 });
 

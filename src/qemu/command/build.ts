@@ -4,11 +4,12 @@
  * the context; nothing here touches files, the clock, randomness or the environment.
  * QEMU is always spawned without a shell: each string of argv is one argument.
  */
-import type { DiskBus, DomainDefinition } from '../../conf/index.js';
+import { bootDiskIndex, BuiltinDeviceIds, type DomainDefinition } from '../../conf/index.js';
 import { VirtkitError } from '../../util/errors.js';
-import { blockdevProps, diskDeviceProps, scsiControllerProps } from './disk-props.js';
+import { blockdevProps, diskDeviceProps, hasScsiController, scsiControllerProps } from './disk-props.js';
 import { assertPlainValue, jsonOption, keyValueOption, optionValue } from './escape.js';
 import { actionOption, lifecycleActions } from './lifecycle.js';
+import { hasIsaBus } from './machine.js';
 import { netdevProps, nicDeviceProps } from './net-props.js';
 import { runPaths } from './run-paths.js';
 
@@ -36,11 +37,6 @@ export interface QemuCommand {
  *  well-tested qemu64 (`max` asks TCG to emulate every feature it can, which boots slower). */
 export function defaultCpuModel(accel: CommandContext['accel']): string {
   return accel === 'kvm' ? 'host' : 'qemu64';
-}
-
-/** Machines with an ISA bus, where the pvpanic device (crash detection) lives. */
-function hasIsaBus(machine: string): boolean {
-  return machine === 'pc' || machine === 'q35' || machine.startsWith('pc-');
 }
 
 function kernelArgs(def: DomainDefinition, ctx: CommandContext): string[] {
@@ -73,27 +69,27 @@ function diskHostPath(def: DomainDefinition, index: number, ctx: CommandContext)
 
 function diskArgs(def: DomainDefinition, ctx: CommandContext): string[] {
   const args: string[] = [];
-  if (def.disks.some((disk) => disk.bus === 'scsi')) args.push('-device', jsonOption(scsiControllerProps()));
-  const seenOnBus: Record<DiskBus, number> = { virtio: 0, ide: 0, scsi: 0 };
-  const bootDisk = def.boot.loader === 'disk' ? def.boot.disk : undefined;
+  if (hasScsiController(def)) args.push('-device', jsonOption(scsiControllerProps()));
+  const bootDisk = bootDiskIndex(def);
   def.disks.forEach((disk, index) => {
-    const nodes = blockdevProps(disk, index, diskHostPath(def, index, ctx));
-    const placement = { machine: def.machine, busIndex: seenOnBus[disk.bus]++, ...(bootDisk === index ? { bootindex: 1 } : {}) };
+    const nodes = blockdevProps(disk, diskHostPath(def, index, ctx));
+    const placement = { machine: def.machine, path: `disks[${index}]`, ...(bootDisk === index ? { bootindex: 1 } : {}) };
     args.push('-blockdev', jsonOption(nodes.file), '-blockdev', jsonOption(nodes.format),
-      '-device', jsonOption(diskDeviceProps(disk, index, placement)));
+      '-device', jsonOption(diskDeviceProps(disk, placement)));
   });
   return args;
 }
 
 function nicArgs(def: DomainDefinition): string[] {
-  return def.nics.flatMap((nic, index) => ['-netdev', jsonOption(netdevProps(nic, index)), '-device', jsonOption(nicDeviceProps(nic, index))]);
+  return def.nics.flatMap((nic) => ['-netdev', jsonOption(netdevProps(nic)), '-device', jsonOption(nicDeviceProps(nic))]);
 }
 
 /**
  * The QEMU command for a normalized definition.
  * @throws VirtkitError('argument.invalid') for a context value with newline/NUL or missing
  *         bootFiles, 'volume.not-found' for a volume without a path in ctx.volumePaths,
- *         'definition.invalid' for what only the machine type rules out (too many ide disks).
+ *         'definition.invalid' for what only the machine type rules out (an ide target beyond
+ *         the machine's slots, a scsi target beyond 255).
  */
 export function buildCommand(def: DomainDefinition, ctx: CommandContext): QemuCommand {
   const paths = runPaths(assertPlainValue(ctx.runDir, 'run directory'));
@@ -119,10 +115,10 @@ export function buildCommand(def: DomainDefinition, ctx: CommandContext): QemuCo
   argv.push('-display', 'none');
   if (def.graphics === 'vnc') {
     // The key is spelt out: as an implied first value, a path containing "=" would be read as a key.
-    argv.push('-vnc', keyValueOption([['vnc', `unix:${paths.vncSocket}`]], 'VNC socket'), '-device', jsonOption({ driver: 'VGA', id: 'video0' }));
+    argv.push('-vnc', keyValueOption([['vnc', `unix:${paths.vncSocket}`]], 'VNC socket'), '-device', jsonOption({ driver: 'VGA', id: BuiltinDeviceIds.video }));
   }
   argv.push('-action', actionOption(lifecycleActions(def)));
-  if (hasIsaBus(def.machine)) argv.push('-device', jsonOption({ driver: 'pvpanic', id: 'pvpanic0' }));
+  if (hasIsaBus(def.machine)) argv.push('-device', jsonOption({ driver: 'pvpanic', id: BuiltinDeviceIds.panic }));
   argv.push(...kernelArgs(def, ctx), ...diskArgs(def, ctx), ...nicArgs(def), ...def.qemu.args);
   return { binary: ctx.binary, argv, env: { ...def.qemu.env } };
 }

@@ -1,11 +1,15 @@
 /**
  * Disk props: the same objects feed `-blockdev`/`-device` at start and QMP `blockdev-add` /
- * `device_add` at hotplug. Names are derived from the disk's index in the definition, so the
- * command line is stable: nodes `disk0-file` and `disk0-format`, device `disk0`.
+ * `device_add` at hot-plug. Every name comes from the disk's stable id (device `vda`, nodes
+ * `vda-file` and `vda-format`) and its placement from its target, never from its position in
+ * the definition, so adding or removing a disk changes no other disk.
  */
-import type { CacheMode, DiskBus, DiskDefinition } from '../../conf/index.js';
+import {
+  BuiltinDeviceIds, targetIndex, type CacheMode, type DiskBus, type DiskDefinition, type DomainDefinition,
+} from '../../conf/index.js';
 import { VirtkitError } from '../../util/errors.js';
 import type { JsonProps } from './escape.js';
+import { hasPciBus, ideLayout } from './machine.js';
 
 /** QEMU's cache modes spelled out (qemu-system(1), "-drive cache="). */
 export const CacheFlags: Readonly<Record<CacheMode, { direct: boolean; noFlush: boolean; writeCache: boolean }>> = {
@@ -22,15 +26,27 @@ export const DiskDrivers: Readonly<Record<DiskBus, string>> = {
   scsi: 'scsi-hd',
 };
 
-/** The one virtio-scsi controller every scsi disk hangs on. */
-export const ScsiControllerId = 'scsi0';
+/** The virtio-scsi controller scsi disks hang on (`controllers.scsi`). */
+export const ScsiControllerId = BuiltinDeviceIds.scsiController;
 
-export function diskDeviceId(index: number): string {
-  return `disk${index}`;
+/** virtio-scsi addresses targets 0 to 255 (QEMU: "bad scsi device id" beyond). */
+export const MaxScsiTarget = 255;
+
+/** The disk fields its QEMU names and placement come from. */
+export type DiskNaming = Pick<DiskDefinition, 'id' | 'target' | 'bus'>;
+
+/** The guest-visible device's id: the disk's id. */
+export function diskDeviceId(disk: Pick<DiskDefinition, 'id'>): string {
+  return disk.id;
 }
 
-export function diskNodeNames(index: number): { file: string; format: string } {
-  return { file: `disk${index}-file`, format: `disk${index}-format` };
+/**
+ * The block nodes' names. Node names and device ids are separate namespaces in QEMU 7.2 (a node
+ * may even be named like a device), but distinct names keep query-block and errors readable.
+ * QEMU caps node names at 31 characters, which the id's 24-character limit leaves room for.
+ */
+export function diskNodeNames(disk: Pick<DiskDefinition, 'id'>): { file: string; format: string } {
+  return { file: `${disk.id}-file`, format: `${disk.id}-format` };
 }
 
 export interface BlockdevNodes {
@@ -41,8 +57,8 @@ export interface BlockdevNodes {
 }
 
 /** The two block nodes of a disk whose image is `hostPath` on the host. */
-export function blockdevProps(disk: DiskDefinition, index: number, hostPath: string): BlockdevNodes {
-  const names = diskNodeNames(index);
+export function blockdevProps(disk: Pick<DiskDefinition, 'id' | 'format' | 'readonly' | 'cache'>, hostPath: string): BlockdevNodes {
+  const names = diskNodeNames(disk);
   const flags = CacheFlags[disk.cache];
   const cache = { direct: flags.direct, 'no-flush': flags.noFlush };
   return {
@@ -51,7 +67,17 @@ export function blockdevProps(disk: DiskDefinition, index: number, hostPath: str
   };
 }
 
-/** The scsi controller, added once before the first scsi disk. */
+/**
+ * Whether the command line carries the scsi controller: with `controllers.scsi: auto`, on
+ * every machine with PCI (so a scsi disk can be hot-plugged into any guest), and on any
+ * machine with a scsi disk. A guest without it needs one added before a scsi disk is plugged.
+ */
+export function hasScsiController(def: Pick<DomainDefinition, 'controllers' | 'machine' | 'disks'>): boolean {
+  if (def.controllers.scsi === 'none') return false;
+  return hasPciBus(def.machine) || def.disks.some((disk) => disk.bus === 'scsi');
+}
+
+/** The scsi controller, for `-device` at start or `device_add` on demand. */
 export function scsiControllerProps(): JsonProps {
   return { driver: 'virtio-scsi-pci', id: ScsiControllerId };
 }
@@ -59,33 +85,45 @@ export function scsiControllerProps(): JsonProps {
 export interface DiskPlacement {
   /** Machine type, which decides the IDE bus layout. */
   machine: string;
-  /** Position of the disk among the disks on the same bus (0 for the first ide disk...). */
-  busIndex: number;
   /** Firmware boot priority, when this disk boots. */
   bootindex?: number;
+  /** How errors name the disk: `disks[2]` (default: `disk "<id>"`). */
+  path?: string;
 }
 
-/** pc (i440fx) has two IDE buses with two units each; q35 has six AHCI ports of one unit. */
-function ideSlot(machine: string, busIndex: number, index: number): { bus: string; unit: number } {
-  const q35 = machine === 'q35' || machine.startsWith('pc-q35');
-  const i440fx = machine === 'pc' || machine.startsWith('pc-i440fx') || /^pc-[0-9]/.test(machine);
-  const max = q35 ? 6 : i440fx ? 4 : 0;
-  if (busIndex >= max) {
-    const rule = max === 0 ? `ide disks need machine pc or q35, not ${machine}` : `at most ${max} ide disks fit machine ${machine}`;
-    throw new VirtkitError('definition.invalid', `disks[${index}].bus: ${rule}, got "ide"`, { path: `disks[${index}].bus`, rule: 'ide-slots' });
-  }
-  return q35 ? { bus: `ide.${busIndex}`, unit: 0 } : { bus: `ide.${busIndex >> 1}`, unit: busIndex & 1 };
-}
-
-/** The guest-visible device of a disk, attached to its format node. */
-export function diskDeviceProps(disk: DiskDefinition, index: number, placement: DiskPlacement): JsonProps {
-  const props: JsonProps = { driver: DiskDrivers[disk.bus], id: diskDeviceId(index), drive: diskNodeNames(index).format };
+/**
+ * Why a disk's target has no place on this machine (too many ide slots asked, a scsi target
+ * beyond 255), or undefined when it fits.
+ */
+export function diskPlacementProblem(disk: DiskNaming, machine: string): string | undefined {
+  const index = targetIndex(disk.target);
   if (disk.bus === 'ide') {
-    const slot = ideSlot(placement.machine, placement.busIndex, index);
+    const layout = ideLayout(machine);
+    if (layout.slots === 0) return `ide disks need machine pc or q35, not ${machine}`;
+    if (index >= layout.slots) {
+      return `is beyond the ${layout.slots} ide slots of machine ${machine} (hda to hd${String.fromCharCode(96 + layout.slots)})`;
+    }
+  } else if (disk.bus === 'scsi' && index > MaxScsiTarget) {
+    return `is beyond the ${MaxScsiTarget + 1} targets of the scsi controller (sda to sdiv)`;
+  }
+  return undefined;
+}
+
+/** The guest-visible device of a disk, attached to its format node, placed by its target. */
+export function diskDeviceProps(disk: DiskNaming & Pick<DiskDefinition, 'cache'>, placement: DiskPlacement): JsonProps {
+  const problem = diskPlacementProblem(disk, placement.machine);
+  if (problem !== undefined) {
+    const where = placement.path ?? `disk ${JSON.stringify(disk.id)}`;
+    throw new VirtkitError('definition.invalid', `${where}.target: ${problem}, got ${JSON.stringify(disk.target)}`,
+      { path: `${where}.target`, rule: 'placement' });
+  }
+  const props: JsonProps = { driver: DiskDrivers[disk.bus], id: diskDeviceId(disk), drive: diskNodeNames(disk).format };
+  if (disk.bus === 'ide') {
+    const slot = ideLayout(placement.machine).slot(targetIndex(disk.target));
     props['bus'] = slot.bus;
     props['unit'] = slot.unit;
   } else if (disk.bus === 'scsi') {
-    Object.assign(props, { bus: `${ScsiControllerId}.0`, channel: 0, 'scsi-id': placement.busIndex, lun: 0 });
+    Object.assign(props, { bus: `${ScsiControllerId}.0`, channel: 0, 'scsi-id': targetIndex(disk.target), lun: 0 });
   }
   props['write-cache'] = CacheFlags[disk.cache].writeCache ? 'on' : 'off';
   if (placement.bootindex !== undefined) props['bootindex'] = placement.bootindex;

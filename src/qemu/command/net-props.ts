@@ -1,7 +1,9 @@
 /**
- * NIC props, shared by the command line (-netdev/-device JSON) and QMP hotplug
+ * NIC props, shared by the command line (-netdev/-device JSON) and QMP hot-plug
  * (netdev_add/device_add). QEMU 7.2 takes -netdev as JSON with hostfwd as a list of
- * {"str": rule}. Names: netdev `net0`, device `nic0`.
+ * {"str": rule}. Names come from the NIC's stable id: device `net0`, netdev `net0-netdev`
+ * (netdev ids and device ids are separate namespaces in QEMU; the suffix keeps `info network`,
+ * which lists both, unambiguous).
  */
 import type { NicDefinition, NicModel } from '../../conf/index.js';
 import type { JsonProps } from './escape.js';
@@ -12,20 +14,20 @@ export const NicDrivers: Readonly<Record<NicModel, string>> = {
   rtl8139: 'rtl8139',
 };
 
-export function netdevId(index: number): string {
-  return `net${index}`;
+export function netdevId(nic: Pick<NicDefinition, 'id'>): string {
+  return `${nic.id}-netdev`;
 }
 
-export function nicDeviceId(index: number): string {
-  return `nic${index}`;
+export function nicDeviceId(nic: Pick<NicDefinition, 'id'>): string {
+  return nic.id;
 }
 
-export function netdevProps(nic: NicDefinition, index: number): JsonProps {
-  const props: JsonProps = { type: nic.network, id: netdevId(index) };
+export function netdevProps(nic: Pick<NicDefinition, 'id' | 'network' | 'hostfwd'>): JsonProps {
+  const props: JsonProps = { type: nic.network, id: netdevId(nic) };
   if (nic.hostfwd.length > 0) props['hostfwd'] = nic.hostfwd.map((rule) => ({ str: rule }));
   return props;
 }
 
-export function nicDeviceProps(nic: NicDefinition, index: number): JsonProps {
-  return { driver: NicDrivers[nic.model], id: nicDeviceId(index), netdev: netdevId(index), mac: nic.mac };
+export function nicDeviceProps(nic: Pick<NicDefinition, 'id' | 'model' | 'mac'>): JsonProps {
+  return { driver: NicDrivers[nic.model], id: nicDeviceId(nic), netdev: netdevId(nic), mac: nic.mac };
 }
