@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { splitConsoleInput } from './run.js';
+import { policyMessage, splitConsoleInput } from './run.js';
 
 describe('splitConsoleInput', () => {
   it('passes terminal input through until Ctrl-]', () => {
@@ -10,5 +10,19 @@ describe('splitConsoleInput', () => {
 
   it('leaves piped input alone, Ctrl-] included', () => {
     expect(splitConsoleInput(Buffer.from('ab\x1dcd'), false)).toEqual({ forward: Buffer.from('ab\x1dcd'), escape: false });
+  });
+});
+
+describe('policyMessage', () => {
+  it('says what the lifecycle policy did, naming the setting', () => {
+    expect(policyMessage({ type: 'policy', what: 'poweroff', action: 'restart' })).toBe('guest powered off; restarting it (on_poweroff: restart)');
+    expect(policyMessage({ type: 'policy', what: 'reboot', action: 'preserve' }))
+      .toBe('guest rebooted; kept stopped (on_reboot: preserve); Ctrl-] or a signal ends it');
+    expect(policyMessage({ type: 'policy', what: 'crash', action: 'restart' })).toBe('guest panicked; restarting it (on_crash: restart)');
+  });
+
+  it('says nothing for destroy (the exit says it) or other events', () => {
+    expect(policyMessage({ type: 'policy', what: 'poweroff', action: 'destroy' })).toBeUndefined();
+    expect(policyMessage({ type: 'reset', by: 'guest' })).toBeUndefined();
   });
 });

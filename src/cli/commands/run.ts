@@ -8,14 +8,10 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Command } from 'commander';
-import { loadDefinition, type DomainDefinition, type LifecycleAction } from '../../conf/index.js';
-import { prepareGuestBoot } from '../../guestfs/boot/index.js';
-import {
-  DEFAULT_QEMU_BINARY, QemuProcess, lifecycleActions, openConsole, probeCapabilities, resolveAccel, watchConsoleFor,
-  type Accel, type ExitInfo,
-} from '../../qemu/index.js';
+import { loadDefinition } from '../../conf/index.js';
+import { QemuDomainDriver, watchConsoleFor, type ExitInfo, type GuestHandle, type LifecycleEvent } from '../../qemu/index.js';
 import { VirtkitError } from '../../util/errors.js';
 
 /** Exit statuses of `virtkit run` once the guest has started. */
@@ -68,33 +64,38 @@ async function runGuest(path: string, opts: RunOptions): Promise<number> {
     throw new VirtkitError('argument.invalid', `--timeout: must be a positive number of seconds, got "${opts.timeout}"`);
   }
   const def = await loadDefinition(path);
-  const { binary, accel, reason } = await chooseAccel(def);
-  note(`starting ${def.name} (accel ${accel}: ${reason})`);
+  // This command is the guest's manager: the driver carries out on_poweroff / on_reboot /
+  // on_crash (restart, preserve until Ctrl-] or a signal, destroy); once a stop was asked for,
+  // nothing restarts the guest. Here we only say what it did.
+  const driver = new QemuDomainDriver({
+    onActionError: (err, { action }) => note(`${action === 'restart' ? 'restart' : 'stop'} failed: ${String(err)}`),
+  });
   const runDir = await makeRunDir(def.name);
   try {
-    // boot.loader guest: the kernel and initrd come out of the guest's own disk first.
-    const bootFiles = def.boot.loader === 'guest' ? await prepareGuestBoot(def, runDir) : undefined;
-    const proc = await QemuProcess.launch({ def, ctx: { binary, accel, runDir, ...(bootFiles === undefined ? {} : { bootFiles }) }, paused: true });
-    let console: Socket;
+    // accelerator, and for boot.loader guest the kernel and initrd out of the guest's own disk
+    const prepared = await driver.prepare(def, { runDir });
+    note(`starting ${def.name} (accel ${prepared.accel}: ${prepared.accelReason})`);
+    const guest = await driver.launch(prepared, { paused: true });
+    let console: Duplex;
     try {
-      console = await openConsole(runDir);
+      console = await guest.openConsole();
     } catch (err) {
-      await proc.destroy();
+      await guest.destroy();
       throw err;
     }
     console.on('data', (chunk: Buffer) => process.stdout.write(chunk));
-    console.on('error', () => undefined); // QEMU going away is reported through proc.exited
-    await proc.resume();
-    const stopper = new GuestStopper(proc, def.shutdown_timeout * 1000);
+    console.on('error', () => undefined); // QEMU going away is reported through guest.exited
+    await guest.resume();
+    const stopper = new GuestStopper(guest, def.shutdown_timeout * 1000);
     const offSignals = onStopSignals(() => stopper.request());
     // Nobody left to show the console to (`virtkit run ... | head`): stop the guest, once.
     const onStdoutError = (): void => { if (!stopper.isRequested) stopper.request(); };
     process.stdout.on('error', onStdoutError);
-    const offLifecycle = followLifecycle(proc, def, stopper);
+    const offLifecycle = guest.onEvent(notePolicy);
     try {
       return opts.untilReady
-        ? await untilReady(proc, console, stopper, timeoutS)
-        : await interactive(proc, console, stopper);
+        ? await untilReady(guest, console, stopper, timeoutS)
+        : await interactive(guest, console, stopper);
     } finally {
       offLifecycle();
       offSignals();
@@ -106,12 +107,12 @@ async function runGuest(path: string, opts: RunOptions): Promise<number> {
   }
 }
 
-async function untilReady(proc: QemuProcess, console: Socket, stopper: GuestStopper, timeoutS: number): Promise<number> {
+async function untilReady(guest: GuestHandle, console: Duplex, stopper: GuestStopper, timeoutS: number): Promise<number> {
   const ready = watchConsoleFor(console, READY_MARKER);
   let timer: NodeJS.Timeout | undefined;
   const outcome = await Promise.race([
     ready.found.then(() => 'ready' as const),
-    proc.exited.then(() => 'exited' as const),
+    guest.exited.then(() => 'exited' as const),
     stopper.requested.then(() => 'interrupted' as const),
     new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), timeoutS * 1000))),
   ]);
@@ -119,7 +120,7 @@ async function untilReady(proc: QemuProcess, console: Socket, stopper: GuestStop
   ready.dispose();
   if (outcome === 'timeout') {
     note(`no "${READY_MARKER}" within ${timeoutS} s; stopping the guest`);
-    await proc.destroy();
+    await guest.destroy();
     return RunExit.notReady;
   }
   if (outcome === 'ready') {
@@ -128,11 +129,11 @@ async function untilReady(proc: QemuProcess, console: Socket, stopper: GuestStop
     stopper.request();
   }
   if (outcome === 'exited') note('guest exited before it was ready');
-  const status = exitStatus(await proc.exited);
+  const status = exitStatus(await guest.exited);
   return outcome === 'ready' ? status : Math.max(status, RunExit.forced);
 }
 
-async function interactive(proc: QemuProcess, console: Socket, stopper: GuestStopper): Promise<number> {
+async function interactive(guest: GuestHandle, console: Duplex, stopper: GuestStopper): Promise<number> {
   const stdin = process.stdin;
   const tty = stdin.isTTY === true;
   if (tty) stdin.setRawMode(true);
@@ -145,7 +146,7 @@ async function interactive(proc: QemuProcess, console: Socket, stopper: GuestSto
   stdin.on('data', onInput);
   stdin.resume();
   try {
-    return exitStatus(await proc.exited);
+    return exitStatus(await guest.exited);
   } finally {
     stdin.off('data', onInput);
     if (tty) stdin.setRawMode(false);
@@ -164,37 +165,21 @@ export function splitConsoleInput(chunk: Buffer, tty: boolean): { forward: Buffe
 }
 
 /**
- * This command is the guest's manager, so it carries out on_poweroff / on_reboot / on_crash
- * when the guest stops itself (QEMU keeps it stopped for every answer but a plain destroy,
- * see qemu/command/lifecycle.ts): restart resets and resumes it, preserve leaves it stopped
- * until Ctrl-] or a signal, destroy ends QEMU. Once a stop was requested, nothing restarts.
+ * What the driver's lifecycle policy did about a guest that stopped itself, in words; nothing
+ * for destroy (the exit says it) and for other events.
  */
-function followLifecycle(proc: QemuProcess, def: DomainDefinition, stopper: GuestStopper): () => void {
-  const qemuExitsOnPoweroff = lifecycleActions(def).shutdown === 'poweroff';
-  const act = (action: LifecycleAction, what: string, qemuExits: boolean): void => {
-    if (stopper.isRequested) return;
-    if (action === 'restart') {
-      note(`guest ${what}; restarting it (${settingOf(what)}: restart)`);
-      proc.restartGuest().catch((err: unknown) => note(`restart failed: ${String(err)}`));
-    } else if (action === 'preserve') {
-      note(`guest ${what}; kept stopped (${settingOf(what)}: preserve); Ctrl-] or a signal ends it`);
-    } else if (!qemuExits) {
-      proc.destroy().catch((err: unknown) => note(`stop failed: ${String(err)}`));
-    }
-  };
-  return proc.qmp.on((ev) => {
-    if (ev.event === 'SHUTDOWN' && ev.data['guest'] === true) {
-      const reason = ev.data['reason'];
-      if (reason === 'guest-shutdown') act(def.on_poweroff, 'powered off', qemuExitsOnPoweroff);
-      else if (reason === 'guest-reset') act(def.on_reboot, 'rebooted', qemuExitsOnPoweroff);
-    } else if (ev.event === 'GUEST_PANICKED' && ev.data['action'] === 'pause') {
-      act(def.on_crash, 'panicked', false);
-    }
-  });
+export function policyMessage(ev: LifecycleEvent): string | undefined {
+  if (ev.type !== 'policy') return undefined;
+  const what = ev.what === 'poweroff' ? 'powered off' : ev.what === 'reboot' ? 'rebooted' : 'panicked';
+  const setting = `on_${ev.what}`;
+  if (ev.action === 'restart') return `guest ${what}; restarting it (${setting}: restart)`;
+  if (ev.action === 'preserve') return `guest ${what}; kept stopped (${setting}: preserve); Ctrl-] or a signal ends it`;
+  return undefined;
 }
 
-function settingOf(what: string): string {
-  return what === 'powered off' ? 'on_poweroff' : what === 'rebooted' ? 'on_reboot' : 'on_crash';
+function notePolicy(ev: LifecycleEvent): void {
+  const message = policyMessage(ev);
+  if (message !== undefined) note(message);
 }
 
 /** Stops the guest once: cleanly with the timeout; a second request forces immediately. */
@@ -203,7 +188,7 @@ class GuestStopper {
   private signalRequested!: () => void;
   readonly requested = new Promise<void>((r) => (this.signalRequested = r));
 
-  constructor(private readonly proc: QemuProcess, private readonly timeoutMs: number) {}
+  constructor(private readonly guest: GuestHandle, private readonly timeoutMs: number) {}
 
   get isRequested(): boolean {
     return this.requests > 0;
@@ -216,10 +201,10 @@ class GuestStopper {
       note(`stopping the guest (ACPI power button; forced after ${this.timeoutMs / 1000} s)`);
       // preserve: false: stopping ends the run and its run dir, so a guest kept after its
       // power-off (on_poweroff: preserve) would have nobody left to look at it.
-      this.proc.shutdown({ timeoutMs: this.timeoutMs, preserve: false }).catch((err: unknown) => note(`clean stop failed: ${String(err)}`));
+      this.guest.stop({ timeoutMs: this.timeoutMs, preserve: false }).catch((err: unknown) => note(`clean stop failed: ${String(err)}`));
     } else if (this.requests === 2) {
       note('stopping the guest by force');
-      this.proc.destroy().catch((err: unknown) => note(`forced stop failed: ${String(err)}`));
+      this.guest.destroy().catch((err: unknown) => note(`forced stop failed: ${String(err)}`));
     }
   }
 }
@@ -236,12 +221,6 @@ function exitStatus(exit: ExitInfo): number {
       note(`QEMU crashed or the guest panicked${exit.signal ? ` (${exit.signal})` : exit.exitCode != null ? ` (exit status ${exit.exitCode})` : ''}`);
       return RunExit.crashed;
   }
-}
-
-async function chooseAccel(def: DomainDefinition): Promise<{ binary: string; accel: Accel; reason: string }> {
-  if (def.accel !== 'auto') return { binary: DEFAULT_QEMU_BINARY, accel: def.accel, reason: `${def.accel} requested` };
-  const caps = await probeCapabilities();
-  return { binary: caps.binary, ...resolveAccel('auto', caps) };
 }
 
 /** $XDG_RUNTIME_DIR/virtkit/run/<name>-XXXXXX when there is one, else a temp dir. */

@@ -7,11 +7,12 @@
  */
 import { chmod, mkdir } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
-import type { DomainDefinition } from '../../conf/index.js';
+import type { DomainDefinition, LifecycleAction } from '../../conf/index.js';
 import { prepareGuestBoot } from '../../guestfs/boot/index.js';
 import { DEFAULT_QEMU_BINARY, probeCapabilities, resolveAccel, type Accel, type QemuCapabilities } from '../caps.js';
 import { buildCommand } from '../command/index.js';
 import { QemuProcess } from '../process.js';
+import type { GuestStop } from './events.js';
 import { QemuGuest } from './qemu-guest.js';
 import type { DomainDriver, GuestHandle, HostCapabilities, LaunchOptions, PrepareOptions, PreparedLaunch } from './types.js';
 
@@ -20,8 +21,8 @@ export interface QemuDriverOptions {
   binary?: string;
   /** Where the capability probe is cached on disk (caps.ts; default $XDG_CACHE_HOME/virtkit). */
   cacheDir?: string;
-  /** A policy action (restart, ending a kept guest) failed; the guest's events say what was attempted. */
-  onActionError?: (err: unknown, runDir: string) => void;
+  /** A policy action (restart, ending a kept guest) failed: what the guest did, what was attempted, in which run dir. */
+  onActionError?: (err: unknown, failed: { runDir: string; what: GuestStop; action: LifecycleAction }) => void;
 }
 
 export class QemuDomainDriver implements DomainDriver {
@@ -115,7 +116,7 @@ export class QemuDomainDriver implements DomainDriver {
     return new QemuGuest(proc, {
       definition: def,
       accel,
-      ...(onActionError ? { onActionError: (err: unknown) => onActionError(err, proc.runDir) } : {}),
+      ...(onActionError ? { onActionError: (err: unknown, what: GuestStop, action: LifecycleAction) => onActionError(err, { runDir: proc.runDir, what, action }) } : {}),
     });
   }
 

@@ -6,13 +6,13 @@
  * and the live definition.
  */
 import type { Duplex } from 'node:stream';
-import type { DomainDefinition } from '../../conf/index.js';
+import type { DomainDefinition, LifecycleAction } from '../../conf/index.js';
 import type { Accel } from '../caps.js';
 import { NicDrivers, DiskDrivers, ScsiControllerId } from '../command/index.js';
 import { openConsole } from '../console.js';
 import type { QemuProcess } from '../process.js';
 import type { RunState } from '../qmp/commands.js';
-import { LifecycleTracker } from './events.js';
+import { LifecycleTracker, type GuestStop } from './events.js';
 import { monitorCommand, type MonitorCommand } from './monitor.js';
 import type { DeviceInfo, ExitInfo, GuestHandle, GuestRunState, LifecycleEvent, LifecycleListener, StopOptions } from './types.js';
 
@@ -20,8 +20,8 @@ export interface QemuGuestOptions {
   /** The definition QEMU was launched (or is believed to have been launched) with. */
   definition: DomainDefinition;
   accel: Accel | 'unknown';
-  /** Called when a policy action fails (restart, ending a kept guest); the event stream says what was attempted. */
-  onActionError?: (err: unknown) => void;
+  /** Called when a policy action fails (restart, ending a kept guest). */
+  onActionError?: (err: unknown, what: GuestStop, action: LifecycleAction) => void;
 }
 
 /** Events held for a first subscriber, at most (the first, `started`, always among them). */
