@@ -70,11 +70,15 @@ export const Methods = {
 export type MethodName = keyof typeof Methods;
 
 /**
- * Streaming endpoints outside the request/response table.
- * - `GET /events?since=SEQ&follow=BOOL`: server-sent events, one `DomainEvent` per `data:` line,
- *   with `id: SEQ`; replays everything after SEQ from the store, then follows live.
+ * Streaming endpoints outside the request/response table (docs/api.md, "Streams").
+ * - `GET /events?since=SEQ&follow=BOOL`: domain events, replayed from the store after SEQ, then
+ *   followed live. As server-sent events: `event: cursor` first, then one `DomainEvent` per
+ *   `data:` line with `id: SEQ`. Upgraded to a WebSocket: one JSON text message each,
+ *   `{ "cursor": SEQ }` first, then one `DomainEvent` per message.
  * - `GET /snoop`: server-sent events, one `SnoopRecord` per store operation.
- * - `GET /domains/:name/console?mode=read|write` with `Upgrade: virtkit-console`: raw byte stream.
+ * - `GET /domains/:name/console?mode=read|write&history=BOOL` upgraded to a WebSocket: the
+ *   serial console's bytes as binary messages both ways; `history=true` first sends what
+ *   the daemon kept of the console's output.
  */
 export const StreamPaths = {
   events: '/events',
@@ -82,7 +86,17 @@ export const StreamPaths = {
   console: '/domains/:name/console',
 } as const;
 
-export const ConsoleUpgradeProtocol = 'virtkit-console';
+/** How the daemon closes a stream WebSocket (1000-1011 are the protocol's own codes). */
+export const StreamCloseCodes = {
+  /** The stream is complete: an event replay with `follow=false`, a console that closed. */
+  done: 1000,
+  /** The daemon is stopping; reconnect (and resume from the cursor) when it is back. */
+  goingAway: 1001,
+  /** A typed error ended the stream; its last message is `{ "error": { code, message, data } }`. */
+  error: 4000,
+  /** The reader let more than the stream's limit (1 MiB) wait unsent; reconnect and resume. */
+  slowReader: 4001,
+} as const;
 
 /** Fill `:name` placeholders of a route. */
 export function routePath(path: string, params: Record<string, string> = {}): string {

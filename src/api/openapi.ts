@@ -49,7 +49,7 @@ export function buildOpenApi(): Record<string, unknown> {
   paths[StreamPaths.events] = {
     get: {
       operationId: 'events.stream',
-      summary: 'Server-sent events: one DomainEvent per message, replayed from the store after `since`',
+      summary: 'Server-sent events, or a WebSocket with one JSON text message each: DomainEvents replayed from the store after `since`, then followed',
       parameters: parametersOf({ query: EventsQuery }),
       responses: { 200: { description: 'event stream', content: { 'text/event-stream': { schema: plain(DomainEvent) } } }, default: errorResponse },
     },
@@ -64,10 +64,11 @@ export function buildOpenApi(): Record<string, unknown> {
   paths[toOpenApiPath(StreamPaths.console)] = {
     get: {
       operationId: 'domain.console',
-      summary: 'Serial console: send `Connection: Upgrade`, `Upgrade: virtkit-console`; mode=read|write',
+      summary: 'Serial console over a WebSocket (binary messages both ways); mode=read|write, history=true replays the kept output first',
       parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } },
-        { name: 'mode', in: 'query', required: false, schema: { enum: ['read', 'write'] } }],
-      responses: { 101: { description: 'raw byte stream follows' }, default: errorResponse },
+        { name: 'mode', in: 'query', required: false, schema: { enum: ['read', 'write'] } },
+        { name: 'history', in: 'query', required: false, schema: { type: 'boolean' } }],
+      responses: { 101: { description: 'WebSocket: the console bytes follow' }, 426: { description: 'a plain GET: the console would open as a WebSocket' }, default: errorResponse },
     },
   };
   return {

@@ -1,11 +1,17 @@
 /**
  * HTTP over the daemon's unix socket: JSON requests with keep-alive, typed errors decoded from
- * the `{ error: { code, message, data } }` body, and raw upgrades for the console.
+ * the `{ error: { code, message, data } }` body, streamed responses (snoop), and the stream
+ * WebSockets (events, console) with `ws` over the same socket.
  */
 import * as http from 'node:http';
-import type { Duplex } from 'node:stream';
-import { codeForStatus } from '../api/http-status.js';
-import { ErrorCodes, VirtkitError, type ErrorCode } from '../util/errors.js';
+import { connect as netConnect } from 'node:net';
+import { WebSocket } from 'ws';
+import { VirtkitError } from '../util/errors.js';
+import type { OpenedSocket } from './events.js';
+import { decodeReply, errorFromBody } from './protocol.js';
+import { readMessages, whenOpen } from './websocket.js';
+
+export { errorFromBody };
 
 export interface RequestOptions {
   method: string;
@@ -25,15 +31,7 @@ export class Transport {
   /** One JSON request; resolves the decoded body of a 2xx reply, throws VirtkitError otherwise. */
   async json(opts: RequestOptions): Promise<unknown> {
     const { status, body } = await this.raw(opts);
-    const text = body.toString('utf8');
-    let parsed: unknown;
-    try {
-      parsed = text.length > 0 ? JSON.parse(text) : undefined;
-    } catch {
-      throw new VirtkitError('internal', `daemon sent a reply that is not JSON (HTTP ${status})`, { status });
-    }
-    if (status >= 200 && status < 300) return parsed;
-    throw errorFromBody(status, parsed);
+    return decodeReply(status, body.toString('utf8'));
   }
 
   raw(opts: RequestOptions): Promise<{ status: number; body: Buffer }> {
@@ -82,44 +80,46 @@ export class Transport {
     });
   }
 
-  /** An HTTP upgrade to a raw byte stream (the console). */
-  upgrade(path: string, protocol: string): Promise<Duplex> {
-    return new Promise((resolve, reject) => {
-      const req = http.request({ socketPath: this.socketPath, method: 'GET', path, agent: false,
-        headers: { connection: 'Upgrade', upgrade: protocol } });
-      req.on('upgrade', (_res, socket, head) => {
-        if (head.length > 0) socket.unshift(head);
-        resolve(socket);
-      });
-      req.on('response', (res) => {
+  /**
+   * A WebSocket to `path` (path and query), resolved once open; rejects with the daemon's typed
+   * error when it refuses the upgrade, `connection.failed` when it cannot be reached.
+   * `listen` gets the socket before it opens, so a reader attached there misses nothing the
+   * daemon sends right after the handshake.
+   */
+  async websocket(path: string, listen?: (ws: WebSocket) => void): Promise<WebSocket> {
+    const socketPath = this.socketPath;
+    // Each stream its own connection, as for `stream`; the host name is only for the Host header.
+    const ws = new WebSocket(`ws://localhost${path}`, { createConnection: () => netConnect(socketPath) });
+    listen?.(ws);
+    const refused = new Promise<never>((_resolve, reject) => {
+      ws.on('unexpected-response', (_req, res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
           let parsed: unknown;
           try { parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch { parsed = undefined; }
           reject(errorFromBody(res.statusCode ?? 0, parsed));
+          ws.terminate();
         });
       });
-      req.on('error', (err) => reject(connectionError(this.socketPath, err)));
-      req.end();
+      ws.on('error', (err) => reject(connectionError(socketPath, err)));
     });
+    // Once settled, a late error (the refused socket torn down) has nowhere to go.
+    refused.catch(() => undefined);
+    await Promise.race([whenOpen(ws, path), refused]);
+    return ws;
+  }
+
+  /** The event stream's opener: its messages are read from before the socket opens. */
+  async messageSocket(path: string): Promise<OpenedSocket> {
+    let messages: OpenedSocket['messages'] | undefined;
+    const ws = await this.websocket(path, (s) => { messages = readMessages(s); });
+    return { ws, messages: messages! };
   }
 
   close(): void {
     this.agent.destroy();
   }
-}
-
-function isErrorCode(code: unknown): code is ErrorCode {
-  return typeof code === 'string' && (ErrorCodes as readonly string[]).includes(code);
-}
-
-export function errorFromBody(status: number, body: unknown): VirtkitError {
-  const err = (body as { error?: { code?: unknown; message?: unknown; data?: unknown } } | undefined)?.error;
-  const code = isErrorCode(err?.code) ? err.code : codeForStatus(status);
-  const message = typeof err?.message === 'string' ? err.message : `daemon replied HTTP ${status}`;
-  const data = err?.data && typeof err.data === 'object' ? (err.data as Record<string, unknown>) : {};
-  return new VirtkitError(code, message, { ...data, status });
 }
 
 function connectionError(socketPath: string, err: Error): Error {

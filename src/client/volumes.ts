@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { routePath } from '../api/methods.js';
 import { VolumeContentPath, type VolumeInfo } from '../api/pools.js';
 import { VirtkitError } from '../util/errors.js';
-import { errorFromBody } from './transport.js';
+import { errorFromBody } from './protocol.js';
 
 export type ProgressCallback = (done: number, total: number) => void;
 

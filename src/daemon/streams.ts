@@ -1,18 +1,40 @@
 /**
- * The daemon's streams, outside the request/response method table: domain events and store
- * snoop as server-sent events, and the serial console as a raw HTTP upgrade.
+ * The daemon's streams, outside the request/response method table (docs/api.md, "Streams"):
+ * - `/events`: domain events as server-sent events, or over a WebSocket (one JSON text
+ *   message each); both replay from the store after `since` and then follow;
+ * - `/snoop`: every store operation, as server-sent events;
+ * - `/domains/:name/console`: the serial console over a WebSocket, binary both ways, through
+ *   the domain's console mux (one writer, any number of readers).
+ * Every stream is bounded: a reader that falls more than `maxBufferedBytes` behind is dropped
+ * (WebSockets close with `StreamCloseCodes.slowReader`) instead of growing the daemon.
+ * A refused upgrade is an ordinary HTTP error response with the `{ error }` envelope.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { ConsoleUpgradeProtocol, StreamPaths } from '../api/methods.js';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { httpStatusOf } from '../api/http-status.js';
+import { StreamCloseCodes, StreamPaths } from '../api/methods.js';
 import { EventsQuery as EventsQuerySchema } from '../api/schemas.js';
 import type { DomainEvent, EventsQuery, SnoopRecord as ApiSnoopRecord } from '../api/schemas.js';
 import type { SnoopRecord, Store } from '../store/index.js';
-import { httpStatusOf } from '../api/http-status.js';
 import { VirtkitError, errorMessage, isVirtkitError } from '../util/errors.js';
 import type { ConsoleMux } from './console-mux.js';
 import { followEvents, replayEvents } from './event-log.js';
+import { DefaultMaxBufferedBytes, sendBounded, websocketDuplex } from './websocket-duplex.js';
+
+/** The streams, by what a caller must be allowed to do to open them. */
+export type StreamKind = 'events' | 'snoop' | 'console.read' | 'console.write';
+export type StreamAccessClass = 'read' | 'write';
+export const StreamAccess: Readonly<Record<StreamKind, StreamAccessClass>> = {
+  events: 'read',
+  snoop: 'read',
+  'console.read': 'read',
+  'console.write': 'write',
+};
+
+/** Refuses a stream by throwing a VirtkitError (`access.denied`); returns to allow it. */
+export type StreamAuthorizer = (access: StreamAccessClass, req: IncomingMessage, stream: StreamKind) => void | Promise<void>;
 
 export interface StreamOptions {
   store: Store;
@@ -20,10 +42,16 @@ export interface StreamOptions {
   consoleOf: (name: string) => ConsoleMux | undefined;
   /** The pid of the process behind a connection's client id (snoop attributes operations with it). */
   pidOfClient: (client: string) => Promise<number | null>;
+  /** Called before a stream opens (before any upgrade); default: everyone may. */
+  authorize?: StreamAuthorizer;
+  /** Bytes a stream may keep waiting for a slow reader before it is dropped. */
+  maxBufferedBytes?: number;
 }
 
-/** The `{ error }` envelope and status of a stream's failure (request validation never gets here). */
-function errorEnvelope(err: unknown): { status: number; error: { code: string; message: string; data?: Record<string, unknown> } } {
+type ErrorBody = { code: string; message: string; data?: Record<string, unknown> };
+
+/** The `{ error }` envelope and status of a stream's failure. */
+function errorEnvelope(err: unknown): { status: number; error: ErrorBody } {
   if (isVirtkitError(err)) return { status: httpStatusOf(err.code), error: err.toJSON() };
   return { status: 500, error: { code: 'internal', message: errorMessage(err) } };
 }
@@ -48,47 +76,98 @@ export function snoopLine(rec: SnoopRecord, pid: number | null): ApiSnoopRecord 
   };
 }
 
-/** Registers `/events`, `/snoop` and the console upgrade on `app`. */
+/** Where an event stream's messages go: SSE lines or WebSocket messages. */
+interface EventSink {
+  cursor(seq: number): void;
+  event(ev: DomainEvent): void;
+  /** The stream ends with a typed error. */
+  fail(err: unknown): void;
+  /** A replay (`follow=false`) is complete. */
+  end(): void;
+}
+
+/**
+ * One event stream: the cursor (the revision it opens at), then the events after `since`,
+ * then (with `follow`) each new one. Returns what stops it.
+ */
+function openEventStream(store: Store, q: EventsQuery, sink: EventSink): () => void {
+  const follow = q.follow ?? true;
+  sink.cursor(store.revision);
+  // since=0 asks for everything kept: when the log was compacted, start where it starts now.
+  const keptFrom = (err: unknown): number | undefined =>
+    q.since === 0 && isVirtkitError(err, 'store.compacted') && typeof err.data.oldest === 'number' ? err.data.oldest - 1 : undefined;
+  if (!follow) {
+    // Replay only: up to the revision the stream opened at, then end.
+    let stopped = false;
+    const onEvent = (ev: DomainEvent): void => { if (!stopped) sink.event(ev); };
+    const replay = (since: number): Promise<void> => replayEvents(store, since, onEvent);
+    replay(q.since ?? store.revision).catch((err: unknown) => {
+      const from = keptFrom(err);
+      if (from === undefined) throw err;
+      return replay(from);
+    }).then(() => { if (!stopped) sink.end(); }, (err: unknown) => { if (!stopped) sink.fail(err); });
+    return () => { stopped = true; };
+  }
+  let dispose = (): void => undefined;
+  const subscribe = (since: number | undefined, retry: boolean): void => {
+    dispose = followEvents(store, since, (ev) => sink.event(ev), (err) => {
+      dispose();
+      const from = retry ? keptFrom(err) : undefined;
+      if (from === undefined) sink.fail(err);
+      else subscribe(from, false);
+    });
+  };
+  subscribe(q.since, true);
+  return () => dispose();
+}
+
+/**
+ * Runs a stream's checks; a refusal is answered here with its `{ error }` envelope (the
+ * streams do not lean on the app's error handler). Returns whether the stream may open.
+ */
+async function allowed(reply: FastifyReply, check: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await check();
+    return true;
+  } catch (err) {
+    const { status, error } = errorEnvelope(err);
+    await reply.status(status).send({ error });
+    return false;
+  }
+}
+
+/** Registers `/events`, `/snoop` and the WebSocket upgrades of `/events` and the console on `app`. */
 export function registerStreams(app: FastifyInstance, opts: StreamOptions): void {
-  app.get(StreamPaths.events, { schema: { querystring: EventsQuerySchema } }, (req, reply) => {
-    const q = req.query as EventsQuery;
-    const follow = q.follow ?? true;
+  const maxBuffered = opts.maxBufferedBytes ?? DefaultMaxBufferedBytes;
+  const authorize = async (kind: StreamKind, req: IncomingMessage): Promise<void> => {
+    await opts.authorize?.(StreamAccess[kind], req, kind);
+  };
+
+  app.get(StreamPaths.events, { schema: { querystring: EventsQuerySchema } }, async (req, reply) => {
+    if (!await allowed(reply, () => authorize('events', req.raw))) return reply;
     sseHeaders(reply);
     const raw = reply.raw;
-    raw.write(`event: cursor\ndata: ${JSON.stringify({ seq: opts.store.revision })}\n\n`);
-    const writeEvent = (ev: DomainEvent): void => { raw.write(`id: ${ev.seq}\ndata: ${JSON.stringify(ev)}\n\n`); };
-    const writeError = (err: unknown): void => {
-      raw.write(`event: error\ndata: ${JSON.stringify(errorEnvelope(err).error)}\n\n`);
-      raw.end();
+    // A reader that stops reading is dropped rather than buffered for; it resumes from its cursor.
+    const write = (text: string): void => {
+      if (raw.writableLength > maxBuffered) raw.destroy();
+      else raw.write(text);
     };
-    // since=0 asks for everything kept: when the log was compacted, start where it starts now.
-    const keptFrom = (err: unknown): number | undefined =>
-      q.since === 0 && isVirtkitError(err, 'store.compacted') && typeof err.data.oldest === 'number' ? err.data.oldest - 1 : undefined;
-    if (!follow) {
-      // Replay only: up to the revision the stream opened at, then end.
-      const replay = (since: number): Promise<void> => replayEvents(opts.store, since, writeEvent);
-      replay(q.since ?? opts.store.revision).catch((err: unknown) => {
-        const from = keptFrom(err);
-        if (from === undefined) throw err;
-        return replay(from);
-      }).then(() => raw.end(), writeError);
-      return;
-    }
-    let dispose = (): void => undefined;
-    const subscribe = (since: number | undefined, retry: boolean): void => {
-      dispose = followEvents(opts.store, since, writeEvent, (err) => {
-        dispose();
-        const from = retry ? keptFrom(err) : undefined;
-        if (from === undefined) writeError(err);
-        else subscribe(from, false);
-      });
-    };
-    subscribe(q.since, true);
+    const dispose = openEventStream(opts.store, req.query as EventsQuery, {
+      cursor: (seq) => write(`event: cursor\ndata: ${JSON.stringify({ seq })}\n\n`),
+      event: (ev) => write(`id: ${ev.seq}\ndata: ${JSON.stringify(ev)}\n\n`),
+      fail: (err) => {
+        write(`event: error\ndata: ${JSON.stringify(errorEnvelope(err).error)}\n\n`);
+        raw.end();
+      },
+      end: () => raw.end(),
+    });
     // The response closes when the client goes away (the request itself is long complete).
-    raw.on('close', () => dispose());
+    raw.on('close', dispose);
+    return reply;
   });
 
-  app.get(StreamPaths.snoop, (_req, reply) => {
+  app.get(StreamPaths.snoop, async (req, reply) => {
+    if (!await allowed(reply, () => authorize('snoop', req.raw))) return reply;
     sseHeaders(reply);
     const raw = reply.raw;
     // Lines go out in operation order even while a connection's pid is still being resolved.
@@ -97,55 +176,168 @@ export function registerStreams(app: FastifyInstance, opts: StreamOptions): void
       const conn = rec.origin.client;
       chain = chain.then(async () => {
         const pid = rec.origin.pid ?? (conn ? await opts.pidOfClient(conn) : process.pid);
-        if (!raw.writableEnded) raw.write(`data: ${JSON.stringify(snoopLine(rec, pid))}\n\n`);
+        if (raw.writableEnded || raw.destroyed) return;
+        if (raw.writableLength > maxBuffered) raw.destroy();
+        else raw.write(`data: ${JSON.stringify(snoopLine(rec, pid))}\n\n`);
       });
     });
     // The response closes when the client goes away (the request itself is long complete).
     raw.on('close', () => dispose());
+    return reply;
   });
 
-  // Upgraded sockets leave the HTTP server's bookkeeping: close them ourselves on shutdown.
-  const upgraded = new Set<Duplex>();
-  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    upgraded.add(socket);
-    socket.on('close', () => upgraded.delete(socket));
-    handleConsoleUpgrade(opts.consoleOf, req, socket, head);
+  const consoleFor = async (name: string, q: ConsoleQuery, req: IncomingMessage): Promise<ConsoleMux> => {
+    await authorize(q.mode === 'write' ? 'console.write' : 'console.read', req);
+    const mux = opts.consoleOf(name);
+    if (!mux) throw new VirtkitError('domain.invalid-state', `domain "${name}" is not running (or has no console)`, { name });
+    if (q.mode === 'write' && mux.hasWriter()) {
+      throw new VirtkitError('domain.invalid-state', `another client is typing on the console of "${name}"; attach with --read-only to watch`, { name });
+    }
+    return mux;
+  };
+
+  // The console without an upgrade: the same checks, so a browser, whose WebSocket cannot
+  // read why an upgrade was refused, can ask here with fetch; 426 when it would have opened.
+  app.get(StreamPaths.console, async (req, reply) => {
+    const { name } = req.params as { name: string };
+    const [path = '', query = ''] = req.url.split('?');
+    if (!await allowed(reply, () => consoleFor(name, parseConsoleQuery(new URLSearchParams(query)), req.raw))) return reply;
+    const error = new VirtkitError('request.invalid', `${path} takes a WebSocket upgrade (GET with Upgrade: websocket)`);
+    return reply.status(426).send({ error: error.toJSON() });
   });
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
+  // Sockets between the upgrade request and the WebSocket (an authorizer may take a while).
+  const pending = new Set<Duplex>();
+
+  const upgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://virtkit');
+    const consoleName = ConsoleRoute.exec(url.pathname)?.[1];
+    if (url.pathname === StreamPaths.events) {
+      const q = parseEventsQuery(url.searchParams);
+      await authorize('events', req);
+      accept(req, socket, head, (ws) => serveEvents(ws, q));
+    } else if (consoleName !== undefined) {
+      const name = decodeURIComponent(consoleName);
+      const q = parseConsoleQuery(url.searchParams);
+      await consoleFor(name, q, req);
+      accept(req, socket, head, (ws) => {
+        // Checked again: another writer may have come in while this one was being upgraded.
+        const mux = opts.consoleOf(name);
+        if (!mux || (q.mode === 'write' && mux.hasWriter())) {
+          ws.close(StreamCloseCodes.error, 'console taken or gone');
+          return;
+        }
+        const stream = websocketDuplex(ws, maxBuffered);
+        // Contents and the new client join in one turn: no output between them is lost or doubled.
+        if (q.history) stream.write(mux.history.contents());
+        mux.addClient(stream, q.mode);
+      });
+    } else {
+      throw new VirtkitError('request.invalid', `no WebSocket endpoint at ${url.pathname}`);
+    }
+  };
+
+  const accept = (req: IncomingMessage, socket: Duplex, head: Buffer, serve: (ws: WebSocket) => void): void => {
+    if (socket.destroyed) return;
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.on('error', () => { /* the reader went away; 'close' follows */ });
+      serve(ws);
+    });
+  };
+
+  const serveEvents = (ws: WebSocket, q: EventsQuery): void => {
+    const send = (msg: unknown): void => { sendBounded(ws, JSON.stringify(msg), maxBuffered); };
+    const dispose = openEventStream(opts.store, q, {
+      cursor: (seq) => send({ cursor: seq }),
+      event: send,
+      fail: (err) => {
+        const { error } = errorEnvelope(err);
+        send({ error });
+        ws.close(StreamCloseCodes.error, error.code);
+      },
+      end: () => ws.close(StreamCloseCodes.done, 'replay complete'),
+    });
+    ws.on('close', dispose);
+    // Events only flow out; a client's messages are read and dropped.
+  };
+
+  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    pending.add(socket);
+    socket.on('error', () => socket.destroy());
+    upgrade(req, socket, head).catch((err: unknown) => refuse(socket, err)).finally(() => pending.delete(socket));
+  });
+
+  // Upgraded sockets leave the HTTP server's bookkeeping: close them ourselves on shutdown,
+  // with "going away" so clients know to come back.
   app.addHook('preClose', async () => {
-    for (const s of upgraded) s.destroy();
+    for (const s of pending) s.destroy();
+    const open = [...wss.clients];
+    for (const ws of open) ws.close(StreamCloseCodes.goingAway, 'daemon stopping');
+    await Promise.race([
+      Promise.all(open.map((ws) => new Promise((resolve) => { if (ws.readyState === ws.CLOSED) resolve(undefined); else ws.once('close', resolve); }))),
+      new Promise((resolve) => setTimeout(resolve, 500).unref()),
+    ]);
+    for (const ws of wss.clients) ws.terminate();
   });
 }
 
-const ConsoleRoute = /^\/domains\/([^/?]+)\/console(?:\?(.*))?$/;
+const ConsoleRoute = /^\/domains\/([^/]+)\/console$/;
 
-function rejectUpgrade(socket: Duplex, err: VirtkitError): void {
+interface ConsoleQuery {
+  mode: 'read' | 'write';
+  history: boolean;
+}
+
+function booleanParam(params: URLSearchParams, key: string): boolean | undefined {
+  const v = params.get(key);
+  if (v === null) return undefined;
+  if (v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0') return false;
+  throw new VirtkitError('request.invalid', `querystring.${key}: must be true or false`, { path: `querystring.${key}` });
+}
+
+function onlyParams(params: URLSearchParams, allowed: readonly string[]): void {
+  for (const key of params.keys()) {
+    if (!allowed.includes(key)) {
+      throw new VirtkitError('request.invalid', `querystring: must NOT have additional properties (${key})`, { path: 'querystring' });
+    }
+  }
+}
+
+function parseConsoleQuery(params: URLSearchParams): ConsoleQuery {
+  onlyParams(params, ['mode', 'history']);
+  const mode = params.get('mode') ?? 'write';
+  if (mode !== 'read' && mode !== 'write') {
+    throw new VirtkitError('request.invalid', 'querystring.mode: must be read or write', { path: 'querystring.mode' });
+  }
+  return { mode, history: booleanParam(params, 'history') ?? false };
+}
+
+function parseEventsQuery(params: URLSearchParams): EventsQuery {
+  onlyParams(params, ['since', 'follow']);
+  const q: EventsQuery = {};
+  const since = params.get('since');
+  if (since !== null) {
+    if (!/^\d{1,15}$/.test(since)) {
+      throw new VirtkitError('request.invalid', 'querystring.since: must be a sequence number', { path: 'querystring.since' });
+    }
+    q.since = Number(since);
+  }
+  const follow = booleanParam(params, 'follow');
+  if (follow !== undefined) q.follow = follow;
+  return q;
+}
+
+/** A refused upgrade: an HTTP error response with the `{ error }` envelope, then close. */
+function refuse(socket: Duplex, err: unknown): void {
+  if (socket.destroyed) return;
   const { status, error } = errorEnvelope(err);
   const text = JSON.stringify({ error });
-  socket.end(`HTTP/1.1 ${status} Error\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
+  socket.end(`HTTP/1.1 ${status} ${statusText(status)}\r\ncontent-type: application/json\r\n`
+    + `content-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
 }
 
-function handleConsoleUpgrade(consoleOf: StreamOptions['consoleOf'], req: IncomingMessage, socket: Duplex, head: Buffer): void {
-  const m = ConsoleRoute.exec(req.url ?? '');
-  if (!m || (req.headers.upgrade ?? '').toLowerCase() !== ConsoleUpgradeProtocol) {
-    rejectUpgrade(socket, new VirtkitError('request.invalid', `no upgrade endpoint at ${req.url ?? ''}`));
-    return;
-  }
-  const name = decodeURIComponent(m[1]!);
-  const mode = new URLSearchParams(m[2] ?? '').get('mode') === 'read' ? 'read' : 'write';
-  const mux = consoleOf(name);
-  if (!mux) {
-    rejectUpgrade(socket, new VirtkitError('domain.invalid-state', `domain "${name}" is not running (or has no console)`, { name }));
-    return;
-  }
-  if (mode === 'write' && mux.hasWriter()) {
-    rejectUpgrade(socket, new VirtkitError('domain.invalid-state', `another client is typing on the console of "${name}"; attach with --read-only to watch`, { name }));
-    return;
-  }
-  try {
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${ConsoleUpgradeProtocol}\r\n\r\n`);
-    if (head.length > 0) socket.unshift(head);
-    mux.addClient(socket, mode);
-  } catch (err) {
-    socket.end(`\r\nvirtkit: ${errorMessage(err)}\r\n`);
-  }
+function statusText(status: number): string {
+  return ({ 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 500: 'Internal Server Error' } as Record<number, string>)[status] ?? 'Error';
 }

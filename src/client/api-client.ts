@@ -1,0 +1,73 @@
+/**
+ * One method per API operation, over any transport: the Node entry (unix socket) and the
+ * browser entry (fetch) both extend this and supply `call`, which the method table drives.
+ * Platform-free.
+ */
+import type { MethodName } from '../api/methods.js';
+import type {
+  DaemonInfo, DefinitionFormat, DefinitionText, DomainInfo, DomainList, DomainStateInfo, DomainSummary,
+  HostShutdownResult, MonitorBody, ShutdownResult,
+} from '../api/schemas.js';
+import type { PoolDefineBody, PoolInfo, PoolList, VolumeCreateBody, VolumeInfo, VolumeList } from '../api/pools.js';
+import type { MethodInput, MethodResult } from './protocol.js';
+
+export abstract class ApiClient {
+  /** Call any method of the table by name; the named methods below are thin wrappers. */
+  abstract call<M extends MethodName>(method: M, input?: MethodInput<M>): Promise<MethodResult<M>>;
+
+  daemonInfo(): Promise<DaemonInfo> { return this.call('daemon.info'); }
+  list(opts: { all?: boolean } = {}): Promise<DomainList> {
+    return this.call('domain.list', { query: opts.all ? { all: true } : {} });
+  }
+  info(name: string): Promise<DomainInfo> { return this.call('domain.info', { params: { name } }); }
+  state(name: string): Promise<DomainStateInfo> { return this.call('domain.state', { params: { name } }); }
+  define(text: string, opts: { format?: DefinitionFormat; baseDir?: string } = {}): Promise<DomainInfo> {
+    return this.call('domain.define', { body: { text, ...opts } });
+  }
+  undefine(name: string, opts: { force?: boolean } = {}): Promise<{ ok: true }> {
+    return this.call('domain.undefine', { params: { name }, query: opts.force ? { force: true } : {} });
+  }
+  start(name: string, opts: { paused?: boolean } = {}): Promise<DomainInfo> {
+    return this.call('domain.start', { params: { name }, body: opts });
+  }
+  shutdown(name: string, opts: { timeout?: number } = {}): Promise<ShutdownResult> {
+    return this.call('domain.shutdown', { params: { name }, body: opts });
+  }
+  destroy(name: string): Promise<DomainStateInfo> { return this.call('domain.destroy', { params: { name } }); }
+  reboot(name: string): Promise<{ ok: true }> { return this.call('domain.reboot', { params: { name } }); }
+  reset(name: string): Promise<{ ok: true }> { return this.call('domain.reset', { params: { name } }); }
+  suspend(name: string): Promise<DomainStateInfo> { return this.call('domain.suspend', { params: { name } }); }
+  resume(name: string): Promise<DomainStateInfo> { return this.call('domain.resume', { params: { name } }); }
+  setAutostart(name: string, enabled: boolean): Promise<DomainSummary> {
+    return this.call('domain.setAutostart', { params: { name }, body: { enabled } });
+  }
+  getDefinition(name: string, format: DefinitionFormat = 'yaml'): Promise<DefinitionText> {
+    return this.call('domain.getDefinition', { params: { name }, query: { format } });
+  }
+  updateDefinition(name: string, text: string, opts: { format?: DefinitionFormat; baseDir?: string } = {}): Promise<DomainInfo> {
+    return this.call('domain.updateDefinition', { params: { name }, body: { text, ...opts } });
+  }
+  consoleLog(name: string): Promise<string> {
+    return this.call('domain.consoleLog', { params: { name } }).then((r) => r.text);
+  }
+  monitorCommand(name: string, command: MonitorBody): Promise<unknown> {
+    return this.call('domain.monitorCommand', { params: { name }, body: command }).then((r) => r.result);
+  }
+  hostShutdown(opts: { timeout?: number } = {}): Promise<HostShutdownResult> {
+    return this.call('host.shutdown', { body: opts });
+  }
+  // pools and volumes (docs/pools.md)
+  poolList(opts: { all?: boolean } = {}): Promise<PoolList> { return this.call('pool.list', { query: opts.all ? { all: true } : {} }); }
+  poolDefine(body: PoolDefineBody): Promise<PoolInfo> { return this.call('pool.define', { body }); }
+  poolInfo(pool: string): Promise<PoolInfo> { return this.call('pool.info', { params: { pool } }); }
+  poolRefresh(pool: string): Promise<PoolInfo> { return this.call('pool.refresh', { params: { pool } }); }
+  poolUndefine(pool: string): Promise<{ ok: true }> { return this.call('pool.undefine', { params: { pool } }); }
+  volumeList(pool: string): Promise<VolumeList> { return this.call('volume.list', { params: { pool } }); }
+  volumeCreate(pool: string, body: VolumeCreateBody): Promise<VolumeInfo> { return this.call('volume.create', { params: { pool }, body }); }
+  volumeInfo(pool: string, volume: string): Promise<VolumeInfo> { return this.call('volume.info', { params: { pool, volume } }); }
+  volumeClone(pool: string, volume: string, name: string): Promise<VolumeInfo> { return this.call('volume.clone', { params: { pool, volume }, body: { name } }); }
+  volumeResize(pool: string, volume: string, capacity: number, opts: { shrink?: boolean } = {}): Promise<VolumeInfo> {
+    return this.call('volume.resize', { params: { pool, volume }, body: { capacity, ...opts } });
+  }
+  volumeDelete(pool: string, volume: string): Promise<{ ok: true }> { return this.call('volume.delete', { params: { pool, volume } }); }
+}

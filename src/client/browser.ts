@@ -1,0 +1,167 @@
+/**
+ * `virtkit/client/browser`: the typed client for browsers (and any runtime with fetch and a
+ * WHATWG WebSocket). The same methods, method table, error decoding and event stream as the
+ * Node entry; requests go through `fetch`, events and the console through `WebSocket`. No
+ * `node:` imports and no Buffer: bytes are `Uint8Array`.
+ *
+ *   const c = new BrowserClient({ baseUrl: 'http://127.0.0.1:8006', token });
+ *   const { domains } = await c.list({ all: true });
+ *   for await (const ev of c.events({ since: 0 })) render(ev);
+ *   const con = await c.openConsole('demo');
+ *   for await (const bytes of con.output) term.write(bytes);
+ *
+ * `fetch` and `WebSocket` default to the globals; pass others (Node 20 has no global
+ * WebSocket: `ws`'s fits) as options.
+ */
+import type { MethodName } from '../api/methods.js';
+import type { DomainEvent } from '../api/schemas.js';
+import { VirtkitError, isVirtkitError } from '../util/errors.js';
+import { ApiClient } from './api-client.js';
+import { followEventStream, type EventsOptions, type OpenedSocket } from './events.js';
+import { consolePath, decodeReply, errorFromBody, requestFor, type ConsoleMode, type MethodInput, type MethodResult } from './protocol.js';
+import { closeSocket, readMessages, whenOpen, type CloseInfo, type WebSocketFactory } from './websocket.js';
+
+export { VirtkitError, isVirtkitError };
+export type * from '../api/schemas.js';
+export type * from '../api/pools.js';
+export type { EventsOptions } from './events.js';
+export type { ConsoleMode, MethodInput, MethodResult } from './protocol.js';
+export type { CloseInfo, WebSocketFactory, WebSocketLike } from './websocket.js';
+
+/** What the client needs of `fetch` (the global one fits). */
+export type FetchLike = (url: string, init: {
+  method: string;
+  headers: Record<string, string>;
+  body?: string;
+  signal?: AbortSignal;
+}) => Promise<{ status: number; text(): Promise<string> }>;
+
+export interface BrowserClientOptions {
+  /** The daemon's address, e.g. `http://127.0.0.1:8006`; default: the page's origin. */
+  baseUrl?: string;
+  /** Sent as `Authorization: Bearer TOKEN` on every request (browsers cannot set headers on a WebSocket). */
+  token?: string;
+  fetch?: FetchLike;
+  WebSocket?: WebSocketFactory;
+}
+
+/** A console attached over a WebSocket. */
+export interface ConsoleConnection {
+  /** The guest's output as it arrives; ends when the console closes. */
+  readonly output: AsyncIterable<Uint8Array>;
+  /** Resolves with the close code and reason once the console closed. */
+  readonly closed: Promise<CloseInfo>;
+  /** Types on the console (write mode; a read-only console ignores it). Text is sent as UTF-8. */
+  send(data: Uint8Array | string): void;
+  close(): void;
+}
+
+const UpgradeRequired = 426;
+
+export class BrowserClient extends ApiClient {
+  readonly baseUrl: string;
+  private readonly fetch: FetchLike;
+  private readonly WebSocket: WebSocketFactory;
+  private readonly token: string | undefined;
+
+  constructor(opts: BrowserClientOptions = {}) {
+    super();
+    const base = opts.baseUrl ?? (globalThis as { location?: { origin: string } }).location?.origin;
+    if (!base) throw new VirtkitError('argument.invalid', 'BrowserClient needs a baseUrl outside a page');
+    this.baseUrl = base.replace(/\/+$/, '');
+    const globalFetch = (globalThis as { fetch?: FetchLike }).fetch;
+    const globalWebSocket = (globalThis as { WebSocket?: WebSocketFactory }).WebSocket;
+    const f = opts.fetch ?? globalFetch?.bind(globalThis);
+    const ws = opts.WebSocket ?? globalWebSocket;
+    if (!f) throw new VirtkitError('argument.invalid', 'no fetch: pass one as the fetch option');
+    if (!ws) throw new VirtkitError('argument.invalid', 'no WebSocket: pass one as the WebSocket option');
+    this.fetch = f;
+    this.WebSocket = ws;
+    this.token = opts.token;
+  }
+
+  async call<M extends MethodName>(method: M, input: MethodInput<M> = {}): Promise<MethodResult<M>> {
+    const req = requestFor(method, input);
+    const headers: Record<string, string> = { accept: 'application/json', ...this.authHeader() };
+    if (req.body !== undefined) headers['content-type'] = 'application/json';
+    const res = await this.request(req.path, {
+      method: req.method, headers, ...(req.body !== undefined ? { body: JSON.stringify(req.body) } : {}),
+    });
+    return decodeReply(res.status, await res.text()) as MethodResult<M>;
+  }
+
+  /**
+   * Domain events, replayed from `since` and then followed live; reconnects and resumes
+   * after the last event it yielded when the daemon goes away.
+   */
+  events(opts: EventsOptions = {}): AsyncGenerator<DomainEvent> {
+    return followEventStream((path) => this.openSocket(path), opts);
+  }
+
+  /** The guest's serial console; mode 'write' may type (one writer at a time). */
+  async openConsole(name: string, mode: ConsoleMode = 'write', opts: { history?: boolean } = {}): Promise<ConsoleConnection> {
+    const { ws, messages } = await this.openSocket(consolePath(name, mode, opts.history));
+    const closed = new Promise<CloseInfo>((resolve) => {
+      ws.addEventListener('close', (ev) => resolve({ code: ev.code, reason: ev.reason }));
+    });
+    const encoder = new TextEncoder();
+    async function* output(): AsyncGenerator<Uint8Array> {
+      for (;;) {
+        const next = await messages.next();
+        if (next.done) return;
+        if (typeof next.value !== 'string') yield next.value;
+      }
+    }
+    return {
+      output: output(),
+      closed,
+      send: (data) => ws.send(typeof data === 'string' ? encoder.encode(data) : data),
+      close: () => closeSocket(ws),
+    };
+  }
+
+  private authHeader(): Record<string, string> {
+    return this.token ? { authorization: `Bearer ${this.token}` } : {};
+  }
+
+  private async request(path: string, init: Parameters<FetchLike>[1]): ReturnType<FetchLike> {
+    try {
+      return await this.fetch(this.baseUrl + path, init);
+    } catch (err) {
+      if (init.signal?.aborted) throw err;
+      throw new VirtkitError('connection.failed', `cannot reach the daemon at ${this.baseUrl}: ${(err as Error).message}`,
+        { baseUrl: this.baseUrl }, { cause: err });
+    }
+  }
+
+  private async openSocket(path: string): Promise<OpenedSocket> {
+    const url = this.baseUrl.replace(/^http/, 'ws') + path;
+    let ws;
+    try {
+      ws = new this.WebSocket(url);
+    } catch (err) {
+      throw new VirtkitError('connection.failed', `cannot open the WebSocket ${url}: ${(err as Error).message}`, { url }, { cause: err });
+    }
+    const messages = readMessages(ws);
+    await whenOpen(ws, url, () => this.refusal(path));
+    return { ws, messages };
+  }
+
+  /**
+   * Why a WebSocket did not open. A browser is not shown the daemon's refusal, so ask the
+   * same path again with a plain request: the daemon answers it with the same checks.
+   */
+  private async refusal(path: string): Promise<Error> {
+    const ac = new AbortController();
+    const res = await this.request(path, { method: 'GET', headers: { accept: 'application/json', ...this.authHeader() }, signal: ac.signal });
+    // 2xx: an event stream that would have opened; 426: a console that would have. Either
+    // way the daemon has no objection: the socket itself failed.
+    if ((res.status >= 200 && res.status < 300) || res.status === UpgradeRequired) {
+      ac.abort();
+      return new VirtkitError('connection.failed', `the WebSocket to ${this.baseUrl}${path} closed before it opened`, { baseUrl: this.baseUrl });
+    }
+    let body: unknown;
+    try { body = JSON.parse(await res.text()); } catch { body = undefined; }
+    return errorFromBody(res.status, body);
+  }
+}
