@@ -81,6 +81,24 @@ export async function run(): Promise<void> {
         }
       });
       console.log(ratioLine(`read-modify-write transaction + event (synchronous=${sync})`, oursTx, theirsTx, 'tx/s', 'file read+rewrite'));
+
+      // The same with the event followed, as while a client follows `/events`: every commit
+      // then also goes through the store's change feed to the watch.
+      let heard = 0;
+      const unwatch = store.watch('/event', () => { heard++; });
+      const oursFollowed = await perSecondAsync(txs, async () => {
+        for (let n = 0; n < txs; n++) {
+          const d = `/domain/d${n % Domains}`;
+          await store.transaction(async (tx) => {
+            await tx.read(`${d}/status`);
+            await tx.write(`${d}/status`, status(n, 'paused'));
+            await tx.write('/event', JSON.stringify({ type: 'suspended', domain: d }));
+          });
+        }
+      });
+      unwatch();
+      if (heard !== txs) throw new Error(`the event watch heard ${heard} of ${txs} events`);
+      console.log(ratioLine(`... with the event followed (synchronous=${sync})`, oursFollowed, theirsTx, 'tx/s', 'file read+rewrite'));
       await store.close();
     }
 

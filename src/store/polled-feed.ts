@@ -74,7 +74,8 @@ export class PolledChangeFeed {
   committed(changes: readonly StoreChange[]): void {
     if (this.followers.size === 0 || changes.length === 0) return;
     const first = changes[0]!.revision;
-    for (const follower of [...this.followers]) {
+    // A Set iterates safely while followers leave (or join, with nothing to hand them).
+    for (const follower of this.followers) {
       // The usual case hands over what the commit made, without reading it back; a
       // follower behind that (others committed meanwhile) reads the log up to it.
       if (follower.cursor === first - 1) this.hand(follower, changes);
