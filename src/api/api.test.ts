@@ -101,6 +101,8 @@ describe('OpenAPI document', () => {
     for (const name of Object.keys(Methods)) expect(ids).toContain(name);
     expect(ids).toEqual(expect.arrayContaining(['events.stream', 'store.snoop', 'domain.console']));
     expect(Object.keys(doc.paths)).toContain('/domains/{name}/start');
+    const suspend = (doc.paths['/domains/{name}/suspend'] as Record<string, Record<string, unknown>>)['post']!;
+    expect(suspend).toMatchObject({ 'x-virtkit-states': ['running'], 'x-virtkit-access': 'write', 'x-virtkit-long': false });
   });
 });
 

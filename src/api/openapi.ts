@@ -38,6 +38,10 @@ export function buildOpenApi(): Record<string, unknown> {
     p[spec.http.toLowerCase()] = {
       operationId: name,
       summary: spec.summary,
+      // The contract beyond the schemas (docs/api.md, "Preconditions, access classes, long operations").
+      'x-virtkit-states': spec.states,
+      'x-virtkit-access': spec.access,
+      'x-virtkit-long': spec.long,
       parameters: parametersOf(spec),
       ...(spec.body ? { requestBody: { required: true, content: { 'application/json': { schema: plain(spec.body) } } } } : {}),
       responses: {
