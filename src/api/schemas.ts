@@ -48,6 +48,8 @@ export const DomainInfo = Type.Object({
   tainted: Type.Array(Type.String()),
   accel: Type.Optional(Type.String()),
   runDir: Type.Optional(Type.String()),
+  /** While it runs: the saved definition (what the next start uses) is not the one it runs with (`dumpdef --live`). */
+  definitionDiffers: Type.Optional(Type.Boolean()),
 });
 export type DomainInfo = Static<typeof DomainInfo>;
 
@@ -103,7 +105,10 @@ export type ShutdownResult = Static<typeof ShutdownResult>;
 export const AutostartBody = Type.Object({ enabled: Type.Boolean() }, strict);
 export type AutostartBody = Static<typeof AutostartBody>;
 
-export const DefinitionQuery = Type.Object({ format: Type.Optional(DefinitionFormat) }, strict);
+export const DefinitionQuery = Type.Object({
+  format: Type.Optional(DefinitionFormat),
+  live: Type.Optional(Type.Boolean({ description: 'the definition the running guest was started with, instead of the saved one' })),
+}, strict);
 export type DefinitionQuery = Static<typeof DefinitionQuery>;
 
 export const DefinitionText = Type.Object({ text: Type.String(), format: DefinitionFormat });
@@ -149,6 +154,8 @@ export const DaemonInfo = Type.Object({
   bootId: Type.String(),
   revision: Type.Integer(),
   apiExtensions: Type.Array(Type.String()),
+  /** The domain driver the daemon runs guests with: `qemu`, or `fake` in tests. */
+  driver: Type.Optional(Type.String()),
 });
 export type DaemonInfo = Static<typeof DaemonInfo>;
 

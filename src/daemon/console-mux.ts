@@ -68,23 +68,49 @@ export async function readTail(path: string, bytes: number): Promise<Buffer> {
   }
 }
 
+/**
+ * How many leading bytes of `next` are already at the end of `log`: the socket's output that
+ * QEMU (or the fake) had also appended to the log before the tail was read.
+ */
+export function overlapOf(log: Buffer, next: Buffer): number {
+  for (let k = Math.min(log.length, next.length); k > 0; k--) {
+    if (log.subarray(log.length - k).equals(next.subarray(0, k))) return k;
+  }
+  return 0;
+}
+
 export class ConsoleMux {
   readonly history = new ByteRing(ConsoleHistoryBytes);
   private readonly readers = new Set<Duplex>();
   private writer: Duplex | undefined;
   private guest: Duplex | undefined;
 
-  /** Start from the console log's tail, then follow the live socket. */
+  /**
+   * Start from the console log's tail, then follow the live socket. The socket is connected
+   * first and what it brings meanwhile is held: output the guest prints while the tail is read
+   * is then in the log, on the socket, or both, and merge() keeps each byte once.
+   */
   async attach(logPath: string, connect: () => Promise<Duplex>): Promise<void> {
-    this.history.append(await readTail(logPath, ConsoleHistoryBytes));
     const guest = await connect();
     this.guest = guest;
+    let early: Buffer[] | undefined = [];
     guest.on('data', (chunk: Buffer) => {
+      if (early) {
+        early.push(chunk);
+        return;
+      }
       this.history.append(chunk);
       for (const r of this.readers) r.write(chunk);
     });
     guest.on('error', () => { /* the guest went away; exit handling closes the mux */ });
-    guest.on('close', () => { this.guest = undefined; });
+    guest.on('close', () => { if (this.guest === guest) this.guest = undefined; });
+    const tail = await readTail(logPath, ConsoleHistoryBytes);
+    const held = Buffer.concat(early);
+    early = undefined;
+    this.history.append(tail);
+    const fresh = held.subarray(overlapOf(tail, held));
+    this.history.append(fresh);
+    for (const r of this.readers) r.write(fresh);
   }
 
   hasWriter(): boolean {

@@ -2,7 +2,9 @@
  * How domains are laid out in the store, and typed access to them inside a transaction.
  *
  *   /domain/<name>/uuid         the domain's UUID
- *   /domain/<name>/definition   the normalized definition, JSON
+ *   /domain/<name>/definition   the saved definition (what the next start uses), normalized, JSON
+ *   /domain/<name>/live         while it runs: the definition its QEMU runs, JSON (written with the
+ *                               running status, removed when it stops)
  *   /domain/<name>/status       runtime status, JSON (DomainStatus)
  *   /domain/<name>/autostart    'true' | 'false'
  *   /domain/<name>/tainted      JSON array of taint reasons
@@ -10,6 +12,7 @@
  *   /host/boot-id               the boot id autostart last ran for
  *   /event                      one write per domain event (see event-log.ts)
  */
+import { isDeepStrictEqual } from 'node:util';
 import type { DomainState, StopReason } from '../api/schemas.js';
 import type { DomainDefinition } from '../conf/index.js';
 import type { StoreReader, StoreWriter } from '../store/index.js';
@@ -45,7 +48,10 @@ export const BootIdPath = '/host/boot-id';
 export interface DomainRecord {
   name: string;
   uuid: string;
+  /** The saved definition. */
   definition: DomainDefinition;
+  /** The definition the running guest was started with (plus hot-plugged changes); absent when it is not running. */
+  live?: DomainDefinition;
   status: DomainStatus;
   autostart: boolean;
   tainted: string[];
@@ -62,9 +68,10 @@ function parseJson<T>(text: string | undefined, fallback: T): T {
 
 /** Reads a domain's record; undefined when it is not defined. */
 export async function readDomain(r: StoreReader, name: string): Promise<DomainRecord | undefined> {
-  const [uuid, definition, status, autostart, tainted] = await Promise.all([
+  const [uuid, definition, live, status, autostart, tainted] = await Promise.all([
     r.read(domainPath(name, 'uuid')),
     r.read(domainPath(name, 'definition')),
+    r.read(domainPath(name, 'live')),
     r.read(domainPath(name, 'status')),
     r.read(domainPath(name, 'autostart')),
     r.read(domainPath(name, 'tainted')),
@@ -74,6 +81,7 @@ export async function readDomain(r: StoreReader, name: string): Promise<DomainRe
     name,
     uuid,
     definition: JSON.parse(definition) as DomainDefinition,
+    ...(live !== undefined ? { live: JSON.parse(live) as DomainDefinition } : {}),
     status: parseJson<DomainStatus>(status, { state: 'shutoff' }),
     autostart: autostart === 'true',
     tainted: parseJson<string[]>(tainted, []),
@@ -92,6 +100,21 @@ export async function listDomainNames(r: StoreReader): Promise<string[]> {
 
 export async function writeStatus(w: StoreWriter, name: string, status: DomainStatus): Promise<void> {
   await w.write(domainPath(name, 'status'), JSON.stringify(status));
+}
+
+/** Records the definition a guest runs with; in the transaction that records it running. */
+export async function writeLive(w: StoreWriter, name: string, def: DomainDefinition): Promise<void> {
+  await w.write(domainPath(name, 'live'), JSON.stringify(def));
+}
+
+/** Drops the live definition; in the transaction that records the guest stopped. */
+export async function removeLive(w: StoreWriter, name: string): Promise<void> {
+  await w.rm(domainPath(name, 'live'));
+}
+
+/** Whether the saved definition is no longer the one the guest runs with (key order aside). */
+export function definitionDiffers(rec: Pick<DomainRecord, 'definition' | 'live'>): boolean {
+  return rec.live !== undefined && !isDeepStrictEqual(rec.live, rec.definition);
 }
 
 export async function writeNewDomain(w: StoreWriter, def: DomainDefinition): Promise<void> {

@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { ApiVersion } from '../api/openapi.js';
 import { managerDirs, type ManagerDirs } from '../api/paths.js';
+import { QemuDomainDriver } from '../qemu/driver/qemu-driver.js';
+import type { DomainDriver } from '../qemu/driver/types.js';
 import { openStore, type Store } from '../store/index.js';
 import { VirtkitError, errorMessage } from '../util/errors.js';
-import { Hypervisor } from './hypervisor.js';
 import { Manager } from './manager.js';
 import { PoolService } from './pools.js';
 import { reconcile } from './reconcile.js';
@@ -26,6 +27,8 @@ export interface DaemonOptions {
   logFile?: string;
   logLevel?: string;
   qemuBinary?: string;
+  /** The hypervisor side of the guests; default a QemuDomainDriver (tests pass the fake). */
+  driver?: DomainDriver;
 }
 
 export interface RunningDaemon {
@@ -68,9 +71,9 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaem
   try {
     const bootId = await currentBootId();
     const pools = new PoolService(store);
-    const hypervisor = new Hypervisor({ ...(opts.qemuBinary ? { binary: opts.qemuBinary } : {}), cacheDir: join(dirs.stateDir, 'cache'),
-      resolveVolumes: (def) => pools.resolveVolumes(def) });
-    const manager = new Manager({ store, runRoot: dirs.runDir, log: app.log, hypervisor });
+    const driver = opts.driver
+      ?? new QemuDomainDriver({ ...(opts.qemuBinary ? { binary: opts.qemuBinary } : {}), cacheDir: join(dirs.stateDir, 'cache') });
+    const manager = new Manager({ store, runRoot: dirs.runDir, log: app.log, driver, resolveVolumes: (def) => pools.resolveVolumes(def) });
     const report = await reconcile(manager, store, app.log);
     app.log.info({ ...report, stateDir: dirs.stateDir, runDir: dirs.runDir }, 'reconciled with the run directories');
     await registerApi(app, {
@@ -79,7 +82,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaem
       pools,
       auditLogPath: join(dirs.stateDir, 'audit.log'),
       info: () => ({ version: ApiVersion, pid: process.pid, stateDir: dirs.stateDir, runDir: dirs.runDir, bootId,
-        revision: store.revision, apiExtensions: ['events-resume', 'snoop', 'console-upgrade', 'pools'] }),
+        revision: store.revision, driver: driver.kind, apiExtensions: ['events-resume', 'snoop', 'events-websocket', 'console-websocket', 'pools'] }),
     });
     // We own the store lock, so a socket file left here is a dead daemon's.
     await rm(dirs.socketPath, { force: true });

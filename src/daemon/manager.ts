@@ -1,10 +1,15 @@
 /**
  * The lifecycle manager: every operation on a domain, each state change committed to the
  * store in one transaction together with its event. The in-memory side is only what cannot
- * live in a database: the QEMU process handles (QMP connections) and console multiplexers,
- * rebuilt from the store and the run directories when the daemon starts (reconcile.ts).
+ * live in a database: the driver's guest handles and console multiplexers, rebuilt from the
+ * store and the run directories when the daemon starts (reconcile.ts).
+ *
+ * The manager speaks to guests only through the DomainDriver contract (qemu/driver/types.ts):
+ * it asks for operations and records the typed lifecycle events the driver reports
+ * (guest-events.ts). The driver carries out on_poweroff / on_reboot / on_crash and classifies
+ * how QEMU ended; the manager sends no QMP of its own except the audited monitor passthrough.
  */
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import YAML from 'yaml';
@@ -13,17 +18,17 @@ import type {
   StopReason,
 } from '../api/schemas.js';
 import { formatDefinition, parseDefinition, validateDefinition, type DomainDefinition } from '../conf/index.js';
-import { lifecycleActions } from '../qemu/command/lifecycle.js';
+import type { DomainDriver, ExitInfo, GuestHandle, LifecycleEvent } from '../qemu/driver/types.js';
 import { withRetry, type Origin, type Store, type Transaction } from '../store/index.js';
 import { VirtkitError, errorMessage } from '../util/errors.js';
 import { crashPoint, crashPointSoon } from './crash-points.js';
 import { ConsoleMux, readTail, ConsoleHistoryBytes } from './console-mux.js';
 import {
-  BootIdPath, domainPath, isActive, listDomainNames, readDomain, requireDomain, uuidPath, visibleState, writeNewDomain,
-  writeStatus, type DomainRecord, type DomainStatus,
+  BootIdPath, definitionDiffers, domainPath, isActive, listDomainNames, readDomain, removeLive, requireDomain, uuidPath,
+  visibleState, writeLive, writeNewDomain, writeStatus, type DomainRecord, type DomainStatus,
 } from './domain-records.js';
 import { recordEvent } from './event-log.js';
-import { Hypervisor, type GuestExit, type GuestProcess } from './hypervisor.js';
+import { recordedChangeOf } from './guest-events.js';
 import { KeyedMutex } from './keyed-mutex.js';
 
 export interface ManagerOptions {
@@ -31,37 +36,32 @@ export interface ManagerOptions {
   /** Parent of the per-guest run directories. */
   runRoot: string;
   log: FastifyBaseLogger;
-  hypervisor: Hypervisor;
+  /** The hypervisor side of every guest: QemuDomainDriver, or the fake in tests. */
+  driver: DomainDriver;
+  /** Host paths of a definition's `pool/volume` disks (daemon/pools.ts), handed to the driver's prepare. */
+  resolveVolumes?: (def: DomainDefinition) => Promise<Record<string, string>>;
 }
 
-/** A guest this daemon holds a QEMU handle for. */
+/** A guest this daemon holds a driver handle for. */
 interface Live {
-  proc: GuestProcess;
+  handle: GuestHandle;
   console: ConsoleMux;
-  /** Set by destroy/shutdown so the exit is recorded with the reason the user caused. */
+  /** Set by destroy so the exit is recorded with the reason the user caused. */
   intent?: StopReason;
   /** Resolves once the exit is committed to the store. */
   recorded: Promise<void>;
-  /** Operations of ours in flight that pause or resume the guest: their QMP STOP/RESUME events are not news. */
-  ownRunStateOps: number;
-  /** When QEMU last reported a RESET of any origin (ms since the epoch). */
-  lastResetAt: number;
-  /** Why QEMU is about to stop the CPUs by itself (a guest power-off kept by `preserve`), for the STOP event's record. */
-  keptReason?: string;
+  unsubscribe: () => void;
 }
 
 /**
- * Firmware resets the machine a few more times right after a reset (QEMU reports those as
- * guest-initiated): a guest RESET this soon after the previous one is part of the same reboot.
+ * Definition fields that may change while the guest runs. on_host_shutdown and
+ * shutdown_timeout are the manager's own policy, read from the saved definition when it stops
+ * the guest, so they apply at once. on_poweroff / on_reboot / on_crash are carried out by the
+ * driver from the definition the guest was started with (QEMU's `-action` is set at start):
+ * a change is saved and applies at the next start. Everything else describes the machine and
+ * is refused while it runs.
  */
-const ResetQuietMs = 5000;
-
-/**
- * Definition fields that may change while the guest runs: they matter only when the manager
- * stops the guest. on_poweroff/on_reboot/on_crash are not among them: they become QEMU's
- * `-action` settings at start, so a change would not reach the running QEMU.
- */
-const MutableWhileRunning = new Set(['on_host_shutdown', 'shutdown_timeout']);
+const MutableWhileRunning = new Set(['on_host_shutdown', 'shutdown_timeout', 'on_poweroff', 'on_reboot', 'on_crash']);
 
 /** A first try and up to 8 retries when a concurrent commit conflicts. */
 const ConflictAttempts = 9;
@@ -70,15 +70,19 @@ export class Manager {
   private readonly store: Store;
   private readonly live = new Map<string, Live>();
   private readonly locks = new KeyedMutex();
+  /** Recordings of driver events still in flight (see settled()). */
+  private readonly pending = new Set<Promise<unknown>>();
   readonly runRoot: string;
   private readonly log: FastifyBaseLogger;
-  readonly hypervisor: Hypervisor;
+  readonly driver: DomainDriver;
+  private readonly resolveVolumes: ManagerOptions['resolveVolumes'];
 
   constructor(opts: ManagerOptions) {
     this.store = opts.store;
     this.runRoot = opts.runRoot;
     this.log = opts.log;
-    this.hypervisor = opts.hypervisor;
+    this.driver = opts.driver;
+    this.resolveVolumes = opts.resolveVolumes;
   }
 
   /** Runs `fn` in a transaction as `origin`, rerunning it when a concurrent commit conflicts. */
@@ -90,6 +94,19 @@ export class Manager {
 
   runDirOf(uuid: string): string {
     return join(this.runRoot, uuid);
+  }
+
+  /**
+   * Resolves once every driver event reported so far is committed to the store (and the exits
+   * reported so far are recorded). Tests use it after making a fake guest act by itself.
+   */
+  async settled(): Promise<void> {
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+  }
+
+  private track(p: Promise<unknown>): void {
+    this.pending.add(p);
+    void p.finally(() => this.pending.delete(p));
   }
 
   // ---- reads ---------------------------------------------------------------------------
@@ -119,9 +136,18 @@ export class Manager {
     return stateOf(await requireDomain(this.store.as(origin), name));
   }
 
-  async definitionText(origin: Origin, name: string, format: 'yaml' | 'json'): Promise<string> {
+  /**
+   * The saved definition as text; with `live`, the one the running guest was started with
+   * (refused with domain.invalid-state when it does not run).
+   */
+  async definitionText(origin: Origin, name: string, format: 'yaml' | 'json', opts: { live?: boolean } = {}): Promise<string> {
     const rec = await requireDomain(this.store.as(origin), name);
-    return formatDefinition(rec.definition, format);
+    if (!opts.live) return formatDefinition(rec.definition, format);
+    if (rec.status.state !== 'running' && rec.status.state !== 'paused') {
+      throw new VirtkitError('domain.invalid-state', `"${name}" is not running: it has no live definition`,
+        { name, state: visibleState(rec.status), allowed: ['running', 'paused'] });
+    }
+    return formatDefinition(rec.live ?? rec.definition, format);
   }
 
   // ---- define / undefine / edit --------------------------------------------------------
@@ -209,22 +235,22 @@ export class Manager {
 
   async start(origin: Origin, name: string, opts: { paused?: boolean } = {}): Promise<DomainInfo> {
     return this.locks.run(name, async () => {
-      const runDir = await this.tx(origin, async (tx) => {
-        const rec = await requireDomain(tx, name);
-        if (isActive(rec.status)) {
-          throw new VirtkitError('domain.invalid-state', `domain "${name}" is already running`, { name, state: visibleState(rec.status) });
+      const { runDir, rec } = await this.tx(origin, async (tx) => {
+        const cur = await requireDomain(tx, name);
+        if (isActive(cur.status)) {
+          throw new VirtkitError('domain.invalid-state', `domain "${name}" is already running`, { name, state: visibleState(cur.status) });
         }
-        const dir = this.runDirOf(rec.uuid);
+        const dir = this.runDirOf(cur.uuid);
         // Recorded before QEMU exists: a crash from here on is reconciled from this run dir.
         await writeStatus(tx, name, { state: 'starting', runDir: dir });
-        return dir;
+        return { runDir: dir, rec: cur };
       });
       crashPoint('start.recorded');
-      const rec = await requireDomain(this.store.as(origin), name);
-      let proc: GuestProcess;
+      let handle: GuestHandle;
       try {
-        await prepareRunDir(runDir);
-        proc = await this.hypervisor.launch(rec.definition, runDir, opts.paused === true);
+        const volumePaths = await this.resolveVolumes?.(rec.definition);
+        const prepared = await this.driver.prepare(rec.definition, { runDir, ...(volumePaths ? { volumePaths } : {}) });
+        handle = await this.driver.launch(prepared, { paused: opts.paused === true });
         crashPoint('start.spawned');
       } catch (err) {
         await this.tx(origin, async (tx) => {
@@ -236,117 +262,70 @@ export class Manager {
       }
       const state = opts.paused ? 'paused' : 'running';
       const info = await this.tx(origin, async (tx) => {
-        await writeStatus(tx, name, { state, runDir, pid: proc.pid, accel: proc.accel });
+        await writeStatus(tx, name, { state, runDir, pid: handle.pid, accel: handle.accel });
+        await writeLive(tx, name, handle.liveDefinition());
         await recordEvent(tx, 'started', rec, opts.paused ? 'paused' : undefined);
         return infoOf(await requireDomain(tx, name));
       });
-      await this.adopt(rec, proc);
-      this.log.info({ domain: name, pid: proc.pid, accel: proc.accel }, 'domain started');
+      await this.adopt(rec, handle);
+      this.log.info({ domain: name, pid: handle.pid, accel: handle.accel }, 'domain started');
       return info;
     });
   }
 
-  /** Takes charge of a running QEMU: console, exit watch. */
-  async adopt(rec: Pick<DomainRecord, 'name' | 'uuid' | 'definition'>, proc: GuestProcess): Promise<void> {
+  /** Takes charge of a guest handle: lifecycle events, console, exit. */
+  async adopt(rec: Pick<DomainRecord, 'name' | 'uuid'>, handle: GuestHandle): Promise<void> {
     const console = new ConsoleMux();
-    const live: Live = { proc, console, recorded: Promise.resolve(), ownRunStateOps: 0, lastResetAt: 0 };
-    live.recorded = proc.exited.then((exit) => this.recordExit(rec, live, exit)).catch((err: unknown) => {
+    const live: Live = { handle, console, recorded: Promise.resolve(), unsubscribe: () => undefined };
+    live.unsubscribe = handle.onEvent((ev) => this.onGuestEvent(rec, live, ev));
+    live.recorded = handle.exited.then((exit) => this.recordExit(rec, live, exit)).catch((err: unknown) => {
       this.log.error({ domain: rec.name, err: errorMessage(err) }, 'recording the guest exit failed');
     });
-    this.followQmpEvents(rec, live);
-    this.followGuestLifecycle(rec, live);
     this.live.set(rec.name, live);
     try {
-      await console.attach(join(proc.runDir, 'console.log'), () => this.hypervisor.openConsole(proc.runDir));
+      await console.attach(handle.consoleLogPath, () => handle.openConsole());
     } catch (err) {
       this.log.warn({ domain: rec.name, err: errorMessage(err) }, 'console not available');
     }
   }
 
-  /**
-   * State changes that did not come through this daemon: the guest rebooting itself (RESET
-   * from the guest), or CPUs stopped or resumed by a raw monitor command (STOP, RESUME).
-   */
-  private followQmpEvents(rec: Pick<DomainRecord, 'name' | 'uuid'>, live: Live): void {
-    live.proc.qmp.on((ev) => {
-      let change: { event: EventType; reason: string; state?: 'running' | 'paused' } | undefined;
-      if (ev.event === 'RESET') {
-        const now = Date.now();
-        const quiet = now - live.lastResetAt > ResetQuietMs;
-        live.lastResetAt = now;
-        if ((ev.data as { guest?: unknown }).guest === true && quiet) change = { event: 'rebooted', reason: 'guest' };
-      } else if (ev.event === 'STOP' && live.ownRunStateOps === 0) {
-        change = { event: 'suspended', reason: live.keptReason ?? 'monitor', state: 'paused' };
-        live.keptReason = undefined;
-      }
-      else if (ev.event === 'RESUME' && live.ownRunStateOps === 0) change = { event: 'resumed', reason: 'monitor', state: 'running' };
-      if (!change) return;
-      const { event, reason, state } = change;
-      this.tx({}, async (tx) => {
-        const cur = await readDomain(tx, rec.name);
-        if (!cur || cur.uuid !== rec.uuid || (cur.status.state !== 'running' && cur.status.state !== 'paused')) return;
-        if (state) {
-          if (cur.status.state === state) return;
-          await writeStatus(tx, rec.name, { ...cur.status, state });
-        }
-        await recordEvent(tx, event, cur, reason);
-      }).catch((err: unknown) => this.log.error({ domain: rec.name, event: ev.event, err: errorMessage(err) }, 'recording a QMP event failed'));
-    });
+  /** Records what a driver event says happened (guest-events.ts has the table). */
+  private onGuestEvent(rec: Pick<DomainRecord, 'name' | 'uuid'>, live: Live, ev: LifecycleEvent): void {
+    if (ev.type === 'exited') {
+      this.track(live.recorded);
+      return;
+    }
+    if (ev.type === 'monitor-lost' || ev.type === 'monitor-restored' || ev.type === 'crashed') {
+      this.log.warn({ domain: rec.name, event: ev }, 'guest event');
+    }
+    const change = recordedChangeOf(ev);
+    if (!change) return;
+    this.track(this.tx({}, async (tx) => {
+      const cur = await readDomain(tx, rec.name);
+      if (!cur || cur.uuid !== rec.uuid || (cur.status.state !== 'running' && cur.status.state !== 'paused')) return;
+      if (change.state && cur.status.state !== change.state) await writeStatus(tx, rec.name, { ...cur.status, state: change.state });
+      else if (change.onlyOnChange) return;
+      await recordEvent(tx, change.event, cur, change.reason);
+    }).catch((err: unknown) => this.log.error({ domain: rec.name, event: ev.type, err: errorMessage(err) }, 'recording a guest event failed')));
   }
 
-  /**
-   * Carries out on_poweroff / on_reboot / on_crash when the guest stops itself and QEMU keeps
-   * it (its `-action` is `pause` for every answer but a plain destroy; see
-   * qemu/command/lifecycle.ts): restart resets and resumes it (a `rebooted` event), preserve
-   * leaves it paused (a `suspended` event naming why), destroy ends QEMU (recorded as a
-   * shutdown, or a crash for a panic). Nothing is done once the manager itself is stopping it.
-   */
-  private followGuestLifecycle(rec: Pick<DomainRecord, 'name' | 'uuid' | 'definition'>, live: Live): void {
-    const def = rec.definition;
-    const qemuExitsOnPoweroff = lifecycleActions(def).shutdown === 'poweroff';
-    const act = (action: DomainDefinition['on_poweroff'], what: 'poweroff' | 'reboot' | 'crash', qemuExits: boolean): void => {
-      if (live.intent !== undefined) return;
-      if (action === 'restart') {
-        live.ownRunStateOps++;
-        live.proc.restartGuest()
-          .then(() => this.tx({}, async (tx) => {
-            const cur = await readDomain(tx, rec.name);
-            if (cur && cur.uuid === rec.uuid) await recordEvent(tx, 'rebooted', cur, `${what}-restart`);
-          }))
-          .catch((err: unknown) => this.log.error({ domain: rec.name, err: errorMessage(err) }, 'restarting the guest failed'))
-          .finally(() => { live.ownRunStateOps--; });
-      } else if (action === 'preserve') {
-        live.keptReason = `${what}-preserve`;
-      } else if (!qemuExits) {
-        live.intent = what === 'crash' ? 'crashed' : 'shutdown';
-        live.proc.destroy().catch((err: unknown) => this.log.error({ domain: rec.name, err: errorMessage(err) }, 'ending the guest failed'));
-      }
-    };
-    live.proc.qmp.on((ev) => {
-      const data = ev.data as { guest?: unknown; reason?: unknown; action?: unknown };
-      if (ev.event === 'SHUTDOWN' && data.guest === true) {
-        if (data.reason === 'guest-shutdown') act(def.on_poweroff, 'poweroff', qemuExitsOnPoweroff);
-        else if (data.reason === 'guest-reset') act(def.on_reboot, 'reboot', qemuExitsOnPoweroff);
-      } else if (ev.event === 'GUEST_PANICKED' && data.action === 'pause') {
-        act(def.on_crash, 'crash', false);
-      }
-    });
-  }
-
-  private async recordExit(rec: Pick<DomainRecord, 'name' | 'uuid'>, live: Live, exit: GuestExit): Promise<void> {
+  private async recordExit(rec: Pick<DomainRecord, 'name' | 'uuid'>, live: Live, exit: ExitInfo): Promise<void> {
     live.console.close();
-    const reason: StopReason = live.intent ?? (exit.reason === 'crashed' ? 'crashed' : exit.reason);
+    live.unsubscribe();
+    const reason: StopReason = live.intent ?? exit.reason;
+    const runDir = live.handle.runDir;
     const status: DomainStatus = reason === 'crashed'
-      ? { state: 'crashed', reason: 'crashed', runDir: live.proc.runDir }
-      : { state: 'shutoff', reason, runDir: live.proc.runDir };
+      ? { state: 'crashed', reason: 'crashed', runDir }
+      : { state: 'shutoff', reason, runDir };
     await this.tx({}, async (tx) => {
       const cur = await readDomain(tx, rec.name);
       if (!cur || cur.uuid !== rec.uuid) return;
       await writeStatus(tx, rec.name, status);
+      await removeLive(tx, rec.name);
       await recordEvent(tx, 'stopped', cur, reason);
     });
     if (this.live.get(rec.name) === live) this.live.delete(rec.name);
-    this.log.info({ domain: rec.name, reason, guestInitiated: exit.guestInitiated }, 'domain stopped');
+    this.log.info({ domain: rec.name, reason, guestInitiated: exit.guestInitiated, shutdownReason: exit.shutdownReason }, 'domain stopped');
   }
 
   // ---- stop ----------------------------------------------------------------------------
@@ -354,7 +333,8 @@ export class Manager {
   private requireLive(name: string, rec: DomainRecord, action: string): Live {
     const live = this.live.get(name);
     if (!live || !isActive(rec.status)) {
-      throw new VirtkitError('domain.invalid-state', `cannot ${action} "${name}": it is not running`, { name, state: visibleState(rec.status) });
+      throw new VirtkitError('domain.invalid-state', `cannot ${action} "${name}": it is not running`,
+        { name, state: visibleState(rec.status), allowed: ['running', 'paused'] });
     }
     return live;
   }
@@ -365,11 +345,12 @@ export class Manager {
     await this.tx(origin, (tx) => recordEvent(tx, 'shutdown', rec));
     const timeoutMs = (timeoutSeconds ?? rec.definition.shutdown_timeout) * 1000;
     // The exit reason comes from the driver: 'shutdown' when the guest powered off, 'destroyed'
-    // when it had to be forced after the timeout.
-    const shutdown = live.proc.shutdown({ timeoutMs });
-    // The power button is on the QMP socket now; the guest needs far longer than this to react.
+    // when it had to be forced after the timeout. A guest kept after its power-off is ended too:
+    // a shutdown the manager was asked for ends in shutoff whatever on_poweroff says.
+    const stopping = live.handle.stop({ timeoutMs, preserve: false });
+    // The power button is pressed now; the guest needs far longer than this to react.
     crashPointSoon('shutdown.requested', 20);
-    const outcome = await shutdown;
+    const outcome = await stopping;
     await live.recorded;
     return { state: stateOf(await requireDomain(this.store.as(origin), name)).state, outcome };
   }
@@ -378,7 +359,7 @@ export class Manager {
     const rec = await requireDomain(this.store.as(origin), name);
     const live = this.requireLive(name, rec, 'destroy');
     live.intent = 'destroyed';
-    await live.proc.destroy();
+    await live.handle.destroy();
     await live.recorded;
     return stateOf(await requireDomain(this.store.as(origin), name));
   }
@@ -405,28 +386,28 @@ export class Manager {
 
   async suspend(origin: Origin, name: string): Promise<DomainStateInfo> {
     return stateOf(await this.onLive(origin, name, 'suspend', async (live, rec) => {
-      if (rec.status.state === 'paused') throw new VirtkitError('domain.invalid-state', `domain "${name}" is already paused`, { name });
-      await ownRunStateOp(live, () => live.proc.pause());
+      if (rec.status.state === 'paused') throw invalidState(name, 'paused', ['running'], `domain "${name}" is already paused`);
+      await live.handle.pause();
     }, { event: 'suspended', state: 'paused' }));
   }
 
   async resume(origin: Origin, name: string): Promise<DomainStateInfo> {
     return stateOf(await this.onLive(origin, name, 'resume', async (live, rec) => {
-      if (rec.status.state !== 'paused') throw new VirtkitError('domain.invalid-state', `domain "${name}" is not paused`, { name });
-      await ownRunStateOp(live, () => live.proc.resume());
+      if (rec.status.state !== 'paused') throw invalidState(name, visibleState(rec.status), ['paused'], `domain "${name}" is not paused`);
+      await live.handle.resume();
     }, { event: 'resumed', state: 'running' }));
   }
 
   async reboot(origin: Origin, name: string): Promise<void> {
     await this.onLive(origin, name, 'reboot', async (live, rec) => {
       // A paused guest cannot see the power button: the reboot would only time out.
-      if (rec.status.state === 'paused') throw new VirtkitError('domain.invalid-state', `domain "${name}" is paused; resume it first`, { name });
-      await ownRunStateOp(live, () => live.proc.reboot());
+      if (rec.status.state === 'paused') throw invalidState(name, 'paused', ['running'], `domain "${name}" is paused; resume it first`);
+      await live.handle.reboot();
     }, { event: 'rebooted' });
   }
 
   async reset(origin: Origin, name: string): Promise<void> {
-    await this.onLive(origin, name, 'reset', (live) => live.proc.reset(), { event: 'reset' });
+    await this.onLive(origin, name, 'reset', (live) => live.handle.reset(), { event: 'reset' });
   }
 
   /** Raw QMP/HMP passthrough. The guest is marked tainted: the manager no longer vouches for its state. */
@@ -443,8 +424,11 @@ export class Manager {
         await recordEvent(tx, 'tainted', cur, 'custom-monitor');
       });
     }
-    if ('qmp' in body) return live.proc.qmp.executeUntyped(body.qmp.execute, body.qmp.arguments as Record<string, unknown> | undefined);
-    return live.proc.qmp.hmp(body.hmp);
+    if ('qmp' in body) {
+      const args = body.qmp.arguments as Record<string, unknown> | undefined;
+      return live.handle.monitor({ qmp: { execute: body.qmp.execute, ...(args ? { arguments: args } : {}) } });
+    }
+    return live.handle.monitor({ hmp: body.hmp });
   }
 
   // ---- console -------------------------------------------------------------------------
@@ -527,34 +511,33 @@ export class Manager {
         ? { state: 'crashed', reason: 'crashed', ...(rec.status.runDir ? { runDir: rec.status.runDir } : {}) }
         : { state: 'shutoff', reason, ...(rec.status.runDir ? { runDir: rec.status.runDir } : {}) };
       await writeStatus(tx, rec.name, status);
+      await removeLive(tx, rec.name);
       await recordEvent(tx, 'stopped', rec, reason);
     });
   }
 
-  async markAdopted(rec: DomainRecord, proc: GuestProcess, state: 'running' | 'paused'): Promise<void> {
+  async markAdopted(rec: DomainRecord, handle: GuestHandle, state: 'running' | 'paused'): Promise<void> {
     await this.tx({}, async (tx) => {
-      await writeStatus(tx, rec.name, { state, runDir: proc.runDir, pid: proc.pid, accel: proc.accel });
+      await writeStatus(tx, rec.name, { state, runDir: handle.runDir, pid: handle.pid, accel: handle.accel });
+      // A guest adopted mid-start has no live definition recorded yet.
+      if (rec.live === undefined) await writeLive(tx, rec.name, handle.liveDefinition());
       if (rec.status.state === 'starting') await recordEvent(tx, 'started', rec, 'recovered');
     });
   }
 
-  /** Drops every QEMU handle without touching the guests (daemon stop). */
+  /** Drops every guest handle without touching the guests (daemon stop). */
   detachAll(): void {
     for (const live of this.live.values()) {
       live.console.close();
-      live.proc.detach();
+      live.unsubscribe();
+      live.handle.detach();
     }
     this.live.clear();
   }
 }
 
-async function ownRunStateOp(live: Live, fn: () => Promise<void>): Promise<void> {
-  live.ownRunStateOps++;
-  try {
-    await fn();
-  } finally {
-    live.ownRunStateOps--;
-  }
+function invalidState(name: string, state: string, allowed: string[], message: string): VirtkitError {
+  return new VirtkitError('domain.invalid-state', message, { name, state, allowed });
 }
 
 function definitionOptions(body: DefineBody): { format?: 'yaml' | 'json'; baseDir?: string } {
@@ -580,12 +563,6 @@ function changedFields(a: DomainDefinition, b: DomainDefinition): string[] {
   return [...keys].filter((k) => JSON.stringify((a as Record<string, unknown>)[k]) !== JSON.stringify((b as Record<string, unknown>)[k])).sort();
 }
 
-async function prepareRunDir(runDir: string): Promise<void> {
-  await mkdir(runDir, { recursive: true, mode: 0o700 });
-  // Sockets and pidfile of an earlier run go; console.log stays (QEMU appends to it).
-  for (const f of ['qmp.sock', 'console.sock', 'qemu.pid', 'vnc.sock']) await rm(join(runDir, f), { force: true });
-}
-
 export function stateOf(rec: DomainRecord): DomainStateInfo {
   const out: DomainStateInfo = { state: visibleState(rec.status) };
   if ((rec.status.state === 'shutoff' || rec.status.state === 'crashed') && rec.status.reason) out.reason = rec.status.reason;
@@ -605,6 +582,7 @@ export function infoOf(rec: DomainRecord): DomainInfo {
   if (rec.status.state === 'running' || rec.status.state === 'paused') {
     info.pid = rec.status.pid;
     info.accel = rec.status.accel;
+    info.definitionDiffers = definitionDiffers(rec);
   }
   if (rec.status.runDir) info.runDir = rec.status.runDir;
   return info;

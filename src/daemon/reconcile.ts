@@ -1,7 +1,7 @@
 /**
  * Crash-only start: the daemon's only memory is the store. For every domain the store says is
  * starting, running or paused, re-attach to the QEMU in its run directory (pid and identity
- * verified by the driver) or record that it died meanwhile. Then make sure no QEMU runs from
+ * verified by the driver's attach) or record that it died meanwhile. Then make sure no QEMU runs from
  * the run root that the store does not account for.
  */
 import { readdir, readFile } from 'node:fs/promises';
@@ -25,20 +25,21 @@ export async function reconcile(manager: Manager, store: Store, log: FastifyBase
     const rec = await readDomain(store, name);
     if (!rec || !isActive(rec.status)) continue;
     const runDir = rec.status.runDir ?? manager.runDirOf(rec.uuid);
-    const accel = 'accel' in rec.status ? rec.status.accel : 'unknown';
     try {
-      const proc = await manager.hypervisor.attach(runDir, rec.uuid, accel);
-      let status = await proc.status();
+      // The definition the guest was started with; a guest adopted mid-start has only the saved one.
+      const handle = await manager.driver.attach(rec.live ?? rec.definition, runDir);
+      let status = await handle.state();
       if (status === 'prelaunch' && rec.status.state === 'starting') {
         // The daemon died between spawning QEMU and letting the guest run: finish the start.
-        await proc.resume();
+        await handle.resume();
         status = 'running';
       }
       owned.add(runDir);
-      await manager.markAdopted(rec, proc, status === 'paused' || status === 'prelaunch' ? 'paused' : 'running');
-      await manager.adopt(rec, proc);
+      // A guest kept stopped after it powered off or panicked (a preserve policy) counts as paused.
+      await manager.markAdopted(rec, handle, status === 'running' ? 'running' : 'paused');
+      await manager.adopt(rec, handle);
       report.adopted.push(name);
-      log.info({ domain: name, pid: proc.pid, qemuStatus: status }, 're-attached to running guest');
+      log.info({ domain: name, pid: handle.pid, guestState: status }, 're-attached to running guest');
     } catch (err) {
       const reason = rec.status.state === 'starting' ? 'failed' : 'crashed';
       await manager.markGone(rec, reason);

@@ -80,8 +80,9 @@ function handlers(m: Manager, info: () => DaemonInfo, pools: PoolService): Recor
     'domain.resume': (req, o) => m.resume(o, name(req)),
     'domain.setAutostart': (req, o) => m.setAutostart(o, name(req), (req.body as AutostartBody).enabled),
     'domain.getDefinition': async (req, o) => {
-      const format = (req.query as DefinitionQuery).format ?? 'yaml';
-      return { text: await m.definitionText(o, name(req), format), format };
+      const query = req.query as DefinitionQuery;
+      const format = query.format ?? 'yaml';
+      return { text: await m.definitionText(o, name(req), format, { live: query.live === true }), format };
     },
     'domain.updateDefinition': (req, o) => m.updateDefinition(o, name(req), req.body as DefineBody),
     'domain.consoleLog': async (req, o) => ({ text: await m.consoleLog(o, name(req)) }),

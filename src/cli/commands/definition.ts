@@ -1,4 +1,4 @@
-/** `virtkit dumpdef NAME` and `virtkit edit NAME`. */
+/** `virtkit dumpdef NAME [--live]` and `virtkit edit NAME`: the saved definition, and the live one while the guest runs. */
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,19 +9,22 @@ import { withClient, withConnect, type ConnectOpts } from './connect.js';
 
 export function register(program: Command): void {
   withConnect(program.command('dumpdef')
-    .description('print a domain\'s normalized definition')
+    .description('print a domain\'s saved definition (--live: the one it runs with)')
     .argument('<name>', 'domain name')
     .option('--format <format>', 'yaml or json', 'yaml')
-    .option('--json', 'same as --format json'))
-    .action(async (name: string, o: ConnectOpts & { format: string; json?: boolean }) => {
+    .option('--json', 'same as --format json')
+    .option('--live', 'the definition the running guest was started with, instead of the saved one (what the next start uses)'))
+    .action(async (name: string, o: ConnectOpts & { format: string; json?: boolean; live?: boolean }) => {
       const format = o.json ? 'json' : o.format;
       if (format !== 'yaml' && format !== 'json') throw new VirtkitError('argument.invalid', `--format must be yaml or json, got ${format}`);
-      const def = await withClient(o, (c) => c.getDefinition(name, format));
+      const def = await withClient(o, (c) => (o.live
+        ? c.call('domain.getDefinition', { params: { name }, query: { format, live: true } })
+        : c.getDefinition(name, format)));
       process.stdout.write(def.text.endsWith('\n') ? def.text : `${def.text}\n`);
     });
 
   withConnect(program.command('edit')
-    .description('edit a domain\'s definition in $VISUAL/$EDITOR; fields that cannot change while it runs are refused')
+    .description('edit a domain\'s saved definition in $VISUAL/$EDITOR; while it runs, changes apply at the next start and fields that describe the machine are refused')
     .argument('<name>', 'domain name'))
     .action(async (name: string, o: ConnectOpts) => {
       await withClient(o, async (c) => {

@@ -32,6 +32,9 @@ export function register(program: Command): void {
         ['Memory', formatBytes(i.memory)], ['vCPUs', String(i.vcpus)],
         ['Autostart', i.autostart ? 'enable' : 'disable'],
         ['Tainted', i.tainted.length ? i.tainted.join(', ') : 'no'],
+        ...(i.definitionDiffers !== undefined
+          ? [['Definition', i.definitionDiffers ? 'saved differs from live (applies at next start; dumpdef --live)' : 'live = saved'] as [string, string]]
+          : []),
         ...(i.runDir !== undefined ? [['Run dir', i.runDir] as [string, string]] : []),
       ];
       for (const [k, v] of rows) process.stdout.write(`${`${k}:`.padEnd(15)} ${v}\n`);
