@@ -16,9 +16,24 @@ interface CommandModule {
   register(program: Command): void;
 }
 
+/**
+ * What a positional argument completes to in the shell (`virtkit completion bash`):
+ * a defined domain's or a pool's name (asked of the manager), a host path, an image file or
+ * a guest's name (`fs`, `inspect`, `bootinfo`), one of a few words, or nothing.
+ */
+export type ArgCompletion = 'domain' | 'pool' | 'file' | 'target' | 'none' | { readonly words: readonly string[] };
+
+/**
+ * One entry per positional argument, in order; the last one repeats for a variadic argument.
+ * A verb with subcommands (`img`, `fs`) lists them, each with its own arguments.
+ */
+export type VerbArgs = readonly ArgCompletion[] | { readonly subcommands: Readonly<Record<string, readonly ArgCompletion[]>> };
+
 export interface CommandEntry {
   /** The top-level verbs the module registers (checked by main.test.ts). */
   readonly verbs: readonly string[];
+  /** Per verb, what its positional arguments complete to (checked against the command tree by completion.test.ts). */
+  readonly args: Readonly<Record<string, VerbArgs>>;
   readonly load: () => Promise<CommandModule>;
   /** The command inspects the whole program (completion), so every module is loaded. */
   readonly needsAll?: boolean;
@@ -26,29 +41,65 @@ export interface CommandEntry {
 
 // command registrations (one entry per module, keep sorted by file name)
 export const commandTable: readonly CommandEntry[] = [
-  { verbs: ['argv'], load: () => import('./commands/argv.js') },
-  { verbs: ['autostart'], load: () => import('./commands/autostart.js') },
-  { verbs: ['bootinfo'], load: () => import('./commands/bootinfo.js') },
-  { verbs: ['capabilities'], load: () => import('./commands/capabilities.js') },
-  { verbs: ['completion'], load: () => import('./commands/completion.js'), needsAll: true },
-  { verbs: ['console'], load: () => import('./commands/console.js') },
-  { verbs: ['daemon'], load: () => import('./commands/daemon.js') },
-  { verbs: ['define', 'undefine'], load: () => import('./commands/define.js') },
-  { verbs: ['dumpdef', 'edit'], load: () => import('./commands/definition.js') },
-  { verbs: ['event'], load: () => import('./commands/event.js') },
-  { verbs: ['fs'], load: () => import('./commands/fs.js') },
-  { verbs: ['guestkit'], load: () => import('./commands/guestkit.js') },
-  { verbs: ['host-shutdown'], load: () => import('./commands/host-shutdown.js') },
-  { verbs: ['img'], load: () => import('./commands/img.js') },
-  { verbs: ['list', 'dominfo', 'domstate'], load: () => import('./commands/info.js') },
-  { verbs: ['inspect'], load: () => import('./commands/inspect.js') },
-  { verbs: ['start', 'shutdown', 'destroy', 'reboot', 'reset', 'suspend', 'resume'], load: () => import('./commands/lifecycle.js') },
-  { verbs: ['qemu-monitor-command'], load: () => import('./commands/monitor.js') },
-  { verbs: ['nbd'], load: () => import('./commands/nbd.js') },
-  { verbs: ['pool-define-as', 'pool-list', 'pool-info', 'pool-refresh', 'pool-undefine'], load: () => import('./commands/pool.js') },
-  { verbs: ['run'], load: () => import('./commands/run.js') },
-  { verbs: ['snoop'], load: () => import('./commands/snoop.js') },
-  { verbs: ['vol-create-as', 'vol-list', 'vol-info', 'vol-clone', 'vol-resize', 'vol-delete', 'vol-upload', 'vol-download'], load: () => import('./commands/vol.js') },
+  { verbs: ['argv'], args: { argv: ['file'] }, load: () => import('./commands/argv.js') },
+  { verbs: ['autostart'], args: { autostart: ['domain'] }, load: () => import('./commands/autostart.js') },
+  { verbs: ['bootinfo'], args: { bootinfo: ['target'] }, load: () => import('./commands/bootinfo.js') },
+  { verbs: ['capabilities'], args: { capabilities: [] }, load: () => import('./commands/capabilities.js') },
+  { verbs: ['completion'], args: { completion: [{ words: ['bash'] }] }, load: () => import('./commands/completion.js'), needsAll: true },
+  { verbs: ['console'], args: { console: ['domain'] }, load: () => import('./commands/console.js') },
+  { verbs: ['daemon'], args: { daemon: [] }, load: () => import('./commands/daemon.js') },
+  { verbs: ['define', 'undefine'], args: { define: ['file'], undefine: ['domain'] }, load: () => import('./commands/define.js') },
+  { verbs: ['dumpdef', 'edit'], args: { dumpdef: ['domain'], edit: ['domain'] }, load: () => import('./commands/definition.js') },
+  { verbs: ['event'], args: { event: [] }, load: () => import('./commands/event.js') },
+  {
+    verbs: ['fs'],
+    args: {
+      fs: {
+        subcommands: {
+          ls: ['target', 'none'], cat: ['target', 'none'], get: ['target', 'none', 'file'], stat: ['target', 'none'], find: ['target', 'none', 'none'],
+        },
+      },
+    },
+    load: () => import('./commands/fs.js'),
+  },
+  { verbs: ['guestkit'], args: { guestkit: ['file'] }, load: () => import('./commands/guestkit.js') },
+  { verbs: ['host-shutdown'], args: { 'host-shutdown': [] }, load: () => import('./commands/host-shutdown.js') },
+  {
+    verbs: ['img'],
+    args: {
+      img: {
+        subcommands: {
+          info: ['file'], map: ['file'], create: ['file', 'none'], convert: ['file', 'file'], check: ['file'], resize: ['file', 'none'], compare: ['file', 'file'],
+        },
+      },
+    },
+    load: () => import('./commands/img.js'),
+  },
+  { verbs: ['list', 'dominfo', 'domstate'], args: { list: [], dominfo: ['domain'], domstate: ['domain'] }, load: () => import('./commands/info.js') },
+  { verbs: ['inspect'], args: { inspect: ['target'] }, load: () => import('./commands/inspect.js') },
+  {
+    verbs: ['start', 'shutdown', 'destroy', 'reboot', 'reset', 'suspend', 'resume'],
+    args: { start: ['domain'], shutdown: ['domain'], destroy: ['domain'], reboot: ['domain'], reset: ['domain'], suspend: ['domain'], resume: ['domain'] },
+    load: () => import('./commands/lifecycle.js'),
+  },
+  { verbs: ['qemu-monitor-command'], args: { 'qemu-monitor-command': ['domain', 'none'] }, load: () => import('./commands/monitor.js') },
+  { verbs: ['nbd'], args: { nbd: ['file'] }, load: () => import('./commands/nbd.js') },
+  {
+    verbs: ['pool-define-as', 'pool-list', 'pool-info', 'pool-refresh', 'pool-undefine'],
+    args: { 'pool-define-as': ['none', { words: ['dir'] }, 'file'], 'pool-list': [], 'pool-info': ['pool'], 'pool-refresh': ['pool'], 'pool-undefine': ['pool'] },
+    load: () => import('./commands/pool.js'),
+  },
+  { verbs: ['run'], args: { run: ['file'] }, load: () => import('./commands/run.js') },
+  { verbs: ['snoop'], args: { snoop: [] }, load: () => import('./commands/snoop.js') },
+  {
+    verbs: ['vol-create-as', 'vol-list', 'vol-info', 'vol-clone', 'vol-resize', 'vol-delete', 'vol-upload', 'vol-download'],
+    // POOL VOLUME [...]: volume names are free text (they need the pool first).
+    args: {
+      'vol-create-as': ['pool', 'none', 'none'], 'vol-list': ['pool'], 'vol-info': ['pool', 'none'], 'vol-clone': ['pool', 'none', 'none'],
+      'vol-resize': ['pool', 'none', 'none'], 'vol-delete': ['pool', 'none'], 'vol-upload': ['pool', 'none', 'file'], 'vol-download': ['pool', 'none', 'file'],
+    },
+    load: () => import('./commands/vol.js'),
+  },
 ];
 
 /** The first word that is not an option: the verb commander will dispatch on. */

@@ -35,6 +35,8 @@ describe('numeric options', () => {
     [['event', '--timeout', '', '-c', nowhere], '--timeout'],
     [['host-shutdown', '--timeout', 'soon', '-c', nowhere], '--timeout'],
     [['host-shutdown', '--timeout', '-1', '-c', nowhere], '--timeout'],
+    [['run', join(dir, 'g.yaml'), '--until-ready', '--timeout', 'soon'], '--timeout'],
+    [['run', join(dir, 'g.yaml'), '--until-ready', '--timeout', '-1'], '--timeout'],
     [['event', '--since', 'x1', '-c', nowhere], '--since'],
     [['event', '--since', '-3', '-c', nowhere], '--since'],
     [['nbd', join(dir, 'a.raw'), '-f', 'raw', '--port', '99999'], '--port'],
@@ -52,7 +54,7 @@ describe('numeric options', () => {
   });
 
   test('every timeout option says its unit and bounds in the help', async () => {
-    for (const verb of ['shutdown', 'event', 'host-shutdown']) {
+    for (const verb of ['shutdown', 'event', 'host-shutdown', 'run']) {
       const r = await run([verb, '--help']);
       expect(r.code).toBe(0);
       expect(r.stdout.replace(/\s+/g, ' '), verb).toMatch(/--timeout <seconds> .*?\(seconds, 0 to 86400\)/);

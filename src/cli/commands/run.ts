@@ -12,7 +12,7 @@ import type { Duplex } from 'node:stream';
 import type { Command } from 'commander';
 import { loadDefinition } from '../../conf/index.js';
 import { QemuDomainDriver, watchConsoleFor, type ExitInfo, type GuestHandle, type LifecycleEvent } from '../../qemu/index.js';
-import { VirtkitError } from '../../util/errors.js';
+import { timeoutOption } from '../options.js';
 
 /** Exit statuses of `virtkit run` once the guest has started. */
 export const RunExit = {
@@ -35,7 +35,7 @@ const ESCAPE_BYTE = 0x1d;
 
 interface RunOptions {
   untilReady?: boolean;
-  timeout: string;
+  timeout: number;
 }
 
 export function register(program: Command): void {
@@ -44,7 +44,7 @@ export function register(program: Command): void {
     .description('run a guest in the foreground with its serial console on this terminal (no daemon)')
     .argument('<definition>', 'definition file (YAML or JSON)')
     .option('--until-ready', `boot, wait for "${READY_MARKER}" on the console, stop the guest cleanly, exit 0`)
-    .option('--timeout <seconds>', 'with --until-ready: how long to wait for the ready marker', '120')
+    .addOption(timeoutOption('with --until-ready: how long to wait for the ready marker').default(120))
     .addHelpText('after', `
 Ctrl-] stops the guest cleanly (ACPI power button, forced after shutdown_timeout); so do SIGINT and SIGTERM.
 Exit status: 0 clean power-off, 1 stopped by force (or stopped before ready), 3 no such definition or QEMU,
@@ -59,10 +59,7 @@ Examples:
 }
 
 async function runGuest(path: string, opts: RunOptions): Promise<number> {
-  const timeoutS = Number(opts.timeout);
-  if (!Number.isFinite(timeoutS) || timeoutS <= 0) {
-    throw new VirtkitError('argument.invalid', `--timeout: must be a positive number of seconds, got "${opts.timeout}"`);
-  }
+  const timeoutS = opts.timeout;
   const def = await loadDefinition(path);
   // This command is the guest's manager: the driver carries out on_poweroff / on_reboot /
   // on_crash (restart, preserve until Ctrl-] or a signal, destroy); once a stop was asked for,
