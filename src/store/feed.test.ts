@@ -4,6 +4,7 @@
  * other's commits through its backend's feed. Polls are triggered by hand (`pollFeed`) where
  * the test needs to know when one happened; one test lets the timer do it.
  */
+import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -233,6 +234,31 @@ describe('the backend feed', () => {
       { revision: 1, op: 'write', path: '/a', value: '1', origin: { client: 'web-ui' } },
       { revision: 2, op: 'write', path: '/b', value: '2' },
       { revision: 3, op: 'rm', path: '/a', origin: { pid: 7, uid: 0 } },
+    ]);
+  });
+});
+
+describe('schema', () => {
+  it('upgrades a schema 1 file in place: its log reads back without origins, new changes carry theirs', async () => {
+    const dir = tempDir();
+    const db = new Database(join(dir, StoreFileName));
+    db.pragma('journal_mode = WAL');
+    db.exec(`
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE TABLE nodes (path TEXT PRIMARY KEY, parent TEXT, value TEXT NOT NULL, mod_rev INTEGER NOT NULL,
+        child_rev INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE INDEX nodes_by_parent ON nodes (parent, path);
+      CREATE TABLE changes (revision INTEGER PRIMARY KEY, op TEXT NOT NULL, path TEXT NOT NULL, value TEXT);
+      INSERT INTO meta (key, value) VALUES ('revision', 1), ('compacted', 0);
+      INSERT INTO nodes VALUES ('/', NULL, '', 0, 1), ('/a', '/', 'old', 1, 1);
+      INSERT INTO changes VALUES (1, 'write', '/a', 'old');
+      PRAGMA user_version = 1;`);
+    db.close();
+    const a = owner(dir);
+    await a.as({ client: 'new' }).write('/a', 'new');
+    expect(await a.changesSince(0)).toEqual([
+      { revision: 1, op: 'write', path: '/a', value: 'old' },
+      { revision: 2, op: 'write', path: '/a', value: 'new', origin: { client: 'new' } },
     ]);
   });
 });

@@ -49,6 +49,7 @@ function wrapOpenError<T>(file: string, open: () => T): T {
 
 export { createStore, DefaultMaxValueBytes, type StoreOptions } from './store.js';
 export { SqliteBackend, DefaultHistoryLimit, type SqliteBackendOptions } from './sqlite.js';
+export { PolledChangeFeed, DefaultFeedPollMs, type PolledFeedSource } from './polled-feed.js';
 export { StateDirLock, LockFileName } from './lock.js';
 export { withRetry, type RetryOptions } from './retry.js';
 export { formatSnoopHeader, formatSnoopJson, formatSnoopLine } from './snoop.js';

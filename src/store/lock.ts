@@ -1,7 +1,9 @@
 /**
- * The state dir lock: one process owns a store. SQLite has no cross-process change
- * notification, so watches and the in-memory revision are only right if a single process
- * writes; a second daemon on the same state dir is refused with `store.locked`.
+ * The state dir lock: one process owns a store. The manager's state (which QEMU processes
+ * are ours, what their run dirs hold) has one owner, and the store's read caches trust that
+ * this owner is its only writer; a second daemon on the same state dir is refused with
+ * `store.locked`. (Other connections that open the file as `shared` backends are seen by
+ * the owner's commits and change feed; see docs/store.md.)
  *
  * `stateDir/store.lock` is a tiny SQLite database used for its file lock: the owner holds
  * an open write transaction on it (a RESERVED fcntl lock) for as long as it lives. The

@@ -42,7 +42,7 @@ export interface WatchOptions {
    * asynchronously via `onError`) `store.compacted` when the log no longer reaches back.
    */
   readonly since?: number;
-  /** Receives errors of the replay (`store.compacted`). Default: rethrown asynchronously. */
+  /** Receives errors of the replay or of the live feed (`store.compacted`; the watch ends). Default: rethrown asynchronously. */
   readonly onError?: (err: unknown) => void;
 }
 
@@ -136,7 +136,11 @@ export interface Store extends StoreReader, StoreWriter {
   transaction<T>(fn: (tx: Transaction) => T | Promise<T>): Promise<T>;
   /**
    * Hears every change at or below `path` after it is committed, in revision order, plus
-   * the removal of an ancestor of `path` (which removes `path` too). Returns a disposer.
+   * the removal of an ancestor of `path` (which removes `path` too). Fed by the backend's
+   * change feed, so it hears other writers of a shared store too (within the backend's
+   * latency); this store's own commits are heard before they resolve. Returns a disposer.
+   * If the feed falls behind the bounded log, the watch ends with `store.compacted` on
+   * `onError`.
    */
   watch(path: string, callback: WatchCallback, options?: WatchOptions): Disposer;
   /**
