@@ -1,14 +1,14 @@
-/** qemu/: the hypervisor driver. Capabilities, the pure command builder, QMP, processes, console. */
+/** qemu/: the hypervisor driver. QemuDomainDriver (the DomainDriver contract), capabilities, the pure command builder, QMP, processes, console. */
 export { probeCapabilities, resolveAccel, parseAccelHelp, DEFAULT_QEMU_BINARY } from './caps.js';
 export type { Accel, AccelRequest, KvmVerdict, ProbeOptions, QemuCapabilities } from './caps.js';
 export { QemuProcess, runPaths } from './process.js';
-export type { ExitInfo, ExitReason, ForcedBy, LaunchCommandOptions, LifecyclePolicy, QemuCommandLine, RunActions, RunPaths, ShutdownOptions } from './process.js';
+export type { ExitInfo, ExitReason, ForcedBy, LaunchCommandOptions, QemuCommandLine, RunActions, RunPaths, ShutdownOptions } from './process.js';
 export { openConsole, watchConsoleFor } from './console.js';
 export * from './qmp/index.js';
 export * from './command/index.js';
 export { QemuDomainDriver, accelOfCommandLine, type QemuDriverOptions } from './driver/qemu-driver.js';
 export { QemuGuest } from './driver/qemu-guest.js';
-export { LifecycleTracker, RESET_QUIET_MS } from './driver/events.js';
+export { LifecycleTracker, RESET_QUIET_MS, policyStep, type GuestStop, type LifecyclePolicy } from './driver/events.js';
 export { hmpErrorOf, type MonitorCommand } from './driver/monitor.js';
 export type {
   DeviceInfo, DomainDriver, GuestHandle, GuestRunState, HostCapabilities, LaunchOptions, LifecycleEvent, LifecycleListener,

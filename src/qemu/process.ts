@@ -1,7 +1,9 @@
 /**
- * QEMU processes: launch detached with a run directory, re-attach by run directory, and
- * control (stop gracefully then by force, destroy, pause, resume, reset, reboot). See
- * docs/qemu-driver.md for the run directory layout and how an exit is classified.
+ * QEMU processes, the driver's low-level mechanics: launch a command line detached with a run
+ * directory, re-attach by run directory, and control (stop gracefully then by force, destroy,
+ * pause, resume, reset, reboot, restart a kept guest, end a kept guest). What to do when the
+ * guest stops itself (on_poweroff / on_reboot / on_crash) is decided in driver/events.ts, not
+ * here. See docs/qemu-driver.md for the run directory layout and how an exit is classified.
  */
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
@@ -10,9 +12,7 @@ import { VirtkitError, isVirtkitError } from '../util/errors.js';
 import { QmpClient } from './qmp/client.js';
 import type { RunState } from './qmp/commands.js';
 import type { QmpEvent } from './qmp/events.js';
-import type { DomainDefinition } from '../conf/index.js';
 import type { ExitInfo, ForcedBy } from './driver/types.js';
-import { buildCommand, type CommandContext } from './command/index.js';
 import { runPaths, type RunPaths } from './command/run-paths.js';
 import { runActionsOf, type RunActions } from './process/actions.js';
 import { isProcessAlive, isQemuOfRunDir, parsePidfile, readCmdline } from './process/proc.js';
@@ -24,12 +24,6 @@ export { runPaths, type RunPaths } from './command/run-paths.js';
 
 export type { ExitInfo, ExitReason, ForcedBy } from './driver/types.js';
 
-/**
- * The definition's lifecycle settings, for what QEMU's actions alone cannot tell: whether a
- * guest kept after its power-off (`-action shutdown=pause`) is to be preserved or ended.
- */
-export type LifecyclePolicy = Pick<DomainDefinition, 'on_poweroff' | 'on_reboot' | 'on_crash'>;
-
 export interface LaunchCommandOptions {
   command: QemuCommandLine;
   runDir: string;
@@ -39,8 +33,6 @@ export interface LaunchCommandOptions {
   startTimeoutMs?: number;
   /** Own session, outliving the caller (default). False for short-lived helpers such as the capabilities probe. */
   detached?: boolean;
-  /** The definition's lifecycle settings (see shutdown()); QEMU's own actions are read from the command line. */
-  lifecycle?: LifecyclePolicy;
 }
 
 export interface ShutdownOptions {
@@ -48,10 +40,10 @@ export interface ShutdownOptions {
   timeoutMs: number;
   /**
    * When QEMU keeps the guest after it powered off (`-action shutdown=pause`): true leaves QEMU
-   * there, the guest stopped in state `shutdown`; false ends QEMU. Default: true exactly when
-   * the lifecycle given at launch or attach says `on_poweroff: preserve`.
+   * there, the guest stopped in state `shutdown`; false ends QEMU. The guest handle passes the
+   * definition's `on_poweroff: preserve` (StopOptions).
    */
-  preserve?: boolean;
+  preserve: boolean;
 }
 
 const POLL_MS = 100;
@@ -80,7 +72,6 @@ export class QemuProcess {
   readonly actions: Readonly<RunActions>;
   /** QEMU's arguments: as launched, or read from /proc for an attached QEMU (program first then). */
   readonly commandLine: readonly string[];
-  private readonly lifecycle: LifecyclePolicy | undefined;
   private shutdownEvent: { guest: boolean; reason: string } | undefined;
   /** The guest was found powered off and kept by QEMU (state `shutdown`) before we saw its SHUTDOWN. */
   private foundPoweredOff = false;
@@ -97,44 +88,20 @@ export class QemuProcess {
     readonly pid: number,
     readonly runDir: string,
     readonly qmp: QmpClient,
-    setup: { argv: readonly string[]; lifecycle: LifecyclePolicy | undefined; child?: import('node:child_process').ChildProcess },
+    setup: { argv: readonly string[]; child?: import('node:child_process').ChildProcess },
   ) {
     this.paths = runPaths(runDir);
     this.actions = runActionsOf(setup.argv);
     this.commandLine = [...setup.argv];
-    this.lifecycle = setup.lifecycle === undefined
-      ? undefined
-      : { on_poweroff: setup.lifecycle.on_poweroff, on_reboot: setup.lifecycle.on_reboot, on_crash: setup.lifecycle.on_crash };
     const child = setup.child;
     qmp.on('SHUTDOWN', (ev: QmpEvent<'SHUTDOWN'>) => {
       // keep the guest's own power-off when a `quit` follows it (on_poweroff: preserve)
       if (!this.shutdownEvent?.guest) this.shutdownEvent = { guest: ev.data.guest, reason: ev.data.reason };
-      // `panic=exit-failure` asks QEMU to exit, but `shutdown=pause` (kept for on_poweroff or
-      // on_reboot) keeps it, panicked: carry out the exit (on_crash: destroy).
-      if (ev.data.reason === 'guest-panic' && this.actions.panic === 'exit-failure' && this.actions.shutdown === 'pause') {
-        this.panicked = true;
-        this.endKeptGuest().catch(() => undefined);
-      }
     });
     qmp.on('GUEST_PANICKED', () => (this.panicked = true));
     this.isChild = child !== undefined;
     child?.once('exit', (code, signal) => (this.childExit = { code, signal }));
     this.exited = this.watchExit();
-  }
-
-  /**
-   * Builds the command line of a definition and launches it (see launchCommand). QEMU starts
-   * with -S so nothing runs before QMP is connected; the guest is then resumed unless `paused`,
-   * which lets a caller attach the console first and miss none of its output.
-   */
-  static async launch(opts: { def: DomainDefinition; ctx: CommandContext; paused?: boolean; startTimeoutMs?: number }): Promise<QemuProcess> {
-    const runDir = resolvePath(opts.ctx.runDir);
-    const command = buildCommand(opts.def, { ...opts.ctx, runDir });
-    const argv = command.argv.includes('-S') ? command.argv : ['-S', ...command.argv];
-    return QemuProcess.launchCommand({
-      command: { ...command, argv }, runDir, paused: opts.paused ?? false, lifecycle: opts.def,
-      ...(opts.startTimeoutMs !== undefined ? { startTimeoutMs: opts.startTimeoutMs } : {}),
-    });
   }
 
   /**
@@ -187,7 +154,7 @@ export class QemuProcess {
     if (parsePidfile(await readFile(paths.pidFile, 'utf8').catch(() => '')) === undefined) {
       await writeFile(paths.pidFile, `${pid}\n`, { mode: 0o600 });
     }
-    const proc = new QemuProcess(pid, runDir, qmp, { argv: opts.command.argv, lifecycle: opts.lifecycle, child });
+    const proc = new QemuProcess(pid, runDir, qmp, { argv: opts.command.argv, child });
     if (exitedEarly) proc.childExit = exitedEarly;
     await proc.applyStartState(opts.paused ?? false);
     return proc;
@@ -196,9 +163,9 @@ export class QemuProcess {
   /**
    * Re-attaches to the QEMU of a run directory. Refuses ('process.stale') a pidfile whose pid
    * is gone, or whose process is not a QEMU naming this run dir's QMP socket (and `uuid`).
-   * QEMU's actions come from its command line; `lifecycle` is the definition's (see shutdown()).
+   * QEMU's actions come from its command line.
    */
-  static async attach(runDir: string, opts: { uuid?: string; timeoutMs?: number; lifecycle?: LifecyclePolicy } = {}): Promise<QemuProcess> {
+  static async attach(runDir: string, opts: { uuid?: string; timeoutMs?: number } = {}): Promise<QemuProcess> {
     const dir = resolvePath(runDir);
     const paths = runPaths(dir);
     const text = await readFile(paths.pidFile, 'utf8').catch(() => undefined);
@@ -220,7 +187,7 @@ export class QemuProcess {
       throw new VirtkitError('qmp.timeout', `QEMU pid ${pid} in ${dir} did not greet on QMP: it serves one QMP client at a time and another one holds it`,
         { runDir: dir, pid }, { cause: err });
     }
-    return new QemuProcess(pid, dir, qmp, { argv: cmdline, lifecycle: opts.lifecycle });
+    return new QemuProcess(pid, dir, qmp, { argv: cmdline });
   }
 
   async status(): Promise<RunState> {
@@ -295,7 +262,7 @@ export class QemuProcess {
    */
   async shutdown(opts: ShutdownOptions): Promise<'clean' | 'forced'> {
     if (this.exitedFlag) return this.forcedBy ? 'forced' : 'clean';
-    const preserve = opts.preserve ?? this.lifecycle?.on_poweroff === 'preserve';
+    const preserve = opts.preserve;
     const state = await this.status().catch(() => undefined);
     if (this.panicked || state === 'guest-panicked') {
       // a panicked guest kept by QEMU hears no power button

@@ -3,7 +3,7 @@
  * typed lifecycle events (raw monitor stop/cont, a guest reboot with its firmware resets
  * folded, the on_poweroff policies restart, preserve and destroy on a guest `poweroff`), HMP
  * error answers, devices by id, adoption by a second driver, a clean stop; on QEMUs whose
- * guest OS need not be up: a panic under on_crash: restart, destroy, SIGKILL.
+ * guest OS need not be up: a panic under on_crash: restart and destroy, destroy(), SIGKILL.
  * Three guest boots (two side by side, then one), plus a reboot and a restart of the first.
  */
 import { readFileSync } from 'node:fs';
@@ -267,6 +267,23 @@ describe('QemuDomainDriver with real guests', () => {
     const exit = await guest.destroy();
     expect(exit).toMatchObject({ reason: 'destroyed', forcedBy: 'quit' });
     expect(events.at(-1)).toEqual({ type: 'exited', exit });
+    expect(pidAlive(guest.pid)).toBe(false);
+  });
+
+  it('on_crash: destroy ends a panicked guest QEMU keeps (panic=exit-failure under shutdown=pause, for on_poweroff: preserve)', async () => {
+    const def = await definition({ name: 'panic-destroy', accel: 'tcg', on_crash: 'destroy', on_poweroff: 'preserve' });
+    const guest = await driver.launch(await driver.prepare(def, { runDir: join(scratch, 'panic-destroy') }));
+    pids.push(guest.pid);
+    const events = record(guest);
+    await guest.monitor({ hmp: 'o /b 0x505 1' });
+    const exit = await guest.exited;
+    expect(exit).toMatchObject({ reason: 'crashed', guestInitiated: true, shutdownReason: 'guest-panic' });
+    expect(events).toEqual([
+      { type: 'started', paused: false },
+      { type: 'crashed', action: 'destroy' },
+      { type: 'policy', what: 'crash', action: 'destroy' },
+      { type: 'exited', exit },
+    ]);
     expect(pidAlive(guest.pid)).toBe(false);
   });
 
