@@ -70,6 +70,9 @@ describe('change feed across two connections', () => {
     });
     await a.rm('/domain/web1');
     expect(heard).toEqual([]);                  // nothing is pushed across connections: the feed polls
+    // A read notices the other writer's commits before the feed's next poll does; the
+    // poll must still hand them over.
+    expect(await b.store.read('/domain/web1')).toBeUndefined();
     b.backend.pollFeed();
     expect(heard).toEqual([
       { revision: 1, op: 'write', path: '/domain/web1/state', value: 'shutoff' },

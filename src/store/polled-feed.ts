@@ -24,7 +24,7 @@ export interface PolledFeedSource {
   readonly revision: number;
   /** Revisions at or below this one have left the log. */
   readonly compactedRevision: number;
-  /** Picks up other writers' commits, if any: true when there were some. */
+  /** Picks up other writers' commits, if any (moving `revision`): true when there were some. */
   noticeOtherWriters(): boolean;
   /** At most `limit` logged changes after `revision`, oldest first. */
   readLog(revision: number, limit: number): StoreChange[];
@@ -85,15 +85,16 @@ export class PolledChangeFeed {
 
   /** One look for other writers' commits; the timer calls it, tests may too. */
   poll(): void {
-    let noticed: boolean;
     try {
-      noticed = this.source.noticeOtherWriters();
+      this.source.noticeOtherWriters();
     } catch (err) {
       // The store cannot be read: no follower can be promised a gap-free feed any more.
       for (const follower of [...this.followers]) this.fail(follower, err);
       return;
     }
-    if (noticed) for (const follower of [...this.followers]) this.catchUp(follower);
+    // Not only when this poll noticed something: a read may have noticed it first (and
+    // moved the source's revision), and the followers still have to be told.
+    for (const follower of [...this.followers]) this.catchUp(follower);
   }
 
   /** Ends every subscription silently (the backend is closing). */
