@@ -5,7 +5,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Fastify from 'fastify';
+import Fastify, { type FastifyBaseLogger } from 'fastify';
 import YAML from 'yaml';
 import { Manager } from '../../src/daemon/manager.js';
 import { reconcile } from '../../src/daemon/reconcile.js';
@@ -16,6 +16,7 @@ import { typeOnConsole, type ScenarioContext } from './manager-scenarios.js';
 export interface FakeContext extends ScenarioContext {
   readonly host: FakeHost;
   readonly dir: string;
+  readonly log: FastifyBaseLogger;
   /** The fake QEMU running `name`. */
   guest(name: string): FakeGuest;
   /** The definition text `define` would use. */
@@ -47,6 +48,7 @@ export async function fakeContext(): Promise<FakeContext> {
     kind: 'fake',
     host,
     dir,
+    log,
     origin,
     forcedShutdownTimeout: 0.05,
     get manager() { return manager; },
