@@ -62,6 +62,16 @@ const REPRESS_MS = 10_000;
  */
 const FIRMWARE_RESET_MS = 5000;
 const FIRMWARE_QUIET_MS = 1000;
+/**
+ * QMP closes first when QEMU exits, the process follows within moments. A QMP connection that
+ * closed while the process is still there this long after was lost (a protocol error, a
+ * connection closed by someone else): it is reconnected, every RECONNECT_MS.
+ */
+const MONITOR_LOST_GRACE_MS = 3000;
+const RECONNECT_MS = 500;
+
+/** QMP was lost while QEMU lives, or found again. */
+export type MonitorChange = 'lost' | 'restored';
 
 export class QemuProcess {
   readonly paths: RunPaths;
@@ -83,22 +93,32 @@ export class QemuProcess {
   private childExit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   private exitedFlag = false;
   private isChild: boolean;
+  /** The QMP connection now: replaced when a lost one is reconnected. */
+  private client: QmpClient;
+  private readonly eventListeners = new Set<(ev: QmpEvent) => void>();
+  private readonly monitorListeners = new Set<(change: MonitorChange) => void>();
 
   private constructor(
     readonly pid: number,
     readonly runDir: string,
-    readonly qmp: QmpClient,
+    qmp: QmpClient,
     setup: { argv: readonly string[]; child?: import('node:child_process').ChildProcess },
   ) {
     this.paths = runPaths(runDir);
     this.actions = runActionsOf(setup.argv);
     this.commandLine = [...setup.argv];
     const child = setup.child;
-    qmp.on('SHUTDOWN', (ev: QmpEvent<'SHUTDOWN'>) => {
-      // keep the guest's own power-off when a `quit` follows it (on_poweroff: preserve)
-      if (!this.shutdownEvent?.guest) this.shutdownEvent = { guest: ev.data.guest, reason: ev.data.reason };
+    this.client = qmp;
+    this.wire(qmp);
+    this.onQmpEvent((ev) => {
+      if (ev.event === 'SHUTDOWN') {
+        const data = (ev as QmpEvent<'SHUTDOWN'>).data;
+        // keep the guest's own power-off when a `quit` follows it (on_poweroff: preserve)
+        if (!this.shutdownEvent?.guest) this.shutdownEvent = { guest: data.guest, reason: data.reason };
+      } else if (ev.event === 'GUEST_PANICKED') {
+        this.panicked = true;
+      }
     });
-    qmp.on('GUEST_PANICKED', () => (this.panicked = true));
     this.isChild = child !== undefined;
     child?.once('exit', (code, signal) => (this.childExit = { code, signal }));
     this.exited = this.watchExit();
@@ -188,6 +208,23 @@ export class QemuProcess {
         { runDir: dir, pid }, { cause: err });
     }
     return new QemuProcess(pid, dir, qmp, { argv: cmdline });
+  }
+
+  /** The QMP connection now (a lost one is replaced once QEMU answers again). */
+  get qmp(): QmpClient {
+    return this.client;
+  }
+
+  /** Every QMP event, across reconnections; returns the unsubscribe function. */
+  onQmpEvent(fn: (ev: QmpEvent) => void): () => void {
+    this.eventListeners.add(fn);
+    return () => this.eventListeners.delete(fn);
+  }
+
+  /** QMP lost while QEMU lives, and found again; returns the unsubscribe function. */
+  onMonitorChange(fn: (change: MonitorChange) => void): () => void {
+    this.monitorListeners.add(fn);
+    return () => this.monitorListeners.delete(fn);
   }
 
   async status(): Promise<RunState> {
@@ -401,21 +438,67 @@ export class QemuProcess {
     return false;
   }
 
-  /** QMP closes when QEMU exits; then the pid must disappear too (polled: it may not be our child). */
+  private wire(client: QmpClient): void {
+    client.on((ev) => {
+      for (const fn of [...this.eventListeners]) fn(ev);
+    });
+  }
+
+  /**
+   * QMP closes when QEMU exits; then the pid must disappear too (polled: it may not be our
+   * child). A QMP connection lost while QEMU stays is reconnected (MONITOR_LOST_GRACE_MS).
+   */
   private async watchExit(): Promise<ExitInfo> {
-    await this.qmp.closed;
-    // Our own child: wait until it is reaped (exit status known, no zombie left), within reason.
-    const reapDeadline = Date.now() + 5000;
     for (;;) {
+      await this.client.closed;
       if (this.unwatched) return new Promise<never>(() => undefined);
-      if (this.childExit) break;
-      if (!this.isChild || Date.now() > reapDeadline) {
-        if (!(await isProcessAlive(this.pid))) break;
-      }
-      await sleep(POLL_MS / 2);
+      if (await this.waitReaped(MONITOR_LOST_GRACE_MS)) break;
+      if (this.unwatched) return new Promise<never>(() => undefined);
+      if (!(await this.reconnect())) break;
     }
+    if (this.unwatched) return new Promise<never>(() => undefined);
     this.exitedFlag = true;
     return this.classifyExit();
+  }
+
+  /** True once QEMU is gone; our own child only once reaped (exit status known, no zombie left), within reason. */
+  private async waitReaped(ms: number): Promise<boolean> {
+    const started = Date.now();
+    const reapDeadline = started + 5000;
+    for (;;) {
+      if (this.unwatched) return false;
+      if (this.childExit) return true;
+      if (!this.isChild || Date.now() > reapDeadline) {
+        if (!(await isProcessAlive(this.pid))) return true;
+      }
+      if (Date.now() - started > ms) return false;
+      await sleep(POLL_MS / 2);
+    }
+  }
+
+  /** Connects QMP again while QEMU lives; false when QEMU went away (or we stopped watching) meanwhile. */
+  private async reconnect(): Promise<boolean> {
+    this.notifyMonitor('lost');
+    for (;;) {
+      if (this.unwatched || this.childExit || !(await isProcessAlive(this.pid))) return false;
+      try {
+        const client = await QmpClient.connect(this.paths.qmpSocket, { timeoutMs: 2000 });
+        if (this.unwatched) {
+          client.close();
+          return false;
+        }
+        this.client = client;
+        this.wire(client);
+        this.notifyMonitor('restored');
+        return true;
+      } catch {
+        await sleep(RECONNECT_MS);
+      }
+    }
+  }
+
+  private notifyMonitor(change: MonitorChange): void {
+    for (const fn of [...this.monitorListeners]) fn(change);
   }
 
   private classifyExit(): ExitInfo {

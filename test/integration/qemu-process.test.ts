@@ -3,7 +3,8 @@
  * reboot and reset under on_reboot other than restart, a power-off kept for on_poweroff:
  * preserve, restart, the power button right after the ready marker, attach from a second
  * process, forced shutdown, exit classification, stale pidfiles and start failures; reset,
- * restart and panic handling on a QEMU whose guest OS need not be up; the capabilities probe.
+ * restart and panic handling on a QEMU whose guest OS need not be up; a lost QMP connection
+ * reconnected; the capabilities probe.
  * Two guest boots side by side, then two reboots of the ACPI guest.
  */
 import { execFile } from 'node:child_process';
@@ -279,10 +280,19 @@ describe('QemuProcess with real guests', () => {
     expect(pidAlive(proc.pid)).toBe(false);
   });
 
-  it('classifies a QEMU killed from outside as crashed', async () => {
+  it('reconnects a lost QMP connection, and classifies a QEMU killed from outside as crashed', async () => {
     const def = await loadDefinition(testGuestNoAcpiDefinition());
     const proc = await launch(def, join(scratch, 'killed'), { paused: true });
     launched.push(proc);
+    expect(await proc.status()).toBe('prelaunch');
+    // first a QMP connection lost while QEMU lives: reconnected, and QEMU is not taken for gone
+    const changes: string[] = [];
+    const restored = new Promise<void>((r) => proc.onMonitorChange((c) => { changes.push(c); if (c === 'restored') r(); }));
+    const lost = proc.qmp;
+    lost.close();
+    await withTimeout(restored, 20_000, () => `QMP not reconnected; changes: ${changes.join(' ')}`);
+    expect(changes).toEqual(['lost', 'restored']);
+    expect(proc.qmp).not.toBe(lost);
     expect(await proc.status()).toBe('prelaunch');
     process.kill(proc.pid, 'SIGKILL');
     expect(await proc.exited).toMatchObject({ reason: 'crashed', guestInitiated: false, signal: 'SIGKILL' });

@@ -276,6 +276,17 @@ describe('LifecycleTracker: resets', () => {
   });
 });
 
+describe('LifecycleTracker: the monitor connection', () => {
+  it('reports QMP lost and restored, and nothing once QEMU is gone', () => {
+    const r = rig();
+    r.tracker.monitor('lost');
+    r.tracker.monitor('restored');
+    r.tracker.exited({ reason: 'destroyed', guestInitiated: false });
+    r.tracker.monitor('lost');
+    expect(r.events.map((e) => e.type)).toEqual(['monitor-lost', 'monitor-restored', 'exited']);
+  });
+});
+
 describe('LifecycleTracker: exit', () => {
   it('emits exited once, last; nothing after it', () => {
     const r = rig();

@@ -147,6 +147,15 @@ export class LifecycleTracker {
     }
   }
 
+  /**
+   * QMP was lost while QEMU lives, or found again (QemuProcess reconnects). QMP events of the
+   * time between are not replayed: a guest that stopped itself meanwhile is not answered.
+   */
+  monitor(change: 'lost' | 'restored'): void {
+    if (this.ended) return;
+    this.opts.emit({ type: change === 'lost' ? 'monitor-lost' : 'monitor-restored' });
+  }
+
   /** QEMU is gone: the last event. */
   exited(exit: ExitInfo): void {
     if (this.ended) return;

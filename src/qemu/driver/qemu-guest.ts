@@ -50,7 +50,8 @@ export class QemuGuest implements GuestHandle {
       emit: (ev) => this.emit(ev),
       ...(opts.onActionError ? { onActionError: opts.onActionError } : {}),
     });
-    proc.qmp.on((ev) => this.tracker.handle(ev));
+    proc.onQmpEvent((ev) => this.tracker.handle(ev));
+    proc.onMonitorChange((change) => this.tracker.monitor(change));
     this.exited = proc.exited.then((exit) => {
       this.tracker.exited(exit);
       return exit;
