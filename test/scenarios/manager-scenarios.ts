@@ -231,7 +231,7 @@ export const scenarios: Scenario[] = [
       await ctx.define('s-monitor');
       await startReady(ctx, 's-monitor');
       const since = ctx.store.revision;
-      expect(await ctx.manager.monitorCommand(ctx.origin, 's-monitor', { hmp: 'info name' })).toBe('s-monitor');
+      expect(String(await ctx.manager.monitorCommand(ctx.origin, 's-monitor', { hmp: 'info name' })).trim()).toBe('s-monitor');
       await ctx.manager.monitorCommand(ctx.origin, 's-monitor', { qmp: { execute: 'stop' } });
       await ctx.waitFor('paused after a monitor stop', async () => (await stateOf(ctx, 's-monitor')).state === 'paused');
       await ctx.manager.monitorCommand(ctx.origin, 's-monitor', { qmp: { execute: 'cont' } });

@@ -210,7 +210,7 @@ describe('monitor, console, adoption', () => {
     expect(await handle.monitor({ qmp: { execute: 'query-status' } })).toMatchObject({ status: 'paused', running: false });
     await handle.monitor({ hmp: 'cont' });
     expect(events.slice(1)).toEqual([{ type: 'paused', by: 'monitor' }, { type: 'resumed', by: 'monitor' }]);
-    expect(await handle.monitor({ hmp: 'info name' })).toBe('mon');
+    expect(await handle.monitor({ hmp: 'info name' })).toBe('mon\r\n');
     expect(await codeOf(handle.monitor({ hmp: 'bogus' }))).toBe('qmp.command-failed');
     expect(await codeOf(handle.monitor({ qmp: { execute: 'bogus' } }))).toBe('qmp.command-failed');
   });

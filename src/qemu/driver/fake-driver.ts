@@ -363,8 +363,9 @@ export class FakeGuest {
 
   private hmp(line: string): string {
     const [cmd, ...args] = line.split(/\s+/);
-    if (cmd === 'info' && args[0] === 'name') return this.def.name;
-    if (cmd === 'info' && args[0] === 'status') return `VM status: ${this.runState === 'running' ? 'running' : 'paused'}`;
+    // HMP answers are text lines ending in CRLF, as QEMU's are
+    if (cmd === 'info' && args[0] === 'name') return `${this.def.name}\r\n`;
+    if (cmd === 'info' && args[0] === 'status') return `VM status: ${this.runState === 'running' ? 'running' : 'paused'}\r\n`;
     if (cmd === 'stop') { this.monitorStop(); return ''; }
     if (cmd === 'cont' || cmd === 'c') { this.monitorCont(); return ''; }
     throw new VirtkitError('qmp.command-failed', `unknown command: '${cmd ?? ''}'`, { hmp: line });
