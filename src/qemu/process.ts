@@ -40,10 +40,10 @@ export interface ShutdownOptions {
   timeoutMs: number;
   /**
    * When QEMU keeps the guest after it powered off (`-action shutdown=pause`): true leaves QEMU
-   * there, the guest stopped in state `shutdown`; false ends QEMU. The guest handle passes the
-   * definition's `on_poweroff: preserve` (StopOptions).
+   * there, the guest stopped in state `shutdown`; false (the default) ends QEMU. The guest
+   * handle passes the definition's `on_poweroff: preserve` (StopOptions).
    */
-  preserve: boolean;
+  preserve?: boolean;
 }
 
 const POLL_MS = 100;
@@ -299,7 +299,7 @@ export class QemuProcess {
    */
   async shutdown(opts: ShutdownOptions): Promise<'clean' | 'forced'> {
     if (this.exitedFlag) return this.forcedBy ? 'forced' : 'clean';
-    const preserve = opts.preserve;
+    const preserve = opts.preserve ?? false;
     const state = await this.status().catch(() => undefined);
     if (this.panicked || state === 'guest-panicked') {
       // a panicked guest kept by QEMU hears no power button
