@@ -22,15 +22,16 @@ import type { PoolService } from './pools.js';
 import { createApp, registerApi } from './server.js';
 
 const isRoot = process.getuid?.() === 0;
+const WebSocketUpgrade = { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' };
 const Nobody = 65534;
 
 interface Reply { status: number; body: { error?: { code: string; message: string; data?: Record<string, unknown> } } & Record<string, unknown>; pid: number }
 
 /** One HTTP request over the socket from a child process, as nobody when `asNobody`. */
-function requestFromChild(socketPath: string, method: string, path: string, asNobody: boolean): Promise<Reply> {
+function requestFromChild(socketPath: string, method: string, path: string, asNobody: boolean, headers: Record<string, string> = {}): Promise<Reply> {
   const script = `
     const req = require('http').request({ socketPath: ${JSON.stringify(socketPath)}, method: ${JSON.stringify(method)}, path: ${JSON.stringify(path)},
-      headers: { 'content-type': 'application/json' } }, (res) => {
+      headers: { 'content-type': 'application/json', ...${JSON.stringify(headers)} } }, (res) => {
       let text = ''; res.on('data', (d) => { text += d; });
       res.on('end', () => { process.stdout.write(JSON.stringify({ status: res.statusCode, body: text ? JSON.parse(text) : {} })); });
     });
@@ -192,6 +193,15 @@ describe('dispatch: access classes, state preconditions, audit log', () => {
     expect((await stat(auditPath)).mode & 0o777).toBe(0o600);
   });
 
+  it('lets this uid open streams, and audits a console opened for typing', async () => {
+    const before = (await auditLines(auditPath)).length;
+    // Let in: the refusal that follows is the state's (the stub runs no console), not access's.
+    const typing = await requestFromChild(socketPath, 'GET', '/domains/db/console?mode=write', false, WebSocketUpgrade);
+    expect(typing.body.error?.code).toBe('domain.invalid-state');
+    const lines = (await auditLines(auditPath)).slice(before);
+    expect(lines.map((l) => [l.method, l.access, l.domain, l.outcome, l.pid])).toEqual([['domain.console', 'write', 'db', 'ok', typing.pid]]);
+  });
+
   it('names a defined domain in the audit line from the result', async () => {
     const r = await app.inject({ method: 'POST', url: '/domains', payload: { text: 'name: fresh\nmemory: 64MiB\n' } });
     expect(r.statusCode).toBe(201);
@@ -222,13 +232,18 @@ describe('dispatch: access classes, state preconditions, audit log', () => {
     const upload = await requestFromChild(socketPath, 'PUT', '/pools/p/volumes/v/content', true);
     expect(upload.status).toBe(403);
     expect(upload.body.error?.data).toMatchObject({ access: 'write', method: 'volume.upload' });
+    const console = await requestFromChild(socketPath, 'GET', '/domains/db/console?mode=read', true, WebSocketUpgrade);
+    expect(console.status).toBe(403);
+    expect(console.body.error?.data).toMatchObject({ access: 'read', method: 'domain.consoleWatch' });
     const lines = (await auditLines(auditPath)).filter((l) => l.uid === Nobody);
     expect(lines.map((l) => [l.method, l.outcome, l.code, l.pid])).toEqual([
       ['domain.info', 'error', 'access.denied', read.pid],
       ['domain.suspend', 'error', 'access.denied', write.pid],
       ['store.snoop', 'error', 'access.denied', snoop.pid],
       ['volume.upload', 'error', 'access.denied', upload.pid],
+      ['domain.consoleWatch', 'error', 'access.denied', console.pid],
     ]);
+    expect(lines.at(-1)?.domain).toBe('db');
   });
 });
 

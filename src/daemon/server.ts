@@ -6,7 +6,7 @@
 import type { Socket } from 'node:net';
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type onRequestHookHandler } from 'fastify';
 import type { AccessClass, StreamName } from '../api/access.js';
-import { Methods, StreamPaths, type MethodName, type MethodSpec } from '../api/methods.js';
+import { Methods, type MethodName, type MethodSpec } from '../api/methods.js';
 import { VolumeContentPath } from '../api/pools.js';
 import { assertStateAllowed, isStatefulMethod } from '../api/preconditions.js';
 import { buildOpenApi, ApiVersion } from '../api/openapi.js';
@@ -22,7 +22,7 @@ import { AuditLog } from './audit-log.js';
 import type { Manager } from './manager.js';
 import { loadPeerCredentials } from './peer-cred.js';
 import { poolHandlers, registerVolumeContentRoutes, type PoolService } from './pools.js';
-import { registerStreams } from './streams.js';
+import { registerStreams, type StreamKind } from './streams.js';
 
 export const BodyLimitBytes = 1024 * 1024;
 
@@ -38,16 +38,32 @@ export interface ApiOptions {
 export type LoggerConfig = { level: string; file: string } | { level: string; stream: NodeJS.WritableStream } | false;
 
 /**
- * The streams outside the method table that fastify routes serve, by `VERB path` (HEAD as GET):
- * an onRequest hook authorizes them for their stream's access class before they start.
+ * The volume content routes (registered by pools.ts), by `VERB path` (HEAD as GET): an
+ * onRequest hook authorizes them for their stream's access class before they start. The
+ * event, snoop and console streams ask through `registerStreams`' authorize hook instead.
  */
-const StreamRoutes = new Map<string, (req: FastifyRequest) => StreamName>([
-  [`GET ${StreamPaths.events}`, () => 'events.stream'],
-  [`GET ${StreamPaths.snoop}`, () => 'store.snoop'],
-  [`GET ${StreamPaths.console}`, (req) => ((req.query as { mode?: unknown }).mode === 'read' ? 'domain.consoleWatch' : 'domain.console')],
-  [`GET ${VolumeContentPath}`, () => 'volume.download'],
-  [`PUT ${VolumeContentPath}`, () => 'volume.upload'],
+const StreamRoutes = new Map<string, StreamName>([
+  [`GET ${VolumeContentPath}`, 'volume.download'],
+  [`PUT ${VolumeContentPath}`, 'volume.upload'],
 ]);
+
+/** streams.ts's names for its streams, as the access table (src/api/access.ts) names them. */
+const StreamNames: Record<StreamKind, StreamName> = {
+  events: 'events.stream',
+  snoop: 'store.snoop',
+  'console.read': 'domain.consoleWatch',
+  'console.write': 'domain.console',
+};
+
+const ConsoleDomain = /^\/domains\/([^/?]+)\/console(?:[/?]|$)/;
+
+function decodedOr(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
 
 /** The access class a call needs: its method's, or admin for a definition that passes anything to QEMU. */
 function accessNeeded(method: MethodName, spec: MethodSpec, req: FastifyRequest, caller: Caller): AccessClass {
@@ -201,11 +217,11 @@ export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promi
   // Before the stream routes are registered: their access class is checked before they start.
   app.addHook('onRoute', (route) => {
     const verbs = Array.isArray(route.method) ? route.method : [route.method];
-    const pick = verbs.map((v) => StreamRoutes.get(`${v === 'HEAD' ? 'GET' : v} ${route.url}`)).find((p) => p !== undefined);
-    if (!pick) return;
+    const stream = verbs.map((v) => StreamRoutes.get(`${v === 'HEAD' ? 'GET' : v} ${route.url}`)).find((p) => p !== undefined);
+    if (!stream) return;
     const authorize: onRequestHookHandler = (req, _reply, done) => {
       try {
-        access.authorizeStream(req.raw, pick(req), (req.params as { name?: string } | undefined)?.name);
+        access.authorizeStream(req.raw, stream);
         done();
       } catch (err) {
         done(err as Error);
@@ -223,7 +239,16 @@ export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promi
 
   const pidOfClient = async (client: string): Promise<number | null> => pidsByClient.get(client) ?? null;
 
-  registerStreams(app, { store: opts.store, consoleOf: (name) => opts.manager.consoleOf(name), pidOfClient });
+  registerStreams(app, {
+    store: opts.store,
+    consoleOf: (name) => opts.manager.consoleOf(name),
+    pidOfClient,
+    // The class comes from the one access table (src/api/access.ts), not from the caller's guess.
+    authorize: (_access, req, kind) => {
+      const domain = kind.startsWith('console.') ? ConsoleDomain.exec(req.url ?? '')?.[1] : undefined;
+      access.authorizeStream(req, StreamNames[kind], domain === undefined ? undefined : decodedOr(domain));
+    },
+  });
 
   await app.ready();
 }
