@@ -342,9 +342,6 @@ export class SqliteBackend implements StoreBackend, PolledFeedSource {
 
   private applyMutation(m: Mutation, origin: Origin | undefined): StoreChange | undefined {
     const { stmt } = this;
-    const pid = origin?.pid ?? null;
-    const uid = origin?.uid ?? null;
-    const client = origin?.client ?? null;
     switch (m.op) {
       case 'write': {
         const revision = ++this.currentRevision;
@@ -354,7 +351,7 @@ export class SqliteBackend implements StoreBackend, PolledFeedSource {
         } else {
           this.createNode(m.path, m.value, revision);
         }
-        stmt.insertChange.run(revision, 'write', m.path, m.value, pid, uid, client);
+        this.logChange(revision, 'write', m.path, m.value, origin);
         return origin === undefined
           ? { revision, op: 'write', path: m.path, value: m.value }
           : { revision, op: 'write', path: m.path, value: m.value, origin };
@@ -363,7 +360,7 @@ export class SqliteBackend implements StoreBackend, PolledFeedSource {
         if (this.lookup(m.path) !== undefined) return undefined;
         const revision = ++this.currentRevision;
         this.createNode(m.path, '', revision);
-        stmt.insertChange.run(revision, 'mkdir', m.path, null, pid, uid, client);
+        this.logChange(revision, 'mkdir', m.path, null, origin);
         return origin === undefined ? { revision, op: 'mkdir', path: m.path } : { revision, op: 'mkdir', path: m.path, origin };
       }
       case 'rm': {
@@ -376,10 +373,16 @@ export class SqliteBackend implements StoreBackend, PolledFeedSource {
         this.childCache.clear();
         const revision = ++this.currentRevision;
         stmt.bumpChildRev.run(revision, parent);
-        stmt.insertChange.run(revision, 'rm', m.path, null, pid, uid, client);
+        this.logChange(revision, 'rm', m.path, null, origin);
         return origin === undefined ? { revision, op: 'rm', path: m.path } : { revision, op: 'rm', path: m.path, origin };
       }
     }
+  }
+
+  private logChange(revision: number, op: ChangeOp, path: string, value: string | null, origin: Origin | undefined): void {
+    // The daemon's own commits (no origin) keep the narrower statement: the hot path.
+    if (origin === undefined) this.stmt.insertChange.run(revision, op, path, value);
+    else this.stmt.insertChangeWithOrigin.run(revision, op, path, value, origin.pid ?? null, origin.uid ?? null, origin.client ?? null);
   }
 
   /** Inserts a node that does not exist, creating missing ancestors with value ''. */
@@ -425,7 +428,8 @@ function prepareStatements(db: Database.Database) {
     deleteNode: db.prepare('DELETE FROM nodes WHERE path = ?'),
     // Descendants of /a are exactly the paths in ['/a/', '/a0'): '0' follows '/' in ASCII.
     deleteDescendants: db.prepare('DELETE FROM nodes WHERE path >= ? AND path < ?'),
-    insertChange: db.prepare(`INSERT INTO changes (revision, op, path, value, origin_pid, origin_uid, origin_client)
+    insertChange: db.prepare('INSERT INTO changes (revision, op, path, value) VALUES (?, ?, ?, ?)'),
+    insertChangeWithOrigin: db.prepare(`INSERT INTO changes (revision, op, path, value, origin_pid, origin_uid, origin_client)
       VALUES (?, ?, ?, ?, ?, ?, ?)`),
     pruneChanges: db.prepare('DELETE FROM changes WHERE revision <= ?'),
     changesAfter: db.prepare(`SELECT ${ChangeColumns} FROM changes WHERE revision > ? ORDER BY revision`),

@@ -150,7 +150,7 @@ class StoreCore {
    * turn only queues its changes, so every watcher sees every change in revision order.
    */
   private dispatch(): void {
-    if (this.dispatching) return;
+    if (this.dispatching || this.queue.length === 0) return;
     this.dispatching = true;
     let i = 0;
     try {
