@@ -5,9 +5,10 @@
  * error answers, devices by id, adoption by a second driver, a clean stop; on QEMUs whose
  * guest OS need not be up: a panic under on_crash: restart and destroy, destroy(), SIGKILL.
  * Three guest boots (two side by side, then one), plus a reboot and a restart of the first.
+ * Last, capabilities: probed once per driver, a failed probe not kept.
  */
-import { readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -306,3 +307,38 @@ describe('QemuDomainDriver with real guests', () => {
     expect(err.message).toContain(`Could not open '${missing}'`);
   });
 });
+
+describe('QemuDomainDriver capabilities', () => {
+  it('probes once per driver and keeps the result in memory; a failed probe is not kept', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'virtkit-driver-caps-'));
+    try {
+      const binary = join(dir, 'bin', 'qemu-system-x86_64');
+      const cacheDir = join(dir, 'cache');
+      const driver = new QemuDomainDriver({ binary, cacheDir });
+      expect((await rejection(driver.capabilities())).code).toBe('qemu.not-found');
+      // QEMU appears: the next call probes again instead of repeating the failure
+      await mkdir(dirname(binary));
+      await symlink(await realQemu(), binary);
+      const caps = await driver.capabilities();
+      expect(caps.binary).toBe(binary);
+      expect(caps.version).toMatch(/^\d+\.\d+\.\d+$/);
+      expect(caps.accelerators).toContain('tcg');
+      expect(caps.kvm.reason).not.toBe('');
+      // the on-disk cache is caps.ts's; the driver does not even read it again
+      await rm(cacheDir, { recursive: true, force: true });
+      expect(await driver.capabilities()).toEqual(caps);
+      expect(existsSync(cacheDir)).toBe(false);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** The installed qemu-system-x86_64, as a path. */
+async function realQemu(): Promise<string> {
+  for (const d of (process.env['PATH'] ?? '').split(':')) {
+    const p = join(d, 'qemu-system-x86_64');
+    if (d.startsWith('/') && existsSync(p)) return realpath(p);
+  }
+  throw new Error('qemu-system-x86_64 is not on PATH');
+}
