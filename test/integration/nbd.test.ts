@@ -5,7 +5,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -179,15 +179,17 @@ describe('virtkit nbd with a qcow2 source', () => {
 });
 
 describe('virtkit nbd arguments', () => {
-  it('requires --format and refuses contradictory flags', async () => {
-    const noFormat = await run(process.execPath, [CLI, 'nbd', rawPath, '--socket', join(dir, 'x.sock')]);
-    expect(noFormat.code).not.toBe(0);
-    expect(noFormat.stderr).toMatch(/--format/);
+  it('needs a format from -f or the name, and refuses contradictory flags', async () => {
+    const unnamed = join(dir, 'disk-without-extension');
+    await copyFile(rawPath, unnamed);
+    const noFormat = await run(process.execPath, [CLI, 'nbd', unnamed, '--socket', join(dir, 'x.sock')]);
+    expect(noFormat.code).toBe(5);
+    expect(noFormat.stderr).toMatch(/argument\.invalid: cannot tell the format .*pass -f raw\|qcow2/);
     const both = await run(process.execPath, [CLI, 'nbd', rawPath, '-f', 'raw', '--read-only', '--snapshot', '--socket', join(dir, 'x.sock')]);
     expect(both.code).toBe(5);
     expect(both.stderr).toContain('argument.invalid');
     const badFormat = await run(process.execPath, [CLI, 'nbd', rawPath, '-f', 'vmdk9', '--socket', join(dir, 'x.sock')]);
-    expect(badFormat.stderr).toContain('image.unsupported');
+    expect(badFormat.stderr).toContain('argument.invalid: -f must be one of raw, qcow2, vmdk, vdi');
   });
 
   it('warns that NBD has no access control when bound beyond loopback', async () => {
