@@ -185,6 +185,8 @@ export type EventsQuery = Static<typeof EventsQuery>;
 export const SnoopRecord = Type.Object({
   time: Type.String(),
   pid: Type.Union([Type.Integer(), Type.Null()]),
+  /** The client's uid (SO_PEERCRED); absent for the daemon's own operations. */
+  uid: Type.Optional(Type.Integer()),
   client: Type.String(),
   tx: Type.String(),
   op: Type.String(),

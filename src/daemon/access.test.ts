@@ -14,12 +14,13 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DomainState } from '../api/schemas.js';
 import type { Store } from '../store/index.js';
-import { accessClassesOf, definitionAccess } from './access.js';
+import { accessClassesOf, definitionAccess, originOf } from './access.js';
 import type { AuditRecord } from './audit-log.js';
 import type { Manager } from './manager.js';
 import { peerCredentials } from './peer-cred.js';
 import type { PoolService } from './pools.js';
 import { createApp, registerApi } from './server.js';
+import { snoopLine } from './streams.js';
 
 const isRoot = process.getuid?.() === 0;
 const WebSocketUpgrade = { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' };
@@ -244,6 +245,17 @@ describe('dispatch: access classes, state preconditions, audit log', () => {
       ['domain.consoleWatch', 'error', 'access.denied', console.pid],
     ]);
     expect(lines.at(-1)?.domain).toBe('db');
+  });
+});
+
+describe('snoop lines', () => {
+  it('carry the client\'s pid and uid from its credentials, and none for the daemon\'s own operations', () => {
+    const rec = { time: 0, tx: '-' as const, op: 'write' as const, path: '/x', value: 'v', result: 'OK' as const };
+    expect(snoopLine({ ...rec, origin: originOf({ client: 'c3', uid: 1000, gid: 1000, pid: 42 }) }, null))
+      .toMatchObject({ pid: 42, uid: 1000, client: 'c3' });
+    const own = snoopLine({ ...rec, origin: {} }, null);
+    expect(own).toMatchObject({ pid: null, client: 'daemon' });
+    expect('uid' in own).toBe(false);
   });
 });
 

@@ -67,6 +67,7 @@ export function snoopLine(rec: SnoopRecord, pid: number | null): ApiSnoopRecord 
   return {
     time: new Date(rec.time).toISOString(),
     pid: rec.origin.pid ?? pid,
+    ...(rec.origin.uid !== undefined ? { uid: rec.origin.uid } : {}),
     client: rec.origin.client ?? 'daemon',
     tx: String(rec.tx),
     op: rec.op,
