@@ -105,6 +105,9 @@ export class VirtkitClient extends ApiClient {
       throw err;
     }
     stream!.off('error', quiet);
+    // When the daemon closes the console (the guest stopped), the stream ends and closes as a
+    // socket would; `ws` on its own keeps the writable half open.
+    stream!.once('end', () => stream!.destroy());
     return stream!;
   }
 

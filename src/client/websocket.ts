@@ -47,6 +47,9 @@ export function whenOpen(ws: WebSocketLike, url: string, refusal?: () => Promise
       return;
     }
     let settled = false;
+    // A socket that fails says so with 'close' too; 'error' needs a listener all the same
+    // (`ws`, an EventEmitter, throws an 'error' nobody listens to).
+    ws.addEventListener('error', () => undefined);
     ws.addEventListener('open', () => {
       settled = true;
       resolve(ws);

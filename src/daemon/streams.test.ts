@@ -39,6 +39,7 @@ let app: FastifyInstance;
 let socketPath: string;
 let guest: FakeGuest;
 let mux: ConsoleMux;
+let stoppingMux: ConsoleMux;
 const authorizations: { access: StreamAccessClass; stream: StreamKind }[] = [];
 let denyWrites = false;
 const SmallLimit = 16 * 1024;
@@ -84,10 +85,12 @@ beforeAll(async () => {
   guest = new FakeGuest();
   mux = new ConsoleMux();
   await mux.attach(join(dir, 'no-console.log'), async () => guest);
+  stoppingMux = new ConsoleMux();
+  await stoppingMux.attach(join(dir, 'no-console.log'), async () => new FakeGuest());
   app = createApp(false);
   registerStreams(app, {
     store,
-    consoleOf: (name) => (name === 'web1' ? mux : undefined),
+    consoleOf: (name) => (name === 'web1' ? mux : name === 'web2' ? stoppingMux : undefined),
     pidOfClient: async () => null,
     maxBufferedBytes: SmallLimit,
     authorize: (access, _req, stream) => {
@@ -188,6 +191,17 @@ describe('console over a WebSocket', () => {
       { access: 'read', stream: 'console.read' },
       { access: 'read', stream: 'events' },
     ]);
+  });
+
+  it('ends every client when the console closes (the guest stopped)', async () => {
+    const c = client();
+    const writer = await c.openConsole('web2', 'write');
+    const reader = await c.openConsole('web2', 'read');
+    const bothClosed = Promise.all([writer, reader].map((s) => new Promise((resolve) => s.once('close', resolve))));
+    [writer, reader].forEach((s) => s.resume());
+    stoppingMux.close();
+    await bothClosed;
+    expect(writer.destroyed && reader.destroyed).toBe(true);
   });
 
   it('refuses unknown WebSocket paths and bad queries with the error envelope', async () => {
