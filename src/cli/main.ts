@@ -11,6 +11,7 @@
 import { Command, CommanderError } from 'commander';
 import { isVirtkitError } from '../util/errors.js';
 import { ExitCodes, exitCodeFor } from './exit-codes.js';
+import { nearestWord } from './suggest.js';
 
 interface CommandModule {
   register(program: Command): void;
@@ -112,34 +113,9 @@ export function knownVerbs(): string[] {
   return [...commandTable.flatMap((e) => e.verbs), 'help'];
 }
 
-/** Edits (insert, delete, substitute, swap two neighbours) between two words. */
-function editDistance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[i - 2]![j - 2]! + 1);
-      d[i]![j] = best;
-    }
-  }
-  return d[a.length]![b.length]!;
-}
-
-/** The verb a mistyped word most likely meant: at most a third of its letters off, else none. */
-export function nearestVerb(word: string, verbs: readonly string[] = knownVerbs()): string | undefined {
-  let best: { verb: string; distance: number } | undefined;
-  for (const verb of verbs) {
-    const distance = editDistance(word, verb);
-    if (best === undefined || distance < best.distance) best = { verb, distance };
-  }
-  const allowed = Math.max(1, Math.floor(word.length / 3));
-  return best !== undefined && best.distance <= allowed ? best.verb : undefined;
-}
-
 /** The one-line answer to an unknown verb (the whole help would bury it). */
 export function unknownVerbMessage(word: string): string {
-  const guess = nearestVerb(word);
+  const guess = nearestWord(word, knownVerbs());
   return `virtkit: unknown command "${word}".${guess === undefined ? '' : ` Did you mean "${guess}"?`} See "virtkit --help".\n`;
 }
 

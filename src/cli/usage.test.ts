@@ -9,6 +9,7 @@ import { afterAll, afterEach, describe, expect, test, vi } from 'vitest';
 import { ExitCodes } from './exit-codes.js';
 import { main } from './main.js';
 import { parseTimeoutSeconds, parseWholeNumber } from './options.js';
+import { editDistance, nearestWord } from './suggest.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'virtkit-usage-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -103,5 +104,16 @@ describe('definition files', () => {
     const r = await run(args);
     expect(r.stderr).toContain('definition.not-found');
     expect(r.code).toBe(ExitCodes.notFound);
+  });
+});
+
+describe('nearestWord', () => {
+  test('counts a swap of neighbours as one edit, and gives up when too far', () => {
+    expect(editDistance('strat', 'start')).toBe(1);
+    expect(editDistance('', 'abc')).toBe(3);
+    expect(nearestWord('dominf', ['dominfo', 'domstate'])).toBe('dominfo');
+    expect(nearestWord('shutdwon', ['shutdown', 'host-shutdown'])).toBe('shutdown');
+    expect(nearestWord('ls', ['list', 'fs'])).toBe('fs');
+    expect(nearestWord('zz', ['list', 'fs'])).toBeUndefined();
   });
 });
