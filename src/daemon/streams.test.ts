@@ -20,7 +20,8 @@ import { VirtkitError, isVirtkitError } from '../util/errors.js';
 import { ConsoleMux } from './console-mux.js';
 import { recordEvent } from './event-log.js';
 import { createApp } from './server.js';
-import { registerStreams, type StreamAccessClass, type StreamKind } from './streams.js';
+import type { AccessClass } from '../api/access.js';
+import { registerStreams, type StreamKind } from './streams.js';
 
 /** The guest's end of a console: what the mux writes is kept, `say` is guest output. */
 class FakeGuest extends Duplex {
@@ -40,7 +41,7 @@ let socketPath: string;
 let guest: FakeGuest;
 let mux: ConsoleMux;
 let stoppingMux: ConsoleMux;
-const authorizations: { access: StreamAccessClass; stream: StreamKind }[] = [];
+const authorizations: { access: AccessClass; stream: StreamKind }[] = [];
 let denyWrites = false;
 const SmallLimit = 16 * 1024;
 const clients: VirtkitClient[] = [];
@@ -95,7 +96,7 @@ beforeAll(async () => {
     maxBufferedBytes: SmallLimit,
     authorize: (access, _req, stream) => {
       authorizations.push({ access, stream });
-      if (denyWrites && access === 'write') throw new VirtkitError('access.denied', 'writes are not allowed here');
+      if (denyWrites && access !== 'read') throw new VirtkitError('access.denied', `${access} is not allowed here`);
     },
   });
   await app.listen({ path: socketPath });
@@ -186,10 +187,15 @@ describe('console over a WebSocket', () => {
     const reader = await c.openConsole('web1', 'read');
     reader.destroy();
     for await (const _ of c.events({ follow: false })) { /* none: live only */ }
+    const snoop = await get('/snoop');
+    expect(snoop.status).toBe(403);
+    expect(JSON.parse(snoop.body)).toMatchObject({ error: { code: 'access.denied' } });
+    // The classes come from the access table: snoop is an admin stream.
     expect(authorizations).toEqual([
       { access: 'write', stream: 'console.write' },
       { access: 'read', stream: 'console.read' },
       { access: 'read', stream: 'events' },
+      { access: 'admin', stream: 'snoop' },
     ]);
   });
 

@@ -13,6 +13,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { StreamSpecs, type AccessClass, type StreamName } from '../api/access.js';
 import { httpStatusOf } from '../api/http-status.js';
 import { StreamCloseCodes, StreamPaths } from '../api/methods.js';
 import { EventsQuery as EventsQuerySchema } from '../api/schemas.js';
@@ -23,18 +24,19 @@ import type { ConsoleMux } from './console-mux.js';
 import { followEvents, replayEvents } from './event-log.js';
 import { DefaultMaxBufferedBytes, sendBounded, websocketDuplex } from './websocket-duplex.js';
 
-/** The streams, by what a caller must be allowed to do to open them. */
+/** The streams served here. */
 export type StreamKind = 'events' | 'snoop' | 'console.read' | 'console.write';
-export type StreamAccessClass = 'read' | 'write';
-export const StreamAccess: Readonly<Record<StreamKind, StreamAccessClass>> = {
-  events: 'read',
-  snoop: 'read',
-  'console.read': 'read',
-  'console.write': 'write',
+
+/** Their names in the access table (src/api/access.ts), which gives each its access class. */
+export const StreamNameOf: Readonly<Record<StreamKind, StreamName>> = {
+  events: 'events.stream',
+  snoop: 'store.snoop',
+  'console.read': 'domain.consoleWatch',
+  'console.write': 'domain.console',
 };
 
 /** Refuses a stream by throwing a VirtkitError (`access.denied`); returns to allow it. */
-export type StreamAuthorizer = (access: StreamAccessClass, req: IncomingMessage, stream: StreamKind) => void | Promise<void>;
+export type StreamAuthorizer = (access: AccessClass, req: IncomingMessage, stream: StreamKind) => void | Promise<void>;
 
 export interface StreamOptions {
   store: Store;
@@ -141,7 +143,7 @@ async function allowed(reply: FastifyReply, check: () => Promise<unknown>): Prom
 export function registerStreams(app: FastifyInstance, opts: StreamOptions): void {
   const maxBuffered = opts.maxBufferedBytes ?? DefaultMaxBufferedBytes;
   const authorize = async (kind: StreamKind, req: IncomingMessage): Promise<void> => {
-    await opts.authorize?.(StreamAccess[kind], req, kind);
+    await opts.authorize?.(StreamSpecs[StreamNameOf[kind]].access, req, kind);
   };
 
   app.get(StreamPaths.events, { schema: { querystring: EventsQuerySchema } }, async (req, reply) => {
