@@ -97,10 +97,6 @@ export class LifecycleTracker {
     this.destroyRequested = true;
   }
 
-  get isStopRequested(): boolean {
-    return this.stopRequested;
-  }
-
   /** Runs an operation of the handle's own; the STOP and RESUME it causes are not reported as monitor changes. */
   async own<T>(fn: () => Promise<T>): Promise<T> {
     this.ownOps++;
