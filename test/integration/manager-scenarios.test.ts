@@ -19,7 +19,7 @@ import { openStore, type Origin, type Store } from '../../src/store/index.js';
 import { guestPaths, testGuest, testGuestNoAcpi } from '../helpers/guests.js';
 import { scenarios, typeOnConsole, type Capability, type ScenarioContext } from '../scenarios/manager-scenarios.js';
 
-/** What a guest kit guest can do: no pvpanic driver in its kernel, so no 'panic'. */
+/** What a guest kit guest can do: its initramfs does not load pvpanic-mmio (a module in the host kernel), so no 'panic'. */
 const Capabilities = new Set<Capability>();
 
 const log = Fastify({ logger: false }).log;
