@@ -1,7 +1,9 @@
 /**
- * The browser entry of the typed client against a real daemon process. The daemon listens on
- * its unix socket only, so a loopback TCP port is forwarded to it; the client then runs as it
- * would in a page: Node's own fetch, and `ws`'s WebSocket in place of the browser's.
+ * The streams against a real daemon process and a real guest: the browser entry of the typed
+ * client, and `virtkit console` / `virtkit event` over the same WebSockets. The daemon listens
+ * on its unix socket only, so for the browser entry a loopback TCP port is forwarded to it;
+ * the client then runs as it would in a page: Node's own fetch, and `ws`'s WebSocket in place
+ * of the browser's.
  */
 import { readFile } from 'node:fs/promises';
 import { createServer, connect as netConnect, type AddressInfo, type Server } from 'node:net';
@@ -135,6 +137,38 @@ describe('the browser entry (fetch + WebSocket)', () => {
       next.close();
       return true;
     }, 5000);
+  });
+});
+
+describe('virtkit console and virtkit event over the WebSockets', () => {
+  it('types piped input on the console and prints the guest\'s answer; a second writer is refused, a reader is not', async () => {
+    const c = client();
+    const run = await d.cli(['console', 'testguest'], { input: 'echo cli-$((3*4))-marker\n' });
+    expect(run.code).toBe(0);
+    expect(run.stderr).toContain("Connected to domain 'testguest'");
+    expect(run.stdout).toContain('cli-12-marker');
+
+    const holder = await c.openConsole('testguest', 'write');
+    const refused = await d.cli(['console', 'testguest'], { input: 'echo nope\n' });
+    expect(refused.code).toBe(4);
+    expect(refused.stderr).toContain('domain.invalid-state');
+    expect(refused.stderr).toContain('--read-only');
+    const watching = d.cli(['console', 'testguest', '--read-only'], { input: '' });
+    holder.send('echo held-$((5*5))-marker\n');
+    // The reader's stdin ends at once: it detaches a second later, having watched meanwhile.
+    const watched = await watching;
+    expect(watched.code).toBe(0);
+    holder.close();
+    expect((await c.consoleLog('testguest'))).toContain('held-25-marker');
+  });
+
+  it('prints the event that follows, then exits', async () => {
+    const c = client();
+    const cursor = (await c.daemonInfo()).revision;
+    const waiting = d.cli(['event', '--since', String(cursor), '--domain', 'testguest', '--json', '--timeout', '60']);
     await c.destroy('testguest');
+    const out = await waiting;
+    expect(out.code).toBe(0);
+    expect(JSON.parse(out.stdout)).toMatchObject({ type: 'stopped', domain: 'testguest', reason: 'destroyed' });
   });
 });
