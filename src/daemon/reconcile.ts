@@ -7,6 +7,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
+import type { GuestHandle } from '../qemu/driver/types.js';
 import type { Store } from '../store/index.js';
 import { errorMessage } from '../util/errors.js';
 import { isActive, listDomainNames, readDomain } from './domain-records.js';
@@ -25,9 +26,10 @@ export async function reconcile(manager: Manager, store: Store, log: FastifyBase
     const rec = await readDomain(store, name);
     if (!rec || !isActive(rec.status)) continue;
     const runDir = rec.status.runDir ?? manager.runDirOf(rec.uuid);
+    let handle: GuestHandle | undefined;
     try {
       // The definition the guest was started with; a guest adopted mid-start has only the saved one.
-      const handle = await manager.driver.attach(rec.live ?? rec.definition, runDir);
+      handle = await manager.driver.attach(rec.live ?? rec.definition, runDir);
       let status = await handle.state();
       if (status === 'prelaunch' && rec.status.state === 'starting') {
         // The daemon died between spawning QEMU and letting the guest run: finish the start.
@@ -41,6 +43,8 @@ export async function reconcile(manager: Manager, store: Store, log: FastifyBase
       report.adopted.push(name);
       log.info({ domain: name, pid: handle.pid, guestState: status }, 're-attached to running guest');
     } catch (err) {
+      // A QEMU attached but not adopted is not ours to watch; the orphan sweep below ends it.
+      if (handle && !manager.liveNames().includes(name)) handle.detach();
       const reason = rec.status.state === 'starting' ? 'failed' : 'crashed';
       await manager.markGone(rec, reason);
       report.gone.push(name);
