@@ -257,6 +257,18 @@ describe('events over a WebSocket', () => {
     expect(messages).toEqual([{ cursor: store.revision }, expect.objectContaining({ seq: since + 1, type: 'started', domain: 'web1' })]);
   });
 
+  it('still serves server-sent events to plain HTTP clients, with the same cursor and replay', async () => {
+    const since = store.revision;
+    await emitEvent();
+    await emitEvent();
+    const { status, body } = await get(`/events?since=${since}&follow=false`);
+    expect(status).toBe(200);
+    const blocks = body.split('\n\n').filter((b) => b.length > 0);
+    expect(blocks[0]).toBe(`event: cursor\ndata: {"seq":${store.revision}}`);
+    expect(blocks.slice(1).map((b) => b.split('\n')[0])).toEqual([`id: ${since + 1}`, `id: ${since + 2}`]);
+    expect(JSON.parse(blocks[1]!.split('\ndata: ')[1]!)).toMatchObject({ seq: since + 1, type: 'started', domain: 'web1' });
+  });
+
   it('closes a reader that lets more than the limit wait, with the slow-reader code and a reason', async () => {
     const ws = new WebSocket('ws://localhost/events', { createConnection: () => netConnect(socketPath) });
     await new Promise((resolve) => ws.once('open', resolve));
