@@ -22,7 +22,7 @@ import { AuditLog } from './audit-log.js';
 import type { Manager } from './manager.js';
 import { loadPeerCredentials } from './peer-cred.js';
 import { poolHandlers, registerVolumeContentRoutes, type PoolService } from './pools.js';
-import { registerStreams, type StreamKind } from './streams.js';
+import { registerStreams, StreamNameOf } from './streams.js';
 
 export const BodyLimitBytes = 1024 * 1024;
 
@@ -46,14 +46,6 @@ const StreamRoutes = new Map<string, StreamName>([
   [`GET ${VolumeContentPath}`, 'volume.download'],
   [`PUT ${VolumeContentPath}`, 'volume.upload'],
 ]);
-
-/** streams.ts's names for its streams, as the access table (src/api/access.ts) names them. */
-const StreamNames: Record<StreamKind, StreamName> = {
-  events: 'events.stream',
-  snoop: 'store.snoop',
-  'console.read': 'domain.consoleWatch',
-  'console.write': 'domain.console',
-};
 
 const ConsoleDomain = /^\/domains\/([^/?]+)\/console(?:[/?]|$)/;
 
@@ -246,7 +238,7 @@ export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promi
     // The class comes from the one access table (src/api/access.ts), not from the caller's guess.
     authorize: (_access, req, kind) => {
       const domain = kind.startsWith('console.') ? ConsoleDomain.exec(req.url ?? '')?.[1] : undefined;
-      access.authorizeStream(req, StreamNames[kind], domain === undefined ? undefined : decodedOr(domain));
+      access.authorizeStream(req, StreamNameOf[kind], domain === undefined ? undefined : decodedOr(domain));
     },
   });
 
