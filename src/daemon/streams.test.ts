@@ -215,6 +215,7 @@ describe('console over a WebSocket', () => {
     expect(await upgradeStatus('/domains/web1/console?mode=type')).toMatchObject({ status: 400, code: 'request.invalid' });
     expect(await upgradeStatus('/events?since=-1')).toMatchObject({ status: 400, code: 'request.invalid' });
     expect(await upgradeStatus('/events?color=red')).toMatchObject({ status: 400, code: 'request.invalid' });
+    expect(await upgradeStatus('/domains/%E0%A4%A/console')).toMatchObject({ status: 400, code: 'request.invalid' });
   });
 });
 

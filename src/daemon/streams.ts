@@ -221,20 +221,20 @@ export function registerStreams(app: FastifyInstance, opts: StreamOptions): void
       await authorize('events', req);
       accept(req, socket, head, (ws) => serveEvents(ws, q));
     } else if (consoleName !== undefined) {
-      const name = decodeURIComponent(consoleName);
+      const name = decodedName(consoleName);
       const q = parseConsoleQuery(url.searchParams);
-      await consoleFor(name, q, req);
+      const mux = await consoleFor(name, q, req);
+      // The upgrade completes in this same turn (no verifyClient), so the checks still hold.
       accept(req, socket, head, (ws) => {
-        // Checked again: another writer may have come in while this one was being upgraded.
-        const mux = opts.consoleOf(name);
-        if (!mux || (q.mode === 'write' && mux.hasWriter())) {
-          ws.close(StreamCloseCodes.error, 'console taken or gone');
-          return;
-        }
         const stream = websocketDuplex(ws, maxBuffered);
-        // Contents and the new client join in one turn: no output between them is lost or doubled.
-        if (q.history) stream.write(mux.history.contents());
-        mux.addClient(stream, q.mode);
+        try {
+          // Contents and the new client join in one turn: no output between them is lost or doubled.
+          if (q.history) stream.write(mux.history.contents());
+          mux.addClient(stream, q.mode);
+        } catch (err) {
+          ws.close(1011, isVirtkitError(err) ? err.code : 'internal');
+          stream.destroy();
+        }
       });
     } else {
       throw new VirtkitError('request.invalid', `no WebSocket endpoint at ${url.pathname}`);
@@ -290,6 +290,14 @@ const ConsoleRoute = /^\/domains\/([^/]+)\/console$/;
 interface ConsoleQuery {
   mode: 'read' | 'write';
   history: boolean;
+}
+
+function decodedName(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw new VirtkitError('request.invalid', `not a valid domain name in the path: ${text}`, { path: 'params.name' });
+  }
 }
 
 function booleanParam(params: URLSearchParams, key: string): boolean | undefined {
