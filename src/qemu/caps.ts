@@ -3,14 +3,17 @@
  * devices), probed once on a `-S -nodefaults -machine none` instance over QMP and cached on
  * disk keyed by the binary's path, mtime and size. Includes a functional KVM check, because
  * /dev/kvm may exist and still hang guests (nested KVM): `accel: auto` picks KVM only when a
- * test guest actually ran under it. That verdict is cached per host boot.
+ * test guest actually ran under it. That verdict is cached once per host boot, host-wide
+ * (kvm-verdict.ts). The probe and the test boot die with this process (util/helper-process.ts).
  */
 import { constants as fsConstants } from 'node:fs';
 import { access, mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
-import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { VirtkitError, errorMessage } from '../util/errors.js';
+import { findExecutable } from '../util/helper-process.js';
+import { kvmVerdictLocation, readKvmVerdict, writeKvmVerdict, type BinaryIdentity } from './kvm-verdict.js';
 import { QemuProcess } from './process.js';
 import { runQemuOnce, runQemuUntilMarker } from './process/spawn.js';
 
@@ -42,24 +45,20 @@ export interface ProbeOptions {
   binary?: string;
   /** Where the cache lives. Default $XDG_CACHE_HOME/virtkit or ~/.cache/virtkit. */
   cacheDir?: string;
-  /** Ignore cached results and probe again. */
+  /** Ignore cached results (capabilities and KVM verdict) and probe again. */
   refresh?: boolean;
   /** Kernel booted by the KVM check. Default the newest /boot/vmlinuz-*. */
   kvmCheckKernel?: string;
   /** Bound on the KVM check. Default 3000 ms. */
   kvmCheckTimeoutMs?: number;
+  /** The one file the KVM verdict is read from and written to. Default host-wide (kvm-verdict.ts). */
+  kvmVerdictPath?: string;
 }
 
+/** The capabilities cache; the KVM verdict is not in it (kvm-verdict.ts). */
 interface CacheFile {
-  key: BinaryKey;
+  key: BinaryIdentity;
   caps: Omit<QemuCapabilities, 'kvm'>;
-  kvm?: KvmVerdict;
-}
-
-interface BinaryKey {
-  path: string;
-  mtimeMs: number;
-  size: number;
 }
 
 const CACHE_VERSION = 1;
@@ -69,17 +68,16 @@ const CACHE_VERSION = 1;
  * Throws 'qemu.not-found' when the binary is missing, 'qemu.failed-to-start' when it cannot run.
  */
 export async function probeCapabilities(opts: ProbeOptions = {}): Promise<QemuCapabilities> {
-  const binary = await findBinary(opts.binary ?? DEFAULT_QEMU_BINARY);
+  const binary = findBinary(opts.binary ?? DEFAULT_QEMU_BINARY);
   const st = await stat(binary);
-  const key: BinaryKey = { path: binary, mtimeMs: st.mtimeMs, size: st.size };
+  const key: BinaryIdentity = { path: binary, mtimeMs: st.mtimeMs, size: st.size };
   const cacheDir = opts.cacheDir ?? defaultCacheDir();
   const cachePath = join(cacheDir, `qemu-caps-v${CACHE_VERSION}-${createHash('sha256').update(binary).digest('hex').slice(0, 16)}.json`);
-  const bootId = await readBootId();
 
   const cached = opts.refresh ? undefined : await readCache(cachePath, key);
   const caps = cached?.caps ?? (await probeBinary(binary));
-  const kvm = cached?.kvm?.bootId === bootId ? cached.kvm : await checkKvm(binary, caps.accelerators, bootId, opts);
-  if (cached?.caps !== caps || cached.kvm !== kvm) await writeCache(cacheDir, cachePath, { key, caps, kvm });
+  if (cached === undefined) await writeCache(cacheDir, cachePath, { key, caps });
+  const kvm = await checkKvm(key, caps.accelerators, cacheDir, opts);
   return { ...caps, kvm };
 }
 
@@ -95,18 +93,9 @@ export function resolveAccel(requested: AccelRequest, caps: QemuCapabilities): {
     : { accel: 'tcg', reason: `auto: ${caps.kvm.reason}; using TCG` };
 }
 
-async function findBinary(name: string): Promise<string> {
-  const candidates = name.includes('/')
-    ? [resolve(name)]
-    : (process.env['PATH'] ?? '').split(delimiter).filter((d) => isAbsolute(d)).map((d) => join(d, name));
-  for (const c of candidates) {
-    try {
-      await access(c, fsConstants.X_OK);
-      if ((await stat(c)).isFile()) return c;
-    } catch {
-      /* next */
-    }
-  }
+function findBinary(name: string): string {
+  const found = findExecutable(name);
+  if (found !== undefined) return found;
   throw new VirtkitError('qemu.not-found', `QEMU binary ${name} not found${name.includes('/') ? '' : ' on PATH'}`, { binary: name });
 }
 
@@ -147,17 +136,33 @@ export function parseAccelHelp(text: string): string[] {
   return text.split('\n').map((l) => l.trim()).filter((l) => /^[a-z][a-z0-9_-]*$/.test(l));
 }
 
-async function checkKvm(binary: string, accelerators: string[], bootId: string, opts: ProbeOptions): Promise<KvmVerdict> {
+/**
+ * Whether this process can use KVM. Access to /dev/kvm is a fact about the caller, checked
+ * every time; whether KVM actually runs a guest is a fact about the host, checked by a test
+ * boot once per host boot and binary and cached host-wide (kvm-verdict.ts).
+ */
+async function checkKvm(binary: BinaryIdentity, accelerators: string[], cacheDir: string, opts: ProbeOptions): Promise<KvmVerdict> {
+  const bootId = await readBootId();
   const verdict = (usable: boolean, reason: string): KvmVerdict => ({ usable, reason, bootId });
-  if (!accelerators.includes('kvm')) return verdict(false, `${binary} has no KVM accelerator`);
+  if (!accelerators.includes('kvm')) return verdict(false, `${binary.path} has no KVM accelerator`);
   try {
     await access('/dev/kvm', fsConstants.R_OK | fsConstants.W_OK);
   } catch (err) {
     return verdict(false, `/dev/kvm is not usable (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`);
   }
+  // Without a boot id there is no telling one boot from the next: check every time.
+  const location = bootId === 'unknown' ? undefined : kvmVerdictLocation(cacheDir, opts.kvmVerdictPath);
+  const cached = location && !opts.refresh ? await readKvmVerdict(location, bootId, binary) : undefined;
+  if (cached !== undefined) return verdict(cached.usable, cached.reason);
   const kernel = opts.kvmCheckKernel ?? (await newestHostKernel());
   if (!kernel) return verdict(false, '/dev/kvm exists but no kernel under /boot to verify it with');
-  const timeoutMs = opts.kvmCheckTimeoutMs ?? 3000;
+  const tested = await testBootUnderKvm(binary.path, kernel, opts.kvmCheckTimeoutMs ?? 3000);
+  if (location) await writeKvmVerdict(location, bootId, binary, tested);
+  return verdict(tested.usable, tested.reason);
+}
+
+async function testBootUnderKvm(binary: string, kernel: string, timeoutMs: number): Promise<{ usable: boolean; reason: string }> {
+  const verdict = (usable: boolean, reason: string): { usable: boolean; reason: string } => ({ usable, reason });
   // Under a working KVM the kernel decompresses and prints its banner in well under a second;
   // nested KVM on these hosts hangs in the decompressor, so the banner never comes. The CPU is
   // `host`, what the command builder picks under KVM, so a host CPU KVM cannot model fails here too.
@@ -192,7 +197,7 @@ function defaultCacheDir(): string {
   return join(xdg && isAbsolute(xdg) ? xdg : join(homedir(), '.cache'), 'virtkit');
 }
 
-async function readCache(path: string, key: BinaryKey): Promise<CacheFile | undefined> {
+async function readCache(path: string, key: BinaryIdentity): Promise<CacheFile | undefined> {
   try {
     const file = JSON.parse(await readFile(path, 'utf8')) as CacheFile;
     const k = file.key;

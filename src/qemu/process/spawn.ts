@@ -2,6 +2,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { VirtkitError } from '../../util/errors.js';
+import { dieWithParent, findExecutable } from '../../util/helper-process.js';
 
 /** What to run: the argv builder's output. */
 export interface QemuCommandLine {
@@ -19,14 +20,27 @@ export interface SpawnedQemu {
 /**
  * Starts QEMU without a shell, stdout and stderr appended to `logPath`. `detached` puts it in
  * its own session and unrefs it, so it outlives whoever started it and is not hit by a Ctrl-C
- * sent to our process group. A missing binary is 'qemu.not-found'.
+ * sent to our process group: that is how guests run. Not detached is for short-lived helpers
+ * (the capabilities probe): those run under the parent-death signal (util/helper-process.ts),
+ * so a kill -9 of this process takes them along. A missing binary is 'qemu.not-found'.
  */
 export function spawnQemu(cmd: QemuCommandLine, logPath: string, opts: { detached: boolean }): Promise<SpawnedQemu> {
+  let file = cmd.binary;
+  let args = cmd.argv;
+  if (!opts.detached) {
+    const binary = findExecutable(cmd.binary);
+    if (binary === undefined) return Promise.reject(notFound(cmd.binary));
+    try {
+      ({ file, args } = dieWithParent(binary, cmd.argv));
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
   const logOffset = sizeOf(logPath);
   const logFd = openSync(logPath, 'a', 0o600);
   let child: ChildProcess;
   try {
-    child = spawn(cmd.binary, cmd.argv, {
+    child = spawn(file, args, {
       stdio: ['ignore', logFd, logFd],
       detached: opts.detached,
       env: { ...process.env, ...cmd.env },
@@ -37,7 +51,7 @@ export function spawnQemu(cmd: QemuCommandLine, logPath: string, opts: { detache
   return new Promise((resolve, reject) => {
     child.once('error', (err: NodeJS.ErrnoException) => {
       reject(err.code === 'ENOENT'
-        ? new VirtkitError('qemu.not-found', `QEMU binary not found: ${cmd.binary}`, { binary: cmd.binary }, { cause: err })
+        ? notFound(cmd.binary, err)
         : new VirtkitError('qemu.failed-to-start', `cannot start ${cmd.binary}: ${err.message}`, { binary: cmd.binary }, { cause: err }));
     });
     child.once('spawn', () => {
@@ -45,6 +59,10 @@ export function spawnQemu(cmd: QemuCommandLine, logPath: string, opts: { detache
       resolve({ child, logOffset });
     });
   });
+}
+
+function notFound(binary: string, cause?: Error): VirtkitError {
+  return new VirtkitError('qemu.not-found', `QEMU binary not found: ${binary}`, { binary }, cause ? { cause } : undefined);
 }
 
 function sizeOf(path: string): number {
@@ -87,15 +105,20 @@ export function qemuErrorSummary(stderr: string): string {
 }
 
 /**
- * Runs a short-lived QEMU to completion (e.g. `-accel help`) and returns its stdout.
- * 'qemu.not-found' when the binary is missing; 'qemu.exited' on a non-zero status or timeout.
+ * Runs a short-lived QEMU to completion (e.g. `-accel help`), dying with this process, and
+ * returns its stdout. 'qemu.not-found' when the binary is missing; 'operation.timeout' when it
+ * has not finished within `timeoutMs` (it is killed); 'qemu.exited' on a non-zero status.
  */
 export function runQemuOnce(binary: string, args: string[], timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(binary, args, { timeout: timeoutMs, maxBuffer: 4 * 1024 * 1024 }, (err, stdout, stderr) => {
+    const path = findExecutable(binary);
+    if (path === undefined) return reject(notFound(binary));
+    const helper = dieWithParent(path, args);
+    execFile(helper.file, helper.args, { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 4 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (!err) return resolve(stdout);
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        return reject(new VirtkitError('qemu.not-found', `QEMU binary not found: ${binary}`, { binary }, { cause: err }));
+      if (err.killed === true && err.signal === 'SIGKILL') {
+        return reject(new VirtkitError('operation.timeout', `${binary} ${args.join(' ')} did not finish within ${timeoutMs} ms: killed`,
+          { command: [binary, ...args], timeoutMs }, { cause: err }));
       }
       reject(new VirtkitError('qemu.exited', `${binary} ${args.join(' ')}: ${qemuErrorSummary(stderr) || err.message}`, { binary, args, stderr }, { cause: err }));
     });
@@ -104,12 +127,16 @@ export function runQemuOnce(binary: string, args: string[], timeoutMs: number): 
 
 /**
  * Runs QEMU with the serial console on stdout and waits at most `timeoutMs` for `marker`;
- * used by the KVM functional check. QEMU never outlives the call.
+ * used by the KVM functional check. QEMU never outlives the call, nor this process (it runs
+ * under the parent-death signal). 'qemu.not-found' when the binary is missing.
  */
 export function runQemuUntilMarker(binary: string, args: string[], marker: string, timeoutMs: number): Promise<{ seen: boolean; elapsedMs: number; stderr: string }> {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
+    const path = findExecutable(binary);
+    if (path === undefined) return reject(notFound(binary));
+    const helper = dieWithParent(path, args);
     const t0 = Date.now();
-    const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(helper.file, helper.args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let stderr = '';
     let settled = false;
