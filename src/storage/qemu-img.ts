@@ -2,9 +2,20 @@
  * The qemu-img wrapper: the one place under storage/ that runs a process. Create, convert,
  * check, resize and compare are qemu-img's job; we pass formats explicitly every time (never
  * let it probe) and hand its stderr to the user verbatim in `qemu-img.failed`.
+ *
+ * Every run is bounded: qemu-img is killed after a timeout (`operation.timeout`), and it dies
+ * with this process (util/helper-process.ts), so a killed virtkit leaves no qemu-img behind.
  */
 import { spawn } from 'node:child_process';
+import { stat } from 'node:fs/promises';
+import { dirname, isAbsolute, join } from 'node:path';
 import { VirtkitError } from '../util/errors.js';
+import { dieWithParent, findExecutable } from '../util/helper-process.js';
+
+/** Bound on a qemu-img run whose work is metadata (create, info, check, resize): 10 minutes. */
+export const QEMU_IMG_TIMEOUT_MS = 10 * 60_000;
+/** Bound on a run that reads or writes a whole disk (convert, compare): 24 hours. */
+export const QEMU_IMG_COPY_TIMEOUT_MS = 24 * 60 * 60_000;
 
 export interface QemuImgRunOptions {
   /** qemu-img binary (default: `qemu-img` on PATH). */
@@ -14,6 +25,11 @@ export interface QemuImgRunOptions {
   /** Each chunk of stdout as it arrives (for progress). */
   readonly onStdout?: (chunk: string) => void;
   readonly signal?: AbortSignal;
+  /**
+   * qemu-img is killed after this long and the run fails with `operation.timeout`. Default
+   * QEMU_IMG_TIMEOUT_MS; convert and compare default to QEMU_IMG_COPY_TIMEOUT_MS.
+   */
+  readonly timeoutMs?: number;
 }
 
 export interface QemuImgResult {
@@ -24,10 +40,19 @@ export interface QemuImgResult {
 
 export async function runQemuImg(args: readonly string[], options: QemuImgRunOptions = {}): Promise<QemuImgResult> {
   const binary = options.binary ?? 'qemu-img';
+  const path = findExecutable(binary);
+  if (path === undefined) throw new VirtkitError('qemu.not-found', `${binary} not found: install qemu-utils`, { binary });
+  const helper = dieWithParent(path, args);
+  const timeoutMs = options.timeoutMs ?? QEMU_IMG_TIMEOUT_MS;
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], signal: options.signal });
+    const child = spawn(helper.file, helper.args, { stdio: ['ignore', 'pipe', 'pipe'], signal: options.signal });
     let stdout = '';
     let stderr = '';
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
     child.stdout.setEncoding('utf8');
     child.stderr.setEncoding('utf8');
     child.stdout.on('data', (chunk: string) => {
@@ -36,11 +61,19 @@ export async function runQemuImg(args: readonly string[], options: QemuImgRunOpt
     });
     child.stderr.on('data', (chunk: string) => { stderr += chunk; });
     child.on('error', (err: NodeJS.ErrnoException) => {
-      reject(err.code === 'ENOENT'
-        ? new VirtkitError('qemu.not-found', `${binary} not found: install qemu-utils`, { binary }, { cause: err })
-        : new VirtkitError('qemu-img.failed', `${binary}: ${err.message}`, { binary, args }, { cause: err }));
+      clearTimeout(timer);
+      reject(new VirtkitError('qemu-img.failed', `${binary}: ${err.message}`, { binary, args }, { cause: err }));
+    });
+    // On a timeout the promise settles once qemu-img is gone ('exit'), not when its pipes close.
+    child.on('exit', () => {
+      clearTimeout(timer);
+      if (!timedOut) return;
+      const command = ['qemu-img', ...args].join(' ');
+      reject(new VirtkitError('operation.timeout', `${command}: no result within ${formatDuration(timeoutMs)}, qemu-img was killed`,
+        { command: 'qemu-img', args, timeoutMs, stderr }));
     });
     child.on('close', (code, signal) => {
+      if (timedOut) return;
       const exitCode = code ?? -1;
       if (exitCode === 0 || (options.okExitCodes ?? []).includes(exitCode)) {
         resolvePromise({ stdout, stderr, exitCode });
@@ -50,6 +83,13 @@ export async function runQemuImg(args: readonly string[], options: QemuImgRunOpt
       reject(new VirtkitError('qemu-img.failed', message, { args, exitCode, stderr }));
     });
   });
+}
+
+function formatDuration(ms: number): string {
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 120_000) return `${Math.round(ms / 1000)} s`;
+  if (ms < 2 * 3600_000) return `${Math.round(ms / 60_000)} min`;
+  return `${Math.round(ms / 3600_000)} h`;
 }
 
 export interface CreateImageOptions {
@@ -69,6 +109,7 @@ export async function createImage(o: CreateImageOptions, run: QemuImgRunOptions 
     if (o.backingFormat === undefined) {
       throw new VirtkitError('argument.invalid', 'a backing file needs its format (-F): formats are never probed', { field: 'backingFormat' });
     }
+    await refuseNonRegularBacking(o.backing, o.path);
     args.push('-b', fileArg(o.backing), '-F', o.backingFormat);
   }
   const opts = formatOptions(o.options);
@@ -76,6 +117,25 @@ export async function createImage(o: CreateImageOptions, run: QemuImgRunOptions 
   args.push(fileArg(o.path));
   if (o.size !== undefined) args.push(String(o.size));
   await runQemuImg(args, run);
+}
+
+/**
+ * qemu-img opens the backing file to read its size, and opening a FIFO blocks until someone
+ * writes to it: only a regular file may back an image (the native reader refuses the rest in a
+ * chain too). A backing file that does not exist is left to qemu-img to report; a protocol
+ * name (`nbd://...`, `json:{...}`) is left to it as well, bounded by the timeout.
+ */
+async function refuseNonRegularBacking(backing: string, imagePath: string): Promise<void> {
+  const plain = backing.startsWith('file:') ? backing.slice('file:'.length) : backing;
+  if (plain === backing && /^[a-z][a-z0-9+.-]*:/i.test(backing)) return;
+  // A relative backing name is relative to the new image's directory, as qemu-img reads it.
+  const path = isAbsolute(plain) ? plain : join(dirname(imagePath), plain);
+  const st = await stat(path).catch(() => undefined);
+  if (st === undefined || st.isFile()) return;
+  const kind = st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : st.isCharacterDevice() ? 'a character device'
+    : st.isBlockDevice() ? 'a block device' : st.isDirectory() ? 'a directory' : 'not a regular file';
+  throw new VirtkitError('argument.invalid', `backing file ${backing} is ${kind}: only a regular file can back an image`,
+    { field: 'backing', path });
 }
 
 export interface ConvertImageOptions {
@@ -118,7 +178,7 @@ export async function convertImage(o: ConvertImageOptions, run: QemuImgRunOption
     };
   }
   args.push(fileArg(o.source), fileArg(o.target));
-  await runQemuImg(args, { ...run, onStdout });
+  await runQemuImg(args, { ...run, onStdout, timeoutMs: run.timeoutMs ?? QEMU_IMG_COPY_TIMEOUT_MS });
 }
 
 export interface CheckResult {
@@ -163,7 +223,7 @@ export async function compareImages(a: string, aFormat: string, b: string, bForm
   if (opts.strict) args.push('-s');
   args.push(fileArg(a), fileArg(b));
   // Exit code 1: the images differ (a result, not an error); 2 and up: it could not compare.
-  const res = await runQemuImg(args, { ...run, okExitCodes: [1] });
+  const res = await runQemuImg(args, { ...run, okExitCodes: [1], timeoutMs: run.timeoutMs ?? QEMU_IMG_COPY_TIMEOUT_MS });
   return { identical: res.exitCode === 0, message: res.stdout.trim() };
 }
 

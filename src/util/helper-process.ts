@@ -34,8 +34,9 @@ let setprivPath: string | undefined;
  * The command line that runs `binary args` (binary an absolute path, see findExecutable) so
  * that it is killed when this process dies. Throws 'operation.unsupported' when util-linux's
  * setpriv is missing: a helper is never started without the parent-death signal.
+ * `parentPid` is who must be the helper's parent when it starts (this process; tests vary it).
  */
-export function dieWithParent(binary: string, args: readonly string[]): HelperCommand {
+export function dieWithParent(binary: string, args: readonly string[], parentPid = process.pid): HelperCommand {
   setprivPath ??= findExecutable('setpriv');
   if (setprivPath === undefined) {
     throw new VirtkitError('operation.unsupported',
@@ -44,7 +45,7 @@ export function dieWithParent(binary: string, args: readonly string[]): HelperCo
   }
   return {
     file: setprivPath,
-    args: ['--pdeathsig', 'KILL', '--', '/bin/sh', '-c', PARENT_GUARD, 'virtkit-helper', String(process.pid), binary, ...args],
+    args: ['--pdeathsig', 'KILL', '--', '/bin/sh', '-c', PARENT_GUARD, 'virtkit-helper', String(parentPid), binary, ...args],
   };
 }
 

@@ -5,8 +5,16 @@
  */
 import type { Command } from 'commander';
 import { chooseImageFormat, inspectImage, openImage, type Image, type ImageInfo, type MapExtent } from '../../storage/image/index.js';
-import { checkImage, compareImages, convertImage, createImage, resizeImage } from '../../storage/qemu-img.js';
+import { checkImage, compareImages, convertImage, createImage, resizeImage } from '../../storage/index.js';
 import { VirtkitError } from '../../util/errors.js';
+import { timeoutOption } from '../options.js';
+
+const TIMEOUT_HELP = 'kill qemu-img after this long (default: 600 for create, check and resize; 86400 for convert and compare)';
+
+/** The run options of a verb that ran with --timeout. */
+function runWithin(seconds: number | undefined): { timeoutMs?: number } {
+  return seconds === undefined ? {} : { timeoutMs: Math.round(seconds * 1000) };
+}
 
 const FORMAT_HELP = 'image format: raw, qcow2, vmdk or vdi (default: from the name, .qcow2/.raw/.img/.iso/.vmdk/.vdi; never from the content)';
 
@@ -94,8 +102,8 @@ function progressLine(done: number, total: number): string {
 }
 
 interface InfoOptions { format?: string; json?: boolean; backingChain?: boolean }
-interface ConvertOptions { format?: string; outputFormat: string; json?: boolean; compress?: boolean; options?: string; progress?: boolean }
-interface CreateOptions { format: string; backing?: string; backingFormat?: string; options?: string }
+interface ConvertOptions { format?: string; outputFormat: string; json?: boolean; compress?: boolean; options?: string; progress?: boolean; timeout?: number }
+interface CreateOptions { format: string; backing?: string; backingFormat?: string; options?: string; timeout?: number }
 
 /** `-o a=b,c=d` into a record (commas doubled inside values, as qemu-img writes them). */
 function parseOptionList(text: string | undefined): Record<string, string> | undefined {
@@ -163,6 +171,7 @@ export function register(program: Command): void {
     .option('-b, --backing <file>', 'backing file (qcow2 only); relative names are relative to <file>')
     .option('-F, --backing-format <fmt>', 'format of the backing file (required with -b: never probed)')
     .option('-o, --options <opts>', 'format options, e.g. cluster_size=64k,compat=1.1,extended_l2=on')
+    .addOption(timeoutOption(TIMEOUT_HELP))
     .addHelpText('after', '\nExamples:\n  virtkit img create -f qcow2 disk.qcow2 10G\n  virtkit img create -f qcow2 -b base.qcow2 -F qcow2 overlay.qcow2\n')
     .action(async (file: string, size: string | undefined, opts: CreateOptions) => {
       if (opts.format !== 'raw' && opts.format !== 'qcow2') {
@@ -180,7 +189,7 @@ export function register(program: Command): void {
         ...(size !== undefined ? { size: parseImageSize(size) } : {}),
         ...(opts.backing !== undefined ? { backing: opts.backing, backingFormat: opts.backingFormat } : {}),
         ...(opts.options !== undefined ? { options: parseOptionList(opts.options) } : {}),
-      });
+      }, runWithin(opts.timeout));
       process.stdout.write(`created ${file}\n`);
     });
 
@@ -194,6 +203,7 @@ export function register(program: Command): void {
     .option('-o, --options <opts>', 'target format options, e.g. cluster_size=2M')
     .option('--json', 'print progress as JSON lines: {"event":"progress","done":N,"total":N}')
     .option('--no-progress', 'no progress bar')
+    .addOption(timeoutOption(TIMEOUT_HELP))
     .addHelpText('after', '\nExample:\n  virtkit img convert -f qcow2 -O raw disk.qcow2 disk.raw\n')
     .action(async (source: string, target: string, opts: ConvertOptions) => {
       const sourceFormat = formatFor(source, opts.format);
@@ -213,7 +223,7 @@ export function register(program: Command): void {
         ...(opts.compress ? { compress: true } : {}),
         ...(opts.options !== undefined ? { options: parseOptionList(opts.options) } : {}),
         ...(opts.json || tty ? { onProgress: report } : {}),
-      });
+      }, runWithin(opts.timeout));
       report(1);
       if (opts.json) process.stdout.write(`${JSON.stringify({ event: 'done', total })}\n`);
       else if (tty) process.stderr.write('\n');
@@ -224,10 +234,11 @@ export function register(program: Command): void {
     .argument('<file>')
     .option('-f, --format <fmt>', FORMAT_HELP)
     .option('--json', 'print qemu-img\'s JSON report')
-    .action(async (file: string, opts: { format?: string; json?: boolean }) => {
+    .addOption(timeoutOption(TIMEOUT_HELP))
+    .action(async (file: string, opts: { format?: string; json?: boolean; timeout?: number }) => {
       const format = formatFor(file, opts.format);
       await withImage(file, format, async () => undefined);
-      const result = await checkImage(file, format);
+      const result = await checkImage(file, format, runWithin(opts.timeout));
       if (opts.json) process.stdout.write(`${JSON.stringify(result.report, null, 2)}\n`);
       if (result.corruptions > 0) {
         throw new VirtkitError('image.corrupt', `${file}: ${result.corruptions} corruption(s), ${result.leaks} leaked cluster(s)`,
@@ -246,8 +257,9 @@ export function register(program: Command): void {
     .argument('<size>', 'new size (10G), or a change (+1G, -512M)')
     .option('-f, --format <fmt>', FORMAT_HELP)
     .option('--shrink', 'allow making the image smaller (data past the new end is lost)')
+    .addOption(timeoutOption(TIMEOUT_HELP))
     .allowUnknownOption(false)
-    .action(async (file: string, size: string, opts: { format?: string; shrink?: boolean }) => {
+    .action(async (file: string, size: string, opts: { format?: string; shrink?: boolean; timeout?: number }) => {
       const format = formatFor(file, opts.format);
       const current = await withImage(file, format, async (image) => image.size);
       const m = /^([+-]?)(.*)$/.exec(size)!;
@@ -257,7 +269,7 @@ export function register(program: Command): void {
       if (target < current && !opts.shrink) {
         throw new VirtkitError('argument.invalid', `the new size ${formatBytes(target)} is smaller than ${formatBytes(current)}: pass --shrink to lose the data past it`, { field: 'size' });
       }
-      await resizeImage(file, format, target, { shrink: target < current });
+      await resizeImage(file, format, target, { shrink: target < current }, runWithin(opts.timeout));
       process.stdout.write(`${file}: ${formatBytes(current)} -> ${formatBytes(target)}\n`);
     });
 
@@ -268,12 +280,13 @@ export function register(program: Command): void {
     .option('-f, --format <fmt>', `format of <a> (${FORMAT_HELP})`)
     .option('-F, --second-format <fmt>', 'format of <b>')
     .option('-s, --strict', 'images of different sizes differ (by default the larger one\'s tail must read as zeros)')
-    .action(async (a: string, b: string, opts: { format?: string; secondFormat?: string; strict?: boolean }) => {
+    .addOption(timeoutOption(TIMEOUT_HELP))
+    .action(async (a: string, b: string, opts: { format?: string; secondFormat?: string; strict?: boolean; timeout?: number }) => {
       const aFormat = formatFor(a, opts.format);
       const bFormat = formatFor(b, opts.secondFormat, '-F');
       await withImage(a, aFormat, async () => undefined);
       await withImage(b, bFormat, async () => undefined);
-      const res = await compareImages(a, aFormat, b, bFormat, { strict: opts.strict === true });
+      const res = await compareImages(a, aFormat, b, bFormat, { strict: opts.strict === true }, runWithin(opts.timeout));
       process.stdout.write(`${res.message}\n`);
       if (!res.identical) process.exitCode = 1;
     });
