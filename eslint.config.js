@@ -2,6 +2,7 @@
 // layers apart (no child_process under the pure command builder, no floating promises).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import layers from './eslint-rules/layers.js';
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'test/fixtures/**', 'test/.cache/**'] },
@@ -28,5 +29,11 @@ export default tseslint.config(
         { object: 'process', property: 'env', message: 'argv building must not read the environment' },
         { object: 'Date', property: 'now', message: 'argv building must not read the clock' }],
     },
+  },
+  {
+    // Layer order and faces (docs/contributing.md#layers), and where processes may be started.
+    files: ['src/**/*.ts'],
+    plugins: { virtkit: layers },
+    rules: { 'virtkit/layers': ['error', { srcDir: `${import.meta.dirname}/src`, rootDir: import.meta.dirname }] },
   },
 );

@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readInto } from '../src/storage/block-device.js';
+import { readInto } from '../src/storage/block/index.js';
 import { openImage } from '../src/storage/image/index.js';
 import { median, ratioLine, timeMs } from './stats.js';
 

@@ -4,8 +4,8 @@
  * (src/api/error-meanings.ts). `error-table.test.ts` fails when the page is stale;
  * `VIRTKIT_REGENERATE=1 npx vitest run src/cli/error-table.test.ts` rewrites it.
  */
-import { ErrorMeanings } from '../api/error-meanings.js';
-import { HttpStatus } from '../api/http-status.js';
+import { ErrorMeanings } from '../api/index.js';
+import { HttpStatus } from '../api/index.js';
 import { ErrorCodes } from '../util/errors.js';
 import { ExitCodeOf } from './exit-codes.js';
 

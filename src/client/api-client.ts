@@ -3,12 +3,12 @@
  * browser entry (fetch) both extend this and supply `call`, which the method table drives.
  * Platform-free.
  */
-import type { MethodName } from '../api/methods.js';
+import type { MethodName } from '../api/index.js';
 import type {
   DaemonInfo, DefinitionFormat, DefinitionText, DomainInfo, DomainList, DomainStateInfo, DomainSummary,
   HostShutdownResult, MonitorBody, ShutdownResult,
-} from '../api/schemas.js';
-import type { PoolDefineBody, PoolInfo, PoolList, VolumeCreateBody, VolumeInfo, VolumeList } from '../api/pools.js';
+} from '../api/index.js';
+import type { PoolDefineBody, PoolInfo, PoolList, VolumeCreateBody, VolumeInfo, VolumeList } from '../api/index.js';
 import type { MethodInput, MethodResult } from './protocol.js';
 
 export abstract class ApiClient {

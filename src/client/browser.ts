@@ -13,8 +13,8 @@
  * `fetch` and `WebSocket` default to the globals; pass others (Node 20 has no global
  * WebSocket: `ws`'s fits) as options.
  */
-import type { MethodName } from '../api/methods.js';
-import type { DomainEvent } from '../api/schemas.js';
+import type { MethodName } from '../api/index.js';
+import type { DomainEvent } from '../api/index.js';
 import { VirtkitError, isVirtkitError } from '../util/errors.js';
 import { ApiClient } from './api-client.js';
 import { followEventStream, type EventsOptions, type OpenedSocket } from './events.js';
@@ -22,8 +22,8 @@ import { consolePath, decodeReply, errorFromBody, requestFor, type ConsoleMode, 
 import { closeSocket, readMessages, whenOpen, type CloseInfo, type WebSocketFactory } from './websocket.js';
 
 export { VirtkitError, isVirtkitError };
-export type * from '../api/schemas.js';
-export type * from '../api/pools.js';
+export type * from '../api/index.js';
+export type * from '../api/index.js';
 export type { EventsOptions } from './events.js';
 export type { ConsoleMode, MethodInput, MethodResult } from './protocol.js';
 export type { CloseInfo, WebSocketFactory, WebSocketLike } from './websocket.js';

@@ -4,8 +4,8 @@
  * behind, the iterator reconnects and resumes after the last event it yielded, so nothing
  * is missed and nothing is repeated.
  */
-import { StreamCloseCodes } from '../api/methods.js';
-import type { DomainEvent } from '../api/schemas.js';
+import { StreamCloseCodes } from '../api/index.js';
+import type { DomainEvent } from '../api/index.js';
 import { isVirtkitError } from '../util/errors.js';
 import { decodeEventMessage, eventsPath } from './protocol.js';
 import { closeSocket, type CloseInfo, type WebSocketLike } from './websocket.js';

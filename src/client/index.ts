@@ -12,10 +12,10 @@
 import * as os from 'node:os';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { createWebSocketStream } from 'ws';
-import { StreamPaths, type MethodName } from '../api/methods.js';
-import { managerDirs } from '../api/paths.js';
-import type { DomainEvent, SnoopRecord } from '../api/schemas.js';
-import type { VolumeInfo } from '../api/pools.js';
+import { StreamPaths, type MethodName } from '../api/index.js';
+import { managerDirs } from '../api/index.js';
+import type { DomainEvent, SnoopRecord } from '../api/index.js';
+import type { VolumeInfo } from '../api/index.js';
 import { VirtkitError, isVirtkitError } from '../util/errors.js';
 import { ApiClient } from './api-client.js';
 import { followEventStream, type EventsOptions } from './events.js';
@@ -25,8 +25,8 @@ import { downloadVolume, uploadVolume, type ProgressCallback } from './volumes.j
 import { Transport } from './transport.js';
 
 export { VirtkitError, isVirtkitError };
-export type * from '../api/schemas.js';
-export type * from '../api/pools.js';
+export type * from '../api/index.js';
+export type * from '../api/index.js';
 export type { ProgressCallback } from './volumes.js';
 export type { EventsOptions } from './events.js';
 export type { ConsoleMode, MethodInput, MethodResult } from './protocol.js';

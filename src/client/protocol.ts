@@ -5,9 +5,9 @@
  * the event WebSocket.
  */
 import type { Static } from '@sinclair/typebox';
-import { codeForStatus } from '../api/http-status.js';
-import { Methods, StreamPaths, routePath, type MethodName, type MethodSpec } from '../api/methods.js';
-import type { DomainEvent } from '../api/schemas.js';
+import { codeForStatus } from '../api/index.js';
+import { Methods, StreamPaths, routePath, type MethodName, type MethodSpec } from '../api/index.js';
+import type { DomainEvent } from '../api/index.js';
 import { ErrorCodes, VirtkitError, type ErrorCode } from '../util/errors.js';
 
 type Spec<M extends MethodName> = (typeof Methods)[M];

@@ -5,8 +5,8 @@
 import * as http from 'node:http';
 import { Transform, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { routePath } from '../api/methods.js';
-import { VolumeContentPath, type VolumeInfo } from '../api/pools.js';
+import { routePath } from '../api/index.js';
+import { VolumeContentPath, type VolumeInfo } from '../api/index.js';
 import { VirtkitError } from '../util/errors.js';
 import { errorFromBody } from './protocol.js';
 

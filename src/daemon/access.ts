@@ -6,8 +6,8 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { Socket } from 'node:net';
-import { AccessClasses, StreamSpecs, type AccessClass, type StreamName } from '../api/access.js';
-import type { DefineBody } from '../api/schemas.js';
+import { AccessClasses, StreamSpecs, type AccessClass, type StreamName } from '../api/index.js';
+import type { DefineBody } from '../api/index.js';
 import { parseDefinition } from '../conf/index.js';
 import type { Origin } from '../store/index.js';
 import { VirtkitError, isVirtkitError } from '../util/errors.js';

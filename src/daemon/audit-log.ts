@@ -6,7 +6,7 @@
  * call it was running. Rotation is left to the host (logrotate copytruncate works).
  */
 import { closeSync, fchmodSync, openSync, writeSync } from 'node:fs';
-import type { AccessClass } from '../api/access.js';
+import type { AccessClass } from '../api/index.js';
 
 export interface AuditRecord {
   /** ISO 8601, UTC. */

@@ -13,7 +13,7 @@
  *   /event                      one write per domain event (see event-log.ts)
  */
 import { isDeepStrictEqual } from 'node:util';
-import type { DomainState, StopReason } from '../api/schemas.js';
+import type { DomainState, StopReason } from '../api/index.js';
 import type { DomainDefinition } from '../conf/index.js';
 import type { StoreReader, StoreWriter } from '../store/index.js';
 import { VirtkitError } from '../util/errors.js';

@@ -9,7 +9,7 @@
  * connection, later another host of an etcd cluster) reaches followers the same way, in
  * revision order.
  */
-import type { DomainEvent, EventType } from '../api/schemas.js';
+import type { DomainEvent, EventType } from '../api/index.js';
 import type { Disposer, Store, StoreChange, Transaction } from '../store/index.js';
 
 export const EventPath = '/event';

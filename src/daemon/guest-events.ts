@@ -15,8 +15,8 @@
  * and every other end of QEMU arrive as `exited` (recorded as `stopped`), `started` is
  * recorded by start().
  */
-import type { EventType } from '../api/schemas.js';
-import type { LifecycleEvent } from '../qemu/driver/types.js';
+import type { EventType } from '../api/index.js';
+import type { LifecycleEvent } from '../qemu/index.js';
 
 export interface RecordedChange {
   event: EventType;

@@ -16,9 +16,9 @@ import YAML from 'yaml';
 import type {
   DefineBody, DomainInfo, DomainStateInfo, DomainSummary, EventType, HostShutdownResult, MonitorBody, ShutdownResult,
   StopReason,
-} from '../api/schemas.js';
+} from '../api/index.js';
 import { formatDefinition, parseDefinition, validateDefinition, type DomainDefinition } from '../conf/index.js';
-import type { DomainDriver, ExitInfo, GuestHandle, LifecycleEvent } from '../qemu/driver/types.js';
+import type { DomainDriver, ExitInfo, GuestHandle, LifecycleEvent } from '../qemu/index.js';
 import { withRetry, type Origin, type Store, type Transaction } from '../store/index.js';
 import { VirtkitError, errorMessage } from '../util/errors.js';
 import { crashPoint, crashPointSoon } from './crash-points.js';

@@ -8,11 +8,11 @@
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { PoolMethods, VolumeContentPath, VolumeParams as VolumeParamsSchema } from '../api/pools.js';
+import { PoolMethods, VolumeContentPath, VolumeParams as VolumeParamsSchema } from '../api/index.js';
 import type {
   PoolDefineBody, PoolInfo, PoolListQuery, PoolSummary, VolumeCloneBody, VolumeCreateBody, VolumeInfo, VolumeParams,
   VolumeResizeBody,
-} from '../api/pools.js';
+} from '../api/index.js';
 import type { DomainDefinition } from '../conf/index.js';
 import {
   checkPoolDefinition, checkVolumeName, DirPool, listPoolNames, parseVolumeRef, readPoolDefinition, removePoolDefinition,

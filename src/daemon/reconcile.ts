@@ -7,7 +7,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
-import type { GuestHandle } from '../qemu/driver/types.js';
+import type { GuestHandle } from '../qemu/index.js';
 import type { Store } from '../store/index.js';
 import { errorMessage } from '../util/errors.js';
 import { isActive, listDomainNames, readDomain } from './domain-records.js';

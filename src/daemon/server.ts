@@ -4,17 +4,18 @@
  * from `streams.ts`. Knows nothing of QEMU: it calls the manager.
  */
 import type { Socket } from 'node:net';
+import type { Static } from '@sinclair/typebox';
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type onRequestHookHandler } from 'fastify';
-import type { AccessClass, StreamName } from '../api/access.js';
-import { Methods, type MethodName, type MethodSpec } from '../api/methods.js';
-import { VolumeContentPath } from '../api/pools.js';
-import { assertStateAllowed, isStatefulMethod } from '../api/preconditions.js';
-import { buildOpenApi, ApiVersion } from '../api/openapi.js';
-import { httpStatusOf } from '../api/http-status.js';
+import type { AccessClass, StreamName } from '../api/index.js';
+import { Methods, type MethodName, type MethodSpec } from '../api/index.js';
+import { VolumeContentPath } from '../api/index.js';
+import { assertStateAllowed, isStatefulMethod } from '../api/index.js';
+import { buildOpenApi, ApiVersion } from '../api/index.js';
+import { httpStatusOf } from '../api/index.js';
 import type {
   AutostartBody, DaemonInfo, DefineBody, DefinitionQuery, HostShutdownBody, ListQuery, MonitorBody,
   ShutdownBody, StartBody, UndefineQuery,
-} from '../api/schemas.js';
+} from '../api/index.js';
 import type { Origin, Store } from '../store/index.js';
 import { errorMessage, isVirtkitError } from '../util/errors.js';
 import { AccessControl, accessClassesOf, definitionAccess, originOf, type Caller } from './access.js';
@@ -67,25 +68,41 @@ function accessNeeded(method: MethodName, spec: MethodSpec, req: FastifyRequest,
 
 type Handler = (req: FastifyRequest, origin: Origin) => Promise<unknown>;
 
-function handlers(m: Manager, info: () => DaemonInfo, pools: PoolService): Record<MethodName, Handler> {
+type ResultOf<M extends MethodName> = Static<(typeof Methods)[M]['result']>;
+type VerbOf<M extends string> = M extends `domain.${infer V}` ? V : never;
+
+/**
+ * The methods the daemon binds by their name alone: `domain.<verb>` taking nothing but the
+ * domain's name (no query, no body) whose manager method is `<verb>(origin, name)` returning
+ * the method's result (or nothing, answered `{ ok: true }`). Adding such a verb needs no line
+ * here; any other method fails to compile until `handlers()` binds it.
+ */
+type BoundByName = {
+  [M in MethodName]: (typeof Methods)[M] extends { body: unknown } | { query: unknown } ? never
+    : [VerbOf<M>] extends [never] ? never
+    : VerbOf<M> extends keyof Manager
+      ? Manager[VerbOf<M>] extends (origin: Origin, name: string) => Promise<ResultOf<M> | void> ? M : never
+      : never
+}[MethodName];
+
+function boundByName(m: Manager, method: MethodName): Handler {
+  const verb = method.slice('domain.'.length);
+  const methods = m as unknown as Record<string, ((origin: Origin, name: string) => Promise<unknown>) | undefined>;
+  return async (req, o) => (await methods[verb]!.call(m, o, (req.params as { name: string }).name)) ?? { ok: true };
+}
+
+function handlers(m: Manager, info: () => DaemonInfo, pools: PoolService): Record<Exclude<MethodName, BoundByName>, Handler> {
   const name = (req: FastifyRequest): string => (req.params as { name: string }).name;
   return {
     'daemon.info': async () => info(),
     'domain.list': async (req, o) => ({ domains: await m.list(o, (req.query as ListQuery).all === true) }),
     'domain.define': (req, o) => m.define(o, req.body as DefineBody),
-    'domain.info': (req, o) => m.info(o, name(req)),
-    'domain.state': (req, o) => m.state(o, name(req)),
     'domain.undefine': async (req, o) => {
       await m.undefine(o, name(req), (req.query as UndefineQuery).force === true);
       return { ok: true };
     },
     'domain.start': (req, o) => m.start(o, name(req), req.body as StartBody),
     'domain.shutdown': (req, o) => m.shutdown(o, name(req), (req.body as ShutdownBody).timeout),
-    'domain.destroy': (req, o) => m.destroy(o, name(req)),
-    'domain.reboot': async (req, o) => { await m.reboot(o, name(req)); return { ok: true }; },
-    'domain.reset': async (req, o) => { await m.reset(o, name(req)); return { ok: true }; },
-    'domain.suspend': (req, o) => m.suspend(o, name(req)),
-    'domain.resume': (req, o) => m.resume(o, name(req)),
     'domain.setAutostart': (req, o) => m.setAutostart(o, name(req), (req.body as AutostartBody).enabled),
     'domain.getDefinition': async (req, o) => {
       const query = req.query as DefinitionQuery;
@@ -159,9 +176,9 @@ export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promi
     void reply.status(404).send({ error: { code: 'request.invalid', message: `no such endpoint: ${req.method} ${req.url}` } });
   });
 
-  const table = handlers(opts.manager, opts.info, opts.pools);
+  const table: Partial<Record<MethodName, Handler>> = handlers(opts.manager, opts.info, opts.pools);
   for (const [method, spec] of Object.entries(Methods) as [MethodName, MethodSpec][]) {
-    const handler = table[method];
+    const handler = table[method] ?? boundByName(opts.manager, method);
     const stateful = isStatefulMethod(method);
     app.route({
       method: spec.http,

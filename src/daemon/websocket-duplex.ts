@@ -10,7 +10,7 @@
  */
 import { Duplex } from 'node:stream';
 import { WebSocket, type RawData } from 'ws';
-import { StreamCloseCodes } from '../api/methods.js';
+import { StreamCloseCodes } from '../api/index.js';
 
 /** What one stream may keep waiting for a reader before it is dropped. */
 export const DefaultMaxBufferedBytes = 1024 * 1024;

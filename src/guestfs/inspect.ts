@@ -3,7 +3,7 @@
  * system root and a /boot hold (os-release, hostname, architecture from an ELF header,
  * kernels, initrds, bootloader configuration), read without mounting anything.
  */
-import type { BlockDevice } from '../storage/block-device.js';
+import type { BlockDevice } from '../storage/block/index.js';
 import { isVirtkitError } from '../util/errors.js';
 import { detectFilesystem, type Filesystem, type FilesystemInfo } from './fs/index.js';
 import { dataPartitions, openPartition, type Partition, type PartitionTable } from './partition/index.js';

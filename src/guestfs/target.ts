@@ -5,7 +5,7 @@
  * and the chosen filesystem.
  */
 import { access } from 'node:fs/promises';
-import type { BlockDevice } from '../storage/block-device.js';
+import type { BlockDevice } from '../storage/block/index.js';
 import { chooseImageFormat, openImage } from '../storage/image/index.js';
 import { VirtkitError } from '../util/errors.js';
 import { detectFilesystem, openFilesystem, type Filesystem } from './fs/index.js';

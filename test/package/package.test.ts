@@ -53,16 +53,18 @@ describe('the packed npm package', () => {
     }
   });
 
-  it('imports as virtkit and virtkit/client from outside the repository', async () => {
+  it('imports as virtkit, virtkit/client and virtkit/client/browser from outside the repository', async () => {
     const script = `
       const main = await import('virtkit');
       const client = await import('virtkit/client');
-      console.log(JSON.stringify({ main: Object.keys(main), client: Object.keys(client),
+      const browser = await import('virtkit/client/browser');
+      console.log(JSON.stringify({ main: Object.keys(main), client: Object.keys(client), browser: Object.keys(browser),
         valid: main.validateDefinition({ name: 'p', memory: '64MiB' }).name }));`;
     const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: work });
-    const out = JSON.parse(stdout) as { main: string[]; client: string[]; valid: string };
+    const out = JSON.parse(stdout) as { main: string[]; client: string[]; browser: string[]; valid: string };
     expect(out.main).toEqual(expect.arrayContaining(['connect', 'validateDefinition', 'parseDefinition', 'VirtkitError', 'ErrorCodes']));
     expect(out.client).toEqual(expect.arrayContaining(['connect', 'VirtkitClient', 'VirtkitError']));
+    expect(out.browser).toEqual(expect.arrayContaining(['BrowserClient']));
     expect(out.valid).toBe('p');
   });
 

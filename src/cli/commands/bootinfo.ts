@@ -5,9 +5,9 @@
  */
 import type { Command } from 'commander';
 import { candidatePaths, findBootEntries, type BootEntry, type BootInfo, type FileLocation } from '../../guestfs/boot/index.js';
-import { openDisk, resolveTarget } from '../../guestfs/target.js';
+import { openDisk, resolveTarget } from '../../guestfs/index.js';
 import { addGuestTargetOptions, guestTargetOptions, type GuestTargetOptions } from './guest-disk.js';
-import type { BlockDevice } from '../../storage/block-device.js';
+import type { BlockDevice } from '../../storage/block/index.js';
 import { VirtkitError } from '../../util/errors.js';
 
 /** Only for a better error message: the format itself is never taken from content. */

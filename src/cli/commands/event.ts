@@ -4,7 +4,7 @@
  * the stream reconnects by itself when the daemon restarts.
  */
 import type { Command } from 'commander';
-import type { DomainEvent } from '../../api/schemas.js';
+import type { DomainEvent } from '../../api/index.js';
 import { VirtkitError } from '../../util/errors.js';
 import { timeoutOption, wholeNumberOption } from '../options.js';
 import { withClient, withConnect, type ConnectOpts } from './connect.js';

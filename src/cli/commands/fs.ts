@@ -9,10 +9,10 @@ import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import type { FileStat, FileType, Filesystem } from '../../guestfs/fs/index.js';
-import { compileGlob } from '../../guestfs/glob.js';
-import { openTargetFilesystem } from '../../guestfs/target.js';
+import { compileGlob } from '../../guestfs/index.js';
+import { openTargetFilesystem } from '../../guestfs/index.js';
 import { addGuestTargetOptions, guestTargetOptions, type GuestTargetOptions } from './guest-disk.js';
-import { walkTree } from '../../guestfs/walk.js';
+import { walkTree } from '../../guestfs/index.js';
 import { VirtkitError } from '../../util/errors.js';
 
 const TARGET_HELP = 'image file, or FILE:N for partition N';

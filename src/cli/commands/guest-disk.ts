@@ -5,7 +5,7 @@
  * format comes from the definition, never from the image's content.
  */
 import type { Command } from 'commander';
-import type { GuestDiskResolver, TargetOptions } from '../../guestfs/target.js';
+import type { GuestDiskResolver, TargetOptions } from '../../guestfs/index.js';
 import { VirtkitError, isVirtkitError } from '../../util/errors.js';
 import { wholeNumberOption } from '../options.js';
 import type { ConnectOpts } from './connect.js';

@@ -4,8 +4,8 @@
  * bootloader configuration, read from the image without mounting it or booting anything.
  */
 import type { Command } from 'commander';
-import { inspectDisk, type InspectionReport } from '../../guestfs/inspect.js';
-import { openDisk, resolveTarget } from '../../guestfs/target.js';
+import { inspectDisk, type InspectionReport } from '../../guestfs/index.js';
+import { openDisk, resolveTarget } from '../../guestfs/index.js';
 import { addGuestTargetOptions, guestTargetOptions, type GuestTargetOptions } from './guest-disk.js';
 
 function formatReport(r: InspectionReport): string {

@@ -3,7 +3,7 @@
  * raw monitor access. The domain is marked tainted: virtkit no longer vouches for its state.
  */
 import type { Command } from 'commander';
-import type { MonitorBody } from '../../api/schemas.js';
+import type { MonitorBody } from '../../api/index.js';
 import { VirtkitError } from '../../util/errors.js';
 import { printJson, withClient, withConnect, type ConnectOpts } from './connect.js';
 

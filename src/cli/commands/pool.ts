@@ -1,7 +1,7 @@
 /** Pool verbs (virsh names): pool-define-as, pool-list, pool-info, pool-refresh, pool-undefine. */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import type { PoolInfo } from '../../api/pools.js';
+import type { PoolInfo } from '../../api/index.js';
 import { VirtkitError } from '../../util/errors.js';
 import { formatBytes } from './img.js';
 import { printJson, printTable, withClient, withConnect, type ConnectOpts } from './connect.js';

@@ -3,7 +3,7 @@
  * xenstore-snoop: client pid, transaction id or '-', operation, path, value, result.
  */
 import type { Command } from 'commander';
-import type { SnoopRecord } from '../../api/schemas.js';
+import type { SnoopRecord } from '../../api/index.js';
 import { withClient, withConnect, type ConnectOpts } from './connect.js';
 
 export function formatSnoop(r: SnoopRecord): string {

@@ -6,7 +6,7 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { stat, unlink } from 'node:fs/promises';
 import type { Command } from 'commander';
-import type { VolumeInfo } from '../../api/pools.js';
+import type { VolumeInfo } from '../../api/index.js';
 import { VirtkitError } from '../../util/errors.js';
 import { formatBytes, parseImageSize } from './img.js';
 import { printJson, printTable, withClient, withConnect, type ConnectOpts } from './connect.js';

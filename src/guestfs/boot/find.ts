@@ -5,7 +5,7 @@
  * boot is marked. Which menu boots: the first with a kernel-loading entry, GRUB before BLS
  * before extlinux, partitions in order (pygrub's preference as well).
  */
-import { SliceBlockDevice, type BlockDevice } from '../../storage/block-device.js';
+import { SliceBlockDevice, type BlockDevice } from '../../storage/block/index.js';
 import { isVirtkitError, VirtkitError } from '../../util/errors.js';
 import { detectFilesystem, type Filesystem } from '../fs/index.js';
 import { dataPartitions, openPartition, readPartitionTable, type PartitionTable } from '../partition/index.js';

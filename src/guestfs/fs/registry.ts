@@ -3,7 +3,7 @@
  * bytes) and an opener; `openFilesystem` tries them in registration order. ISO 9660 and FAT
  * readers add themselves to `builtinFilesystems` in index.ts.
  */
-import type { BlockDevice } from '../../storage/block-device.js';
+import type { BlockDevice } from '../../storage/block/index.js';
 import { VirtkitError } from '../../util/errors.js';
 import type { Filesystem } from './types.js';
 

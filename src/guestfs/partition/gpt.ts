@@ -6,7 +6,7 @@
  * corrupt.
  */
 import { crc32 } from 'node:zlib';
-import type { BlockDevice } from '../../storage/block-device.js';
+import type { BlockDevice } from '../../storage/block/index.js';
 import { ByteView, corrupt, formatGuid } from '../bytes.js';
 import type { Partition } from './types.js';
 

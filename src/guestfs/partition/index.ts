@@ -2,7 +2,7 @@
  * Partition tables: `readPartitionTable(dev)` finds GPT, MBR or none (a filesystem on the
  * whole disk), and `openPartition` gives one partition as a BlockDevice.
  */
-import { SliceBlockDevice, type BlockDevice } from '../../storage/block-device.js';
+import { SliceBlockDevice, type BlockDevice } from '../../storage/block/index.js';
 import { VirtkitError } from '../../util/errors.js';
 import { findGptSectorSize, readGpt } from './gpt.js';
 import { hasBootSignature, isProtectiveMbr, looksLikeMbr, mbrDiskId, readMbr } from './mbr.js';

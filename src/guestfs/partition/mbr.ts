@@ -3,7 +3,7 @@
  * extended boot records (EBRs) for logical partitions inside one extended partition. The
  * chain is untrusted: loops and runaway chains end with a typed error.
  */
-import type { BlockDevice } from '../../storage/block-device.js';
+import type { BlockDevice } from '../../storage/block/index.js';
 import { ByteView, corrupt } from '../bytes.js';
 import type { Partition } from './types.js';
 

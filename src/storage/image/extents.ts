@@ -1,5 +1,5 @@
 /** Building allocation maps, shared by the drivers. */
-import type { BlockExtent } from '../block-device.js';
+import type { BlockExtent } from '../block/index.js';
 import type { MapExtent } from './types.js';
 
 /** Append `e` to `out`, merging it into the last extent when both describe one contiguous run. */

@@ -7,7 +7,7 @@
 import { dirname, isAbsolute, join } from 'node:path';
 import { constants as zlibConstants, inflateRawSync } from 'node:zlib';
 import { VirtkitError } from '../../util/errors.js';
-import { checkRange, readInto, type BlockExtent } from '../block-device.js';
+import { checkRange, readInto, type BlockExtent } from '../block/index.js';
 import { pushMapExtent, toBlockExtents } from './extents.js';
 import type { ByteSource } from './byte-source.js';
 import { LruCache } from './lru-cache.js';

@@ -1,4 +1,4 @@
-import { checkRange, type BlockExtent } from '../block-device.js';
+import { checkRange, type BlockExtent } from '../block/index.js';
 import { toBlockExtents } from './extents.js';
 import type { ByteSource } from './byte-source.js';
 import { HostFile } from './host-file.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readInto, SliceBlockDevice, type BlockDevice } from '../block-device.js';
+import { readInto, SliceBlockDevice, type BlockDevice } from '../block/index.js';
 import { isVirtkitError } from '../../util/errors.js';
 import { MemorySource } from './byte-source.js';
 import { RawImage } from './raw.js';

@@ -1,5 +1,5 @@
 /** What every image driver exposes beyond the plain BlockDevice: its chain, allocation map and header facts. */
-import type { BlockDevice } from '../block-device.js';
+import type { BlockDevice } from '../block/index.js';
 
 export const ImageFormats = ['raw', 'qcow2', 'vmdk', 'vdi'] as const;
 export type ImageFormat = (typeof ImageFormats)[number];

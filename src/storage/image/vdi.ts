@@ -4,7 +4,7 @@
  * parent UUID) and block "extra" data are refused, as QEMU refuses them.
  */
 import { VirtkitError } from '../../util/errors.js';
-import { checkRange, type BlockExtent } from '../block-device.js';
+import { checkRange, type BlockExtent } from '../block/index.js';
 import type { ByteSource } from './byte-source.js';
 import { pushMapExtent, toBlockExtents } from './extents.js';
 import type { Image, ImageInfo, MapExtent } from './types.js';

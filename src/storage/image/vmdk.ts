@@ -6,7 +6,7 @@
  */
 import { dirname, isAbsolute, join } from 'node:path';
 import { VirtkitError } from '../../util/errors.js';
-import { checkRange, type BlockExtent } from '../block-device.js';
+import { checkRange, type BlockExtent } from '../block/index.js';
 import type { ByteSource } from './byte-source.js';
 import { pushMapExtent, toBlockExtents } from './extents.js';
 import type { Image, ImageInfo, MapExtent, VmdkSpecific } from './types.js';

@@ -1,4 +1,4 @@
-import type { BlockDevice } from '../block-device.js';
+import type { BlockDevice } from '../block/index.js';
 import type { BlockWriter } from './snapshot-overlay.js';
 
 /** What one NBD server offers: a single named export of one device. */

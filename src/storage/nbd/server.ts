@@ -1,7 +1,7 @@
 import { lstat, unlink } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { isVirtkitError, VirtkitError } from '../../util/errors.js';
-import type { BlockDevice } from '../block-device.js';
+import type { BlockDevice } from '../block/index.js';
 import { serveConnection } from './connection.js';
 import type { NbdExport } from './export.js';
 import { SnapshotOverlay } from './snapshot-overlay.js';

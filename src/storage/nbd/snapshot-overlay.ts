@@ -1,7 +1,7 @@
 import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkRange, readInto, type BlockDevice, type BlockExtent } from '../block-device.js';
+import { checkRange, readInto, type BlockDevice, type BlockExtent } from '../block/index.js';
 
 /** The write side of an export: only a snapshot overlay has one, the image itself never does. */
 export interface BlockWriter {

@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { isVirtkitError, VirtkitError } from '../../util/errors.js';
-import { readInto, type BlockExtent } from '../block-device.js';
+import { readInto, type BlockExtent } from '../block/index.js';
 import { BufferPool } from './buffer-pool.js';
 import { EndOfStream, type ByteReader } from './byte-reader.js';
 import { MAX_REQUEST_PAYLOAD, type NbdExport } from './export.js';

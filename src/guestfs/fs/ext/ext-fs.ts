@@ -3,7 +3,7 @@
  * file data through extents or indirect blocks, inline data, symlinks. Read-only; the
  * journal is never replayed. Metadata caches are bounded LRUs.
  */
-import type { BlockDevice } from '../../../storage/block-device.js';
+import type { BlockDevice } from '../../../storage/block/index.js';
 import { VirtkitError } from '../../../util/errors.js';
 import { ByteView, corrupt } from '../../bytes.js';
 import { LruCache } from '../../lru.js';

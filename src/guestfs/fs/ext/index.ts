@@ -1,5 +1,5 @@
 /** The ext2/3/4 reader, registered with the filesystem detection registry. */
-import type { BlockDevice } from '../../../storage/block-device.js';
+import type { BlockDevice } from '../../../storage/block/index.js';
 import { PathFilesystem } from '../path.js';
 import type { FilesystemType } from '../registry.js';
 import { ExtDriver } from './ext-fs.js';

@@ -6,7 +6,7 @@
  * aliases, as Windows and Linux vfat do. Directory listings and cluster chains are cached in
  * bounded LRUs.
  */
-import type { BlockDevice } from '../../../storage/block-device.js';
+import type { BlockDevice } from '../../../storage/block/index.js';
 import { VirtkitError } from '../../../util/errors.js';
 import { ByteView, corrupt } from '../../bytes.js';
 import { LruCache } from '../../lru.js';

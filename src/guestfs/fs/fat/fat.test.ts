@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import type { BlockDevice } from '../../../storage/block-device.js';
+import type { BlockDevice } from '../../../storage/block/index.js';
 import { ByteView } from '../../bytes.js';
 import { formatSerial, looksLikeFat, parseBootSector } from './boot-sector.js';
 import { fatTime, parseDirectory, shortNameChecksum, type FatDirEntry } from './directory.js';

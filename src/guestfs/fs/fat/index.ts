@@ -1,5 +1,5 @@
 /** The FAT12/16/32 (VFAT) reader, registered with the filesystem detection registry. */
-import type { BlockDevice } from '../../../storage/block-device.js';
+import type { BlockDevice } from '../../../storage/block/index.js';
 import { PathFilesystem } from '../path.js';
 import type { FilesystemType } from '../registry.js';
 import { BOOT_SECTOR_SIZE, looksLikeFat } from './boot-sector.js';

@@ -3,7 +3,7 @@
  * bounds. A chain may not be longer than the clusters that exist (or than its caller's
  * limit): a longer one loops. Free, reserved, bad or out-of-range links are `fs.corrupt`.
  */
-import type { BlockDevice } from '../../../storage/block-device.js';
+import type { BlockDevice } from '../../../storage/block/index.js';
 import { corrupt } from '../../bytes.js';
 import { LruCache } from '../../lru.js';
 import type { BootSector } from './boot-sector.js';

@@ -1,5 +1,5 @@
 /** The ISO 9660 reader (Rock Ridge, Joliet), registered with the filesystem detection registry. */
-import type { BlockDevice } from '../../../storage/block-device.js';
+import type { BlockDevice } from '../../../storage/block/index.js';
 import { PathFilesystem } from '../path.js';
 import type { FilesystemType } from '../registry.js';
 import { DESCRIPTOR_AREA, DESCRIPTOR_SIZE, hasIsoSignature } from './descriptors.js';

@@ -6,7 +6,7 @@
  * lookups in plain and Joliet trees fall back to case-insensitive matching).
  * Listings are cached in a bounded LRU; every extent is checked against the device.
  */
-import type { BlockDevice } from '../../../storage/block-device.js';
+import type { BlockDevice } from '../../../storage/block/index.js';
 import { VirtkitError } from '../../../util/errors.js';
 import { ByteView, corrupt } from '../../bytes.js';
 import { LruCache } from '../../lru.js';

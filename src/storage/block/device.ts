@@ -3,7 +3,7 @@
  * disk as a BlockDevice; the filesystem readers and the NBD server read only through it,
  * so they work on any image format alike.
  */
-import { VirtkitError } from '../util/errors.js';
+import { VirtkitError } from '../../util/errors.js';
 
 /** One run of the allocation map: `length` bytes from `offset` that share a status. */
 export interface BlockExtent {

@@ -1,0 +1,2 @@
+/** storage/block/: the block device abstraction every image reader and filesystem reader stands on. */
+export * from './device.js';
