@@ -78,9 +78,9 @@ describe('the KVM verdict cache', () => {
   });
 
   it('lives in /run/virtkit for root; otherwise in the runtime dir, reading root\'s verdict first', () => {
-    vi.spyOn(process, 'geteuid').mockReturnValue(0);
+    vi.spyOn(process as { geteuid: () => number }, 'geteuid').mockReturnValue(0);
     expect(kvmVerdictLocation('/home/u/.cache/virtkit')).toEqual({ read: ['/run/virtkit/kvm-verdict.json'], write: '/run/virtkit/kvm-verdict.json' });
-    vi.spyOn(process, 'geteuid').mockReturnValue(1000);
+    vi.spyOn(process as { geteuid: () => number }, 'geteuid').mockReturnValue(1000);
     vi.stubEnv('XDG_RUNTIME_DIR', '/run/user/1000');
     expect(kvmVerdictLocation('/home/u/.cache/virtkit')).toEqual({
       read: ['/run/virtkit/kvm-verdict.json', '/run/user/1000/virtkit/kvm-verdict.json'], write: '/run/user/1000/virtkit/kvm-verdict.json' });
