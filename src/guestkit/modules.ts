@@ -109,7 +109,8 @@ export async function resolveModules(versionDir: string, names: readonly string[
 
 function decompressWith(tool: string, path: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const child = spawn(tool, ['-d', '-c', path], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Bounded like every helper (docs/reliability.md): a module unpacks in well under a second.
+    const child = spawn(tool, ['-d', '-c', path], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000, killSignal: 'SIGKILL' });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (c: Buffer) => out.push(c));

@@ -69,7 +69,8 @@ export function hasPvhEntry(elf: Buffer): boolean {
 /** Runs a decompressor (xz, zstd) over `input`, collecting its output. */
 function decompressWithTool(tool: string, args: string[], input: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const child = spawn(tool, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    // Bounded like every helper (docs/reliability.md): a kernel unpacks in seconds.
+    const child = spawn(tool, args, { stdio: ['pipe', 'pipe', 'pipe'], timeout: 120_000, killSignal: 'SIGKILL' });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (c: Buffer) => out.push(c));
