@@ -20,12 +20,10 @@ import { guestPaths, testGuest, testGuestNoAcpi } from '../helpers/guests.js';
 import { scenarios, typeOnConsole, type Capability, type ScenarioContext } from '../scenarios/manager-scenarios.js';
 
 /**
- * What a guest kit guest can do. Not 'panic' yet: in the guest built here a kernel panic
- * (`echo c > /proc/sysrq-trigger`) reaches QEMU as a reset, not as GUEST_PANICKED (no pvpanic
- * driver bound in the guest), so the panic scenario runs on the fake only. ctx.panic below is
- * what it will type once the guest reports panics.
+ * What a guest kit guest can do: it loads pvpanic, so a kernel panic (`echo c >
+ * /proc/sysrq-trigger`) reaches QEMU as GUEST_PANICKED.
  */
-const Capabilities = new Set<Capability>();
+const Capabilities = new Set<Capability>(['panic']);
 
 const log = Fastify({ logger: false }).log;
 let dir: string;
