@@ -53,7 +53,7 @@ export const HttpStatus: Record<ErrorCode, number> = {
   'fs.too-large': 413,
   'partition.not-found': 404,
   'boot.no-entry': 422,
-  'boot.config-corrupt': 500,
+  'boot.config-corrupt': 422,
   'request.invalid': 400,
   'request.too-large': 413,
   'connection.failed': 502,

@@ -77,7 +77,7 @@ export const ExitCodeOf: Record<ErrorCode, ExitCode> = {
   'fs.too-large': E.failure,
   'partition.not-found': E.notFound,
   'boot.no-entry': E.failure,
-  'boot.config-corrupt': E.failure,
+  'boot.config-corrupt': E.corrupt,
   'request.invalid': E.invalidInput,
   'request.too-large': E.invalidInput,
   'connection.failed': E.connection,

@@ -37,6 +37,15 @@ export function visibleState(status: DomainStatus): DomainState {
   return status.state === 'starting' ? 'shutoff' : status.state;
 }
 
+/**
+ * The state a precondition is checked against: a domain still `starting` counts as running
+ * (what needs it shut off must wait for the start to end; what needs it running finds no
+ * guest to act on yet, and is refused as not running).
+ */
+export function preconditionState(status: DomainStatus): DomainState {
+  return status.state === 'starting' ? 'running' : status.state;
+}
+
 export function isActive(status: DomainStatus): boolean {
   return status.state === 'starting' || status.state === 'running' || status.state === 'paused';
 }

@@ -74,6 +74,35 @@ describe('define, undefine, edit', () => {
   });
 });
 
+describe('preconditions under the lock', () => {
+  async function refusal(p: Promise<unknown>): Promise<{ message: string; data: Record<string, unknown> }> {
+    try {
+      await p;
+    } catch (err) {
+      if (isVirtkitError(err, 'domain.invalid-state')) return { message: err.message, data: err.data };
+      throw err;
+    }
+    throw new Error('expected domain.invalid-state');
+  }
+
+  it('the manager refuses with the method table\'s one check: current state and allowed ones named', async () => {
+    await ctx.define('a');
+    expect(await refusal(ctx.manager.suspend(ctx.origin, 'a'))).toEqual({
+      message: 'cannot suspend "a": it is shut off (allowed: running)',
+      data: { name: 'a', method: 'domain.suspend', state: 'shutoff', allowed: ['running'] },
+    });
+    await ctx.manager.start(ctx.origin, 'a', { paused: true });
+    expect((await refusal(ctx.manager.start(ctx.origin, 'a'))).data).toMatchObject({ method: 'domain.start', state: 'paused', allowed: ['shutoff', 'crashed'] });
+    expect((await refusal(ctx.manager.suspend(ctx.origin, 'a'))).message).toBe('cannot suspend "a": it is paused (allowed: running)');
+    expect((await refusal(ctx.manager.reboot(ctx.origin, 'a'))).data).toMatchObject({ method: 'domain.reboot', state: 'paused' });
+    expect((await refusal(ctx.manager.undefine(ctx.origin, 'a', false))).data).toMatchObject({ method: 'domain.undefine', state: 'paused' });
+    await ctx.manager.resume(ctx.origin, 'a');
+    expect((await refusal(ctx.manager.resume(ctx.origin, 'a'))).data).toMatchObject({ method: 'domain.resume', state: 'running', allowed: ['paused'] });
+    await ctx.manager.destroy(ctx.origin, 'a');
+    expect((await refusal(ctx.manager.destroy(ctx.origin, 'a'))).data).toMatchObject({ method: 'domain.destroy', state: 'shutoff' });
+  });
+});
+
 describe('start', () => {
   it('a start QEMU refuses: shutoff (failed), a stopped event, no live definition, no guest', async () => {
     await ctx.define('a', { overrides: { disks: [{ source: join(ctx.dir, 'missing.img'), format: 'raw' }] } });

@@ -17,6 +17,7 @@ import type {
   DefineBody, DomainInfo, DomainStateInfo, DomainSummary, EventType, HostShutdownResult, MonitorBody, ShutdownResult,
   StopReason,
 } from '../api/index.js';
+import { assertStateAllowed, type StatefulMethod } from '../api/index.js';
 import { formatDefinition, parseDefinition, validateDefinition, type DomainDefinition } from '../conf/index.js';
 import type { DomainDriver, ExitInfo, GuestHandle, LifecycleEvent } from '../qemu/index.js';
 import { withRetry, type Origin, type Store, type Transaction } from '../store/index.js';
@@ -25,7 +26,7 @@ import { crashPoint, crashPointSoon } from './crash-points.js';
 import { ConsoleMux, readTail, ConsoleHistoryBytes } from './console-mux.js';
 import {
   BootIdPath, definitionDiffers, domainPath, isActive, listDomainNames, readDomain, removeLive, requireDomain, uuidPath,
-  visibleState, writeLive, writeNewDomain, writeStatus, type DomainRecord, type DomainStatus,
+  preconditionState, visibleState, writeLive, writeNewDomain, writeStatus, type DomainRecord, type DomainStatus,
 } from './domain-records.js';
 import { recordEvent } from './event-log.js';
 import { recordedChangeOf } from './guest-events.js';
@@ -175,16 +176,13 @@ export class Manager {
 
   async undefine(origin: Origin, name: string, force: boolean): Promise<void> {
     const rec = await requireDomain(this.store.as(origin), name);
-    if (isActive(rec.status)) {
-      if (!force) {
-        throw new VirtkitError('domain.invalid-state', `domain "${name}" is running; stop it first or pass --force to destroy it`, { name, state: visibleState(rec.status) });
-      }
-      await this.destroy(origin, name);
-    }
+    assertStateAllowed('domain.undefine', name, preconditionState(rec.status), { force });
+    if (isActive(rec.status)) await this.destroy(origin, name);
     await this.locks.run(name, async () => {
       await this.tx(origin, async (tx) => {
         const cur = await requireDomain(tx, name);
-        if (isActive(cur.status)) throw new VirtkitError('domain.invalid-state', `domain "${name}" was started meanwhile`, { name });
+        // started meanwhile: refused as any undefine of a running domain
+        assertStateAllowed('domain.undefine', name, preconditionState(cur.status));
         await tx.rm(domainPath(name));
         await tx.rm(uuidPath(cur.uuid));
         await recordEvent(tx, 'undefined', cur);
@@ -237,9 +235,7 @@ export class Manager {
     return this.locks.run(name, async () => {
       const { runDir, rec } = await this.tx(origin, async (tx) => {
         const cur = await requireDomain(tx, name);
-        if (isActive(cur.status)) {
-          throw new VirtkitError('domain.invalid-state', `domain "${name}" is already running`, { name, state: visibleState(cur.status) });
-        }
+        assertStateAllowed('domain.start', name, preconditionState(cur.status));
         const dir = this.runDirOf(cur.uuid);
         // Recorded before QEMU exists: a crash from here on is reconciled from this run dir.
         await writeStatus(tx, name, { state: 'starting', runDir: dir });
@@ -330,18 +326,20 @@ export class Manager {
 
   // ---- stop ----------------------------------------------------------------------------
 
-  private requireLive(name: string, rec: DomainRecord, action: string): Live {
+  /**
+   * The domain's live handle, once the method table's precondition for `method` holds (the
+   * same check the daemon made before dispatch, made again here under the domain's lock).
+   */
+  private requireLive(name: string, rec: DomainRecord, method: StatefulMethod): Live {
     const live = this.live.get(name);
-    if (!live || !isActive(rec.status)) {
-      throw new VirtkitError('domain.invalid-state', `cannot ${action} "${name}": it is not running`,
-        { name, state: visibleState(rec.status), allowed: ['running', 'paused'] });
-    }
-    return live;
+    // Active in the store but no handle yet (the start has not finished): refused as not running.
+    assertStateAllowed(method, name, live ? preconditionState(rec.status) : 'shutoff');
+    return live as Live;
   }
 
   async shutdown(origin: Origin, name: string, timeoutSeconds?: number): Promise<ShutdownResult> {
     const rec = await requireDomain(this.store.as(origin), name);
-    const live = this.requireLive(name, rec, 'shut down');
+    const live = this.requireLive(name, rec, 'domain.shutdown');
     await this.tx(origin, (tx) => recordEvent(tx, 'shutdown', rec));
     const timeoutMs = (timeoutSeconds ?? rec.definition.shutdown_timeout) * 1000;
     // The exit reason comes from the driver: 'shutdown' when the guest powered off, 'destroyed'
@@ -357,7 +355,7 @@ export class Manager {
 
   async destroy(origin: Origin, name: string): Promise<DomainStateInfo> {
     const rec = await requireDomain(this.store.as(origin), name);
-    const live = this.requireLive(name, rec, 'destroy');
+    const live = this.requireLive(name, rec, 'domain.destroy');
     live.intent = 'destroyed';
     await live.handle.destroy();
     await live.recorded;
@@ -366,11 +364,11 @@ export class Manager {
 
   // ---- running-guest operations --------------------------------------------------------
 
-  private async onLive(origin: Origin, name: string, action: string, fn: (live: Live, rec: DomainRecord) => Promise<void>,
+  private async onLive(origin: Origin, name: string, method: StatefulMethod, fn: (live: Live, rec: DomainRecord) => Promise<void>,
     after?: { event: EventType; state?: 'running' | 'paused' }): Promise<DomainRecord> {
     return this.locks.run(name, async () => {
       const rec = await requireDomain(this.store.as(origin), name);
-      const live = this.requireLive(name, rec, action);
+      const live = this.requireLive(name, rec, method);
       await fn(live, rec);
       if (!after) return rec;
       return this.tx(origin, async (tx) => {
@@ -385,35 +383,32 @@ export class Manager {
   }
 
   async suspend(origin: Origin, name: string): Promise<DomainStateInfo> {
-    return stateOf(await this.onLive(origin, name, 'suspend', async (live, rec) => {
-      if (rec.status.state === 'paused') throw invalidState(name, 'paused', ['running'], `domain "${name}" is already paused`);
+    return stateOf(await this.onLive(origin, name, 'domain.suspend', async (live) => {
       await live.handle.pause();
     }, { event: 'suspended', state: 'paused' }));
   }
 
   async resume(origin: Origin, name: string): Promise<DomainStateInfo> {
-    return stateOf(await this.onLive(origin, name, 'resume', async (live, rec) => {
-      if (rec.status.state !== 'paused') throw invalidState(name, visibleState(rec.status), ['paused'], `domain "${name}" is not paused`);
+    return stateOf(await this.onLive(origin, name, 'domain.resume', async (live) => {
       await live.handle.resume();
     }, { event: 'resumed', state: 'running' }));
   }
 
   async reboot(origin: Origin, name: string): Promise<void> {
-    await this.onLive(origin, name, 'reboot', async (live, rec) => {
-      // A paused guest cannot see the power button: the reboot would only time out.
-      if (rec.status.state === 'paused') throw invalidState(name, 'paused', ['running'], `domain "${name}" is paused; resume it first`);
+    // Not while paused (the table says running only): a paused guest cannot see the power button.
+    await this.onLive(origin, name, 'domain.reboot', async (live) => {
       await live.handle.reboot();
     }, { event: 'rebooted' });
   }
 
   async reset(origin: Origin, name: string): Promise<void> {
-    await this.onLive(origin, name, 'reset', (live) => live.handle.reset(), { event: 'reset' });
+    await this.onLive(origin, name, 'domain.reset', (live) => live.handle.reset(), { event: 'reset' });
   }
 
   /** Raw QMP/HMP passthrough. The guest is marked tainted: the manager no longer vouches for its state. */
   async monitorCommand(origin: Origin, name: string, body: MonitorBody): Promise<unknown> {
     const rec = await requireDomain(this.store.as(origin), name);
-    const live = this.requireLive(name, rec, 'send a monitor command to');
+    const live = this.requireLive(name, rec, 'domain.monitorCommand');
     const command = 'qmp' in body ? body.qmp.execute : body.hmp;
     this.log.warn({ domain: name, command, pid: origin.pid }, 'domain tainted: custom monitor command');
     if (!rec.tainted.includes('custom-monitor')) {
@@ -534,10 +529,6 @@ export class Manager {
     }
     this.live.clear();
   }
-}
-
-function invalidState(name: string, state: string, allowed: string[], message: string): VirtkitError {
-  return new VirtkitError('domain.invalid-state', message, { name, state, allowed });
 }
 
 function definitionOptions(body: DefineBody): { format?: 'yaml' | 'json'; baseDir?: string } {
