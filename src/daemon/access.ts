@@ -1,8 +1,8 @@
 /**
  * Who is calling and what they may do. Each accepted connection is identified once, from the
- * kernel (SO_PEERCRED: uid, gid, pid); every request is then checked against the access class
- * its method (or stream) declares, and write and admin calls, like every refusal, go to the
- * audit log. The policy itself is one function, `accessClassesOf`.
+ * kernel (SO_PEERCRED: uid, gid, pid), and given its access classes by the policy then; every
+ * request is checked against the access class its method (or stream) declares, and write and
+ * admin calls, like every refusal, go to the audit log. docs/security.md describes the model.
  */
 import type { IncomingMessage } from 'node:http';
 import { Socket } from 'node:net';
@@ -12,6 +12,7 @@ import { parseDefinition } from '../conf/index.js';
 import type { Origin } from '../store/index.js';
 import { VirtkitError, isVirtkitError } from '../util/errors.js';
 import type { AuditLog } from './audit-log.js';
+import { GroupDatabase } from './groups.js';
 import { peerCredentials } from './peer-cred.js';
 
 export interface Caller {
@@ -21,19 +22,68 @@ export interface Caller {
   readonly uid?: number;
   readonly gid?: number;
   readonly pid?: number;
+  /**
+   * The classes the policy gave the connection when it was identified. Membership is decided
+   * once per connection: a user removed from a group keeps what an open connection had until
+   * it closes, and a user added gets the new classes on the next connection.
+   */
+  readonly classes?: readonly AccessClass[];
 }
 
 const DaemonUid = process.getuid?.() ?? 0;
 
+const MemberClasses: readonly AccessClass[] = ['read', 'write'];
+const NoClasses: readonly AccessClass[] = [];
+
+export interface AccessPolicyOptions {
+  /** `--socket-group`: its members (kernel gid or listed in /etc/group) hold read and write. */
+  socketGid?: number;
+  /** `--admin-group`: its members hold every class. */
+  adminGid?: number;
+  /** The user whose calls are the daemon's own (default: this process's uid). */
+  daemonUid?: number;
+  /** Where supplementary groups come from (default: /etc/passwd and /etc/group). */
+  groups?: GroupDatabase;
+}
+
 /**
- * The access policy: the classes a caller holds. Today root and the daemon's own user hold
- * every class and nobody else holds any (the socket's mode already keeps others out unless
- * `--socket-group` lets a group in). A group-based policy goes here.
+ * The access policy: root and the daemon's own user hold every class; members of the admin
+ * group too; members of the socket group hold read and write; anyone else holds nothing. A
+ * caller the kernel could not identify holds nothing.
  */
-export function accessClassesOf(caller: Caller): readonly AccessClass[] {
-  if (caller.uid === undefined) return [];
-  if (caller.uid === 0 || caller.uid === DaemonUid) return AccessClasses;
-  return [];
+export class AccessPolicy {
+  readonly socketGid: number | undefined;
+  readonly adminGid: number | undefined;
+  private readonly daemonUid: number;
+  private readonly groups: GroupDatabase;
+
+  constructor(opts: AccessPolicyOptions = {}) {
+    this.socketGid = opts.socketGid;
+    this.adminGid = opts.adminGid;
+    this.daemonUid = opts.daemonUid ?? DaemonUid;
+    this.groups = opts.groups ?? new GroupDatabase();
+  }
+
+  classesOf(cred: { uid?: number | undefined; gid?: number | undefined }): readonly AccessClass[] {
+    const { uid, gid } = cred;
+    if (uid === undefined) return NoClasses;
+    if (uid === 0 || uid === this.daemonUid) return AccessClasses;
+    if (this.adminGid === undefined && this.socketGid === undefined) return NoClasses;
+    if (this.adminGid !== undefined && this.groups.isMember({ uid, gid }, this.adminGid)) return AccessClasses;
+    if (this.socketGid !== undefined && this.groups.isMember({ uid, gid }, this.socketGid)) return MemberClasses;
+    return NoClasses;
+  }
+}
+
+/** The policy without groups: root and the daemon's own user only. */
+export const OwnerOnlyPolicy = new AccessPolicy();
+
+/**
+ * The classes a caller holds: those its connection was given when it was identified, else
+ * what `policy` (by default root and the daemon's user only) gives its credentials now.
+ */
+export function accessClassesOf(caller: Caller, policy: AccessPolicy = OwnerOnlyPolicy): readonly AccessClass[] {
+  return caller.classes ?? policy.classesOf(caller);
 }
 
 /** `domain.define` and edits are admin when the definition passes arguments or environment to QEMU. */
@@ -67,13 +117,17 @@ export class AccessControl {
   private readonly callers = new WeakMap<object, Caller>();
   private nextClient = 1;
 
-  constructor(private readonly audit: AuditLog | undefined, private readonly onAuditFailure: (err: unknown) => void = () => undefined) {}
+  constructor(
+    private readonly audit: AuditLog | undefined,
+    private readonly onAuditFailure: (err: unknown) => void = () => undefined,
+    private readonly policy: AccessPolicy = OwnerOnlyPolicy,
+  ) {}
 
-  /** Identifies an accepted connection; call on the server's 'connection' event. */
+  /** Identifies an accepted connection and gives it its classes; call on the server's 'connection' event. */
   identify(socket: Socket): Caller {
     const client = `c${this.nextClient++}`;
     const cred = peerCredentials(socket);
-    const caller: Caller = cred ? { client, ...cred } : { client };
+    const caller: Caller = cred ? { client, ...cred, classes: this.policy.classesOf(cred) } : { client, classes: NoClasses };
     this.callers.set(socket, caller);
     controlOfSocket.set(socket, this);
     return caller;
@@ -88,7 +142,7 @@ export class AccessControl {
     const known = typeof socket === 'object' && socket !== null ? this.callers.get(socket) : undefined;
     if (known) return known;
     if (socket instanceof Socket) return this.identify(socket);
-    return { client: 'daemon', uid: DaemonUid, gid: process.getgid?.() ?? 0, pid: process.pid };
+    return { client: 'daemon', uid: DaemonUid, gid: process.getgid?.() ?? 0, pid: process.pid, classes: AccessClasses };
   }
 
   /**
@@ -96,7 +150,7 @@ export class AccessControl {
    * method or stream name.
    */
   authorize(caller: Caller, access: AccessClass, what: string, domain?: string): void {
-    if (accessClassesOf(caller).includes(access)) return;
+    if (accessClassesOf(caller, this.policy).includes(access)) return;
     const err = new VirtkitError('access.denied',
       `${what} needs ${access} access, which ${caller.uid === undefined ? 'an unidentified caller' : `uid ${caller.uid}`} does not have`,
       { access, method: what, ...who(caller) });

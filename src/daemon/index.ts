@@ -13,16 +13,24 @@ import { QemuDomainDriver } from '../qemu/index.js';
 import type { DomainDriver } from '../qemu/index.js';
 import { openStore, type Store } from '../store/index.js';
 import { VirtkitError, errorMessage } from '../util/errors.js';
+import { AccessPolicy } from './access.js';
+import { GroupDatabase } from './groups.js';
 import { Manager } from './manager.js';
 import { PoolService } from './pools.js';
 import { reconcile } from './reconcile.js';
 import { createApp, registerApi, type LoggerConfig } from './server.js';
+import { correctStateDirModes, createPrivately, openPrivateFile } from './state-modes.js';
 
 export interface DaemonOptions {
   stateDir?: string;
   runDir?: string;
-  /** Group allowed to use the socket (mode 0660); default: owner only (0600). */
+  /**
+   * Group allowed to use the socket (state dir 0750 and socket 0660, both group-owned); its
+   * members hold the read and write access classes. Default: owner only (0700, 0600).
+   */
   socketGroup?: string;
+  /** Group whose members also hold the admin class (root-equivalent: docs/security.md). Needs `socketGroup`. */
+  adminGroup?: string;
   /** Log file; '-' for stderr. Default: STATE_DIR/daemon.log. */
   logFile?: string;
   logLevel?: string;
@@ -47,27 +55,33 @@ export async function currentBootId(): Promise<string> {
   return (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim();
 }
 
-async function groupId(group: string): Promise<number> {
-  if (/^\d+$/.test(group)) return Number(group);
-  const text = await readFile('/etc/group', 'utf8').catch(() => '');
-  for (const line of text.split('\n')) {
-    const [name, , gid] = line.split(':');
-    if (name === group && gid !== undefined) return Number(gid);
+/** The access policy of the daemon's groups; group names are resolved once, at start. */
+function accessPolicyOf(opts: DaemonOptions, groups: GroupDatabase): AccessPolicy {
+  if (opts.adminGroup !== undefined && opts.socketGroup === undefined) {
+    throw new VirtkitError('argument.invalid', '--admin-group needs --socket-group: the socket\'s group decides who can connect at all',
+      { adminGroup: opts.adminGroup });
   }
-  throw new VirtkitError('argument.invalid', `no such group: ${group}`, { group });
+  return new AccessPolicy({
+    groups,
+    ...(opts.socketGroup !== undefined ? { socketGid: groups.gidOf(opts.socketGroup) } : {}),
+    ...(opts.adminGroup !== undefined ? { adminGid: groups.gidOf(opts.adminGroup) } : {}),
+  });
 }
 
 export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaemon> {
   const dirs = managerDirs({ isRoot: process.getuid?.() === 0, home: os.homedir(), env: process.env },
     { ...(opts.stateDir ? { stateDir: opts.stateDir } : {}), ...(opts.runDir ? { runDir: opts.runDir } : {}) });
+  const accessPolicy = accessPolicyOf(opts, new GroupDatabase());
   await mkdir(dirs.stateDir, { recursive: true, mode: 0o700 });
   await mkdir(dirs.runDir, { recursive: true, mode: 0o700 });
+  // Before anything is opened or served: a state dir an older version left readable is private again.
+  correctStateDirModes({ stateDir: dirs.stateDir, runDir: dirs.runDir, socketGid: accessPolicy.socketGid });
   const level = opts.logLevel ?? 'info';
-  const logger: LoggerConfig = opts.logFile === '-'
-    ? { level, stream: process.stderr }
-    : { level, file: opts.logFile ?? join(dirs.stateDir, 'daemon.log') };
+  const logFile = opts.logFile ?? join(dirs.stateDir, 'daemon.log');
+  if (logFile !== '-') openPrivateFile(logFile);
+  const logger: LoggerConfig = logFile === '-' ? { level, stream: process.stderr } : { level, file: logFile };
   const app = createApp(logger);
-  const store = await openStore(dirs.stateDir);
+  const store = createPrivately(() => openStore(dirs.stateDir));
   try {
     const bootId = await currentBootId();
     const pools = new PoolService(store);
@@ -81,6 +95,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaem
       store,
       pools,
       auditLogPath: join(dirs.stateDir, 'audit.log'),
+      accessPolicy,
       info: () => ({ version: ApiVersion, pid: process.pid, stateDir: dirs.stateDir, runDir: dirs.runDir, bootId,
         revision: store.revision, driver: driver.kind, apiExtensions: ['events-resume', 'snoop', 'events-websocket', 'console-websocket', 'pools', 'access-classes'] }),
     });
@@ -92,8 +107,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaem
     } finally {
       process.umask(oldMask);
     }
-    if (opts.socketGroup) {
-      await chown(dirs.socketPath, process.getuid?.() ?? 0, await groupId(opts.socketGroup));
+    if (accessPolicy.socketGid !== undefined) {
+      await chown(dirs.socketPath, process.getuid?.() ?? 0, accessPolicy.socketGid);
       await chmod(dirs.socketPath, 0o660);
     } else {
       await chmod(dirs.socketPath, 0o600);

@@ -18,7 +18,7 @@ import type {
 } from '../api/index.js';
 import type { Origin, Store } from '../store/index.js';
 import { errorMessage, isVirtkitError } from '../util/errors.js';
-import { AccessControl, accessClassesOf, definitionAccess, originOf, type Caller } from './access.js';
+import { AccessControl, accessClassesOf, definitionAccess, originOf, type AccessPolicy, type Caller } from './access.js';
 import { AuditLog } from './audit-log.js';
 import type { Manager } from './manager.js';
 import { loadPeerCredentials } from './peer-cred.js';
@@ -34,6 +34,8 @@ export interface ApiOptions {
   pools: PoolService;
   /** STATE_DIR/audit.log; without it nothing is audited (in-process tests). */
   auditLogPath?: string;
+  /** Who holds which access class (default: root and the daemon's own user only). */
+  accessPolicy?: AccessPolicy;
 }
 
 export type LoggerConfig = { level: string; file: string } | { level: string; stream: NodeJS.WritableStream } | false;
@@ -155,7 +157,7 @@ export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promi
   loadPeerCredentials();
   const audit = opts.auditLogPath ? AuditLog.open(opts.auditLogPath) : undefined;
   app.addHook('onClose', async () => audit?.close());
-  const access = new AccessControl(audit, (err) => app.log.error({ err: errorMessage(err) }, 'cannot write the audit log'));
+  const access = new AccessControl(audit, (err) => app.log.error({ err: errorMessage(err) }, 'cannot write the audit log'), opts.accessPolicy);
   // Identified once per connection, when it is accepted: one getsockopt, no waiting.
   const pidsByClient = new Map<string, number>();
   app.server.on('connection', (socket: Socket) => {
