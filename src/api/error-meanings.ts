@@ -56,6 +56,7 @@ export const ErrorMeanings: Record<ErrorCode, string> = {
   'request.invalid': 'a malformed request: bad JSON, a body or query that fails its schema, an unknown endpoint',
   'request.too-large': 'a request body over 1 MiB',
   'connection.failed': 'the daemon cannot be reached on its socket',
+  'connection.limit': 'the caller\'s uid holds as many connections to the daemon as it may (`data.limit`); close some and retry',
   'access.denied': 'the caller\'s uid may not use the method\'s access class; `data.access` names the class',
   'internal': 'a bug: the daemon\'s log has the details',
 };

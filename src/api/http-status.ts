@@ -57,6 +57,7 @@ export const HttpStatus: Record<ErrorCode, number> = {
   'request.invalid': 400,
   'request.too-large': 413,
   'connection.failed': 502,
+  'connection.limit': 503,
   'access.denied': 403,
   'internal': 500,
 };

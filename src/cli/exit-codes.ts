@@ -81,6 +81,7 @@ export const ExitCodeOf: Record<ErrorCode, ExitCode> = {
   'request.invalid': E.invalidInput,
   'request.too-large': E.invalidInput,
   'connection.failed': E.connection,
+  'connection.limit': E.connection,
   'access.denied': E.accessDenied,
   'internal': E.internal,
 };

@@ -63,6 +63,7 @@ export const ErrorCodes = [
   'request.invalid',
   'request.too-large',
   'connection.failed',
+  'connection.limit',
   'access.denied',
   'internal',
 ] as const;
