@@ -118,9 +118,27 @@ export const PoolMethods = {
 
 /**
  * Volume contents, streamed (not in the JSON table):
- * - `GET /pools/:pool/volumes/:volume/content`: the file's bytes, `content-length` set.
+ * - `GET /pools/:pool/volumes/:volume/content[?allowRunning=true]`: the file's bytes,
+ *   `content-length` set. Refused with `volume.in-use` while a running guest may write the
+ *   file, unless `allowRunning` (then `VolumeInUseHeader` names the guests).
  * - `PUT /pools/:pool/volumes/:volume/content` with `content-type: application/octet-stream`:
  *   replaces the file's bytes; answers VolumeInfo. A qcow2 upload must parse and may only be
  *   backed by volumes of the same pool.
  */
 export const VolumeContentPath = '/pools/:pool/volumes/:volume/content';
+
+/** The query of the content GET. */
+export const VolumeDownloadQuery = Type.Object({
+  /**
+   * Download even while a running guest may write the file (the copy may be inconsistent).
+   * Without it such a download is refused with `volume.in-use`.
+   */
+  allowRunning: Type.Optional(Type.Boolean()),
+}, strict);
+export type VolumeDownloadQuery = Static<typeof VolumeDownloadQuery>;
+
+/**
+ * Response header of a download made with `allowRunning` while guests may write the file:
+ * JSON `[{ domain, disk? }]`, so the client can warn.
+ */
+export const VolumeInUseHeader = 'virtkit-volume-in-use';

@@ -21,13 +21,13 @@ import { ApiClient } from './api-client.js';
 import { followEventStream, type EventsOptions } from './events.js';
 import { consolePath, requestFor, type ConsoleMode, type MethodInput, type MethodResult } from './protocol.js';
 import { readSse } from './sse.js';
-import { downloadVolume, uploadVolume, type ProgressCallback } from './volumes.js';
+import { downloadVolume, uploadVolume, type DownloadOptions, type ProgressCallback } from './volumes.js';
 import { Transport } from './transport.js';
 
 export { VirtkitError, isVirtkitError };
 export type * from '../api/index.js';
 export type * from '../api/index.js';
-export type { ProgressCallback } from './volumes.js';
+export type { DownloadOptions, ProgressCallback, VolumeWriter } from './volumes.js';
 export type { EventsOptions } from './events.js';
 export type { ConsoleMode, MethodInput, MethodResult } from './protocol.js';
 
@@ -60,9 +60,9 @@ export class VirtkitClient extends ApiClient {
   volumeUpload(pool: string, volume: string, source: Readable, size: number, onProgress?: ProgressCallback): Promise<VolumeInfo> {
     return uploadVolume(this.socketPath, pool, volume, source, size, onProgress);
   }
-  /** Streams the volume's bytes into `sink`; resolves with the byte count. */
-  volumeDownload(pool: string, volume: string, sink: Writable, onProgress?: ProgressCallback): Promise<number> {
-    return downloadVolume(this.socketPath, pool, volume, sink, onProgress);
+  /** Streams the volume's bytes into `sink`; resolves with the byte count. `opts`: see DownloadOptions. */
+  volumeDownload(pool: string, volume: string, sink: Writable, onProgress?: ProgressCallback, opts: DownloadOptions = {}): Promise<number> {
+    return downloadVolume(this.socketPath, pool, volume, sink, onProgress, opts);
   }
 
   /**

@@ -6,7 +6,7 @@ import * as http from 'node:http';
 import { Transform, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { routePath } from '../api/index.js';
-import { VolumeContentPath, type VolumeInfo } from '../api/index.js';
+import { VolumeContentPath, VolumeInUseHeader, type VolumeInfo } from '../api/index.js';
 import { VirtkitError } from '../util/errors.js';
 import { errorFromBody } from './protocol.js';
 
@@ -65,16 +65,45 @@ export function uploadVolume(socketPath: string, pool: string, volume: string, s
   }).finally(() => agent.destroy());
 }
 
+/** A guest that may write a volume being downloaded with `allowRunning`. */
+export interface VolumeWriter {
+  domain: string;
+  disk?: string;
+}
+
+export interface DownloadOptions {
+  /**
+   * Download even while a running guest may write the volume (the copy may be inconsistent);
+   * without it the daemon refuses with `volume.in-use`.
+   */
+  allowRunning?: boolean;
+  /** Called, before any byte, with the guests that may write the volume meanwhile (allowRunning only). */
+  onInUse?: (writers: VolumeWriter[]) => void;
+}
+
+function writersOf(header: string | string[] | undefined): VolumeWriter[] {
+  if (typeof header !== 'string') return [];
+  try {
+    const parsed: unknown = JSON.parse(header);
+    return Array.isArray(parsed) ? parsed.filter((w): w is VolumeWriter => typeof (w as VolumeWriter | null)?.domain === 'string') : [];
+  } catch {
+    return [{ domain: '(unknown)' }];
+  }
+}
+
 /** Writes a volume's bytes into `sink`; resolves with the number of bytes once all arrived. */
 export function downloadVolume(socketPath: string, pool: string, volume: string, sink: Writable,
-  onProgress?: ProgressCallback): Promise<number> {
+  onProgress?: ProgressCallback, opts: DownloadOptions = {}): Promise<number> {
+  const path = `${routePath(VolumeContentPath, { pool, volume })}${opts.allowRunning === true ? '?allowRunning=true' : ''}`;
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath, agent: false, method: 'GET', path: routePath(VolumeContentPath, { pool, volume }) }, (res) => {
+    const req = http.request({ socketPath, agent: false, method: 'GET', path }, (res) => {
       const status = res.statusCode ?? 0;
       if (status < 200 || status >= 300) {
         readBody(res).then((body) => reject(errorFromBody(status, body)), (err: Error) => reject(connectionError(socketPath, err)));
         return;
       }
+      const writers = writersOf(res.headers[VolumeInUseHeader]);
+      if (writers.length > 0) opts.onInUse?.(writers);
       const total = Number(res.headers['content-length'] ?? NaN);
       let done = 0;
       const count = counter(total, (d, t) => { done = d; onProgress?.(d, t); });

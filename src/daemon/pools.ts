@@ -1,22 +1,29 @@
 /**
  * Pools and volumes in the daemon: pool definitions kept in the store, volume operations done
  * by the directory-pool library (storage/pool), and the checks only the manager can make
- * because it knows the guests: a volume a defined guest names (directly, or under a volume it
- * names) is not deleted, and one a running guest has open is not rewritten or resized. At start,
- * `resolveVolumes` turns a definition's `pool/volume` disks into host paths.
+ * because it knows the guests: a volume a defined guest names is not deleted, and a file an
+ * active guest uses (by `volume:` or by `source:` path, through any link: compared by device
+ * and inode, see storage/pool/in-use.ts) is not overwritten, deleted, resized, or copied or
+ * downloaded while the guest may write it. At start, `resolveVolumes` turns a definition's
+ * `pool/volume` disks into host paths, and waits for file operations in progress on any of the
+ * guest's files (see `passFileLocks`).
  */
+import type { FileHandle } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { PoolMethods, VolumeContentPath, VolumeParams as VolumeParamsSchema } from '../api/index.js';
+import {
+  PoolMethods, VolumeContentPath, VolumeDownloadQuery as VolumeDownloadQuerySchema, VolumeInUseHeader, VolumeParams as VolumeParamsSchema,
+} from '../api/index.js';
 import type {
-  PoolDefineBody, PoolInfo, PoolListQuery, PoolSummary, VolumeCloneBody, VolumeCreateBody, VolumeInfo, VolumeParams,
-  VolumeResizeBody,
+  PoolDefineBody, PoolInfo, PoolListQuery, PoolSummary, VolumeCloneBody, VolumeCreateBody, VolumeDownloadQuery, VolumeInfo,
+  VolumeParams, VolumeResizeBody,
 } from '../api/index.js';
 import type { DomainDefinition } from '../conf/index.js';
 import {
-  checkPoolDefinition, checkVolumeName, DirPool, listPoolNames, parseVolumeRef, readPoolDefinition, removePoolDefinition,
-  requirePoolDefinition, writePoolDefinition, type PoolDefinition, type VolumeInfo as DirVolumeInfo,
+  checkPoolDefinition, checkVolumeName, diskFileChain, DirPool, identityKey, InUseFiles, listPoolNames, parseVolumeRef,
+  readPoolDefinition, removePoolDefinition, requirePoolDefinition, writePoolDefinition, type ActiveDisk, type ActiveProcess,
+  type FileIdentity, type FileUse, type PoolDefinition, type VolumeInfo as DirVolumeInfo,
 } from '../storage/pool/index.js';
 import { withRetry, type Origin, type Store, type StoreReader, type Transaction } from '../store/index.js';
 import { VirtkitError, errorMessage, isVirtkitError } from '../util/errors.js';
@@ -30,15 +37,37 @@ const ConflictAttempts = 9;
 interface VolumeUser {
   domain: string;
   volume: string;
-  active: boolean;
 }
 
 function volumeInfoOf(pool: string, v: DirVolumeInfo): VolumeInfo {
   return { pool, ...v };
 }
 
+/**
+ * What an operation does to a file, and so which guests' uses stop it: writing the file
+ * (overwrite, delete, resize) is refused under any use, even as a read-only backing file;
+ * reading it (copy, download) only under a use that may write it, since only that makes the
+ * copy inconsistent.
+ */
+type FileAction = 'overwrite' | 'delete' | 'resize' | 'copy' | 'download';
+const ReadingActions: ReadonlySet<FileAction> = new Set(['copy', 'download']);
+
+/** A volume being downloaded: the bytes, and the guests that may write it meanwhile (with allowRunning). */
+export interface OpenedVolume {
+  stream: Readable;
+  size: number;
+  inUse: FileUse[];
+}
+
 export class PoolService {
   private readonly locks = new KeyedMutex();
+  /**
+   * One operation at a time per file identity (`dev:ino`). A volume operation holds its file's
+   * lock from the in-use check to its end; a start passes through the lock of every file of the
+   * guest after recording the guest `starting` (see passFileLocks), so either the operation's
+   * check sees the guest or the start waits for the operation to end.
+   */
+  private readonly fileLocks = new KeyedMutex();
 
   constructor(private readonly store: Store) {}
 
@@ -148,24 +177,23 @@ export class PoolService {
     checkVolumeName(volume);
     checkVolumeName(body.name);
     const { dir } = await this.open(origin, pool);
-    await this.refuseWhileRunning(origin, dir, pool, volume, 'copy');
-    return this.locks.run(`${pool}/${body.name}`, async () => volumeInfoOf(pool, await dir.clone(volume, body.name)));
+    // The source file's lock is held through the copy: a guest writing it cannot start meanwhile.
+    // Name locks are always taken before file locks, so no two operations wait on each other.
+    return this.locks.run(`${pool}/${body.name}`, () => this.whileUnused(origin, dir, pool, volume, 'copy', async () =>
+      volumeInfoOf(pool, await dir.clone(volume, body.name))));
   }
 
   async resizeVolume(origin: Origin, pool: string, volume: string, body: VolumeResizeBody): Promise<VolumeInfo> {
     checkVolumeName(volume);
     const { dir } = await this.open(origin, pool);
-    return this.locks.run(`${pool}/${volume}`, async () => {
-      await this.refuseWhileRunning(origin, dir, pool, volume, 'resize');
-      return volumeInfoOf(pool, await dir.resize(volume, body.capacity, { shrink: body.shrink === true }));
-    });
+    return this.locks.run(`${pool}/${volume}`, () => this.whileUnused(origin, dir, pool, volume, 'resize', async () =>
+      volumeInfoOf(pool, await dir.resize(volume, body.capacity, { shrink: body.shrink === true }))));
   }
 
   async deleteVolume(origin: Origin, pool: string, volume: string): Promise<void> {
     checkVolumeName(volume);
     const { dir } = await this.open(origin, pool);
-    await this.locks.run(`${pool}/${volume}`, async () => {
-      await dir.info(volume);
+    await this.locks.run(`${pool}/${volume}`, () => this.whileUnused(origin, dir, pool, volume, 'delete', async () => {
       const ref = `${pool}/${volume}`;
       const users = (await volumeUsers(this.store.as(origin))).filter((u) => u.volume === ref);
       if (users.length > 0) {
@@ -178,15 +206,14 @@ export class PoolService {
           { volume: ref, volumes: dependents });
       }
       await dir.delete(volume);
-    });
+    }));
   }
 
   /** Replaces a volume's bytes with what `source` delivers (see DirPool.beginUpload). */
   async uploadVolume(origin: Origin, pool: string, volume: string, source: Readable): Promise<VolumeInfo> {
     checkVolumeName(volume);
     const { dir } = await this.open(origin, pool);
-    return this.locks.run(`${pool}/${volume}`, async () => {
-      await this.refuseWhileRunning(origin, dir, pool, volume, 'overwrite');
+    return this.locks.run(`${pool}/${volume}`, () => this.whileUnused(origin, dir, pool, volume, 'overwrite', async () => {
       const upload = await dir.beginUpload(volume);
       try {
         await pipeline(source, upload.stream);
@@ -195,24 +222,103 @@ export class PoolService {
         throw new VirtkitError('request.invalid', `upload of ${pool}/${volume} did not complete: ${errorMessage(err)}`, { volume: `${pool}/${volume}` }, { cause: err });
       }
       return volumeInfoOf(pool, await upload.commit());
+    }));
+  }
+
+  /**
+   * The volume's bytes as they are at open time. Refused (`volume.in-use`) while an active
+   * guest may write the file, unless `allowRunning`: then the copy may be inconsistent, and
+   * `inUse` names the guests. Without it the file's lock is held until the stream ends, so no
+   * guest that writes it starts meanwhile.
+   */
+  async openVolume(origin: Origin, pool: string, volume: string, opts: { allowRunning?: boolean } = {}): Promise<OpenedVolume> {
+    checkVolumeName(volume);
+    const { dir } = await this.open(origin, pool);
+    const streamOf = ({ handle, size }: { handle: FileHandle; size: number }): Readable =>
+      // Exactly the bytes there were at open time, even if the file grows meanwhile.
+      handle.createReadStream(size > 0 ? { start: 0, end: size - 1 } : { start: 0, end: -1 });
+    if (opts.allowRunning === true) {
+      const id = await dir.identityOf(volume);
+      const inUse = this.usersFor(await this.inUseFiles(origin), id, 'download');
+      const opened = await dir.openRead(volume);
+      return { stream: streamOf(opened), size: opened.size, inUse };
+    }
+    let release = (): void => undefined;
+    const held = new Promise<void>((resolve) => { release = resolve; });
+    const opened = await new Promise<{ handle: FileHandle; size: number }>((resolve, reject) => {
+      this.whileUnused(origin, dir, pool, volume, 'download', async () => {
+        resolve(await dir.openRead(volume));
+        await held;
+      }).catch((err: unknown) => { release(); reject(err); });
+    });
+    const stream = streamOf(opened);
+    stream.once('close', release);
+    return { stream, size: opened.size, inUse: [] };
+  }
+
+  // ---- in use --------------------------------------------------------------------------
+
+  /**
+   * Every file active guests (starting, running or paused) use, by identity: the disks of the
+   * definitions they run (volumes resolved to their files), with their qcow2 backing chains,
+   * and the files their QEMU processes have open.
+   */
+  async inUseFiles(origin: Origin): Promise<InUseFiles> {
+    const r = this.store.as(origin);
+    const disks: ActiveDisk[] = [];
+    const processes: ActiveProcess[] = [];
+    for (const name of await listDomainNames(r)) {
+      const rec = await readDomain(r, name);
+      if (!rec || !isActive(rec.status)) continue;
+      for (const disk of (rec.live ?? rec.definition).disks) {
+        const path = disk.source ?? (disk.volume !== undefined ? await this.volumePathOf(r, disk.volume) : undefined);
+        if (path !== undefined) disks.push({ domain: name, disk: disk.id, path, format: disk.format, readonly: disk.readonly });
+      }
+      if (rec.status.state === 'running' || rec.status.state === 'paused') processes.push({ domain: name, pid: rec.status.pid, uuid: rec.uuid });
+    }
+    return InUseFiles.collect(disks, processes);
+  }
+
+  /** The host path a `pool/volume` reference names now; undefined when the pool or its directory is gone. */
+  private async volumePathOf(r: StoreReader, ref: string): Promise<string | undefined> {
+    try {
+      const { pool, volume } = parseVolumeRef(ref);
+      const def = await readPoolDefinition(r, pool);
+      return def ? (await DirPool.open(def.path)).pathOf(volume) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private usersFor(files: InUseFiles, id: FileIdentity, action: FileAction): FileUse[] {
+    return files.usersOf(id).filter((u) => !ReadingActions.has(action) || u.writable);
+  }
+
+  /**
+   * Runs `fn` holding the volume file's lock, once no active guest uses the file in a way
+   * `action` conflicts with.
+   * @throws volume.in-use naming each guest, its disk id and the path it uses the file by.
+   */
+  private async whileUnused<T>(origin: Origin, dir: DirPool, pool: string, volume: string, action: FileAction,
+    fn: () => Promise<T>): Promise<T> {
+    const id = await dir.identityOf(volume);
+    return this.fileLocks.run(identityKey(id), async () => {
+      const users = this.usersFor(await this.inUseFiles(origin), id, action);
+      if (users.length > 0) throw inUseError(`${pool}/${volume}`, action, users);
+      return fn();
     });
   }
 
-  async openVolume(origin: Origin, pool: string, volume: string): Promise<{ stream: Readable; size: number }> {
-    checkVolumeName(volume);
-    const { dir } = await this.open(origin, pool);
-    const { handle, size } = await dir.openRead(volume);
-    // Exactly the bytes there were at open time, even if the file grows meanwhile.
-    return { stream: handle.createReadStream(size > 0 ? { start: 0, end: size - 1 } : { start: 0, end: -1 }), size };
-  }
-
-  /** Running guests whose disks sit on `volume` or on a volume backed by it. */
-  private async refuseWhileRunning(origin: Origin, dir: DirPool, pool: string, volume: string, action: string): Promise<void> {
-    const affected = new Set([volume, ...await dir.dependents(volume)].map((v) => `${pool}/${v}`));
-    const users = (await volumeUsers(this.store.as(origin))).filter((u) => u.active && affected.has(u.volume));
-    if (users.length > 0) {
-      throw new VirtkitError('volume.in-use', `cannot ${action} ${pool}/${volume} while ${describeUsers(users)} runs on it; stop the guest first`,
-        { volume: `${pool}/${volume}`, domains: unique(users.map((u) => u.domain)) });
+  /**
+   * Waits for the volume operations in progress on any file of `def`'s disks (their backing
+   * chains included). Called by a start after it recorded the guest `starting`: an operation
+   * that takes a file's lock later sees the guest in its in-use check.
+   */
+  private async passFileLocks(def: DomainDefinition, volumePaths: Record<string, string>): Promise<void> {
+    for (const disk of def.disks) {
+      const path = disk.source ?? (disk.volume !== undefined ? volumePaths[disk.volume] : undefined);
+      if (path === undefined) continue;
+      for (const f of await diskFileChain(path, disk.format)) await this.fileLocks.run(identityKey(f.id), async () => undefined);
     }
   }
 
@@ -221,7 +327,8 @@ export class PoolService {
   /**
    * Host paths of a definition's `pool/volume` disks, for the argv builder. Each volume's
    * backing chain is checked (inside its pool, formats recorded) and its format must be the one
-   * the disk states.
+   * the disk states. Returns once no volume operation is in progress on any file of the guest's
+   * disks (`source:` paths included).
    * @throws pool.not-found, volume.not-found, volume.invalid-name, image.* naming the disk and volume;
    *         definition.invalid when the disk's format is not the volume's.
    */
@@ -247,6 +354,7 @@ export class PoolService {
         throw new VirtkitError(err.code, `disks[${i}].volume ${ref}: ${err.message}`, { ...err.data, volume: ref, disk: i }, { cause: err });
       }
     }
+    await this.passFileLocks(def, out);
     return out;
   }
 }
@@ -257,7 +365,7 @@ async function volumeUsers(r: StoreReader): Promise<VolumeUser[]> {
     const rec = await readDomain(r, name);
     if (!rec) continue;
     for (const disk of rec.definition.disks) {
-      if (disk.volume !== undefined) out.push({ domain: name, volume: disk.volume, active: isActive(rec.status) });
+      if (disk.volume !== undefined) out.push({ domain: name, volume: disk.volume });
     }
   }
   return out;
@@ -265,6 +373,21 @@ async function volumeUsers(r: StoreReader): Promise<VolumeUser[]> {
 
 function unique(xs: string[]): string[] {
   return [...new Set(xs)];
+}
+
+function describeUse(u: FileUse): string {
+  const how = u.disk !== undefined ? `disk ${u.disk}${u.role === 'backing' ? ', as a backing file' : ''}` : 'a file its QEMU has open';
+  return `guest "${u.domain}" (${how}: ${u.path})`;
+}
+
+function inUseError(ref: string, action: FileAction, users: FileUse[]): VirtkitError {
+  const hint = action === 'download'
+    ? 'stop the guest first, or pass --allow-running (allowRunning=true) for a copy that may be inconsistent'
+    : 'stop the guest first';
+  return new VirtkitError('volume.in-use', `cannot ${action} ${ref}: it is in use by ${users.map(describeUse).join(', ')}; ${hint}`, {
+    volume: ref, action, domains: unique(users.map((u) => u.domain)),
+    users: users.map((u) => ({ domain: u.domain, ...(u.disk !== undefined ? { disk: u.disk } : {}), path: u.path, role: u.role, writable: u.writable })),
+  });
 }
 
 function describeUsers(users: VolumeUser[]): string {
@@ -302,9 +425,14 @@ export function poolHandlers(s: PoolService): Record<PoolMethodName, Handler> {
 export async function registerVolumeContentRoutes(app: FastifyInstance, s: PoolService): Promise<void> {
   await app.register(async (scope) => {
     scope.addContentTypeParser('application/octet-stream', (_req, payload, done) => { done(null, payload); });
-    scope.get(VolumeContentPath, { schema: { params: VolumeParamsSchema } }, async (req: FastifyRequest, reply: FastifyReply) => {
+    scope.get(VolumeContentPath, { schema: { params: VolumeParamsSchema, querystring: VolumeDownloadQuerySchema } }, async (req: FastifyRequest, reply: FastifyReply) => {
       const { pool, volume } = req.params as VolumeParams;
-      const { stream, size } = await s.openVolume({}, pool, volume);
+      const query = req.query as VolumeDownloadQuery;
+      const { stream, size, inUse } = await s.openVolume({}, pool, volume, { allowRunning: query.allowRunning === true });
+      if (inUse.length > 0) {
+        req.log.warn({ volume: `${pool}/${volume}`, users: inUse }, 'download of a volume a running guest may write');
+        void reply.header(VolumeInUseHeader, JSON.stringify(inUse.map((u) => ({ domain: u.domain, ...(u.disk !== undefined ? { disk: u.disk } : {}) }))));
+      }
       void reply.header('content-type', 'application/octet-stream').header('content-length', String(size));
       return reply.send(stream);
     });

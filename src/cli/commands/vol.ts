@@ -167,13 +167,20 @@ export function register(program: Command): void {
 
   volumeCommand(program, 'vol-download', ['VOL', 'FILE'], 'copy a volume\'s bytes into FILE, streamed (a progress bar on a terminal)')
     .option('--json', 'print progress as JSON lines: {"event":"progress","done":N,"total":N}')
-    .action(async (args: string[], o: Opts) => {
+    .option('--allow-running', 'download even while a running guest may write the volume (the copy may be inconsistent; a warning names the guests)')
+    .action(async (args: string[], o: Opts & { allowRunning?: boolean }) => {
       const { pool, args: [vol, file] } = splitPoolArgs(args, o.pool, ['VOL', 'FILE'], 'vol-download');
       const progress = progressReporter(o.json === true);
       const bytes = await withClient(o, async (c) => {
         await c.volumeInfo(pool, vol!); // no empty FILE left behind for a volume that is not there
         try {
-          return await c.volumeDownload(pool, vol!, createWriteStream(file!), progress.report);
+          return await c.volumeDownload(pool, vol!, createWriteStream(file!), progress.report, {
+            allowRunning: o.allowRunning === true,
+            onInUse: (writers) => {
+              const who = writers.map((w) => `"${w.domain}"${w.disk !== undefined ? ` (disk ${w.disk})` : ''}`).join(', ');
+              process.stderr.write(`virtkit: warning: ${pool}/${vol} is in use by ${who}, which may write it during the download: the copy may be inconsistent\n`);
+            },
+          });
         } catch (err) {
           await unlink(file!).catch(() => undefined);
           throw err;

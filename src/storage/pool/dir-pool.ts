@@ -15,6 +15,7 @@ import type { Writable } from 'node:stream';
 import { inspectImage, MAX_CHAIN_DEPTH, type ImageInfo } from '../image/index.js';
 import { convertImage, createImage, resizeImage, type QemuImgRunOptions } from '../qemu-img.js';
 import { VirtkitError, errorMessage, isVirtkitError } from '../../util/errors.js';
+import type { FileIdentity } from './in-use.js';
 import { checkVolumeName, checkVolumeNameFormat, declaredFormat, isVolumeName, type VolumeFormat } from './names.js';
 
 export interface VolumeBacking {
@@ -117,6 +118,15 @@ export class DirPool {
     }
     if (!st.isFile()) throw new VirtkitError('volume.invalid-name', `"${name}" is not a regular file`, { volume: name });
     return { path, format, st };
+  }
+
+  /**
+   * The volume file's identity (device and inode), for the in-use checks (in-use.ts).
+   * @throws volume.invalid-name (bad name, a symbolic link, not a regular file) or volume.not-found.
+   */
+  async identityOf(name: string): Promise<FileIdentity> {
+    const { st } = await this.lstatVolume(name);
+    return { dev: st.dev, ino: st.ino };
   }
 
   private async assertAbsent(name: string): Promise<string> {

@@ -2,3 +2,4 @@
 export * from './names.js';
 export * from './dir-pool.js';
 export * from './definitions.js';
+export * from './in-use.js';
