@@ -29,6 +29,10 @@ export const DomainSummary = Type.Object({
   uuid: Type.String(),
   state: DomainStateSchema,
   autostart: Type.Boolean(),
+  /** Why the guest is tainted (custom-argv, custom-env, custom-monitor), empty when it is not. */
+  tainted: Type.Array(Type.String()),
+  /** True while the daemon has lost the guest's monitor (QMP) and reconnects: monitor calls fail meanwhile. */
+  degraded: Type.Optional(Type.Boolean()),
 });
 export type DomainSummary = Static<typeof DomainSummary>;
 
@@ -44,8 +48,10 @@ export const DomainInfo = Type.Object({
   memory: Type.Integer(),
   vcpus: Type.Integer(),
   autostart: Type.Boolean(),
-  /** Why the guest is tainted (raw monitor commands were sent to it), empty when it is not. */
+  /** Why the guest is tainted (custom-argv, custom-env, custom-monitor: docs/manager.md), empty when it is not. */
   tainted: Type.Array(Type.String()),
+  /** True while the daemon has lost the guest's monitor (QMP) and reconnects: monitor calls fail meanwhile. */
+  degraded: Type.Optional(Type.Boolean()),
   accel: Type.Optional(Type.String()),
   runDir: Type.Optional(Type.String()),
   /** While it runs: the saved definition (what the next start uses) is not the one it runs with (`dumpdef --live`). */

@@ -51,6 +51,8 @@ interface Live {
   intent?: StopReason;
   /** Resolves once the exit is committed to the store. */
   recorded: Promise<void>;
+  /** The driver lost the guest's monitor (QMP) and is reconnecting: monitor calls fail meanwhile. */
+  degraded: boolean;
   unsubscribe: () => void;
 }
 
@@ -121,16 +123,23 @@ export class Manager {
       const uuid = await store.read(domainPath(name, 'uuid'));
       const status = await store.read(domainPath(name, 'status'));
       const autostart = await store.read(domainPath(name, 'autostart'));
+      const tainted = await store.read(domainPath(name, 'tainted'));
       if (uuid === undefined || status === undefined) continue;
       const state = visibleState(JSON.parse(status) as DomainStatus);
       if (!all && state !== 'running' && state !== 'paused') continue;
-      out.push({ name, uuid, state, autostart: autostart === 'true' });
+      out.push({ name, uuid, state, autostart: autostart === 'true', tainted: tainted ? JSON.parse(tainted) as string[] : [],
+        ...this.degradedOf(name) });
     }
     return out;
   }
 
   async info(origin: Origin, name: string): Promise<DomainInfo> {
-    return infoOf(await requireDomain(this.store.as(origin), name));
+    return { ...infoOf(await requireDomain(this.store.as(origin), name)), ...this.degradedOf(name) };
+  }
+
+  /** `{ degraded: true }` while the driver reconnects the monitor of a guest this daemon holds. */
+  private degradedOf(name: string): { degraded?: true } {
+    return this.live.get(name)?.degraded ? { degraded: true } : {};
   }
 
   async state(origin: Origin, name: string): Promise<DomainStateInfo> {
@@ -226,7 +235,7 @@ export class Manager {
       await recordEvent(tx, 'autostart', cur, enabled ? 'enabled' : 'disabled');
       return { ...cur, autostart: enabled };
     });
-    return { name: rec.name, uuid: rec.uuid, state: visibleState(rec.status), autostart: rec.autostart };
+    return { name: rec.name, uuid: rec.uuid, state: visibleState(rec.status), autostart: rec.autostart, tainted: rec.tainted, ...this.degradedOf(name) };
   }
 
   // ---- start ---------------------------------------------------------------------------
@@ -261,6 +270,7 @@ export class Manager {
         await writeStatus(tx, name, { state, runDir, pid: handle.pid, accel: handle.accel });
         await writeLive(tx, name, handle.liveDefinition());
         await recordEvent(tx, 'started', rec, opts.paused ? 'paused' : undefined);
+        await this.taint(tx, name, passthroughTaints(rec.definition));
         return infoOf(await requireDomain(tx, name));
       });
       await this.adopt(rec, handle);
@@ -269,10 +279,24 @@ export class Manager {
     });
   }
 
+  /**
+   * Marks the domain tainted for each reason it does not carry yet (docs/manager.md: custom-argv,
+   * custom-env, custom-monitor), one `tainted` event per new reason, in the caller's transaction.
+   */
+  private async taint(tx: Transaction, name: string, reasons: TaintReason[]): Promise<void> {
+    if (reasons.length === 0) return;
+    const cur = await requireDomain(tx, name);
+    const added = reasons.filter((r) => !cur.tainted.includes(r));
+    if (added.length === 0) return;
+    await tx.write(domainPath(name, 'tainted'), JSON.stringify([...cur.tainted, ...added]));
+    for (const reason of added) await recordEvent(tx, 'tainted', cur, reason);
+    this.log.warn({ domain: name, reasons: added }, 'domain tainted');
+  }
+
   /** Takes charge of a guest handle: lifecycle events, console, exit. */
   async adopt(rec: Pick<DomainRecord, 'name' | 'uuid'>, handle: GuestHandle): Promise<void> {
     const console = new ConsoleMux();
-    const live: Live = { handle, console, recorded: Promise.resolve(), unsubscribe: () => undefined };
+    const live: Live = { handle, console, recorded: Promise.resolve(), unsubscribe: () => undefined, degraded: false };
     live.unsubscribe = handle.onEvent((ev) => this.onGuestEvent(rec, live, ev));
     live.recorded = handle.exited.then((exit) => this.recordExit(rec, live, exit)).catch((err: unknown) => {
       this.log.error({ domain: rec.name, err: errorMessage(err) }, 'recording the guest exit failed');
@@ -291,9 +315,13 @@ export class Manager {
       this.track(live.recorded);
       return;
     }
-    if (ev.type === 'monitor-lost' || ev.type === 'monitor-restored' || ev.type === 'crashed') {
-      this.log.warn({ domain: rec.name, event: ev }, 'guest event');
+    if (ev.type === 'monitor-lost' || ev.type === 'monitor-restored') {
+      // Not a lifecycle state: the guest runs on; only the monitor calls wait for the reconnection.
+      live.degraded = ev.type === 'monitor-lost';
+      this.log.warn({ domain: rec.name, event: ev.type }, ev.type === 'monitor-lost' ? 'guest monitor lost: degraded, reconnecting' : 'guest monitor restored');
+      return;
     }
+    if (ev.type === 'crashed') this.log.warn({ domain: rec.name, event: ev }, 'guest event');
     const change = recordedChangeOf(ev);
     if (!change) return;
     this.track(this.tx({}, async (tx) => {
@@ -369,6 +397,7 @@ export class Manager {
     return this.locks.run(name, async () => {
       const rec = await requireDomain(this.store.as(origin), name);
       const live = this.requireLive(name, rec, method);
+      assertMonitorUp(name, live);
       await fn(live, rec);
       if (!after) return rec;
       return this.tx(origin, async (tx) => {
@@ -409,16 +438,10 @@ export class Manager {
   async monitorCommand(origin: Origin, name: string, body: MonitorBody): Promise<unknown> {
     const rec = await requireDomain(this.store.as(origin), name);
     const live = this.requireLive(name, rec, 'domain.monitorCommand');
+    assertMonitorUp(name, live);
     const command = 'qmp' in body ? body.qmp.execute : body.hmp;
     this.log.warn({ domain: name, command, pid: origin.pid }, 'domain tainted: custom monitor command');
-    if (!rec.tainted.includes('custom-monitor')) {
-      await this.tx(origin, async (tx) => {
-        const cur = await requireDomain(tx, name);
-        if (cur.tainted.includes('custom-monitor')) return;
-        await tx.write(domainPath(name, 'tainted'), JSON.stringify([...cur.tainted, 'custom-monitor']));
-        await recordEvent(tx, 'tainted', cur, 'custom-monitor');
-      });
-    }
+    if (!rec.tainted.includes('custom-monitor')) await this.tx(origin, (tx) => this.taint(tx, name, ['custom-monitor']));
     if ('qmp' in body) {
       const args = body.qmp.arguments as Record<string, unknown> | undefined;
       return live.handle.monitor({ qmp: { execute: body.qmp.execute, ...(args ? { arguments: args } : {}) } });
@@ -528,6 +551,24 @@ export class Manager {
       live.handle.detach();
     }
     this.live.clear();
+  }
+}
+
+/** Why a domain is tainted: the manager no longer vouches for what its QEMU does. */
+export type TaintReason = 'custom-argv' | 'custom-env' | 'custom-monitor';
+
+/** The taints a start with this definition brings: raw QEMU arguments, raw environment variables. */
+export function passthroughTaints(def: DomainDefinition): TaintReason[] {
+  const out: TaintReason[] = [];
+  if (def.qemu.args.length > 0) out.push('custom-argv');
+  if (Object.keys(def.qemu.env).length > 0) out.push('custom-env');
+  return out;
+}
+
+/** Monitor calls are refused while the driver reconnects a lost monitor (the domain shows `degraded`). */
+function assertMonitorUp(name: string, live: Live): void {
+  if (live.degraded) {
+    throw new VirtkitError('qmp.disconnected', `the monitor of "${name}" was lost and is being reconnected; try again shortly`, { name, degraded: true });
   }
 }
 

@@ -1,30 +1,42 @@
 /**
  * Crash-only start: the daemon's only memory is the store. For every domain the store says is
  * starting, running or paused, re-attach to the QEMU in its run directory (pid and identity
- * verified by the driver's attach) or record that it died meanwhile. Then make sure no QEMU runs from
- * the run root that the store does not account for.
+ * verified by the driver's attach) or record that it died meanwhile. Then look for QEMUs of
+ * ours the store does not account for (a crash between spawning QEMU and recording it) and
+ * stop them; a process is signalled only when it is proven ours (ownership.ts), every other
+ * process that names the run root is logged and left alone.
  */
-import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { resolve } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import type { GuestHandle } from '../qemu/index.js';
 import type { Store } from '../store/index.js';
 import { errorMessage } from '../util/errors.js';
 import { isActive, listDomainNames, readDomain } from './domain-records.js';
 import type { Manager } from './manager.js';
+import { processesNamingRunRoot, provenGuest, type KnownRunDirs } from './ownership.js';
+
+export { qemuProcessesUnder } from './ownership.js';
 
 export interface ReconcileReport {
   adopted: string[];
   gone: string[];
+  /** Proven QEMUs of ours that no domain owned: stopped. */
   orphansKilled: number[];
+  /** Processes that name the run root but are not proven ours: logged, never signalled. */
+  lookAlikes: number[];
 }
 
 export async function reconcile(manager: Manager, store: Store, log: FastifyBaseLogger): Promise<ReconcileReport> {
-  const report: ReconcileReport = { adopted: [], gone: [], orphansKilled: [] };
+  const report: ReconcileReport = { adopted: [], gone: [], orphansKilled: [], lookAlikes: [] };
   const owned = new Set<string>();
+  const known: KnownRunDirs = new Map();
   for (const name of await listDomainNames(store)) {
     const rec = await readDomain(store, name);
-    if (!rec || !isActive(rec.status)) continue;
+    if (!rec) continue;
+    // Every run dir a domain of the store has (or will have), with the uuid its QEMU carries.
+    known.set(resolve(manager.runDirOf(rec.uuid)), { uuid: rec.uuid, name });
+    if (rec.status.runDir) known.set(resolve(rec.status.runDir), { uuid: rec.uuid, name });
+    if (!isActive(rec.status)) continue;
     const runDir = rec.status.runDir ?? manager.runDirOf(rec.uuid);
     let handle: GuestHandle | undefined;
     try {
@@ -36,7 +48,7 @@ export async function reconcile(manager: Manager, store: Store, log: FastifyBase
         await handle.resume();
         status = 'running';
       }
-      owned.add(runDir);
+      owned.add(resolve(runDir));
       // A guest kept stopped after it powered off or panicked (a preserve policy) counts as paused.
       await manager.markAdopted(rec, handle, status === 'running' ? 'running' : 'paused');
       await manager.adopt(rec, handle);
@@ -51,45 +63,31 @@ export async function reconcile(manager: Manager, store: Store, log: FastifyBase
       log.warn({ domain: name, reason, err: errorMessage(err) }, 'guest was gone at daemon start');
     }
   }
-  report.orphansKilled = await killOrphans(manager.runRoot, owned, log);
+  await sweepOrphans(manager.runRoot, known, owned, log, report);
   return report;
 }
 
-/** QEMU processes (any of /proc) whose command line names a run dir under `runRoot`. */
-export async function qemuProcessesUnder(runRoot: string): Promise<{ pid: number; runDir: string }[]> {
-  const out: { pid: number; runDir: string }[] = [];
-  const prefix = `${runRoot.replace(/\/+$/, '')}/`;
-  for (const entry of await readdir('/proc').catch(() => [] as string[])) {
-    if (!/^\d+$/.test(entry)) continue;
-    const raw = await readFile(`/proc/${entry}/cmdline`).catch(() => undefined);
-    if (!raw || raw.length === 0) continue;
-    const args = raw.toString('utf8').split('\0');
-    if (!/qemu/.test(args[0] ?? '')) continue;
-    for (const arg of args) {
-      const i = arg.indexOf(prefix);
-      if (i < 0) continue;
-      const rest = arg.slice(i + prefix.length);
-      const dir = rest.split('/')[0];
-      if (dir) {
-        out.push({ pid: Number(entry), runDir: join(runRoot, dir) });
-        break;
-      }
+/**
+ * Stops every proven QEMU of ours whose run dir no adopted guest owns; logs, and leaves alone,
+ * every other process whose command line names the run root.
+ */
+async function sweepOrphans(runRoot: string, known: KnownRunDirs, owned: Set<string>, log: FastifyBaseLogger,
+  report: ReconcileReport): Promise<void> {
+  for (const { pid, cmdline } of await processesNamingRunRoot(runRoot)) {
+    if (pid === process.pid) continue;
+    const verdict = await provenGuest(pid, cmdline, runRoot, known);
+    if (!verdict.ours) {
+      report.lookAlikes.push(pid);
+      log.warn({ pid, why: verdict.why, cmdline: cmdline.slice(0, 6) }, 'left alone: a process naming the run root that is not proven ours');
+      continue;
     }
-  }
-  return out;
-}
-
-async function killOrphans(runRoot: string, owned: Set<string>, log: FastifyBaseLogger): Promise<number[]> {
-  const killed: number[] = [];
-  for (const { pid, runDir } of await qemuProcessesUnder(runRoot)) {
-    if (owned.has(runDir)) continue;
+    if (owned.has(verdict.runDir)) continue;
     try {
       process.kill(pid, 'SIGKILL');
-      killed.push(pid);
-      log.warn({ pid, runDir }, 'killed a QEMU the store does not account for');
+      report.orphansKilled.push(pid);
+      log.warn({ pid, runDir: verdict.runDir, domain: verdict.name }, 'stopped a QEMU of ours the store does not account for');
     } catch {
       /* gone meanwhile */
     }
   }
-  return killed;
 }

@@ -2,6 +2,7 @@
 export { probeCapabilities, resolveAccel, parseAccelHelp, DEFAULT_QEMU_BINARY } from './caps.js';
 export type { Accel, AccelRequest, KvmVerdict, ProbeOptions, QemuCapabilities } from './caps.js';
 export { QemuProcess, runPaths } from './process.js';
+export { provenQemuOfRunDir, readCmdline, type IdentityVerdict } from './process/proc.js';
 export type { ExitInfo, ExitReason, ForcedBy, LaunchCommandOptions, QemuCommandLine, RunActions, RunPaths, ShutdownOptions } from './process.js';
 export { openConsole, watchConsoleFor } from './console.js';
 export * from './qmp/index.js';

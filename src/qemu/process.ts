@@ -16,6 +16,7 @@ import type { ExitInfo, ForcedBy } from './driver/types.js';
 import { runPaths, type RunPaths } from './command/run-paths.js';
 import { runActionsOf, type RunActions } from './process/actions.js';
 import { isProcessAlive, isQemuOfRunDir, parsePidfile, readCmdline } from './process/proc.js';
+import { logSize, shutdownFromLog } from './process/shutdown-trace.js';
 import { qemuErrorSummary, readLogSince, spawnQemu, type QemuCommandLine } from './process/spawn.js';
 
 export type { QemuCommandLine } from './process/spawn.js';
@@ -97,6 +98,11 @@ export class QemuProcess {
   private client: QmpClient;
   private readonly eventListeners = new Set<(ev: QmpEvent) => void>();
   private readonly monitorListeners = new Set<(change: MonitorChange) => void>();
+  /**
+   * Where qemu.log stood when the QMP connection last closed: QEMU's shutdown requests logged
+   * from there on were not seen as QMP events (shutdown-trace.ts). Cleared once reconnected.
+   */
+  private unseenLogFrom: number | undefined;
 
   private constructor(
     readonly pid: number,
@@ -219,6 +225,14 @@ export class QemuProcess {
   onQmpEvent(fn: (ev: QmpEvent) => void): () => void {
     this.eventListeners.add(fn);
     return () => this.eventListeners.delete(fn);
+  }
+
+  /**
+   * Test hook: closes the QMP connection as a lost one would be (QEMU lives on, unaware); the
+   * process reconnects by itself, as after any loss.
+   */
+  dropMonitorConnection(): void {
+    this.client.close();
   }
 
   /** QMP lost while QEMU lives, and found again; returns the unsubscribe function. */
@@ -451,6 +465,7 @@ export class QemuProcess {
   private async watchExit(): Promise<ExitInfo> {
     for (;;) {
       await this.client.closed;
+      this.unseenLogFrom ??= logSize(this.paths.qemuLog);
       if (this.unwatched) return new Promise<never>(() => undefined);
       if (await this.waitReaped(MONITOR_LOST_GRACE_MS)) break;
       if (this.unwatched) return new Promise<never>(() => undefined);
@@ -458,6 +473,8 @@ export class QemuProcess {
     }
     if (this.unwatched) return new Promise<never>(() => undefined);
     this.exitedFlag = true;
+    // A power-off while QMP was lost reached nobody as an event; QEMU logged its request.
+    if (!this.shutdownEvent?.guest) this.shutdownEvent = (await this.unseenShutdown()) ?? this.shutdownEvent;
     return this.classifyExit();
   }
 
@@ -489,12 +506,37 @@ export class QemuProcess {
         }
         this.client = client;
         this.wire(client);
+        await this.replayUnseenStop();
+        this.unseenLogFrom = undefined;
         this.notifyMonitor('restored');
         return true;
       } catch {
         await sleep(RECONNECT_MS);
       }
     }
+  }
+
+  /** The shutdown QEMU logged since QMP was lost, if any (QEMU started with ShutdownTraceArgs). */
+  private async unseenShutdown(): Promise<{ guest: boolean; reason: string } | undefined> {
+    if (this.unseenLogFrom === undefined) return undefined;
+    return shutdownFromLog(await readLogSince(this.paths.qemuLog, this.unseenLogFrom));
+  }
+
+  /**
+   * After a reconnection: a guest that stopped itself while QMP was lost, and that QEMU keeps
+   * (powered off under shutdown=pause, panicked under panic=pause), is reported as the event
+   * that was missed, so the power-off is known and the on_* policy answers it.
+   */
+  private async replayUnseenStop(): Promise<void> {
+    const state = await this.status().catch(() => undefined);
+    let missed: QmpEvent | undefined;
+    if (state === 'shutdown' && !this.shutdownEvent?.guest) {
+      const logged = await this.unseenShutdown();
+      if (logged?.guest) missed = { event: 'SHUTDOWN', data: logged, timestamp: nowTimestamp() };
+    } else if (state === 'guest-panicked' && !this.panicked) {
+      missed = { event: 'GUEST_PANICKED', data: { action: 'pause' }, timestamp: nowTimestamp() };
+    }
+    if (missed) for (const fn of [...this.eventListeners]) fn(missed);
   }
 
   private notifyMonitor(change: MonitorChange): void {
@@ -513,6 +555,11 @@ export class QemuProcess {
     if (this.destroying || ev) return { reason: 'destroyed', guestInitiated: false, ...base };
     return { reason: 'crashed', guestInitiated: false, ...base };
   }
+}
+
+function nowTimestamp(): { seconds: number; microseconds: number } {
+  const ms = Date.now();
+  return { seconds: Math.floor(ms / 1000), microseconds: (ms % 1000) * 1000 };
 }
 
 /** The pid of a live QEMU that owns this run dir, if any. */

@@ -14,7 +14,11 @@ export function register(program: Command): void {
       const { domains } = await withClient(o, (c) => c.list({ all: o.all === true }));
       if (o.json) printJson(domains);
       else if (o.name) for (const d of domains) process.stdout.write(`${d.name}\n`);
-      else printTable(['Name', 'State', 'Autostart', 'UUID'], domains.map((d) => [d.name, d.state, d.autostart ? 'yes' : 'no', d.uuid]));
+      else {
+        printTable(['Name', 'State', 'Autostart', 'Tainted', 'UUID'], domains.map((d) => [
+          d.name, d.degraded ? `${d.state} (degraded)` : d.state, d.autostart ? 'yes' : 'no', d.tainted.length ? d.tainted.join(',') : '-', d.uuid,
+        ]));
+      }
     });
 
   withConnect(program.command('dominfo')
@@ -32,6 +36,7 @@ export function register(program: Command): void {
         ['Memory', formatBytes(i.memory)], ['vCPUs', String(i.vcpus)],
         ['Autostart', i.autostart ? 'enable' : 'disable'],
         ['Tainted', i.tainted.length ? i.tainted.join(', ') : 'no'],
+        ...(i.degraded ? [['Monitor', 'lost, reconnecting (degraded: monitor calls fail meanwhile)'] as [string, string]] : []),
         ...(i.definitionDiffers !== undefined
           ? [['Definition', i.definitionDiffers ? 'saved differs from live (applies at next start; dumpdef --live)' : 'live = saved'] as [string, string]]
           : []),

@@ -117,6 +117,7 @@ export class FakeGuest {
   private forcedBy: ForcedBy | undefined;
   private destroying = false;
   private poweredOffWaiters: (() => void)[] = [];
+  private monitorLost = false;
 
   constructor(
     readonly pid: number,
@@ -184,6 +185,27 @@ export class FakeGuest {
     this.setRunning();
     this.emit({ type: 'resumed', by: 'monitor' });
   }
+
+  /**
+   * The driver's QMP connection is lost while QEMU lives (the QEMU driver reconnects by itself):
+   * `monitor-lost`, and monitor calls through a handle fail with qmp.disconnected until
+   * restoreMonitor(). Stopping and destroying still work (the QEMU driver falls back to signals).
+   */
+  loseMonitor(): void {
+    this.requireAlive();
+    this.monitorLost = true;
+    this.emit({ type: 'monitor-lost' });
+  }
+
+  /** The QEMU driver reconnected: `monitor-restored`. */
+  restoreMonitor(): void {
+    this.requireAlive();
+    this.monitorLost = false;
+    this.emit({ type: 'monitor-restored' });
+  }
+
+  /** @internal true between loseMonitor() and restoreMonitor() */
+  get isMonitorLost(): boolean { return this.monitorLost; }
 
   /** Output of the guest on its serial console. */
   print(text: string): void {
@@ -597,8 +619,15 @@ export class FakeGuestHandle implements GuestHandle {
     return this.guest;
   }
 
+  /** What needs QMP: refused while the monitor is lost (FakeGuest.loseMonitor). */
+  private useMonitor(): FakeGuest {
+    const guest = this.use();
+    if (guest.isMonitorLost) throw new VirtkitError('qmp.disconnected', `the QMP connection to ${guest.runDir} was lost`, { runDir: guest.runDir });
+    return guest;
+  }
+
   async state(): Promise<GuestRunState> {
-    const s = this.use().runStateForQuery();
+    const s = this.useMonitor().runStateForQuery();
     if (this.guest.isGone) throw new VirtkitError('qmp.disconnected', `QEMU of ${this.guest.runDir} has exited`, { runDir: this.guest.runDir });
     return s === 'guest-panicked' ? 'crashed' : s;
   }
@@ -607,14 +636,14 @@ export class FakeGuestHandle implements GuestHandle {
 
   async destroy(): Promise<ExitInfo> { return this.use().destroy(); }
 
-  async pause(): Promise<void> { this.use().pause(); }
+  async pause(): Promise<void> { this.useMonitor().pause(); }
 
-  async resume(): Promise<void> { this.use().resume(); }
+  async resume(): Promise<void> { this.useMonitor().resume(); }
 
-  async reset(): Promise<void> { this.use().reset(); }
+  async reset(): Promise<void> { this.useMonitor().reset(); }
 
   async reboot(opts: { timeoutMs?: number } = {}): Promise<void> {
-    await this.use().cleanReboot(opts.timeoutMs ?? 60_000);
+    await this.useMonitor().cleanReboot(opts.timeoutMs ?? 60_000);
   }
 
   liveDefinition(): DomainDefinition { return this.guest.definition; }
@@ -628,7 +657,7 @@ export class FakeGuestHandle implements GuestHandle {
   }
 
   async monitor(command: { qmp: { execute: string; arguments?: Record<string, unknown> } } | { hmp: string }): Promise<unknown> {
-    return this.use().monitor(command);
+    return this.useMonitor().monitor(command);
   }
 
   async openConsole(): Promise<Duplex> { return this.use().openConsole(); }

@@ -12,6 +12,7 @@ import { prepareGuestBoot } from '../../guestfs/boot/index.js';
 import { DEFAULT_QEMU_BINARY, probeCapabilities, resolveAccel, type Accel, type QemuCapabilities } from '../caps.js';
 import { buildCommand } from '../command/index.js';
 import { QemuProcess } from '../process.js';
+import { ShutdownTraceArgs } from '../process/shutdown-trace.js';
 import type { GuestStop } from './events.js';
 import { QemuGuest } from './qemu-guest.js';
 import type { DomainDriver, GuestHandle, HostCapabilities, LaunchOptions, PrepareOptions, PreparedLaunch } from './types.js';
@@ -73,8 +74,9 @@ export class QemuDomainDriver implements DomainDriver {
     const command = buildCommand(def, {
       binary, accel, runDir, ...(volumePaths ? { volumePaths } : {}), ...(bootFiles ? { bootFiles } : {}),
     });
-    // -S: nothing runs before QMP is connected and the caller had its chance to open the console
-    const argv = command.argv.includes('-S') ? command.argv : ['-S', ...command.argv];
+    // -S: nothing runs before QMP is connected and the caller had its chance to open the console;
+    // the shutdown trace logs a power-off QMP could not report (monitor lost: process/shutdown-trace.ts)
+    const argv = [...(command.argv.includes('-S') ? [] : ['-S']), ...ShutdownTraceArgs, ...command.argv];
     return { definition: def, runDir, accel, accelReason: reason, command: { binary: command.binary, argv, env: command.env } };
   }
 

@@ -146,6 +146,11 @@ export class QemuGuest implements GuestHandle {
     return openConsole(this.proc.runDir);
   }
 
+  /** Test hook: the QMP connection is closed as if lost; the process reconnects (`monitor-lost`, then `monitor-restored`). */
+  dropMonitorConnection(): void {
+    this.proc.dropMonitorConnection();
+  }
+
   detach(): void {
     this.listeners.clear();
     this.proc.detach();

@@ -75,3 +75,41 @@ function argNamesPath(arg: string, path: string): boolean {
   }
   return false;
 }
+
+/** The value of the last `-pidfile` (or `--pidfile`) argument of a command line. */
+export function pidfileArgOf(cmdline: readonly string[]): string | undefined {
+  let found: string | undefined;
+  for (let i = 0; i < cmdline.length - 1; i++) {
+    if (cmdline[i] === '-pidfile' || cmdline[i] === '--pidfile') found = cmdline[i + 1];
+  }
+  return found;
+}
+
+/** The user id a process runs as (real uid, from /proc/<pid>/status); undefined when it is gone. */
+export async function processUid(pid: number): Promise<number | undefined> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => undefined);
+  const m = status === undefined ? null : /^Uid:\s+(\d+)/m.exec(status);
+  return m ? Number(m[1]) : undefined;
+}
+
+export type IdentityVerdict = { ours: true } | { ours: false; why: string };
+
+/**
+ * Whether process `pid` is proven to be the QEMU of `runDir` for the domain `uuid`: everything
+ * we put there must match. Its command line is a qemu-system program naming the run dir's QMP
+ * socket, `-uuid uuid` and `-pidfile` of that run dir; the run dir's pidfile (which only we and
+ * QEMU can write: the run dir is 0700) holds `pid`; it runs as our user. Anything short of all
+ * of that is a look-alike, and a look-alike is never signalled.
+ */
+export async function provenQemuOfRunDir(pid: number, cmdline: readonly string[], runDir: string, uuid: string,
+  paths: { qmpSocket: string; pidFile: string }): Promise<IdentityVerdict> {
+  if (!/qemu-system-[^/]*$/.test(cmdline[0] ?? '')) return { ours: false, why: 'the program is not a qemu-system binary' };
+  if (pidfileArgOf(cmdline) !== paths.pidFile) return { ours: false, why: `-pidfile is not ${paths.pidFile}` };
+  if (!isQemuOfRunDir([...cmdline], paths.qmpSocket, uuid)) return { ours: false, why: `not the QMP socket of ${runDir} with -uuid ${uuid}` };
+  const recorded = parsePidfile(await readFile(paths.pidFile, 'utf8').catch(() => ''));
+  if (recorded !== pid) return { ours: false, why: `the pidfile of ${runDir} names ${recorded ?? 'no pid'}` };
+  const uid = await processUid(pid);
+  const ourUid = process.getuid?.();
+  if (ourUid !== undefined && uid !== ourUid) return { ours: false, why: `it runs as uid ${uid ?? '?'}, not ${ourUid}` };
+  return { ours: true };
+}
