@@ -90,6 +90,11 @@ describe.sequential('guest lifecycle through the daemon', { timeout: 300_000 }, 
     expect(JSON.parse(qmp.stdout)).toMatchObject({ status: 'running', running: true });
     const hmp = await d.cli(['qemu-monitor-command', G, '--hmp', 'info name']);
     expect(hmp.stdout.trim()).toBe(G);
+    // HMP answers its errors as text: they are errors here, with QEMU's words and a non-zero exit.
+    const bogus = await d.cli(['qemu-monitor-command', G, '--hmp', 'bogus']);
+    expect(bogus.code).toBe(6);
+    expect(bogus.stderr).toContain('qmp.command-failed');
+    expect(bogus.stderr).toContain('bogus');
     const tainted = JSON.parse((await d.cli(['dominfo', G, '--json'])).stdout) as DomainInfo;
     expect(tainted.tainted).toEqual(['custom-monitor']);
     expect((await d.cli(['dominfo', G])).stdout).toMatch(/Tainted:\s+custom-monitor/);
