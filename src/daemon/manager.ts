@@ -248,6 +248,9 @@ export class Manager {
         const dir = this.runDirOf(cur.uuid);
         // Recorded before QEMU exists: a crash from here on is reconciled from this run dir.
         await writeStatus(tx, name, { state: 'starting', runDir: dir });
+        // Raw QEMU arguments or environment: tainted from this run on (its own event: a
+        // transaction carries one).
+        await this.taint(tx, name, passthroughTaints(cur.definition));
         return { runDir: dir, rec: cur };
       });
       crashPoint('start.recorded');
@@ -270,7 +273,6 @@ export class Manager {
         await writeStatus(tx, name, { state, runDir, pid: handle.pid, accel: handle.accel });
         await writeLive(tx, name, handle.liveDefinition());
         await recordEvent(tx, 'started', rec, opts.paused ? 'paused' : undefined);
-        await this.taint(tx, name, passthroughTaints(rec.definition));
         return infoOf(await requireDomain(tx, name));
       });
       await this.adopt(rec, handle);
@@ -281,7 +283,9 @@ export class Manager {
 
   /**
    * Marks the domain tainted for each reason it does not carry yet (docs/manager.md: custom-argv,
-   * custom-env, custom-monitor), one `tainted` event per new reason, in the caller's transaction.
+   * custom-env, custom-monitor), in the caller's transaction, which must record no other event
+   * (the event log keeps one per transaction): one `tainted` event naming the new reasons,
+   * comma-separated.
    */
   private async taint(tx: Transaction, name: string, reasons: TaintReason[]): Promise<void> {
     if (reasons.length === 0) return;
@@ -289,7 +293,7 @@ export class Manager {
     const added = reasons.filter((r) => !cur.tainted.includes(r));
     if (added.length === 0) return;
     await tx.write(domainPath(name, 'tainted'), JSON.stringify([...cur.tainted, ...added]));
-    for (const reason of added) await recordEvent(tx, 'tainted', cur, reason);
+    await recordEvent(tx, 'tainted', cur, added.join(','));
     this.log.warn({ domain: name, reasons: added }, 'domain tainted');
   }
 
