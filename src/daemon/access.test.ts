@@ -6,7 +6,7 @@
  * daemon's own, non-root uid is the one that must be let in.
  */
 import { spawn } from 'node:child_process';
-import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,8 +14,9 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DomainState } from '../api/schemas.js';
 import type { Store } from '../store/index.js';
-import { accessClassesOf, definitionAccess, originOf } from './access.js';
+import { AccessPolicy, accessClassesOf, definitionAccess, originOf, type Caller } from './access.js';
 import type { AuditRecord } from './audit-log.js';
+import { GroupDatabase } from './groups.js';
 import type { Manager } from './manager.js';
 import { peerCredentials } from './peer-cred.js';
 import type { PoolService } from './pools.js';
@@ -267,5 +268,84 @@ describe('definitionAccess', () => {
     expect(definitionAccess({ text: 'name: a\nmemory: 64MiB\nqemu: {args: [], env: {}}\n' })).toBe('write');
     // What the parser refuses is refused as definition.invalid by the handler: no escalation.
     expect(definitionAccess({ text: 'memory: [' })).toBe('write');
+  });
+});
+
+describe('the access policy by group', () => {
+  let dir: string;
+  let files: { passwd: string; group: string };
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'vk-groups-'));
+    files = { passwd: join(dir, 'passwd'), group: join(dir, 'group') };
+    await writeFile(files.passwd, [
+      'root:x:0:0:root:/root:/bin/bash', 'alice:x:1001:1001::/home/alice:/bin/sh', 'bob:x:1002:1002::/home/bob:/bin/sh',
+      'carol:x:1003:1003::/home/carol:/bin/sh', 'dave:x:1004:1004::/home/dave:/bin/sh', 'alias-of-dave:x:1004:1004::/:/bin/sh', '',
+    ].join('\n'));
+    await writeFile(files.group, [
+      'root:x:0:', 'vkusers:x:2000:alice,carol', 'vkadmins:x:2001:carol, alias-of-dave', 'other:x:2002:bob', '# no comment syntax, a broken line', '',
+    ].join('\n'));
+  });
+  afterAll(async () => { await rm(dir, { recursive: true, force: true }); });
+
+  const caller = (uid: number, gid = uid): Caller => ({ client: 'c', uid, gid, pid: 1 });
+
+  it('gives root and the daemon\'s own user everything, socket group members read and write, admin group members everything', () => {
+    const groups = new GroupDatabase(files);
+    const policy = new AccessPolicy({ socketGid: groups.gidOf('vkusers'), adminGid: groups.gidOf('vkadmins'), daemonUid: 999, groups });
+    expect(policy.classesOf(caller(0, 5))).toEqual(['read', 'write', 'admin']);
+    expect(policy.classesOf(caller(999))).toEqual(['read', 'write', 'admin']);
+    expect(policy.classesOf(caller(1001))).toEqual(['read', 'write']);
+    // carol is in both groups; dave is an admin through another name of his uid.
+    expect(policy.classesOf(caller(1003))).toEqual(['read', 'write', 'admin']);
+    expect(policy.classesOf(caller(1004))).toEqual(['read', 'write', 'admin']);
+    expect(policy.classesOf(caller(1002))).toEqual([]);
+    expect(policy.classesOf({})).toEqual([]);
+  });
+
+  it('counts the gid the kernel reports as membership, whatever /etc/group says', () => {
+    const groups = new GroupDatabase(files);
+    const policy = new AccessPolicy({ socketGid: 2000, adminGid: 2001, daemonUid: 999, groups });
+    expect(policy.classesOf(caller(1002, 2000))).toEqual(['read', 'write']);
+    expect(policy.classesOf(caller(1002, 2001))).toEqual(['read', 'write', 'admin']);
+    // A uid the files do not know at all is judged by its gid alone.
+    expect(policy.classesOf(caller(4242, 2000))).toEqual(['read', 'write']);
+    expect(policy.classesOf(caller(4242, 4242))).toEqual([]);
+  });
+
+  it('gives nobody but root and the daemon\'s user anything without groups', () => {
+    const policy = new AccessPolicy({ daemonUid: 999, groups: new GroupDatabase(files) });
+    expect(policy.classesOf(caller(1001, 2000))).toEqual([]);
+    expect(policy.classesOf(caller(999))).toEqual(['read', 'write', 'admin']);
+  });
+
+  it('reads the files again when they change, so membership changes reach the next connection', async () => {
+    const groups = new GroupDatabase(files);
+    const policy = new AccessPolicy({ socketGid: 2000, daemonUid: 999, groups });
+    expect(policy.classesOf(caller(1002))).toEqual([]);
+    const before = await readFile(files.group, 'utf8');
+    try {
+      await writeFile(files.group, before.replace('vkusers:x:2000:alice,carol', 'vkusers:x:2000:alice,carol,bob'));
+      expect(policy.classesOf(caller(1002))).toEqual(['read', 'write']);
+    } finally {
+      await writeFile(files.group, before);
+    }
+    expect(policy.classesOf(caller(1002))).toEqual([]);
+  });
+
+  it('resolves group names and numbers, and refuses an unknown name as argument.invalid', () => {
+    const groups = new GroupDatabase(files);
+    expect(groups.gidOf('vkadmins')).toBe(2001);
+    expect(groups.gidOf('31337')).toBe(31337);
+    expect(() => groups.gidOf('nosuchgroup')).toThrow(expect.objectContaining({ code: 'argument.invalid' }) as Error);
+    expect([...groups.supplementaryGids(1003)].sort()).toEqual([2000, 2001]);
+  });
+
+  it('decides once per connection: an identified caller keeps its classes', () => {
+    const groups = new GroupDatabase(files);
+    const policy = new AccessPolicy({ socketGid: 2000, daemonUid: 999, groups });
+    expect(accessClassesOf({ ...caller(1002), classes: ['read'] }, policy)).toEqual(['read']);
+    expect(accessClassesOf(caller(1001), policy)).toEqual(['read', 'write']);
+    // Without a policy, the owner-only one.
+    expect(accessClassesOf(caller(1001, 2000))).toEqual([]);
   });
 });
