@@ -41,7 +41,7 @@ export const ErrorMeanings: Record<ErrorCode, string> = {
   'pool.invalid': 'the pool definition is not acceptable (name, path)',
   'volume.not-found': 'no volume of that name in the pool',
   'volume.exists': 'a volume of that name exists in the pool',
-  'volume.in-use': 'a defined domain or another volume uses the volume',
+  'volume.in-use': 'a defined domain or another volume uses the volume, or an active guest uses its file',
   'volume.invalid-name': 'the volume name is not acceptable',
   'fs.corrupt': 'a guest filesystem structure is invalid',
   'fs.unsupported': 'the guest filesystem or one of its features is not read',
