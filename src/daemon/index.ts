@@ -14,6 +14,7 @@ import type { DomainDriver } from '../qemu/index.js';
 import { openStore, type Store } from '../store/index.js';
 import { VirtkitError, errorMessage } from '../util/errors.js';
 import { AccessPolicy } from './access.js';
+import { DefaultConnectionLimits, effectiveMaxConnections, type ConnectionLimits } from './connection-limits.js';
 import { GroupDatabase } from './groups.js';
 import { Manager } from './manager.js';
 import { PoolService } from './pools.js';
@@ -35,6 +36,8 @@ export interface DaemonOptions {
   logFile?: string;
   logLevel?: string;
   qemuBinary?: string;
+  /** Timeouts and connection counts (docs/api.md, "Limits"); unset ones keep their defaults. */
+  limits?: Partial<ConnectionLimits>;
   /** The hypervisor side of the guests; default a QemuDomainDriver (tests pass the fake). */
   driver?: DomainDriver;
 }
@@ -68,6 +71,17 @@ function accessPolicyOf(opts: DaemonOptions, groups: GroupDatabase): AccessPolic
   });
 }
 
+export { DefaultConnectionLimits, type ConnectionLimits };
+
+/** The defaults with `given` over them; timeouts must be positive (zero would mean none). */
+function connectionLimitsOf(given: Partial<ConnectionLimits> = {}): ConnectionLimits {
+  const limits = { ...DefaultConnectionLimits, ...given };
+  for (const key of ['idleTimeoutMs', 'headersTimeoutMs'] as const) {
+    if (!(limits[key] > 0)) throw new VirtkitError('argument.invalid', `${key} must be more than 0`, { [key]: limits[key] });
+  }
+  return limits;
+}
+
 export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaemon> {
   const dirs = managerDirs({ isRoot: process.getuid?.() === 0, home: os.homedir(), env: process.env },
     { ...(opts.stateDir ? { stateDir: opts.stateDir } : {}), ...(opts.runDir ? { runDir: opts.runDir } : {}) });
@@ -80,7 +94,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaem
   const logFile = opts.logFile ?? join(dirs.stateDir, 'daemon.log');
   if (logFile !== '-') openPrivateFile(logFile);
   const logger: LoggerConfig = logFile === '-' ? { level, stream: process.stderr } : { level, file: logFile };
-  const app = createApp(logger);
+  const limits = connectionLimitsOf(opts.limits);
+  const app = createApp(logger, limits);
   const store = createPrivately(() => openStore(dirs.stateDir));
   try {
     const bootId = await currentBootId();
@@ -113,7 +128,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaem
     } else {
       await chmod(dirs.socketPath, 0o600);
     }
-    app.log.info({ socket: dirs.socketPath, pid: process.pid }, 'daemon listening');
+    app.log.info({ socket: dirs.socketPath, pid: process.pid, limits: { ...limits, maxConnections: effectiveMaxConnections(limits) } }, 'daemon listening');
     // Autostart runs after the socket is up, so clients can watch guests come up.
     void manager.autostartOnce(bootId).catch((err: unknown) => app.log.error({ err: errorMessage(err) }, 'autostart failed'));
     let stopping: Promise<void> | undefined;

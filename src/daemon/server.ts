@@ -5,7 +5,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Static } from '@sinclair/typebox';
-import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type onRequestHookHandler } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type onRequestHookHandler } from 'fastify';
 import type { AccessClass, StreamName } from '../api/index.js';
 import { Methods, type MethodName, type MethodSpec } from '../api/index.js';
 import { VolumeContentPath } from '../api/index.js';
@@ -20,6 +20,10 @@ import type { Origin, Store } from '../store/index.js';
 import { errorMessage, isVirtkitError } from '../util/errors.js';
 import { AccessControl, accessClassesOf, definitionAccess, originOf, type AccessPolicy, type Caller } from './access.js';
 import { AuditLog } from './audit-log.js';
+import {
+  ConnectionGate, ConnectionTracker, DefaultConnectionLimits, capConnections, effectiveMaxConnections, type ConnectionLimits,
+} from './connection-limits.js';
+import { MaxHeaderBytes, checkRequestLine, clientErrorHandler, statusOf } from './http-errors.js';
 import type { Manager } from './manager.js';
 import { loadPeerCredentials } from './peer-cred.js';
 import { poolHandlers, registerVolumeContentRoutes, type PoolService } from './pools.js';
@@ -63,7 +67,7 @@ function decodedOr(text: string): string {
 /** The access class a call needs: its method's, or admin for a definition that passes anything to QEMU. */
 function accessNeeded(method: MethodName, spec: MethodSpec, req: FastifyRequest, caller: Caller): AccessClass {
   if ((method === 'domain.define' || method === 'domain.updateDefinition') && !accessClassesOf(caller).includes('admin')) {
-    return definitionAccess(req.body as DefineBody);
+    return definitionAccess(req.body as DefineBody, caller);
   }
   return spec.access;
 }
@@ -121,13 +125,16 @@ function handlers(m: Manager, info: () => DaemonInfo, pools: PoolService): Recor
 
 /** Turns anything thrown into the `{ error }` body and its status. */
 export function errorReply(err: unknown): { status: number; body: { error: { code: string; message: string; data?: Record<string, unknown> } } } {
-  if (isVirtkitError(err)) return { status: httpStatusOf(err.code), body: { error: err.toJSON() } };
+  if (isVirtkitError(err)) return { status: statusOf(err), body: { error: err.toJSON() } };
   const e = err as { validation?: { instancePath?: string; message?: string; params?: Record<string, unknown> }[]; validationContext?: string; statusCode?: number; code?: string; message?: string };
   if (e.validation) {
     const first = e.validation[0];
     const path = `${e.validationContext ?? 'body'}${first?.instancePath ? first.instancePath.replace(/\//g, '.') : ''}`;
     const extra = first?.params && 'additionalProperty' in first.params ? ` (${String(first.params.additionalProperty)})` : '';
     return { status: 400, body: { error: { code: 'request.invalid', message: `${path}: ${first?.message ?? 'invalid'}${extra}`, data: { path } } } };
+  }
+  if (e.statusCode === 414 || e.statusCode === 431) {
+    return { status: e.statusCode, body: { error: { code: 'request.too-large', message: e.message ?? 'request too large', data: { fastifyCode: e.code } } } };
   }
   if (e.statusCode === 413 || e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
     return { status: 413, body: { error: { code: 'request.too-large', message: `request body larger than ${BodyLimitBytes} bytes`, data: { limit: BodyLimitBytes } } } };
@@ -138,9 +145,16 @@ export function errorReply(err: unknown): { status: number; body: { error: { cod
   return { status: 500, body: { error: { code: 'internal', message: errorMessage(err) } } };
 }
 
-/** The fastify instance with the daemon's limits and logger; routes come with `registerApi`. */
-export function createApp(logger: LoggerConfig): FastifyInstance {
-  return Fastify({
+/** The connection limits of each app, for `registerApi`. */
+const limitsOfApp = new WeakMap<FastifyInstance, ConnectionLimits>();
+
+/**
+ * The fastify instance with the daemon's limits and logger; routes come with `registerApi`.
+ * The limits (docs/api.md, "Limits") default to `DefaultConnectionLimits`.
+ */
+export function createApp(logger: LoggerConfig, limits: ConnectionLimits = DefaultConnectionLimits): FastifyInstance {
+  const tracker = new ConnectionTracker();
+  const app = Fastify({
     logger,
     // Per-request lines would dominate the log (and the cost of a list call); operations log themselves.
     logController: new LogController({ disableRequestLogging: true }),
@@ -148,8 +162,29 @@ export function createApp(logger: LoggerConfig): FastifyInstance {
     childLoggerFactory: (logger) => logger,
     bodyLimit: BodyLimitBytes,
     forceCloseConnections: true,
+    // Inactivity timeout of every connection; what it closes is decided by the tracker's policy.
+    connectionTimeout: limits.idleTimeoutMs,
+    keepAliveTimeout: limits.idleTimeoutMs,
+    // No bound on a whole request: an upload may take hours. A stalled one is cut as idle.
+    requestTimeout: 0,
+    http: {
+      headersTimeout: limits.headersTimeoutMs,
+      // Node checks the headers timeout on this interval (30 s by default, coarser than the limit).
+      connectionsCheckingInterval: Math.max(100, Math.min(1_000, limits.headersTimeoutMs)),
+      maxHeaderSize: MaxHeaderBytes,
+    },
+    // Requests Node's parser rejects, and URLs the router cannot decode, answer with the envelope too.
+    clientErrorHandler: clientErrorHandler(limits.headersTimeoutMs, (socket) => tracker.responseStarted(socket)),
+    frameworkErrors: (err, _req, reply) => {
+      const { status, body } = errorReply(err);
+      void (reply as FastifyReply).status(status).send(body);
+    },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
   }) as unknown as FastifyInstance;
+  tracker.watch(app.server);
+  capConnections(app.server, effectiveMaxConnections(limits), (fields, msg) => app.log.warn(fields, msg));
+  limitsOfApp.set(app, limits);
+  return app;
 }
 
 export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promise<void> {
@@ -158,14 +193,34 @@ export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promi
   const audit = opts.auditLogPath ? AuditLog.open(opts.auditLogPath) : undefined;
   app.addHook('onClose', async () => audit?.close());
   const access = new AccessControl(audit, (err) => app.log.error({ err: errorMessage(err) }, 'cannot write the audit log'), opts.accessPolicy);
+  const limits = limitsOfApp.get(app) ?? DefaultConnectionLimits;
+  const gate = new ConnectionGate(limits, [0, process.getuid?.() ?? 0], (fields, msg) => app.log.warn(fields, msg));
   // Identified once per connection, when it is accepted: one getsockopt, no waiting.
   const pidsByClient = new Map<string, number>();
   app.server.on('connection', (socket: Socket) => {
     const caller = access.identify(socket);
+    // Over its uid's limit: refused at its first request, and given little time to send it.
+    if (gate.admit(socket, caller.uid)) socket.setTimeout(Math.min(limits.idleTimeoutMs, 2_000));
     if (caller.pid !== undefined) {
       pidsByClient.set(caller.client, caller.pid);
       // Snoop may still name the connection's operations a moment after it closed.
       socket.on('close', () => setTimeout(() => pidsByClient.delete(caller.client), 10_000).unref());
+    }
+  });
+
+  // First of all hooks: a connection over its uid's limit gets the refusal and is closed; a
+  // request line over the limit is 414 (longer ones the parser refuses, see http-errors.ts).
+  app.addHook('onRequest', (req, reply, done) => {
+    const refusal = gate.refusalOf(req.raw.socket);
+    if (refusal) {
+      void reply.status(httpStatusOf(refusal.code)).header('connection', 'close').send({ error: refusal.toJSON() });
+      return;
+    }
+    try {
+      checkRequestLine(req.raw);
+      done();
+    } catch (err) {
+      done(err as Error);
     }
   });
 
@@ -254,6 +309,7 @@ export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promi
     store: opts.store,
     consoleOf: (name) => opts.manager.consoleOf(name),
     pidOfClient,
+    connectionRefusal: (socket) => gate.refusalOf(socket),
     // The class comes from the one access table (src/api/access.ts), not from the caller's guess.
     authorize: (_access, req, kind) => {
       const domain = kind.startsWith('console.') ? ConsoleDomain.exec(req.url ?? '')?.[1] : undefined;

@@ -14,7 +14,6 @@ import type { Duplex } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { StreamSpecs, type AccessClass, type StreamName } from '../api/index.js';
-import { httpStatusOf } from '../api/index.js';
 import { StreamCloseCodes, StreamPaths } from '../api/index.js';
 import { EventsQuery as EventsQuerySchema } from '../api/index.js';
 import type { DomainEvent, EventsQuery, SnoopRecord as ApiSnoopRecord } from '../api/index.js';
@@ -22,6 +21,7 @@ import type { SnoopRecord, Store } from '../store/index.js';
 import { VirtkitError, errorMessage, isVirtkitError } from '../util/errors.js';
 import type { ConsoleMux } from './console-mux.js';
 import { followEvents, replayEvents } from './event-log.js';
+import { checkRequestLine, endWith, rawErrorResponse, statusOf, type ErrorBody } from './http-errors.js';
 import { DefaultMaxBufferedBytes, sendBounded, websocketDuplex } from './websocket-duplex.js';
 
 /** The streams served here. */
@@ -48,13 +48,13 @@ export interface StreamOptions {
   authorize?: StreamAuthorizer;
   /** Bytes a stream may keep waiting for a slow reader before it is dropped. */
   maxBufferedBytes?: number;
+  /** Why a connection is refused (over its uid's connection limit); undefined when it is admitted. */
+  connectionRefusal?: (socket: Duplex) => VirtkitError | undefined;
 }
-
-type ErrorBody = { code: string; message: string; data?: Record<string, unknown> };
 
 /** The `{ error }` envelope and status of a stream's failure. */
 function errorEnvelope(err: unknown): { status: number; error: ErrorBody } {
-  if (isVirtkitError(err)) return { status: httpStatusOf(err.code), error: err.toJSON() };
+  if (isVirtkitError(err)) return { status: statusOf(err), error: err.toJSON() };
   return { status: 500, error: { code: 'internal', message: errorMessage(err) } };
 }
 
@@ -125,6 +125,18 @@ function openEventStream(store: Store, q: EventsQuery, sink: EventSink): () => v
 }
 
 /**
+ * A cursor the store has not reached is refused before the stream opens: it names a revision
+ * of another store (or a client's mistake), and following from it would silently skip events.
+ */
+function checkCursor(store: Store, q: EventsQuery): void {
+  if (q.since !== undefined && q.since > store.revision) {
+    throw new VirtkitError('request.invalid',
+      `querystring.since: ${q.since} is beyond the store's current revision ${store.revision}`,
+      { path: 'querystring.since', since: q.since, revision: store.revision });
+  }
+}
+
+/**
  * Runs a stream's checks; a refusal is answered here with its `{ error }` envelope (the
  * streams do not lean on the app's error handler). Returns whether the stream may open.
  */
@@ -147,7 +159,11 @@ export function registerStreams(app: FastifyInstance, opts: StreamOptions): void
   };
 
   app.get(StreamPaths.events, { schema: { querystring: EventsQuerySchema } }, async (req, reply) => {
-    if (!await allowed(reply, () => authorize('events', req.raw))) return reply;
+    const checks = async (): Promise<void> => {
+      await authorize('events', req.raw);
+      checkCursor(opts.store, req.query as EventsQuery);
+    };
+    if (!await allowed(reply, checks)) return reply;
     sseHeaders(reply);
     const raw = reply.raw;
     // A reader that stops reading is dropped rather than buffered for; it resumes from its cursor.
@@ -214,11 +230,15 @@ export function registerStreams(app: FastifyInstance, opts: StreamOptions): void
   const pending = new Set<Duplex>();
 
   const upgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> => {
-    const url = new URL(req.url ?? '/', 'http://virtkit');
+    const refusal = opts.connectionRefusal?.(socket);
+    if (refusal) throw refusal;
+    checkRequestLine(req);
+    const url = parseUrl(req.url);
     const consoleName = ConsoleRoute.exec(url.pathname)?.[1];
     if (url.pathname === StreamPaths.events) {
       const q = parseEventsQuery(url.searchParams);
       await authorize('events', req);
+      checkCursor(opts.store, q);
       accept(req, socket, head, (ws) => serveEvents(ws, q));
     } else if (consoleName !== undefined) {
       const name = decodedName(consoleName);
@@ -287,6 +307,14 @@ export function registerStreams(app: FastifyInstance, opts: StreamOptions): void
 
 const ConsoleRoute = /^\/domains\/([^/]+)\/console$/;
 
+function parseUrl(text: string | undefined): URL {
+  try {
+    return new URL(text ?? '/', 'http://virtkit');
+  } catch {
+    throw new VirtkitError('request.invalid', 'not a valid request URL', { path: 'url' });
+  }
+}
+
 interface ConsoleQuery {
   mode: 'read' | 'write';
   history: boolean;
@@ -344,11 +372,5 @@ function parseEventsQuery(params: URLSearchParams): EventsQuery {
 function refuse(socket: Duplex, err: unknown): void {
   if (socket.destroyed) return;
   const { status, error } = errorEnvelope(err);
-  const text = JSON.stringify({ error });
-  socket.end(`HTTP/1.1 ${status} ${statusText(status)}\r\ncontent-type: application/json\r\n`
-    + `content-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
-}
-
-function statusText(status: number): string {
-  return ({ 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 500: 'Internal Server Error' } as Record<number, string>)[status] ?? 'Error';
+  endWith(socket, rawErrorResponse(status, error));
 }

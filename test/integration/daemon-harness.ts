@@ -53,9 +53,9 @@ export class DaemonHarness {
   get runDir(): string { return join(this.stateDir, 'run'); }
   get logPath(): string { return join(this.stateDir, 'daemon.log'); }
 
-  /** Starts the daemon and waits until it answers. */
-  async start(env: Record<string, string> = {}): Promise<void> {
-    const proc = spawn(process.execPath, [CliPath, 'daemon', '--state-dir', this.stateDir, '--log-level', 'debug'], {
+  /** Starts the daemon (with `args` added to its command line) and waits until it answers. */
+  async start(env: Record<string, string> = {}, args: string[] = []): Promise<void> {
+    const proc = spawn(process.execPath, [CliPath, 'daemon', '--state-dir', this.stateDir, '--log-level', 'debug', ...args], {
       env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';

@@ -1,7 +1,30 @@
 /** `virtkit daemon` (also installed as `virtkitd`): runs the manager in the foreground. */
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { runDaemon } from '../../daemon/index.js';
+import { DefaultConnectionLimits, runDaemon, type ConnectionLimits } from '../../daemon/index.js';
+import { timeoutOption, wholeNumberOption } from '../options.js';
+
+const Connections = { min: 1, max: 1_000_000 };
+const Defaults = DefaultConnectionLimits;
+
+interface LimitFlags {
+  idleTimeout?: number;
+  headersTimeout?: number;
+  maxUserConnections?: number;
+  maxOwnerConnections?: number;
+  maxConnections?: number;
+}
+
+/** The connection limits given on the command line (docs/api.md, "Limits"); the rest keep their defaults. */
+function limitsOf(o: LimitFlags): Partial<ConnectionLimits> {
+  return {
+    ...(o.idleTimeout !== undefined ? { idleTimeoutMs: Math.round(o.idleTimeout * 1000) } : {}),
+    ...(o.headersTimeout !== undefined ? { headersTimeoutMs: Math.round(o.headersTimeout * 1000) } : {}),
+    ...(o.maxUserConnections !== undefined ? { maxUserConnections: o.maxUserConnections } : {}),
+    ...(o.maxOwnerConnections !== undefined ? { maxOwnerConnections: o.maxOwnerConnections } : {}),
+    ...(o.maxConnections !== undefined ? { maxConnections: o.maxConnections } : {}),
+  };
+}
 
 export function register(program: Command): void {
   program.command('daemon')
@@ -13,7 +36,12 @@ export function register(program: Command): void {
     .option('--log-file <path>', 'structured log file, "-" for stderr (default: STATE_DIR/daemon.log)')
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
     .option('--qemu <binary>', 'QEMU binary (default: qemu-system-x86_64 on PATH)')
-    .action(async (o: { stateDir?: string; runDir?: string; socketGroup?: string; adminGroup?: string; logFile?: string; logLevel: string; qemu?: string }) => {
+    .addOption(timeoutOption(`close a connection with nothing in progress after this long without traffic (default ${Defaults.idleTimeoutMs / 1000})`, '--idle-timeout <seconds>'))
+    .addOption(timeoutOption(`a request's headers must arrive within this (default ${Defaults.headersTimeoutMs / 1000})`, '--headers-timeout <seconds>'))
+    .addOption(wholeNumberOption('--max-user-connections <n>', `connections each uid other than root and the daemon's own may hold (default ${Defaults.maxUserConnections})`, Connections))
+    .addOption(wholeNumberOption('--max-owner-connections <n>', `connections root and the daemon's own uid may each hold (default ${Defaults.maxOwnerConnections})`, Connections))
+    .addOption(wholeNumberOption('--max-connections <n>', `connections in all, kept below the open-files limit (default ${Defaults.maxConnections})`, Connections))
+    .action(async (o: { stateDir?: string; runDir?: string; socketGroup?: string; adminGroup?: string; logFile?: string; logLevel: string; qemu?: string } & LimitFlags) => {
       await runDaemon({
         ...(o.stateDir ? { stateDir: resolve(o.stateDir) } : {}),
         ...(o.runDir ? { runDir: resolve(o.runDir) } : {}),
@@ -22,6 +50,7 @@ export function register(program: Command): void {
         ...(o.logFile ? { logFile: o.logFile } : {}),
         ...(o.qemu ? { qemuBinary: o.qemu } : {}),
         logLevel: o.logLevel,
+        limits: limitsOf(o),
       });
     });
 }
