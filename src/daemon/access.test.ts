@@ -261,13 +261,28 @@ describe('snoop lines', () => {
 });
 
 describe('definitionAccess', () => {
+  const member: Caller = { client: 'c', uid: Nobody, gid: Nobody, pid: 1, gids: [Nobody] };
+
   it('makes a definition that passes arguments or environment to QEMU an admin matter', () => {
-    expect(definitionAccess({ text: 'name: a\nmemory: 64MiB\n' })).toBe('write');
-    expect(definitionAccess({ text: 'name: a\nmemory: 64MiB\nqemu: {args: [-no-hpet]}\n' })).toBe('admin');
-    expect(definitionAccess({ text: '{"name": "a", "memory": "64MiB", "qemu": {"env": {"A": "b"}}}', format: 'json' })).toBe('admin');
-    expect(definitionAccess({ text: 'name: a\nmemory: 64MiB\nqemu: {args: [], env: {}}\n' })).toBe('write');
+    expect(definitionAccess({ text: 'name: a\nmemory: 64MiB\n' }, member)).toBe('write');
+    expect(definitionAccess({ text: 'name: a\nmemory: 64MiB\nqemu: {args: [-no-hpet]}\n' }, member)).toBe('admin');
+    expect(definitionAccess({ text: '{"name": "a", "memory": "64MiB", "qemu": {"env": {"A": "b"}}}', format: 'json' }, member)).toBe('admin');
+    expect(definitionAccess({ text: 'name: a\nmemory: 64MiB\nqemu: {args: [], env: {}}\n' }, member)).toBe('write');
     // What the parser refuses is refused as definition.invalid by the handler: no escalation.
-    expect(definitionAccess({ text: 'memory: [' })).toBe('write');
+    expect(definitionAccess({ text: 'memory: [' }, member)).toBe('write');
+  });
+
+  it('makes naming a host file the caller may not have QEMU open an admin matter', () => {
+    const boot = (kernel: string, initrd?: string): string =>
+      `name: a\nmemory: 64MiB\nboot: {loader: direct, kernel: ${kernel}${initrd ? `, initrd: ${initrd}` : ''}}\n`;
+    // /etc/hostname: root's, 0644, in root's directories.
+    expect(definitionAccess({ text: boot('/etc/hostname') }, member)).toBe('write');
+    expect(definitionAccess({ text: boot('/etc/hostname', '/etc/shadow') }, member)).toBe('admin');
+    expect(definitionAccess({ text: 'name: a\nmemory: 64MiB\ndisks: [{source: /etc/hostname, format: raw, readonly: true}]\n' }, member)).toBe('write');
+    // A disk QEMU would write is a pool volume for a non-admin, whatever the file.
+    expect(definitionAccess({ text: 'name: a\nmemory: 64MiB\ndisks: [{source: /etc/hostname, format: raw}]\n' }, member)).toBe('admin');
+    expect(definitionAccess({ text: 'name: a\nmemory: 64MiB\ndisks: [{volume: p/v.qcow2, format: qcow2}]\n' }, member)).toBe('write');
+    expect(definitionAccess({ text: boot('/etc/hostname') }, { client: 'c' })).toBe('admin');
   });
 });
 

@@ -13,6 +13,7 @@ import type { Origin } from '../store/index.js';
 import { VirtkitError, isVirtkitError } from '../util/errors.js';
 import type { AuditLog } from './audit-log.js';
 import { GroupDatabase } from './groups.js';
+import { hostPathProblem } from './host-paths.js';
 import { peerCredentials } from './peer-cred.js';
 
 export interface Caller {
@@ -28,6 +29,8 @@ export interface Caller {
    * it closes, and a user added gets the new classes on the next connection.
    */
   readonly classes?: readonly AccessClass[];
+  /** The kernel gid and the /etc/group groups, as of the same moment (for host path checks). */
+  readonly gids?: readonly number[];
 }
 
 const DaemonUid = process.getuid?.() ?? 0;
@@ -64,6 +67,11 @@ export class AccessPolicy {
     this.groups = opts.groups ?? new GroupDatabase();
   }
 
+  /** The caller's gid and supplementary groups. */
+  gidsOf(cred: { uid: number; gid: number }): readonly number[] {
+    return [...new Set([cred.gid, ...this.groups.supplementaryGids(cred.uid)])];
+  }
+
   classesOf(cred: { uid?: number | undefined; gid?: number | undefined }): readonly AccessClass[] {
     const { uid, gid } = cred;
     if (uid === undefined) return NoClasses;
@@ -86,15 +94,40 @@ export function accessClassesOf(caller: Caller, policy: AccessPolicy = OwnerOnly
   return caller.classes ?? policy.classesOf(caller);
 }
 
-/** `domain.define` and edits are admin when the definition passes arguments or environment to QEMU. */
-export function definitionAccess(body: DefineBody): AccessClass {
+/**
+ * The class a definition needs from `caller` (asked only of callers without `admin`): `admin`
+ * when it passes arguments or environment to QEMU, or names a host file the caller may not have
+ * QEMU open (`host-paths.ts`: a disk `source`, the kernel, the initrd); else `write`.
+ */
+export function definitionAccess(body: DefineBody, caller: Caller): AccessClass {
+  let def: ReturnType<typeof parseDefinition>;
   try {
-    const def = parseDefinition(body.text, { ...(body.format ? { format: body.format } : {}), ...(body.baseDir ? { baseDir: body.baseDir } : {}) });
-    return def.qemu.args.length > 0 || Object.keys(def.qemu.env).length > 0 ? 'admin' : 'write';
+    def = parseDefinition(body.text, { ...(body.format ? { format: body.format } : {}), ...(body.baseDir ? { baseDir: body.baseDir } : {}) });
   } catch {
     // The same parser refuses it in the handler (definition.invalid): nothing to escalate.
     return 'write';
   }
+  if (def.qemu.args.length > 0 || Object.keys(def.qemu.env).length > 0) return 'admin';
+  return hostPathsProblem(def, caller) === undefined ? 'write' : 'admin';
+}
+
+/** Why `caller` may not name the definition's host files, or `undefined` when it may. */
+export function hostPathsProblem(def: ReturnType<typeof parseDefinition>, caller: Caller): string | undefined {
+  if (caller.uid === undefined) return 'an unidentified caller names no host file';
+  const who = { uid: caller.uid, gids: new Set(caller.gids ?? (caller.gid !== undefined ? [caller.gid] : [])) };
+  const trusted = new Set([0, DaemonUid]);
+  const paths: string[] = [];
+  if (def.boot.loader === 'direct') paths.push(def.boot.kernel, ...(def.boot.initrd !== undefined ? [def.boot.initrd] : []));
+  for (const [i, disk] of def.disks.entries()) {
+    if (disk.source === undefined) continue;
+    if (!disk.readonly) return `disks[${i}].source ${disk.source} would be written by QEMU: a writable disk of a non-admin is a pool volume`;
+    paths.push(disk.source);
+  }
+  for (const path of paths) {
+    const problem = hostPathProblem(path, who, trusted);
+    if (problem !== undefined) return problem;
+  }
+  return undefined;
 }
 
 export function originOf(caller: Caller): Origin {
@@ -127,7 +160,9 @@ export class AccessControl {
   identify(socket: Socket): Caller {
     const client = `c${this.nextClient++}`;
     const cred = peerCredentials(socket);
-    const caller: Caller = cred ? { client, ...cred, classes: this.policy.classesOf(cred) } : { client, classes: NoClasses };
+    const caller: Caller = cred
+      ? { client, ...cred, classes: this.policy.classesOf(cred), gids: this.policy.gidsOf(cred) }
+      : { client, classes: NoClasses };
     this.callers.set(socket, caller);
     controlOfSocket.set(socket, this);
     return caller;

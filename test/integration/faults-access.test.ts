@@ -68,6 +68,8 @@ describe.skipIf(!isRoot || !haveUserTools)('local access by group (--socket-grou
   let daemon: ChildProcess | undefined;
   let plainYaml: string;
   let argsYaml: string;
+  let shadowYaml: string;
+  let writableDiskYaml: string;
 
   function cli(as: As, args: string[]): Promise<CliResult & { pid: number }> {
     return new Promise((resolve, reject) => {
@@ -161,6 +163,11 @@ describe.skipIf(!isRoot || !haveUserTools)('local access by group (--socket-grou
     writeFileSync(plainYaml, guest.replace(/^name: .*$/m, 'name: plain'), { mode: 0o644 });
     argsYaml = join(workDir, 'args.yaml');
     writeFileSync(argsYaml, 'name: withargs\nmemory: 64MiB\nqemu:\n  args: [-no-user-config]\n', { mode: 0o644 });
+    // Host files QEMU (root) would open for the member: one it cannot read, one it would write.
+    shadowYaml = join(workDir, 'shadow.yaml');
+    writeFileSync(shadowYaml, guest.replace(/^name: .*$/m, 'name: shadow').replace(/^(\s*)initrd: .*$/m, '$1initrd: /etc/shadow'), { mode: 0o644 });
+    writableDiskYaml = join(workDir, 'disk.yaml');
+    writeFileSync(writableDiskYaml, 'name: hostdisk\nmemory: 64MiB\ndisks: [{source: /etc/hostname, format: raw}]\n', { mode: 0o644 });
 
     // An older virtkit's state dir: a first start makes the files, then they are opened up as
     // that version left them (store.db and daemon.log 0644, the directories 0755).
@@ -243,30 +250,32 @@ describe.skipIf(!isRoot || !haveUserTools)('local access by group (--socket-grou
       .toEqual(['domain.define', 'domain.start', 'domain.destroy', 'domain.start']);
   });
 
-  it('refuses admin to a socket group member: QEMU arguments, the monitor, host shutdown, snoop; each refusal audited', async () => {
+  it('refuses admin to a socket group member: QEMU arguments, host files, the monitor, host shutdown, snoop; each refusal audited', async () => {
     const as = { user: Member };
     const attempts: [string, string[]][] = [
       ['domain.define', ['define', argsYaml]],
+      ['domain.define', ['define', shadowYaml]],
+      ['domain.define', ['define', writableDiskYaml]],
       ['domain.monitorCommand', ['qemu-monitor-command', 'plain', '{"execute":"query-status"}']],
       ['host.shutdown', ['host-shutdown', '--timeout', '0']],
       ['store.snoop', ['snoop']],
     ];
-    const pids = new Map<string, number>();
+    const pids: number[] = [];
     for (const [method, args] of attempts) {
       const r = await cli(as, args);
-      expect(r.code, `${method}: ${r.stderr}`).toBe(Denied);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(Denied);
       expect(r.stderr, method).toContain(`${method} needs admin access`);
-      pids.set(method, r.pid);
+      pids.push(r.pid);
     }
     // Nothing happened: the guest still runs, untainted; the definition with arguments is not there.
     const info = await cli(as, ['dominfo', 'plain', '--json']);
     expect(JSON.parse(info.stdout)).toMatchObject({ state: 'running', tainted: [] });
-    expect((await cli(as, ['dominfo', 'withargs'])).code).toBe(exitCodeFor('domain.not-found'));
+    for (const name of ['withargs', 'shadow', 'hostdisk']) expect((await cli(as, ['dominfo', name])).code).toBe(exitCodeFor('domain.not-found'));
     const uid = idOf('user', Member);
     const refusals = auditLines().filter((l) => l.uid === uid && l.code === 'access.denied');
     expect(refusals.map((l) => [l.method, l.access])).toEqual(attempts.map(([m]) => [m, 'admin']));
     // The pid in each line is the refused command's own (through setpriv, which execs).
-    expect(refusals.map((l) => l.pid)).toEqual(attempts.map(([m]) => pids.get(m)));
+    expect(refusals.map((l) => l.pid)).toEqual(pids);
   });
 
   it('gives the kernel gid the same standing: a process whose gid is the socket group is a member', async () => {
