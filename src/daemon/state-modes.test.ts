@@ -3,7 +3,7 @@
  * left open, files created private afterwards. (The whole story with a real daemon and real
  * users is test/integration/faults-access.test.ts.)
  */
-import { chmodSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,6 +63,20 @@ describe('state dir modes', () => {
       expect(modeOf(sock)).toBe(0o660);
     } finally {
       await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('refuses a state dir that is shared (sticky) or not the daemon\'s own, changing nothing', () => {
+    chmodSync(state, 0o1777);
+    writeFileSync(join(state, 'someone-elses'), '', { mode: 0o644 });
+    expect(() => correctStateDirModes({ stateDir: state, runDir: run })).toThrow(/shared directory/);
+    expect(modeOf(state)).toBe(0o1777);
+    expect(modeOf(join(state, 'someone-elses'))).toBe(0o644);
+    if (process.getuid?.() === 0) {
+      chmodSync(state, 0o755);
+      chownSync(state, 65534, 65534);
+      expect(() => correctStateDirModes({ stateDir: state, runDir: run })).toThrow(expect.objectContaining({ code: 'argument.invalid' }) as Error);
+      expect(modeOf(join(state, 'someone-elses'))).toBe(0o644);
     }
   });
 

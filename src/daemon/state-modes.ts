@@ -7,8 +7,9 @@
  * serves anyone; files created afterwards are created private (`createPrivately`, the log's
  * `openPrivateFile`, the audit log's own mode).
  */
-import { chmodSync, chownSync, closeSync, fchmodSync, fstatSync, lstatSync, openSync, readdirSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, fchmodSync, fstatSync, lstatSync, openSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { VirtkitError } from '../util/errors.js';
 
 export interface StateDirModes {
   stateDir: string;
@@ -44,6 +45,17 @@ function makePrivate(path: string, fileMode: number, dirMode: number): void {
  */
 export function correctStateDirModes(opts: StateDirModes): void {
   const { stateDir, runDir, socketGid } = opts;
+  // Everything in the state dir is made the daemon's: refuse a directory that is not its own
+  // (`--state-dir /tmp` must not close /tmp), before touching anything.
+  const st = statSync(stateDir);
+  if (st.uid !== ownUid()) {
+    throw new VirtkitError('argument.invalid', `the state dir ${stateDir} is owned by uid ${st.uid}, not by the daemon's user (uid ${ownUid()})`,
+      { stateDir, uid: st.uid });
+  }
+  if ((st.mode & 0o1000) !== 0) {
+    throw new VirtkitError('argument.invalid', `the state dir ${stateDir} is a shared directory (sticky, like /tmp): give the daemon a directory of its own`,
+      { stateDir });
+  }
   if (socketGid !== undefined) {
     chownSync(stateDir, ownUid(), socketGid);
     chmodSync(stateDir, 0o750);
