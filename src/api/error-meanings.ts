@@ -30,6 +30,7 @@ export const ErrorMeanings: Record<ErrorCode, string> = {
   'store.invalid-path': 'a store path is malformed or cannot be used that way',
   'store.locked': 'another daemon owns the state directory',
   'store.compacted': 'the change log no longer reaches back to the requested revision; `data.oldest` is where it starts',
+  'store.unavailable': 'the store cannot be written (disk full, I/O error, read-only file system): nothing was changed; reads still work; `data.reason` says why, `data.pending` lists what the daemon observed and will record once the store accepts writes',
   'image.not-found': 'the image file does not exist',
   'image.corrupt': 'the image file is not valid for its format; `data` names the structure and offset',
   'image.unsupported': 'the image uses a format or feature virtkit does not read',

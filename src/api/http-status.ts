@@ -31,6 +31,8 @@ export const HttpStatus: Record<ErrorCode, number> = {
   'store.invalid-path': 400,
   'store.locked': 500,
   'store.compacted': 500,
+  // The storage under the store failed (disk full, I/O error, read-only): retry later.
+  'store.unavailable': 503,
   'image.not-found': 404,
   'image.corrupt': 422,
   'image.unsupported': 422,

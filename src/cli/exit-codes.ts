@@ -17,6 +17,7 @@ export const ExitCodes = {
   unsupported: 9,
   connection: 10,
   accessDenied: 11,
+  storeUnavailable: 12,
   internal: 70,
 } as const;
 
@@ -55,6 +56,8 @@ export const ExitCodeOf: Record<ErrorCode, ExitCode> = {
   'store.invalid-path': E.failure,
   'store.locked': E.invalidState,
   'store.compacted': E.failure,
+  // Not a bug and not the caller's fault: the host's storage must be fixed first.
+  'store.unavailable': E.storeUnavailable,
   'image.not-found': E.notFound,
   'image.corrupt': E.corrupt,
   'image.unsupported': E.unsupported,

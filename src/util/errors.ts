@@ -34,6 +34,7 @@ export const ErrorCodes = [
   'store.invalid-path',
   'store.locked',
   'store.compacted',
+  'store.unavailable',
   // images and storage
   'image.not-found',
   'image.corrupt',
