@@ -76,8 +76,11 @@ export { DefaultConnectionLimits, type ConnectionLimits };
 /** The defaults with `given` over them; timeouts must be positive (zero would mean none). */
 function connectionLimitsOf(given: Partial<ConnectionLimits> = {}): ConnectionLimits {
   const limits = { ...DefaultConnectionLimits, ...given };
-  for (const key of ['idleTimeoutMs', 'headersTimeoutMs'] as const) {
-    if (!(limits[key] > 0)) throw new VirtkitError('argument.invalid', `${key} must be more than 0`, { [key]: limits[key] });
+  const timeouts = { idleTimeoutMs: '--idle-timeout', headersTimeoutMs: '--headers-timeout' } as const;
+  for (const [key, option] of Object.entries(timeouts) as [keyof typeof timeouts, string][]) {
+    if (!(limits[key] > 0)) {
+      throw new VirtkitError('argument.invalid', `${option}: must be more than 0 (a timeout of 0 would be no timeout)`, { option, [key]: limits[key] });
+    }
   }
   return limits;
 }
@@ -86,6 +89,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaem
   const dirs = managerDirs({ isRoot: process.getuid?.() === 0, home: os.homedir(), env: process.env },
     { ...(opts.stateDir ? { stateDir: opts.stateDir } : {}), ...(opts.runDir ? { runDir: opts.runDir } : {}) });
   const accessPolicy = accessPolicyOf(opts, new GroupDatabase());
+  const limits = connectionLimitsOf(opts.limits);
   await mkdir(dirs.stateDir, { recursive: true, mode: 0o700 });
   await mkdir(dirs.runDir, { recursive: true, mode: 0o700 });
   // Before anything is opened or served: a state dir an older version left readable is private again.
@@ -94,7 +98,6 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaem
   const logFile = opts.logFile ?? join(dirs.stateDir, 'daemon.log');
   if (logFile !== '-') openPrivateFile(logFile);
   const logger: LoggerConfig = logFile === '-' ? { level, stream: process.stderr } : { level, file: logFile };
-  const limits = connectionLimitsOf(opts.limits);
   const app = createApp(logger, limits);
   const store = createPrivately(() => openStore(dirs.stateDir));
   try {
