@@ -12,6 +12,7 @@ import { VirtkitError, errorMessage, isVirtkitError } from '../util/errors.js';
 import { LockFileName, StateDirLock } from './lock.js';
 import { SqliteBackend, type SqliteBackendOptions } from './sqlite.js';
 import { createStore, type StoreOptions } from './store.js';
+import { asStoreUnavailable } from './unavailable.js';
 import type { Store } from './types.js';
 
 export const StoreFileName = 'store.db';
@@ -36,12 +37,17 @@ export function openStore(stateDir: string, options: OpenStoreOptions = {}): Sto
   return createStore(backend, { ...options, onClose: () => lock.release() });
 }
 
-/** SQLite's own errors (a file that is not a database, a read-only dir) become typed ones. */
+/**
+ * SQLite's own errors become typed ones: a failing storage (full, read-only, I/O error)
+ * `store.unavailable`, anything else (a file that is not a database) `internal`.
+ */
 function wrapOpenError<T>(file: string, open: () => T): T {
   try {
     return open();
   } catch (err) {
     if (isVirtkitError(err)) throw err;
+    const unavailable = asStoreUnavailable(err, `open ${file}`);
+    if (isVirtkitError(unavailable)) throw unavailable;
     throw new VirtkitError('internal', `cannot open the store file ${file}: ${errorMessage(err)}`,
       { file, sqlite: (err as { code?: unknown }).code }, { cause: err });
   }
@@ -52,6 +58,8 @@ export { SqliteBackend, DefaultHistoryLimit, type SqliteBackendOptions } from '.
 export { PolledChangeFeed, DefaultFeedPollMs, type PolledFeedSource } from './polled-feed.js';
 export { StateDirLock, LockFileName } from './lock.js';
 export { withRetry, type RetryOptions } from './retry.js';
+export { asStoreUnavailable, storageFailureOf, type StorageFailure } from './unavailable.js';
+export { FaultyBackend } from './faulty-backend.js';
 export { formatSnoopHeader, formatSnoopJson, formatSnoopLine } from './snoop.js';
 export {
   assertValidPath, isValidPath, pathProblem, parsePath, joinPath, parentPath, baseName, isAtOrBelow,

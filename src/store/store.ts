@@ -11,6 +11,7 @@
 import { VirtkitError, isVirtkitError } from '../util/errors.js';
 import { affects, assertValidPath, isValidPath } from './path.js';
 import { TransactionView, conflictError } from './transaction.js';
+import { asStoreUnavailable } from './unavailable.js';
 import type {
   ChangesSinceOptions, Disposer, Mutation, Origin, SnoopCallback, SnoopOp, SnoopRecord, SnoopResult,
   Store, StoreBackend, StoreChange, Transaction, WatchCallback, WatchOptions,
@@ -278,7 +279,7 @@ class StoreHandle implements Store {
     const { core } = this;
     core.assertOpen();
     validatedPath(core, this.origin, '-', 'read', path);
-    const node = await core.backend.get(path);
+    const node = await readingBackend(() => core.backend.get(path));
     core.snoop(this.origin, '-', 'read', path, node?.value, node === undefined ? 'ENOENT' : 'OK');
     return node?.value;
   }
@@ -293,7 +294,7 @@ class StoreHandle implements Store {
     const { core } = this;
     core.assertOpen();
     validatedPath(core, this.origin, '-', 'exists', path);
-    const found = (await core.backend.get(path)) !== undefined;
+    const found = (await readingBackend(() => core.backend.get(path))) !== undefined;
     core.snoop(this.origin, '-', 'exists', path, String(found), found ? 'OK' : 'ENOENT');
     return found;
   }
@@ -302,7 +303,7 @@ class StoreHandle implements Store {
     const { core } = this;
     core.assertOpen();
     validatedPath(core, this.origin, '-', 'list', path);
-    const children = await core.backend.children(path);
+    const children = await readingBackend(() => core.backend.children(path));
     core.snoop(this.origin, '-', 'list', path, children?.names.join(' '), children === undefined ? 'ENOENT' : 'OK');
     return children?.names;
   }
@@ -343,7 +344,8 @@ class StoreHandle implements Store {
     } catch (err) {
       tx.finish();
       core.snoop(this.origin, tx.id, 'abort', undefined, undefined, 'OK');
-      throw err;
+      // A read inside the function may have met a failing storage.
+      throw asStoreUnavailable(err, 'be read');
     }
     const plan = tx.finish();
     core.assertOpen();
@@ -354,7 +356,7 @@ class StoreHandle implements Store {
     } catch (err) {
       core.snoop(this.origin, tx.id, 'commit', undefined, undefined, 'EIO');
       core.commitEnded(undefined);
-      throw err;
+      throw asStoreUnavailable(err, 'commit');
     }
     if (!outcome.ok) {
       core.snoop(this.origin, tx.id, 'commit', outcome.conflictPath, undefined, 'EAGAIN');
@@ -393,7 +395,7 @@ class StoreHandle implements Store {
     this.core.assertOpen();
     if (options.prefix !== undefined) assertValidPath(options.prefix);
     const limit = options.limit ?? 1000;
-    return this.core.backend.changesSince(revision, { ...(options.prefix === undefined ? {} : { prefix: options.prefix }), limit });
+    return readingBackend(() => this.core.backend.changesSince(revision, { ...(options.prefix === undefined ? {} : { prefix: options.prefix }), limit }));
   }
 
   onOperation(callback: SnoopCallback): Disposer {
@@ -415,7 +417,7 @@ class StoreHandle implements Store {
     } catch (err) {
       core.snoop(this.origin, '-', mutation.op, mutation.path, value, isVirtkitError(err) ? 'EINVAL' : 'EIO');
       core.commitEnded(undefined);
-      throw err;
+      throw asStoreUnavailable(err, 'commit');
     }
     if (!outcome.ok) {
       core.commitEnded(undefined);
@@ -554,6 +556,15 @@ class TransactionHandle implements Transaction {
     if (this.finished) {
       throw new VirtkitError('internal', `transaction ${this.id} is already finished: use the transaction only inside its function`);
     }
+  }
+}
+
+/** A backend read whose storage failure (an I/O error) surfaces as `store.unavailable`. */
+async function readingBackend<T>(read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (err) {
+    throw asStoreUnavailable(err, 'be read');
   }
 }
 
