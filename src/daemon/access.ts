@@ -160,9 +160,10 @@ export class AccessControl {
   identify(socket: Socket): Caller {
     const client = `c${this.nextClient++}`;
     const cred = peerCredentials(socket);
-    const caller: Caller = cred
-      ? { client, ...cred, classes: this.policy.classesOf(cred), gids: this.policy.gidsOf(cred) }
-      : { client, classes: NoClasses };
+    const classes = cred ? this.policy.classesOf(cred) : NoClasses;
+    // The groups matter only to the host path check of callers without admin.
+    const gids = cred && !classes.includes('admin') ? { gids: this.policy.gidsOf(cred) } : {};
+    const caller: Caller = { client, ...cred, classes, ...gids };
     this.callers.set(socket, caller);
     controlOfSocket.set(socket, this);
     return caller;
