@@ -10,6 +10,9 @@
  *   resumed by monitor        -> resumed, reason `monitor`, state running
  *   reset by guest            -> rebooted, reason `guest`
  *
+ * `monitor-lost` / `monitor-restored` record nothing either: they set and clear the domain's
+ * in-memory `degraded` flag (manager.ts), since the guest's state did not change.
+ *
  * Everything else records nothing here: the host's own pause/resume/reset/reboot are recorded
  * by the manager method that asked for them (in the caller's transaction), a policy `destroy`
  * and every other end of QEMU arrive as `exited` (recorded as `stopped`), `started` is
