@@ -301,10 +301,12 @@ describe.skipIf(!isRoot || !haveUserTools)('local access by group (--socket-grou
     });
     let snooped = '';
     snoop.stdout.on('data', (d: Buffer) => { snooped += d.toString(); });
+    let toggles = 0;
     try {
       await waitFor('snoop to report an autostart write', async () => {
         if (snoop.exitCode !== null) throw new Error(`snoop exited ${snoop.exitCode}`);
-        const r = await cli(as, ['autostart', 'withargs']);
+        // Alternating, so every call changes the store (snoop may connect after the first).
+        const r = await cli(as, ['autostart', 'withargs', ...(toggles++ % 2 === 1 ? ['--disable'] : [])]);
         if (r.code !== 0) throw new Error(r.stderr);
         return snooped.includes('/domain/withargs/autostart');
       }, 30_000, 500);
