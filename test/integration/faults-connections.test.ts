@@ -7,11 +7,13 @@
  * cursors beyond the store's revision answer with the envelope. Limits are configured small
  * on the daemon's command line; waits are bounded polls, and nothing asserts a duration.
  */
-import { readdir } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { connect as netConnect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openFilesLimit } from '../../src/daemon/connection-limits.js';
+import { testGuestDefinition } from '../helpers/guests.js';
 import { DaemonHarness, waitFor } from './daemon-harness.js';
 
 interface RawResponse {
@@ -290,5 +292,19 @@ describe('limits and error envelopes', () => {
     // The current revision itself is a cursor like any other.
     const at = await request(d.socketPath, get(`/events?since=${info.revision}&follow=false`));
     expect(at.status).toBe(200);
+  });
+
+  // Last in this daemon: the typed client's connections must not hold the uid's slots above.
+  it('keeps the connection of a shutdown that waits many idle timeouts, and answers it', async () => {
+    const c = d.client();
+    const defined = await c.define(await readFile(testGuestDefinition(), 'utf8'), { baseDir: dirname(testGuestDefinition()) });
+    // Paused, the guest cannot act on the power button: the shutdown waits its whole timeout.
+    await c.start(defined.name, { paused: true });
+    c.close();
+    const body = JSON.stringify({ timeout: 4 });
+    const r = await request(d.socketPath, `POST /domains/${defined.name}/shutdown HTTP/1.1\r\nhost: virtkit\r\n`
+      + `content-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+    expect(r.status).toBe(200);
+    expect(JSON.parse(r.body)).toMatchObject({ state: 'shutoff', outcome: 'forced' });
   });
 });
