@@ -31,6 +31,7 @@ import {
 import { recordEvent } from './event-log.js';
 import { recordedChangeOf } from './guest-events.js';
 import { KeyedMutex } from './keyed-mutex.js';
+import { PendingRecords } from './pending-records.js';
 
 export interface ManagerOptions {
   store: Store;
@@ -70,7 +71,10 @@ const MutableWhileRunning = new Set(['on_host_shutdown', 'shutdown_timeout', 'on
 const ConflictAttempts = 9;
 
 export class Manager {
+  /** The store as the manager reads it: with what waits in `records` (pending-records.ts). */
   private readonly store: Store;
+  /** What the daemon observed but the store could not record yet, written as soon as it can be. */
+  private readonly records: PendingRecords;
   private readonly live = new Map<string, Live>();
   private readonly locks = new KeyedMutex();
   /** Recordings of driver events still in flight (see settled()). */
@@ -81,15 +85,30 @@ export class Manager {
   private readonly resolveVolumes: ManagerOptions['resolveVolumes'];
 
   constructor(opts: ManagerOptions) {
-    this.store = opts.store;
+    this.records = new PendingRecords({ log: opts.log, commit: (write) => this.commitNow({}, write) });
+    this.store = this.records.overlay(opts.store);
     this.runRoot = opts.runRoot;
     this.log = opts.log;
     this.driver = opts.driver;
     this.resolveVolumes = opts.resolveVolumes;
   }
 
-  /** Runs `fn` in a transaction as `origin`, rerunning it when a concurrent commit conflicts. */
+  /**
+   * Runs `fn` in a transaction as `origin`, rerunning it when a concurrent commit conflicts.
+   * What waits to be recorded is written first, so no write overtakes an older observation;
+   * while the store refuses writes this throws `store.unavailable` naming what waits.
+   */
   private async tx<T>(origin: Origin, fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    try {
+      await this.records.flush();
+      return await this.commitNow(origin, fn);
+    } catch (err) {
+      throw this.records.withPending(err);
+    }
+  }
+
+  /** One transaction with the conflict retries, nothing written before it. */
+  private commitNow<T>(origin: Origin, fn: (tx: Transaction) => Promise<T>): Promise<T> {
     const store = this.store.as(origin);
     // Commits are serialized by SQLite, so a conflict is retried at once, without backoff.
     return withRetry(() => store.transaction(fn), { attempts: ConflictAttempts, backoffMs: 0 });
@@ -261,23 +280,31 @@ export class Manager {
         handle = await this.driver.launch(prepared, { paused: opts.paused === true });
         crashPoint('start.spawned');
       } catch (err) {
-        await this.tx(origin, async (tx) => {
-          await writeStatus(tx, name, { state: 'shutoff', reason: 'failed', runDir });
-          await recordEvent(tx, 'stopped', rec, 'failed');
+        const failed: DomainStatus = { state: 'shutoff', reason: 'failed', runDir };
+        await this.records.record({
+          domain: name, what: `${name} failed to start`, overlay: statusOverlay(name, failed),
+          write: async (tx) => {
+            await writeStatus(tx, name, failed);
+            await recordEvent(tx, 'stopped', rec, 'failed');
+          },
         });
         this.log.warn({ domain: name, err: errorMessage(err) }, 'start failed');
         throw err;
       }
-      const state = opts.paused ? 'paused' : 'running';
-      const info = await this.tx(origin, async (tx) => {
-        await writeStatus(tx, name, { state, runDir, pid: handle.pid, accel: handle.accel });
-        await writeLive(tx, name, handle.liveDefinition());
-        await recordEvent(tx, 'started', rec, opts.paused ? 'paused' : undefined);
-        return infoOf(await requireDomain(tx, name));
+      const status: DomainStatus = { state: opts.paused ? 'paused' : 'running', runDir, pid: handle.pid, accel: handle.accel };
+      const liveDefinition = handle.liveDefinition();
+      // QEMU runs now: a store that cannot record it only delays the record; the guest is ours.
+      await this.records.record({
+        domain: name, what: `${name} started`, overlay: statusOverlay(name, status, liveDefinition),
+        write: async (tx) => {
+          await writeStatus(tx, name, status);
+          await writeLive(tx, name, liveDefinition);
+          await recordEvent(tx, 'started', rec, opts.paused ? 'paused' : undefined);
+        },
       });
       await this.adopt(rec, handle);
       this.log.info({ domain: name, pid: handle.pid, accel: handle.accel }, 'domain started');
-      return info;
+      return infoOf(await requireDomain(this.store.as(origin), name));
     });
   }
 
@@ -328,13 +355,23 @@ export class Manager {
     if (ev.type === 'crashed') this.log.warn({ domain: rec.name, event: ev }, 'guest event');
     const change = recordedChangeOf(ev);
     if (!change) return;
-    this.track(this.tx({}, async (tx) => {
-      const cur = await readDomain(tx, rec.name);
-      if (!cur || cur.uuid !== rec.uuid || (cur.status.state !== 'running' && cur.status.state !== 'paused')) return;
-      if (change.state && cur.status.state !== change.state) await writeStatus(tx, rec.name, { ...cur.status, state: change.state });
-      else if (change.onlyOnChange) return;
-      await recordEvent(tx, change.event, cur, change.reason);
-    }).catch((err: unknown) => this.log.error({ domain: rec.name, event: ev.type, err: errorMessage(err) }, 'recording a guest event failed')));
+    this.track((async () => {
+      // What reads show meanwhile if the store cannot record it: the state it is in now (older
+      // pending records included) with the event's state change.
+      const seen = await readDomain(this.store, rec.name);
+      const overlay = seen && change.state && (seen.status.state === 'running' || seen.status.state === 'paused')
+        ? statusOverlay(rec.name, { ...seen.status, state: change.state }) : undefined;
+      await this.records.record({
+        domain: rec.name, what: `${rec.name} ${change.event} (${change.reason})`, ...(overlay ? { overlay } : {}),
+        write: async (tx) => {
+          const cur = await readDomain(tx, rec.name);
+          if (!cur || cur.uuid !== rec.uuid || (cur.status.state !== 'running' && cur.status.state !== 'paused')) return;
+          if (change.state && cur.status.state !== change.state) await writeStatus(tx, rec.name, { ...cur.status, state: change.state });
+          else if (change.onlyOnChange) return;
+          await recordEvent(tx, change.event, cur, change.reason);
+        },
+      });
+    })().catch((err: unknown) => this.log.error({ domain: rec.name, event: ev.type, err: errorMessage(err) }, 'recording a guest event failed')));
   }
 
   private async recordExit(rec: Pick<DomainRecord, 'name' | 'uuid'>, live: Live, exit: ExitInfo): Promise<void> {
@@ -345,14 +382,19 @@ export class Manager {
     const status: DomainStatus = reason === 'crashed'
       ? { state: 'crashed', reason: 'crashed', runDir }
       : { state: 'shutoff', reason, runDir };
-    await this.tx({}, async (tx) => {
-      const cur = await readDomain(tx, rec.name);
-      if (!cur || cur.uuid !== rec.uuid) return;
-      await writeStatus(tx, rec.name, status);
-      await removeLive(tx, rec.name);
-      await recordEvent(tx, 'stopped', cur, reason);
-    });
+    // QEMU is gone whatever the store says: the handle goes now, the record as soon as the
+    // store takes it (reads show the domain stopped meanwhile).
     if (this.live.get(rec.name) === live) this.live.delete(rec.name);
+    await this.records.record({
+      domain: rec.name, what: `${rec.name} stopped (${reason})`, overlay: statusOverlay(rec.name, status, null),
+      write: async (tx) => {
+        const cur = await readDomain(tx, rec.name);
+        if (!cur || cur.uuid !== rec.uuid) return;
+        await writeStatus(tx, rec.name, status);
+        await removeLive(tx, rec.name);
+        await recordEvent(tx, 'stopped', cur, reason);
+      },
+    });
     this.log.info({ domain: rec.name, reason, guestInitiated: exit.guestInitiated, shutdownReason: exit.shutdownReason }, 'domain stopped');
   }
 
@@ -528,27 +570,37 @@ export class Manager {
 
   /** Records, for a domain the store thinks is active, that its QEMU is gone. */
   async markGone(rec: DomainRecord, reason: StopReason): Promise<void> {
-    await this.tx({}, async (tx) => {
-      const status: DomainStatus = reason === 'crashed'
-        ? { state: 'crashed', reason: 'crashed', ...(rec.status.runDir ? { runDir: rec.status.runDir } : {}) }
-        : { state: 'shutoff', reason, ...(rec.status.runDir ? { runDir: rec.status.runDir } : {}) };
-      await writeStatus(tx, rec.name, status);
-      await removeLive(tx, rec.name);
-      await recordEvent(tx, 'stopped', rec, reason);
+    const status: DomainStatus = reason === 'crashed'
+      ? { state: 'crashed', reason: 'crashed', ...(rec.status.runDir ? { runDir: rec.status.runDir } : {}) }
+      : { state: 'shutoff', reason, ...(rec.status.runDir ? { runDir: rec.status.runDir } : {}) };
+    await this.records.record({
+      domain: rec.name, what: `${rec.name} stopped (${reason})`, overlay: statusOverlay(rec.name, status, null),
+      write: async (tx) => {
+        await writeStatus(tx, rec.name, status);
+        await removeLive(tx, rec.name);
+        await recordEvent(tx, 'stopped', rec, reason);
+      },
     });
   }
 
   async markAdopted(rec: DomainRecord, handle: GuestHandle, state: 'running' | 'paused'): Promise<void> {
-    await this.tx({}, async (tx) => {
-      await writeStatus(tx, rec.name, { state, runDir: handle.runDir, pid: handle.pid, accel: handle.accel });
-      // A guest adopted mid-start has no live definition recorded yet.
-      if (rec.live === undefined) await writeLive(tx, rec.name, handle.liveDefinition());
-      if (rec.status.state === 'starting') await recordEvent(tx, 'started', rec, 'recovered');
+    const status: DomainStatus = { state, runDir: handle.runDir, pid: handle.pid, accel: handle.accel };
+    // A guest adopted mid-start has no live definition recorded yet.
+    const liveDefinition = rec.live === undefined ? handle.liveDefinition() : undefined;
+    // A store that cannot record the adoption does not make the guest any less ours.
+    await this.records.record({
+      domain: rec.name, what: `${rec.name} re-attached (${state})`, overlay: statusOverlay(rec.name, status, liveDefinition),
+      write: async (tx) => {
+        await writeStatus(tx, rec.name, status);
+        if (liveDefinition !== undefined) await writeLive(tx, rec.name, liveDefinition);
+        if (rec.status.state === 'starting') await recordEvent(tx, 'started', rec, 'recovered');
+      },
     });
   }
 
   /** Drops every guest handle without touching the guests (daemon stop). */
   detachAll(): void {
+    this.records.close();
     for (const live of this.live.values()) {
       live.console.close();
       live.unsubscribe();
@@ -574,6 +626,16 @@ function assertMonitorUp(name: string, live: Live): void {
   if (live.degraded) {
     throw new VirtkitError('qmp.disconnected', `the monitor of "${name}" was lost and is being reconnected; try again shortly`, { name, degraded: true });
   }
+}
+
+/**
+ * What reads of a domain answer while a record of it waits: its status and, when given, its
+ * live definition (null: removed, as when it stopped).
+ */
+function statusOverlay(name: string, status: DomainStatus, live?: DomainDefinition | null): Record<string, string | null> {
+  const overlay: Record<string, string | null> = { [domainPath(name, 'status')]: JSON.stringify(status) };
+  if (live !== undefined) overlay[domainPath(name, 'live')] = live === null ? null : JSON.stringify(live);
+  return overlay;
 }
 
 function definitionOptions(body: DefineBody): { format?: 'yaml' | 'json'; baseDir?: string } {
