@@ -19,6 +19,7 @@ import { GroupDatabase } from './groups.js';
 import { Manager } from './manager.js';
 import { PoolService } from './pools.js';
 import { reconcile } from './reconcile.js';
+import { LogFile } from './log-file.js';
 import { createApp, registerApi, type LoggerConfig } from './server.js';
 import { correctStateDirModes, createPrivately, openPrivateFile } from './state-modes.js';
 
@@ -97,7 +98,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaem
   const level = opts.logLevel ?? 'info';
   const logFile = opts.logFile ?? join(dirs.stateDir, 'daemon.log');
   if (logFile !== '-') openPrivateFile(logFile);
-  const logger: LoggerConfig = logFile === '-' ? { level, stream: process.stderr } : { level, file: logFile };
+  // Not pino's file destination: a full disk must cost log lines, not the daemon (log-file.ts).
+  const logger: LoggerConfig = logFile === '-' ? { level, stream: process.stderr } : { level, stream: new LogFile(logFile) };
   const app = createApp(logger, limits);
   const store = createPrivately(() => openStore(dirs.stateDir));
   try {
