@@ -7,8 +7,10 @@
  * cursors beyond the store's revision answer with the envelope. Limits are configured small
  * on the daemon's command line; waits are bounded polls, and nothing asserts a duration.
  */
-import { readFile, readdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { readFile, readdir, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { connect as netConnect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -306,5 +308,94 @@ describe('limits and error envelopes', () => {
       + `content-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
     expect(r.status).toBe(200);
     expect(JSON.parse(r.body)).toMatchObject({ state: 'shutoff', outcome: 'forced' });
+  });
+});
+
+const isRoot = process.getuid?.() === 0;
+const haveUserTools = (() => {
+  try {
+    execFileSync('sh', ['-c', 'command -v useradd && command -v groupadd && command -v setpriv'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/**
+ * Run as another local user: opens connections one after another, each holding an event
+ * stream (so the idle timeout leaves it), and prints the status each got; then closes the
+ * first and tries once more.
+ */
+const MemberScript = `
+import net from 'node:net';
+const [socketPath, count] = [process.argv[2], Number(process.argv[3])];
+const open = () => new Promise((resolve, reject) => {
+  const s = net.connect(socketPath);
+  s.on('error', reject);
+  s.once('connect', () => s.write('GET /events?since=0 HTTP/1.1\\r\\nhost: virtkit\\r\\n\\r\\n'));
+  let text = '';
+  s.on('data', (c) => { text += c; if (text.includes('\\r\\n\\r\\n')) resolve({ s, status: Number(text.slice(9, 12)), text }); });
+  s.on('close', () => resolve({ s, status: Number(text.slice(9, 12)), text }));
+});
+const results = [];
+const held = [];
+for (let i = 0; i < count; i++) {
+  const r = await open();
+  results.push(r.status === 503 ? { status: r.status, error: JSON.parse(r.text.slice(r.text.indexOf('\\r\\n\\r\\n') + 4)).error } : { status: r.status });
+  if (r.status === 200) held.push(r.s);
+}
+held.shift().destroy();
+for (let i = 0; i < 50; i++) {
+  const again = await open();
+  again.s.destroy();
+  if (again.status === 200) { results.push({ status: 200, after: 'close' }); break; }
+  await new Promise((r) => setTimeout(r, 100));
+}
+process.stdout.write(JSON.stringify(results));
+for (const s of held) s.destroy();
+`;
+
+describe.skipIf(!isRoot || !haveUserTools)('connections of a second local user (--socket-group)', () => {
+  const tag = `vkc${process.pid.toString(36)}`;
+  const group = `${tag}-g`;
+  const user = `${tag}-u`;
+  const PerUser = 3;
+  let d: DaemonHarness;
+  let scriptDir: string;
+
+  beforeAll(async () => {
+    execFileSync('groupadd', [group]);
+    execFileSync('useradd', ['-M', '-N', '-g', 'nogroup', '-G', group, '-d', '/nonexistent', '-s', '/usr/sbin/nologin', user]);
+    scriptDir = mkdtempSync('/tmp/vkconn-');
+    chmodSync(scriptDir, 0o755);
+    writeFileSync(join(scriptDir, 'member.mjs'), MemberScript, { mode: 0o644 });
+    d = await DaemonHarness.create();
+    await d.start({}, ['--socket-group', group, '--idle-timeout', '1', '--max-user-connections', String(PerUser)]);
+  });
+
+  afterAll(async () => {
+    await d?.cleanup();
+    if (scriptDir) await rm(scriptDir, { recursive: true, force: true });
+    try { execFileSync('userdel', [user], { stdio: 'ignore' }); } catch { /* not created */ }
+    try { execFileSync('groupdel', [group], { stdio: 'ignore' }); } catch { /* not created */ }
+  });
+
+  it('refuses the user\'s connection over its limit with connection.limit, not root\'s, and admits it again after one closes', async () => {
+    const member = spawn('setpriv', [`--reuid=${user}`, '--regid=nogroup', '--init-groups', process.execPath,
+      join(scriptDir, 'member.mjs'), d.socketPath, String(PerUser + 1)], { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    member.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
+    member.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+    // While the user holds its limit (or gets there), root is not held back by it.
+    const rootInfo = await request(d.socketPath, get('/'));
+    expect(rootInfo.status).toBe(200);
+    const code = await new Promise<number | null>((resolve) => member.once('close', resolve));
+    expect(code, stderr).toBe(0);
+    const uid = Number(execFileSync('id', ['-u', user], { encoding: 'utf8' }).trim());
+    const results = JSON.parse(stdout) as { status: number; error?: { code: string; data: Record<string, unknown> }; after?: string }[];
+    expect(results.slice(0, PerUser).map((r) => r.status)).toEqual(Array(PerUser).fill(200));
+    expect(results[PerUser]).toMatchObject({ status: 503, error: { code: 'connection.limit', data: { uid, limit: PerUser } } });
+    expect(results[PerUser + 1]).toEqual({ status: 200, after: 'close' });
   });
 });
