@@ -50,6 +50,6 @@ export function asStoreUnavailable(err: unknown, what: string): unknown {
   if (reason === undefined) return err;
   const code = (err as { code: string }).code;
   return new VirtkitError('store.unavailable',
-    `the store cannot ${what}: ${Explanations[reason]} (${code}: ${errorMessage(err)}); nothing was changed, reads still work`,
+    `the store cannot ${what}: ${Explanations[reason]} (${code}: ${errorMessage(err)})${what === 'commit' ? '; nothing was changed, reads still work' : ''}`,
     { reason, code }, { cause: err });
 }
