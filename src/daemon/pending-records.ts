@@ -71,8 +71,9 @@ export class PendingRecords {
   }
 
   /**
-   * Records `observation` after every older pending one. Resolves true once written, false
-   * when the store refused it and it waits here (logged); never throws `store.unavailable`.
+   * Records `observation` after every older pending one. Resolves true once written (or
+   * dropped as unwritable for another reason than the storage, logged as an error), false when
+   * the store refused it and it waits here (logged); never throws `store.unavailable`.
    */
   async record(observation: Observation): Promise<boolean> {
     this.queue.push(observation);
