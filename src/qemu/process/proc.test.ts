@@ -1,5 +1,8 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { isQemuOfRunDir, parsePidfile } from './proc.js';
+import { isQemuOfRunDir, parsePidfile, provenQemuOfRunDir } from './proc.js';
 import { qemuErrorSummary } from './spawn.js';
 
 describe('parsePidfile', () => {
@@ -62,5 +65,34 @@ describe('qemuErrorSummary', () => {
     ].join('\n');
     expect(qemuErrorSummary(stderr)).toBe('qemu-system-x86_64: -blockdev {"driver":"file"}: Could not open \'x.qcow2\': No such file or directory');
     expect(qemuErrorSummary('')).toBe('');
+  });
+});
+
+describe('provenQemuOfRunDir', () => {
+  it('is ours only when program, -pidfile, QMP socket, -uuid, the pidfile\'s pid and the uid all match', async () => {
+    const runDir = await mkdtemp(join(tmpdir(), 'vk-proven-'));
+    try {
+      const uuid = '7e8f2a34-5b6c-4d7e-8f90-a1b2c3d4e5f6';
+      const paths = { qmpSocket: join(runDir, 'qmp.sock'), pidFile: join(runDir, 'qemu.pid') };
+      // This test's own process stands for the QEMU: the pidfile names it, it runs as our uid.
+      await writeFile(paths.pidFile, `${process.pid}\n`);
+      const argv = ['/usr/bin/qemu-system-x86_64', '-uuid', uuid, '-pidfile', paths.pidFile,
+        '-chardev', `socket,id=qmp,path=${paths.qmpSocket},server=on,wait=off`];
+      const verdict = (cmdline: string[], pid = process.pid) => provenQemuOfRunDir(pid, cmdline, runDir, uuid, paths);
+      expect(await verdict(argv)).toEqual({ ours: true });
+      expect(await verdict(['qemu-kvm', ...argv.slice(1)])).toEqual({ ours: true });
+      for (const [why, cmdline, pid] of [
+        ['qemu-img', ['qemu-img', 'info', join(runDir, 'disk.fifo')], process.pid],
+        ['a renamed program', ['qemu-img', ...argv.slice(1)], process.pid],
+        ['another pidfile', argv.map((a) => (a === paths.pidFile ? join(runDir, 'other.pid') : a)), process.pid],
+        ['another uuid', argv.map((a) => (a === uuid ? '00000000-0000-4000-8000-000000000000' : a)), process.pid],
+        ['no QMP socket', argv.slice(0, 5), process.pid],
+        ['a pid the pidfile does not name', argv, process.ppid],
+      ] as const) {
+        expect((await verdict([...cmdline], pid)).ours, why).toBe(false);
+      }
+    } finally {
+      await rm(runDir, { recursive: true, force: true });
+    }
   });
 });

@@ -103,7 +103,8 @@ export type IdentityVerdict = { ours: true } | { ours: false; why: string };
  */
 export async function provenQemuOfRunDir(pid: number, cmdline: readonly string[], runDir: string, uuid: string,
   paths: { qmpSocket: string; pidFile: string }): Promise<IdentityVerdict> {
-  if (!/qemu-system-[^/]*$/.test(cmdline[0] ?? '')) return { ours: false, why: 'the program is not a qemu-system binary' };
+  // A system emulator only: qemu-img, qemu-nbd and qemu-io name run dir files too, and are never a guest.
+  if (!/(^|\/)(qemu-system-[^/]*|qemu-kvm)$/.test(cmdline[0] ?? '')) return { ours: false, why: 'the program is not a qemu-system binary' };
   if (pidfileArgOf(cmdline) !== paths.pidFile) return { ours: false, why: `-pidfile is not ${paths.pidFile}` };
   if (!isQemuOfRunDir([...cmdline], paths.qmpSocket, uuid)) return { ours: false, why: `not the QMP socket of ${runDir} with -uuid ${uuid}` };
   const recorded = parsePidfile(await readFile(paths.pidFile, 'utf8').catch(() => ''));
