@@ -100,6 +100,35 @@ describe('helper processes die with their parent', () => {
     expect(await waitUntilNoneWithArg(dir, SIGNAL_BOUND_MS)).toEqual([]);
   });
 
+  it.skipIf(QEMU === undefined)('kill -9 of the daemon during its first capability probe leaves no QEMU', async () => {
+    // The daemon probes on the first start of a new state dir; held once QMP answered the probe.
+    const hook = join(dir, 'hold-at-first-qmp-command.mjs');
+    await writeFile(hook, [
+      "import { subscribe } from 'node:diagnostics_channel';",
+      "import { writeFileSync } from 'node:fs';",
+      "subscribe('vm:qmp:command', () => {",
+      `  writeFileSync(${JSON.stringify(join(dir, 'held'))}, 'held');`,
+      '  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);',
+      '});',
+    ].join('\n'));
+    const state = join(dir, 's');
+    const daemon = startNode(['--import', pathToFileURL(hook).href, CLI, 'daemon', '--state-dir', state, '--log-file', '-']);
+    const env = { ...process.env, VIRTKIT_CONNECT: join(state, 'virtkit.sock') };
+    await pollFor(async () => (existsSync(join(state, 'virtkit.sock')) || daemon.exitCode !== null ? true : undefined), 60_000);
+    const def = join(dir, 'probe-guest.yaml');
+    // accel auto (the default): the start needs the probe (an explicit accelerator does not).
+    await writeFile(def, 'name: probe-guest\nmemory: 64MiB\n');
+    expect(spawnSync(process.execPath, [CLI, 'define', def], { env, encoding: 'utf8' }).status).toBe(0);
+    // The start waits on the held daemon; it dies with the daemon's socket.
+    const start = spawn(process.execPath, [CLI, 'start', 'probe-guest'], { env, stdio: 'ignore' });
+    children.push(start);
+    await pollFor(async () => (existsSync(join(dir, 'held')) || daemon.exitCode !== null ? true : undefined), 60_000);
+    const qemu = await helperOf(daemon, dir, /qemu-system-x86_64$/);
+    expect(qemu.argv).toEqual(expect.arrayContaining(['-machine', 'none']));
+    await killAndReap(daemon);
+    expect(await waitUntilNoneWithArg(dir, SIGNAL_BOUND_MS)).toEqual([]);
+  });
+
   it.skipIf(QEMU === undefined || !kvmTestBootPossible)('kill -9 of `virtkit capabilities` during the KVM test boot leaves no QEMU', async () => {
     // A QEMU "binary" that is the real one, except that the KVM test boot runs paused under TCG
     // (it never prints the banner, so the check waits) and names a pidfile in our directory.
