@@ -1,14 +1,15 @@
 /**
  * The host paths a caller without admin may name in a definition (host-paths.ts): trusted all
  * the way (owned by root or the daemon's user, writable by nobody else, symlinks too) and
- * readable by the caller. The tree lives under the repository (test/.cache), not /tmp: a sticky
+ * readable by the caller. The tree lives in a trusted temporary directory (test/helpers/
+ * trusted-dir.ts), not under /tmp, nor under the checkout, which may live under /tmp: a sticky
  * world-writable directory is itself untrusted.
  */
 import { chmodSync, chownSync, lchownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { trustedTempDir } from '../../test/helpers/trusted-dir.js';
 import { hostPathProblem } from './host-paths.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -20,10 +21,7 @@ const check = (path: string): string | undefined => hostPathProblem(path, caller
 describe('host paths a caller without admin may name', () => {
   let base: string;
   beforeAll(() => {
-    const cache = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', '.cache');
-    mkdirSync(cache, { recursive: true });
-    base = mkdtempSync(join(cache, 'host-paths-'));
-    chmodSync(base, 0o755);
+    base = trustedTempDir('virtkit-host-paths-');
     writeFileSync(join(base, 'kernel'), 'k', { mode: 0o644 });
     writeFileSync(join(base, 'secret'), 's', { mode: 0o600 });
     writeFileSync(join(base, 'open'), 'o', { mode: 0o666 });

@@ -10,12 +10,13 @@
  * left with 0644 files and a 0755 directory.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, copyFileSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../../src/cli/exit-codes.js';
 import type { AuditRecord } from '../../src/daemon/audit-log.js';
 import { testGuestDefinition } from '../helpers/guests.js';
+import { trustedTempDir } from '../helpers/trusted-dir.js';
 import { CliPath, waitFor, type CliResult } from './daemon-harness.js';
 import { connect } from '../../src/client/index.js';
 import { qemuProcessesUnder } from '../../src/daemon/reconcile.js';
@@ -65,6 +66,7 @@ function setprivArgs(as: As): string[] {
 describe.skipIf(!isRoot || !haveUserTools)('local access by group (--socket-group, --admin-group)', () => {
   let stateDir: string;
   let workDir: string;
+  let guestFiles: string | undefined;
   let daemon: ChildProcess | undefined;
   let plainYaml: string;
   let argsYaml: string;
@@ -157,8 +159,17 @@ describe.skipIf(!isRoot || !haveUserTools)('local access by group (--socket-grou
     stateDir = mkdtempSync('/tmp/vkacc-');
     workDir = mkdtempSync('/tmp/vkacc-defs-');
     chmodSync(workDir, 0o755);
+    // The guest's kernel and initrd, copied where host-path checks trust them (the checkout may
+    // live under /tmp, which a member could have changed before the start).
+    const files = trustedTempDir('vkacc-guest-');
+    guestFiles = files;
     const guest = readFileSync(testGuestDefinition(), 'utf8')
-      .replace(/^(\s*)(kernel|initrd): (.*)$/gm, (_m, indent: string, key: string, file: string) => `${indent}${key}: ${join(testGuestDefinition(), '..', file)}`);
+      .replace(/^(\s*)(kernel|initrd): (.*)$/gm, (_m, indent: string, key: string, file: string) => {
+        const copy = join(files, basename(file));
+        copyFileSync(join(testGuestDefinition(), '..', file), copy);
+        chmodSync(copy, 0o644);
+        return `${indent}${key}: ${copy}`;
+      });
     plainYaml = join(workDir, 'plain.yaml');
     writeFileSync(plainYaml, guest.replace(/^name: .*$/m, 'name: plain'), { mode: 0o644 });
     argsYaml = join(workDir, 'args.yaml');
@@ -195,6 +206,7 @@ describe.skipIf(!isRoot || !haveUserTools)('local access by group (--socket-grou
       rmSync(stateDir, { recursive: true, force: true });
     }
     if (workDir) rmSync(workDir, { recursive: true, force: true });
+    if (guestFiles) rmSync(guestFiles, { recursive: true, force: true });
     for (const user of [Outsider, Member, Admin]) {
       try { execFileSync('userdel', [user], { stdio: 'ignore' }); } catch { /* not created */ }
     }
