@@ -83,21 +83,18 @@ interface Exchange {
 }
 
 /**
- * Knows which requests are in progress on each connection, and closes connections that stay
- * silent for the idle timeout unless one of those requests is still legitimately waiting.
+ * Knows the request in progress on each connection, and closes connections that stay silent
+ * for the idle timeout unless that request is still legitimately waiting. HTTP/1.1 answers a
+ * connection's requests in order, so the latest exchange is the one that matters: one slot
+ * per connection, set per request, with no listener to add and remove on the hot path.
  */
 export class ConnectionTracker {
-  private readonly exchanges = new WeakMap<Duplex, Set<Exchange>>();
+  private readonly latest = new WeakMap<Duplex, Exchange>();
 
   /** Installs the bookkeeping and the idle policy on `server` (whose `timeout` is the idle timeout). */
   watch(server: Server): void {
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-      const socket = req.socket;
-      let open = this.exchanges.get(socket);
-      if (!open) this.exchanges.set(socket, open = new Set());
-      const exchange = { req, res };
-      open.add(exchange);
-      res.once('close', () => open.delete(exchange));
+      this.latest.set(req.socket, { req, res });
     });
     // With a listener here, Node leaves the decision to us instead of destroying every socket
     // that reaches the inactivity timeout.
@@ -106,23 +103,27 @@ export class ConnectionTracker {
     });
   }
 
+  /** The connection's exchange whose response is not finished yet, if any. */
+  private inProgress(socket: Duplex): Exchange | undefined {
+    const exchange = this.latest.get(socket);
+    return exchange === undefined || exchange.res.writableFinished ? undefined : exchange;
+  }
+
   /**
    * Whether a connection silent for the idle timeout stays open: only while a request it sent
    * in full waits for its answer (a long operation, a stream between events) and nothing waits
    * to be written to it (a reader that stopped reading is gone).
    */
   keepsWaiting(socket: Duplex): boolean {
-    const open = this.exchanges.get(socket);
-    if (!open || open.size === 0) return false;
+    const exchange = this.inProgress(socket);
+    if (exchange === undefined) return false;
     if (socket.writableLength > 0) return false;
-    for (const { req } of open) if (!req.complete) return false;
-    return true;
+    return exchange.req.complete;
   }
 
   /** Whether part of a response already went out on the connection (nothing else may be written then). */
   responseStarted(socket: Duplex): boolean {
-    for (const { res } of this.exchanges.get(socket) ?? []) if (res.headersSent) return true;
-    return false;
+    return this.inProgress(socket)?.res.headersSent ?? false;
   }
 }
 

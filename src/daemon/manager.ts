@@ -146,7 +146,9 @@ export class Manager {
       if (uuid === undefined || status === undefined) continue;
       const state = visibleState(JSON.parse(status) as DomainStatus);
       if (!all && state !== 'running' && state !== 'paused') continue;
-      out.push({ name, uuid, state, autostart: autostart === 'true', tainted: tainted ? JSON.parse(tainted) as string[] : [],
+      // Nearly every domain is untainted: no JSON parse for the empty list.
+      const taints = tainted === undefined || tainted === '[]' ? [] : JSON.parse(tainted) as string[];
+      out.push({ name, uuid, state, autostart: autostart === 'true', tainted: taints,
         ...this.degradedOf(name) });
     }
     return out;
