@@ -113,13 +113,17 @@ describe.sequential('guest lifecycle through the daemon', { timeout: 300_000 }, 
     const reader = await c.openConsole(G, 'read');
     const seen = collect(reader);
     await expectFailsWith(c.openConsole(G, 'write'), 'domain.invalid-state');
-    writer.write('echo console-$((6*7))-marker\n');
-    await waitFor('the reader to see the command output', async () => seen.text().includes('console-42-marker'), 30_000);
+    writer.write('echo console-$((6*7))-marker; printf \'\\033]0;guest-title\\007\\n\'\n');
+    await waitFor('the reader to see the command output', async () => seen.text().includes('console-42-marker') && seen.text().includes('\x1b]0;guest-title'), 30_000);
     writer.destroy();
     reader.destroy();
     const log = await d.cli(['console', G, '--log']);
     expect(log.stdout).toContain('console-42-marker');
     expect(log.stdout).toContain(Ready);
+    // What the guest printed is shown, not obeyed: no control character reaches the terminal.
+    expect(log.stdout).toContain('\\e]0;guest-title\\x07');
+    expect(log.stdout).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f]/);
+    expect((await d.cli(['console', G, '--log', '--raw'])).stdout).toContain('\x1b]0;guest-title\x07');
     // The writer's place is free again after it detached.
     const next = await waitFor('a new writer', async () => c.openConsole(G, 'write'), 5000);
     next.destroy();

@@ -3,6 +3,7 @@
  * bootloader configurations (GRUB 2, BLS, extlinux/syslinux) offer, where their kernels and
  * initrds are, and which entry `boot: { loader: guest }` would boot. Read in userspace.
  */
+import { escapeForTerminal } from '../../util/terminal-text.js';
 import type { Command } from 'commander';
 import { candidatePaths, findBootEntries, type BootEntry, type BootInfo, type FileLocation } from '../../guestfs/boot/index.js';
 import { openDisk, resolveTarget } from '../../guestfs/index.js';
@@ -66,7 +67,7 @@ Examples:
         if (info.menus.length === 0 && resolved.format === 'raw' && (await hasQcow2Magic(opened.disk))) {
           throw new VirtkitError('fs.unsupported', `${resolved.path} looks like a qcow2 image: pass --format qcow2 (formats are never guessed)`, { path: resolved.path });
         }
-        process.stdout.write(opts.json === true ? `${JSON.stringify(info, null, 2)}\n` : formatInfo(info));
+        process.stdout.write(opts.json === true ? `${JSON.stringify(info, null, 2)}\n` : escapeForTerminal(formatInfo(info), { keepNewlines: true }));
       } finally {
         await opened.close();
       }

@@ -1,9 +1,11 @@
 /**
  * `virtkit console NAME`: the guest's serial console through the daemon. Raw terminal,
  * Ctrl-] detaches; the guest keeps running and its output keeps being recorded.
- * `--log` prints what the guest said so far (the daemon keeps the last 256 KiB).
+ * `--log` prints what the guest said so far (the daemon keeps the last 256 KiB), its control
+ * characters shown as escapes (`--raw`: as they are); the live console passes bytes through.
  */
 import type { Command } from 'commander';
+import { escapeForTerminal } from '../../util/terminal-text.js';
 import { withClient, withConnect, type ConnectOpts } from './connect.js';
 
 const DetachByte = 0x1d; // Ctrl-]
@@ -12,12 +14,14 @@ export function register(program: Command): void {
   withConnect(program.command('console')
     .description('attach to the serial console (Ctrl-] detaches)')
     .argument('<name>', 'domain name')
-    .option('--log', 'print the console history and exit')
+    .option('--log', 'print the console history and exit (control characters shown as escapes)')
+    .option('--raw', 'with --log: print the history byte for byte, escape sequences included')
     .option('--read-only', 'watch without typing (another client may be the writer)'))
-    .action(async (name: string, o: ConnectOpts & { log?: boolean; readOnly?: boolean }) => {
+    .action(async (name: string, o: ConnectOpts & { log?: boolean; raw?: boolean; readOnly?: boolean }) => {
       await withClient(o, async (c) => {
         if (o.log) {
-          process.stdout.write(await c.consoleLog(name));
+          const history = await c.consoleLog(name);
+          process.stdout.write(o.raw === true ? history : escapeForTerminal(history, { keepNewlines: true }));
           return;
         }
         const stream = await c.openConsole(name, o.readOnly ? 'read' : 'write');

@@ -14,6 +14,7 @@ import { openTargetFilesystem } from '../../guestfs/index.js';
 import { addGuestTargetOptions, guestTargetOptions, type GuestTargetOptions } from './guest-disk.js';
 import { walkTree } from '../../guestfs/index.js';
 import { VirtkitError } from '../../util/errors.js';
+import { escapeForTerminal, terminalEscaper } from '../../util/terminal-text.js';
 
 const TARGET_HELP = 'image file, or FILE:N for partition N';
 
@@ -84,7 +85,8 @@ async function list(fs: Filesystem, path: string, opts: LsOptions): Promise<void
     if (opts.json === true) json.push({ name: row.name, ...statJson(st), ...(link === undefined ? {} : { target: link }) });
     else out.push(longLine(st, row.name, link));
   }
-  process.stdout.write(opts.json === true ? `${JSON.stringify(json, null, 2)}\n` : out.map((l) => `${l}\n`).join(''));
+  // Names come from the guest: one per line, their control characters shown, never obeyed.
+  process.stdout.write(opts.json === true ? `${JSON.stringify(json, null, 2)}\n` : out.map((l) => `${escapeForTerminal(l)}\n`).join(''));
 }
 
 /** Reads `-name GLOB` / `-type f|d|l|...` find-style expressions. */
@@ -122,10 +124,16 @@ export function register(program: Command): void {
     });
 
   addCommon(fs.command('cat').argument('<target>', TARGET_HELP).argument('<path>', 'file inside the guest')
-    .description('write a file to stdout'))
-    .action(async (target: string, path: string, opts: CommonOptions) => {
+    .option('--raw', 'on a terminal too, write the bytes as they are (escape sequences included)')
+    .description('write a file to stdout (on a terminal, control characters shown as escapes)'))
+    .action(async (target: string, path: string, opts: CommonOptions & { raw?: boolean }) => {
       await withFilesystem(target, opts, async (f) => {
-        await pipeline(f.createReadStream(path), process.stdout, { end: false }).catch((err: unknown) => {
+        // The file is the guest's: to a terminal it is shown, not obeyed; to a pipe it goes as it is.
+        const shown = process.stdout.isTTY === true && opts.raw !== true;
+        const copied = shown
+          ? pipeline(f.createReadStream(path), terminalEscaper(), process.stdout, { end: false })
+          : pipeline(f.createReadStream(path), process.stdout, { end: false });
+        await copied.catch((err: unknown) => {
           // A reader that stops early (`| head`) is not an error.
           if ((err as NodeJS.ErrnoException).code !== 'EPIPE') throw err;
         });
@@ -160,7 +168,7 @@ export function register(program: Command): void {
           return;
         }
         const lines = [
-          `  Path: ${path}${link === undefined ? '' : ` -> ${link}`}`,
+          `  Path: ${escapeForTerminal(path)}${link === undefined ? '' : ` -> ${escapeForTerminal(link)}`}`,
           `  Type: ${st.type}`,
           `  Mode: 0${st.mode.toString(8).padStart(3, '0')} (${modeString(st.type, st.mode)})`,
           `   Uid: ${st.uid}  Gid: ${st.gid}`,
@@ -188,7 +196,7 @@ export function register(program: Command): void {
           if (expr.type !== undefined && item.entry.type !== expr.type) continue;
           out.push(item.path);
         }
-        process.stdout.write(out.map((l) => `${l}\n`).join(''));
+        process.stdout.write(out.map((l) => `${escapeForTerminal(l)}\n`).join(''));
       });
     });
 }

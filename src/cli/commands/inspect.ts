@@ -3,6 +3,7 @@
  * operating system found (os-release, hostname, architecture), kernels and initrds, and
  * bootloader configuration, read from the image without mounting it or booting anything.
  */
+import { escapeForTerminal } from '../../util/terminal-text.js';
 import type { Command } from 'commander';
 import { inspectDisk, type InspectionReport } from '../../guestfs/index.js';
 import { openDisk, resolveTarget } from '../../guestfs/index.js';
@@ -52,7 +53,7 @@ export function register(program: Command): void {
       const opened = await openDisk(resolved);
       try {
         const report = await inspectDisk(opened.disk, opened.table);
-        process.stdout.write(opts.json === true ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+        process.stdout.write(opts.json === true ? `${JSON.stringify(report, null, 2)}\n` : escapeForTerminal(formatReport(report), { keepNewlines: true }));
       } finally {
         await opened.close();
       }
