@@ -79,18 +79,27 @@ async function helperOf(parent: ChildProcess, marker: string, program: RegExp): 
   return found[0]!;
 }
 
+/**
+ * A module for `node --import` that freezes the process at its first QMP command (QEMU is up,
+ * the probe not finished) after writing DIR/held; returns its path.
+ */
+async function holdAtFirstQmpCommand(): Promise<string> {
+  const hook = join(dir, 'hold-at-first-qmp-command.mjs');
+  await writeFile(hook, [
+    "import { subscribe } from 'node:diagnostics_channel';",
+    "import { writeFileSync } from 'node:fs';",
+    "subscribe('vm:qmp:command', () => {",
+    `  writeFileSync(${JSON.stringify(join(dir, 'held'))}, 'held');`,
+    '  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);',
+    '});',
+  ].join('\n'));
+  return hook;
+}
+
 describe('helper processes die with their parent', () => {
   it.skipIf(QEMU === undefined)('kill -9 of `virtkit capabilities` during the -machine none probe leaves no QEMU', async () => {
     // Held still once QMP answered the probe's first command: QEMU is up, the probe not finished.
-    const hook = join(dir, 'hold-at-first-qmp-command.mjs');
-    await writeFile(hook, [
-      "import { subscribe } from 'node:diagnostics_channel';",
-      "import { writeFileSync } from 'node:fs';",
-      "subscribe('vm:qmp:command', () => {",
-      `  writeFileSync(${JSON.stringify(join(dir, 'held'))}, 'held');`,
-      '  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);',
-      '});',
-    ].join('\n'));
+    const hook = await holdAtFirstQmpCommand();
     const cli = startNode(['--import', pathToFileURL(hook).href, CLI, 'capabilities', '--refresh']);
     await pollFor(async () => (existsSync(join(dir, 'held')) || cli.exitCode !== null ? true : undefined), 60_000);
     // The probe's QMP socket lives in a temporary directory under TMPDIR, our directory.
@@ -102,15 +111,7 @@ describe('helper processes die with their parent', () => {
 
   it.skipIf(QEMU === undefined)('kill -9 of the daemon during its first capability probe leaves no QEMU', async () => {
     // The daemon probes on the first start of a new state dir; held once QMP answered the probe.
-    const hook = join(dir, 'hold-at-first-qmp-command.mjs');
-    await writeFile(hook, [
-      "import { subscribe } from 'node:diagnostics_channel';",
-      "import { writeFileSync } from 'node:fs';",
-      "subscribe('vm:qmp:command', () => {",
-      `  writeFileSync(${JSON.stringify(join(dir, 'held'))}, 'held');`,
-      '  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);',
-      '});',
-    ].join('\n'));
+    const hook = await holdAtFirstQmpCommand();
     const state = join(dir, 's');
     const daemon = startNode(['--import', pathToFileURL(hook).href, CLI, 'daemon', '--state-dir', state, '--log-file', '-']);
     const env = { ...process.env, VIRTKIT_CONNECT: join(state, 'virtkit.sock') };
