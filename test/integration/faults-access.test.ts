@@ -11,12 +11,12 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../../src/cli/exit-codes.js';
 import type { AuditRecord } from '../../src/daemon/audit-log.js';
 import { testGuestDefinition } from '../helpers/guests.js';
-import { trustedTempDir } from '../helpers/trusted-dir.js';
+import { letOthersTraverse, trustedTempDir } from '../helpers/trusted-dir.js';
 import { CliPath, waitFor, type CliResult } from './daemon-harness.js';
 import { connect } from '../../src/client/index.js';
 import { qemuProcessesUnder } from '../../src/daemon/reconcile.js';
@@ -67,6 +67,8 @@ describe.skipIf(!isRoot || !haveUserTools)('local access by group (--socket-grou
   let stateDir: string;
   let workDir: string;
   let guestFiles: string | undefined;
+  // The users run this checkout's CLI: they must reach it even under a 0700 parent.
+  let restoreModes: (() => void) | undefined;
   let daemon: ChildProcess | undefined;
   let plainYaml: string;
   let argsYaml: string;
@@ -150,6 +152,7 @@ describe.skipIf(!isRoot || !haveUserTools)('local access by group (--socket-grou
   }
 
   beforeAll(async () => {
+    restoreModes = letOthersTraverse(dirname(dirname(CliPath)));
     execFileSync('groupadd', [MembersGroup]);
     execFileSync('groupadd', [AdminsGroup]);
     for (const [user, groups] of [[Outsider, []], [Member, [MembersGroup]], [Admin, [MembersGroup, AdminsGroup]]] as const) {
@@ -197,6 +200,7 @@ describe.skipIf(!isRoot || !haveUserTools)('local access by group (--socket-grou
   });
 
   afterAll(async () => {
+    restoreModes?.();
     await stopDaemon().catch(() => undefined);
     if (daemon && daemon.exitCode === null && daemon.signalCode === null) daemon.kill('SIGKILL');
     if (stateDir) {
