@@ -59,5 +59,6 @@ export const ErrorMeanings: Record<ErrorCode, string> = {
   'connection.failed': 'the daemon cannot be reached on its socket',
   'connection.limit': 'the caller\'s uid holds as many connections to the daemon as it may (`data.limit`); close some and retry',
   'access.denied': 'the caller\'s uid may not use the method\'s access class; `data.access` names the class',
+  'access.unauthenticated': 'a request to the web listener (`--http`) without the daemon\'s token, or with another one (docs/web.md)',
   'internal': 'a bug: the daemon\'s log has the details',
 };

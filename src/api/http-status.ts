@@ -61,6 +61,7 @@ export const HttpStatus: Record<ErrorCode, number> = {
   'connection.failed': 502,
   'connection.limit': 503,
   'access.denied': 403,
+  'access.unauthenticated': 401,
   'internal': 500,
 };
 
@@ -70,6 +71,7 @@ export function httpStatusOf(code: ErrorCode): number {
 
 /** The error code a client assumes for a status when the body carries none it knows. */
 export function codeForStatus(status: number): ErrorCode {
+  if (status === 401) return 'access.unauthenticated';
   if (status === 403) return 'access.denied';
   if (status === 413) return 'request.too-large';
   if (status >= 400 && status < 500) return 'request.invalid';

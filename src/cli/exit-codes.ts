@@ -86,6 +86,7 @@ export const ExitCodeOf: Record<ErrorCode, ExitCode> = {
   'connection.failed': E.connection,
   'connection.limit': E.connection,
   'access.denied': E.accessDenied,
+  'access.unauthenticated': E.accessDenied,
   'internal': E.internal,
 };
 

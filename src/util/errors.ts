@@ -66,6 +66,7 @@ export const ErrorCodes = [
   'connection.failed',
   'connection.limit',
   'access.denied',
+  'access.unauthenticated',
   'internal',
 ] as const;
 export type ErrorCode = (typeof ErrorCodes)[number];
