@@ -14,12 +14,13 @@ export const TargetPrefixes: Readonly<Record<DiskBus, string>> = { virtio: 'vd',
  * Ids of the devices the domain gets without listing them (the command-line builder uses
  * these); no disk or NIC may take them.
  */
-export const BuiltinDeviceIds = { scsiController: 'scsi0', video: 'video0', panic: 'pvpanic0' } as const;
+export const BuiltinDeviceIds = { scsiController: 'scsi0', video: 'video0', panic: 'pvpanic0', balloon: 'balloon0' } as const;
 
 const builtinDeviceRoles: Readonly<Record<string, string>> = {
   [BuiltinDeviceIds.scsiController]: 'the scsi controller',
   [BuiltinDeviceIds.video]: 'the VGA card',
   [BuiltinDeviceIds.panic]: 'the panic device',
+  [BuiltinDeviceIds.balloon]: 'the memory balloon',
 };
 
 /** `vd` + 0 -> `vda`, 25 -> `vdz`, 26 -> `vdaa` (libvirt's order). */

@@ -38,6 +38,13 @@ export type BootLoader = (typeof BootLoaders)[number];
 export const ScsiControllerModes = ['auto', 'none'] as const;
 export type ScsiControllerMode = (typeof ScsiControllerModes)[number];
 
+export const VideoModels = ['vga', 'bochs', 'virtio', 'none'] as const;
+export type VideoModel = (typeof VideoModels)[number];
+export const FirmwareKinds = ['bios', 'uefi'] as const;
+export type FirmwareKind = (typeof FirmwareKinds)[number];
+export const FilesystemDrivers = ['auto', 'virtiofs', '9p'] as const;
+export type FilesystemDriver = (typeof FilesystemDrivers)[number];
+
 export const MiB = 1024 * 1024;
 /** Smallest memory a definition may ask for. */
 export const MinMemoryBytes = 16 * MiB;
@@ -158,6 +165,19 @@ export const NicSchema = Type.Object({
   }), { maxItems: 64, default: [], description: 'Port forwards from the host into the guest, in QEMU\'s hostfwd syntax: `tcp::2222-:22`.' }),
 }, { additionalProperties: false });
 
+/** A shared folder's tag: what the guest mounts (`mount -t virtiofs TAG DIR`); virtio-fs allows 36 bytes. */
+export const FilesystemTagPattern = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,35}$';
+
+export const FilesystemSchema = Type.Object({
+  source: hostPath('Host directory to share; relative paths are resolved against the definition file\'s directory. It must be a directory when the guest starts.'),
+  target: Type.String({
+    pattern: FilesystemTagPattern, 'x-rule': 'must be a tag of 1-36 letters, digits, "_", "." or "-", starting with a letter or digit',
+    description: 'The tag the guest mounts it by; unique in the domain.',
+  }),
+  readonly: Type.Boolean({ default: false, description: 'The guest may read but not change the files.' }),
+  driver: oneOf(FilesystemDrivers, { default: 'auto', description: 'virtiofs (virtiofsd, shared guest memory), 9p (virtio-9p, no helper process) or auto: virtiofs when QEMU\'s virtiofsd is installed, else 9p.' }),
+}, { additionalProperties: false });
+
 export const ControllersSchema = Type.Object({
   scsi: oneOf(ScsiControllerModes, {
     default: 'auto',
@@ -188,11 +208,19 @@ export const DomainDefinitionSchema = Type.Object({
     'x-generated': 'random version 4 UUID',
     description: 'UUID of the guest; lower-cased.',
   }),
+  // Words for people (libvirt's <title> and <description>; docs/formats.md)
+  title: Type.Optional(Type.String({ maxLength: 256, pattern: NoLineBreakOrNul, 'x-rule': 'must be one line without NUL', description: 'A short title for people, one line.' })),
+  description: Type.Optional(Type.String({ maxLength: 65536, pattern: '^[^\\x00]*$', 'x-rule': 'must not contain NUL', description: 'A longer description for people; may span lines.' })),
   memory: Type.Integer({
     minimum: MinMemoryBytes, multipleOf: MemoryGranularityBytes, maximum: 16 * 1024 ** 4, 'x-input-size': true,
     description: 'Guest RAM. A size with a binary unit: `256MiB`, `1GiB` (K, M, G, T mean KiB, MiB, GiB, TiB); a plain number is bytes. At least 16MiB, a whole number of MiB. Stored as bytes.',
   }),
   vcpus: Type.Integer({ minimum: 1, maximum: 255, default: 1, description: 'Number of virtual CPUs.' }),
+  maxvcpus: Type.Optional(Type.Integer({
+    minimum: 1, maximum: 255,
+    description: 'Most virtual CPUs the guest may have: CPUs beyond `vcpus`, up to this many, can be hot-plugged (`setvcpus`). At least `vcpus`. Absent: no CPU hot-plug (docs/memory-cpus.md).',
+  })),
+  balloon: Type.Boolean({ default: true, description: 'A virtio balloon device `balloon0` (PCI machines), so `setmem` can change the memory the guest may use while it runs and `dommemstat` reports its statistics (docs/memory-cpus.md).' }),
   machine: Type.String({
     maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$', 'x-rule': 'must be a machine type name like pc or q35',
     default: 'pc', description: 'QEMU machine type.',
@@ -208,12 +236,26 @@ export const DomainDefinitionSchema = Type.Object({
   controllers: ControllersSchema,
   serial: Type.Boolean({ default: true, description: 'Serial console on ttyS0, on the run directory\'s console.sock and logged to console.log.' }),
   graphics: oneOf(GraphicsModes, { default: 'none', description: '`vnc`: a VGA card and a VNC server on the run directory\'s vnc.sock.' }),
+  // Screens, firmware, shared folders and resource limits (docs/screens.md, firmware.md, shared-folders.md, resource-limits.md)
+  video: Type.Optional(oneOf(VideoModels, { description: 'The video card: vga (the standard VGA), bochs (bochs-display), virtio (virtio-vga) or none. Absent: vga with `graphics: vnc`, none otherwise. `graphics: vnc` needs one.' })),
+  vnc_password: Type.Optional(Type.Boolean({ description: 'The VNC server asks for a password (`graphics: vnc`). None is set at start, so nobody can connect until `virtkit vncdisplay NAME --password` sets one over QMP; a password never appears on the command line.' })),
+  firmware: Type.Optional(oneOf(FirmwareKinds, { description: 'bios (SeaBIOS) or uefi (OVMF from Debian\'s ovmf package, with a variable store of the domain\'s own beside its state, removed on undefine). Absent: bios.' })),
+  filesystems: Type.Optional(Type.Array(FilesystemSchema, { maxItems: 16, description: 'Host directories shared with the guest (virtio-fs, or 9p), each mounted in the guest by its tag.' })),
+  cpu_shares: Type.Optional(Type.Integer({ minimum: 2, maximum: 262144, description: 'Relative CPU weight of the guest\'s QEMU against other guests (cgroup cpu.shares; 1024 is the host\'s default weight). Absent: the default.' })),
+  cpu_quota: Type.Optional(Type.Integer({ minimum: 1, maximum: 25500, description: 'CPU time the guest\'s QEMU may use, in percent of one host CPU (50: half a CPU, 200: two CPUs), enforced by the cgroup CPU bandwidth controller. Absent: unlimited.' })),
+  memory_limit: Type.Optional(Type.Integer({
+    minimum: MinMemoryBytes, maximum: 16 * 1024 ** 4, 'x-input-size': true,
+    description: 'Hard limit on the host memory of the guest\'s QEMU (cgroup memory limit), a size like `memory`. It covers guest RAM and QEMU\'s own overhead: set it well above `memory` or the kernel kills QEMU. Absent: unlimited.',
+  })),
   on_poweroff: oneOf(LifecycleActions, { default: 'destroy', description: 'When the guest powers off: destroy (QEMU exits), restart, preserve (kept, stopped).' }),
   on_reboot: oneOf(LifecycleActions, { default: 'restart', description: 'When the guest reboots.' }),
   on_crash: oneOf(LifecycleActions, { default: 'destroy', description: 'When the guest kernel panics (seen through a pvpanic device).' }),
   on_host_shutdown: oneOf(HostShutdownPolicies, { default: 'shutdown', description: 'When the host shuts down: shutdown (ACPI, then forced after `shutdown_timeout`), destroy, none.' }),
   shutdown_timeout: Type.Integer({ minimum: 1, maximum: 86400, default: 30, description: 'Seconds a clean shutdown may take before the guest is stopped by force.' }),
   qemu: QemuPassthroughSchema,
+  notes: Type.Optional(Type.Array(Type.String({ maxLength: 4096, pattern: '^[^\\x00]*$', 'x-rule': 'must not contain NUL' }), {
+    maxItems: 1024, description: 'What an import from another format (libvirt XML, xm) could not honour or changed, one line per item with its XPath or key: kept so the difference stays visible (docs/formats.md).',
+  })),
 }, { additionalProperties: false, description: 'A virtkit domain definition.' });
 
 export type DomainDefinition = Static<typeof DomainDefinitionSchema>;
@@ -224,6 +266,7 @@ export type GuestBoot = Static<typeof GuestBootSchema>;
 export type DiskDefinition = Static<typeof DiskSchema>;
 export type NicDefinition = Static<typeof NicSchema>;
 export type ControllersConfig = Static<typeof ControllersSchema>;
+export type FilesystemDefinition = Static<typeof FilesystemSchema>;
 
 /** The annotations of a schema node, extension keywords by their short names (see the file comment). */
 export interface SchemaAnnotations {

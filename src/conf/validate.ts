@@ -9,6 +9,7 @@ import { KindGuard, type TSchema } from '@sinclair/typebox';
 import { VirtkitError } from '../util/errors.js';
 import { assignDeviceNames, bootDiskToId, checkDeviceNames } from './devices.js';
 import { definitionError, schemaError } from './errors.js';
+import { checkHostResourceRules, normalizeHostResources } from './host-resources.js';
 import { inputChecker, normalizedChecker } from './input-schema.js';
 import { annotations, DomainDefinitionSchema, type DomainDefinition } from './schema.js';
 import { parseSize } from './size.js';
@@ -90,6 +91,10 @@ function checkCrossFieldRules(def: DomainDefinition): void {
     }
   });
   checkDeviceNames(def);
+  checkHostResourceRules(def);
+  if (def.maxvcpus !== undefined && def.maxvcpus < def.vcpus) {
+    throw definitionError(['maxvcpus'], 'at-least-vcpus', `must be at least vcpus (${def.vcpus})`, def.maxvcpus);
+  }
 
   const boot = def.boot;
   if (boot.loader === 'disk' && typeof boot.disk === 'number' && boot.disk >= def.disks.length) {
@@ -143,6 +148,7 @@ export function validateDefinition(document: unknown, options: ValidateOptions =
   }
   const draft = withDefaults(DomainDefinitionSchema, document) as Mutable;
   draft['memory'] = parseSize(draft['memory'] as string | number);
+  normalizeHostResources(draft, options.baseDir);
   draft['uuid'] = typeof draft['uuid'] === 'string' ? draft['uuid'].toLowerCase() : randomUUID();
   const nics = draft['nics'] as Mutable[];
   for (const nic of nics) if (typeof nic['mac'] === 'string') nic['mac'] = nic['mac'].toLowerCase();

@@ -7,6 +7,7 @@
 import { bootDiskIndex, BuiltinDeviceIds, type DomainDefinition } from '../../conf/index.js';
 import { VirtkitError } from '../../util/errors.js';
 import { blockdevProps, diskDeviceProps, hasScsiController, scsiControllerProps } from './disk-props.js';
+import { balloonArgs, smpOption } from './balloon-cpus.js';
 import { assertPlainValue, jsonOption, keyValueOption, optionValue } from './escape.js';
 import { actionOption, lifecycleActions } from './lifecycle.js';
 import { hasIsaBus } from './machine.js';
@@ -100,7 +101,7 @@ export function buildCommand(def: DomainDefinition, ctx: CommandContext): QemuCo
     '-machine', `${optionValue(def.machine, 'machine')},accel=${ctx.accel}`,
     '-cpu', def.cpu ?? defaultCpuModel(ctx.accel),
     '-m', `${def.memory / (1024 * 1024)}M`,
-    '-smp', String(def.vcpus),
+    '-smp', smpOption(def),
     '-pidfile', paths.pidFile,
     '-chardev', `socket,id=qmp,${keyValueOption([['path', paths.qmpSocket]], 'QMP socket')},server=on,wait=off`,
     '-mon', 'chardev=qmp,mode=control',
@@ -119,6 +120,8 @@ export function buildCommand(def: DomainDefinition, ctx: CommandContext): QemuCo
   }
   argv.push('-action', actionOption(lifecycleActions(def)));
   if (hasIsaBus(def.machine)) argv.push('-device', jsonOption({ driver: 'pvpanic', id: BuiltinDeviceIds.panic }));
-  argv.push(...kernelArgs(def, ctx), ...diskArgs(def, ctx), ...nicArgs(def), ...def.qemu.args);
+  argv.push(...kernelArgs(def, ctx), ...diskArgs(def, ctx), ...nicArgs(def));
+  for (const balloon of balloonArgs(def)) argv.push('-device', jsonOption(balloon));
+  argv.push(...def.qemu.args);
   return { binary: ctx.binary, argv, env: { ...def.qemu.env } };
 }

@@ -9,3 +9,4 @@ export { hasIsaBus, hasPciBus, ideLayout, type IdeLayout } from './machine.js';
 export { netdevProps, nicDeviceProps, netdevId, nicDeviceId, NicDrivers } from './net-props.js';
 export { lifecycleActions, actionOption, type QemuActions } from './lifecycle.js';
 export { optionValue, keyValueOption, assertPlainValue, jsonOption, type JsonProps, type JsonValue } from './escape.js';
+export { BalloonId, BalloonStatsIntervalSeconds, balloonProps, hasBalloon, smpOption } from './balloon-cpus.js';
