@@ -10,6 +10,7 @@ import { blockdevProps, diskDeviceProps, hasScsiController, scsiControllerProps 
 import { balloonArgs, smpOption } from './balloon-cpus.js';
 import { assertPlainValue, jsonOption, keyValueOption, optionValue } from './escape.js';
 import { actionOption, lifecycleActions } from './lifecycle.js';
+import { filesystemArgs, firmwareArgs, machineExtras, memoryBackendArgs, screenArgs, type FirmwareFiles, type ResolvedFsDriver } from './host-resources.js';
 import { hasIsaBus } from './machine.js';
 import { netdevProps, nicDeviceProps } from './net-props.js';
 import { runPaths } from './run-paths.js';
@@ -25,6 +26,10 @@ export interface CommandContext {
   bootFiles?: { kernel: string; initrd?: string; cmdline?: string };
   /** For disks naming a volume: host path per 'pool/name', resolved by the caller. */
   volumePaths?: Record<string, string>;
+  /** For firmware uefi: OVMF's code image and the domain's own variable store, located by the caller. */
+  firmware?: FirmwareFiles;
+  /** For filesystems: each one's driver with `auto` resolved for this host (host-resources.ts). */
+  filesystemDrivers?: readonly ResolvedFsDriver[];
 }
 
 export interface QemuCommand {
@@ -98,7 +103,7 @@ export function buildCommand(def: DomainDefinition, ctx: CommandContext): QemuCo
     '-nodefaults', '-no-user-config',
     '-name', keyValueOption([['guest', def.name]], 'name'),
     '-uuid', def.uuid,
-    '-machine', `${optionValue(def.machine, 'machine')},accel=${ctx.accel}`,
+    '-machine', `${optionValue(def.machine, 'machine')},accel=${ctx.accel}${machineExtras(def, ctx.filesystemDrivers)}`,
     '-cpu', def.cpu ?? defaultCpuModel(ctx.accel),
     '-m', `${def.memory / (1024 * 1024)}M`,
     '-smp', smpOption(def),
@@ -113,14 +118,11 @@ export function buildCommand(def: DomainDefinition, ctx: CommandContext): QemuCo
       '-serial', 'chardev:console',
     );
   }
-  argv.push('-display', 'none');
-  if (def.graphics === 'vnc') {
-    // The key is spelt out: as an implied first value, a path containing "=" would be read as a key.
-    argv.push('-vnc', keyValueOption([['vnc', `unix:${paths.vncSocket}`]], 'VNC socket'), '-device', jsonOption({ driver: 'VGA', id: BuiltinDeviceIds.video }));
-  }
+  argv.push('-display', 'none', ...screenArgs(def, paths.vncSocket));
   argv.push('-action', actionOption(lifecycleActions(def)));
   if (hasIsaBus(def.machine)) argv.push('-device', jsonOption({ driver: 'pvpanic', id: BuiltinDeviceIds.panic }));
-  argv.push(...kernelArgs(def, ctx), ...diskArgs(def, ctx), ...nicArgs(def));
+  argv.push(...memoryBackendArgs(def, ctx.filesystemDrivers), ...firmwareArgs(def, ctx.firmware));
+  argv.push(...kernelArgs(def, ctx), ...diskArgs(def, ctx), ...nicArgs(def), ...filesystemArgs(def, ctx.filesystemDrivers, ctx.runDir));
   for (const balloon of balloonArgs(def)) argv.push('-device', jsonOption(balloon));
   argv.push(...def.qemu.args);
   return { binary: ctx.binary, argv, env: { ...def.qemu.env } };

@@ -10,3 +10,7 @@ export { netdevProps, nicDeviceProps, netdevId, nicDeviceId, NicDrivers } from '
 export { lifecycleActions, actionOption, type QemuActions } from './lifecycle.js';
 export { optionValue, keyValueOption, assertPlainValue, jsonOption, type JsonProps, type JsonValue } from './escape.js';
 export { BalloonId, BalloonStatsIntervalSeconds, balloonProps, hasBalloon, smpOption } from './balloon-cpus.js';
+export {
+  FirmwareNodes, SharedMemoryId, VideoDrivers, filesystemDeviceId, resolveFsDrivers, virtiofsSocketPath,
+  type FirmwareFiles, type ResolvedFsDriver,
+} from './host-resources.js';
