@@ -1,0 +1,277 @@
+/**
+ * The QMP sequences behind save/restore, snapshots and memory dumps (docs/save-restore.md,
+ * docs/snapshots.md, docs/dumps.md). QemuGuest delegates to these; nothing here knows the store.
+ *
+ * Save and restore move QEMU's migration stream over a unix socket the driver owns in the run
+ * directory: QEMU 7.2 has no `file:` migration URI, `exec:` runs a shell, and handing QEMU an
+ * open fd needs SCM_RIGHTS, which Node's net.Socket cannot send. The driver listens (save) or
+ * connects (restore) and copies the stream to or from the save file after its header, so the
+ * file is written by this process only and no shell is ever involved.
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { VirtkitError } from '../../util/errors.js';
+import type { QmpClient } from '../qmp/client.js';
+
+/** Progress of a long guest-state job: bytes done of total (0 when unknown yet). */
+export interface JobProgress {
+  done: number;
+  total: number;
+}
+export type ProgressListener = (p: JobProgress) => void;
+
+/** Where a migration stream goes or comes from: a file, after its `offset` bytes of header. */
+export interface StreamFile {
+  path: string;
+  offset: number;
+}
+
+const PollMs = 100;
+/** No byte of progress for this long during a save, restore or dump: the job is given up. */
+const StallMs = 120_000;
+/** Bandwidth for a save of a paused guest: as fast as the disk takes it (libvirt does the same). */
+const UnlimitedBandwidth = 2 ** 40;
+
+interface MigrationInfo {
+  status?: string;
+  'error-desc'?: string;
+  ram?: { transferred?: number; total?: number; remaining?: number };
+}
+
+async function queryMigrate(qmp: QmpClient): Promise<MigrationInfo> {
+  return (await qmp.executeUntyped('query-migrate')) as MigrationInfo;
+}
+
+/** Listens on a fresh unix socket for exactly one connection. */
+async function listenOnce(path: string): Promise<{ server: Server; accepted: Promise<Socket> }> {
+  await rm(path, { force: true });
+  const server = createServer();
+  const accepted = new Promise<Socket>((resolve) => server.once('connection', (sock) => { server.close(); resolve(sock); }));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => { server.off('error', reject); resolve(); });
+  });
+  return { server, accepted };
+}
+
+/**
+ * Writes the guest's migration stream into `file` from `file.offset` on. The CPUs are stopped
+ * first (the state on disk is one instant), the bandwidth cap lifted, then `migrate` to the
+ * driver's socket; resolves with the stream's length once QEMU reports `completed` and every
+ * byte is on disk (fsync). QEMU is left in `postmigrate`; the caller quits it.
+ */
+export async function saveToFile(qmp: QmpClient, runDir: string, file: StreamFile, onProgress?: ProgressListener): Promise<number> {
+  const sockPath = join(runDir, 'save.sock');
+  const { server, accepted } = await listenOnce(sockPath);
+  let written = 0;
+  let copying: Promise<void> | undefined;
+  try {
+    await qmp.executeUntyped('migrate-set-parameters', { 'max-bandwidth': UnlimitedBandwidth });
+    const out = createWriteStream(file.path, { flags: 'r+', start: file.offset });
+    copying = accepted.then((sock) => pipeline(sock, counter((n) => { written += n; }), out));
+    copying.catch(() => undefined);
+    await qmp.executeUntyped('migrate', { uri: `unix:${sockPath}` });
+    await waitMigration(qmp, 'save', onProgress, () => written);
+    await copying;
+    return written;
+  } catch (err) {
+    server.close();
+    // QEMU may still be sending: cancelling makes it close its side, which ends the copy
+    await qmp.executeUntyped('migrate_cancel').catch(() => undefined);
+    await copying?.catch(() => undefined);
+    throw err;
+  } finally {
+    server.close();
+    await rm(sockPath, { force: true });
+  }
+}
+
+/**
+ * Feeds a QEMU started with `-incoming defer` the stream saved in `file` after `file.offset`,
+ * and waits until QEMU has loaded it (`completed`). The guest is then paused (QEMU runs with -S).
+ */
+export async function restoreFromFile(qmp: QmpClient, runDir: string, file: StreamFile, onProgress?: ProgressListener): Promise<void> {
+  const sockPath = join(runDir, 'restore.sock');
+  await rm(sockPath, { force: true });
+  await qmp.executeUntyped('migrate-incoming', { uri: `unix:${sockPath}` });
+  const sock = netConnect(sockPath);
+  let sent = 0;
+  const input = createReadStream(file.path, { start: file.offset });
+  const feeding = pipeline(input, counter((n) => { sent += n; }), sock);
+  feeding.catch(() => undefined);
+  try {
+    await waitMigration(qmp, 'restore', onProgress, () => sent);
+    await feeding.catch(() => undefined); // QEMU closes its side once it has everything
+  } catch (err) {
+    sock.destroy();
+    input.destroy();
+    throw err;
+  } finally {
+    await rm(sockPath, { force: true });
+  }
+}
+
+/** A pass-through that counts the bytes going by. */
+function counter(add: (n: number) => void): Transform {
+  return new Transform({ transform(chunk: Buffer, _enc, done) { add(chunk.length); done(null, chunk); } });
+}
+
+async function waitMigration(qmp: QmpClient, what: 'save' | 'restore', onProgress: ProgressListener | undefined, bytes: () => number): Promise<void> {
+  let last = -1;
+  let lastChange = Date.now();
+  for (;;) {
+    const info = await queryMigrate(qmp);
+    const status = info.status ?? 'none';
+    if (status === 'completed') return;
+    if (status === 'failed' || status === 'cancelled') {
+      throw new VirtkitError('qmp.command-failed', `${what}: QEMU's migration ${status}${info['error-desc'] ? `: ${info['error-desc']}` : ''}`,
+        { command: 'migrate', status, desc: info['error-desc'] });
+    }
+    const done = bytes();
+    onProgress?.({ done, total: info.ram?.total ?? 0 });
+    if (done !== last) {
+      last = done;
+      lastChange = Date.now();
+    } else if (Date.now() - lastChange > StallMs) {
+      throw new VirtkitError('operation.timeout', `${what}: no progress for ${StallMs / 1000} s (status ${status})`, { status });
+    }
+    await sleep(PollMs);
+  }
+}
+
+// ---- internal snapshots (QMP snapshot-save / snapshot-load / snapshot-delete jobs) ------
+
+interface JobInfo {
+  id: string;
+  status: string;
+  'current-progress': number;
+  'total-progress': number;
+  error?: string;
+}
+
+let jobCounter = 0;
+
+async function runJob(qmp: QmpClient, command: string, args: Record<string, unknown>, onProgress?: ProgressListener): Promise<void> {
+  const id = `virtkit-${command}-${process.pid}-${++jobCounter}`;
+  await qmp.executeUntyped(command, { 'job-id': id, ...args });
+  for (;;) {
+    const jobs = (await qmp.executeUntyped('query-jobs')) as JobInfo[];
+    const job = jobs.find((j) => j.id === id);
+    if (!job) throw new VirtkitError('qmp.command-failed', `${command}: job ${id} vanished`, { command });
+    onProgress?.({ done: job['current-progress'], total: job['total-progress'] });
+    if (job.status === 'concluded' || job.status === 'null') {
+      await qmp.executeUntyped('job-dismiss', { id }).catch(() => undefined);
+      if (job.error) throw new VirtkitError('qmp.command-failed', `${command}: ${job.error}`, { command, desc: job.error });
+      return;
+    }
+    await sleep(PollMs);
+  }
+}
+
+interface BlockInfo {
+  device: string;
+  qdev?: string;
+  inserted?: { 'node-name'?: string; ro: boolean; file: string; drv: string };
+}
+
+/** The top block node of each disk (by the disk's device id), as QEMU has them now. */
+export async function topNodes(qmp: QmpClient): Promise<Map<string, { node: string; readonly: boolean; file: string; format: string }>> {
+  const blocks = (await qmp.executeUntyped('query-block')) as BlockInfo[];
+  const out = new Map<string, { node: string; readonly: boolean; file: string; format: string }>();
+  for (const b of blocks) {
+    const id = /^\/machine\/peripheral\/([^/]+)/.exec(b.qdev ?? '')?.[1];
+    const node = b.inserted?.['node-name'];
+    if (id && node && b.inserted) out.set(id, { node, readonly: b.inserted.ro, file: b.inserted.file, format: b.inserted.drv });
+  }
+  return out;
+}
+
+/** Nodes an internal snapshot covers: every writable disk's top node (read-only disks are left out). */
+async function snapshotNodes(qmp: QmpClient): Promise<string[]> {
+  const nodes = [...(await topNodes(qmp)).values()].filter((n) => !n.readonly).map((n) => n.node);
+  if (nodes.length === 0) throw new VirtkitError('operation.unsupported', 'an internal snapshot needs at least one writable qcow2 disk to hold the memory state', {});
+  return nodes;
+}
+
+/** Disks and RAM into each writable disk's qcow2, under `tag` (the guest pauses meanwhile, then runs on). */
+export async function internalSnapshotSave(qmp: QmpClient, tag: string, onProgress?: ProgressListener): Promise<void> {
+  const devices = await snapshotNodes(qmp);
+  await runJob(qmp, 'snapshot-save', { tag, vmstate: devices[0], devices }, onProgress);
+}
+
+/** Back to `tag`: disks and RAM; a running guest runs on from there. */
+export async function internalSnapshotLoad(qmp: QmpClient, tag: string, onProgress?: ProgressListener): Promise<void> {
+  const devices = await snapshotNodes(qmp);
+  await runJob(qmp, 'snapshot-load', { tag, vmstate: devices[0], devices }, onProgress);
+}
+
+export async function internalSnapshotDelete(qmp: QmpClient, tag: string): Promise<void> {
+  const devices = await snapshotNodes(qmp);
+  await runJob(qmp, 'snapshot-delete', { tag, devices });
+}
+
+/**
+ * External disk-only snapshot: each disk's new overlay (created by the caller with qemu-img,
+ * backed by the disk's current image) is added as a node and made the disk's top with
+ * `blockdev-snapshot`. All disks are switched inside one QMP `transaction`: all or none.
+ */
+export async function externalSnapshot(qmp: QmpClient, overlays: readonly { id: string; overlay: string }[], tag: string): Promise<void> {
+  const tops = await topNodes(qmp);
+  const added: string[] = [];
+  const actions: { type: string; data: Record<string, unknown> }[] = [];
+  try {
+    for (const [i, o] of overlays.entries()) {
+      const top = tops.get(o.id);
+      if (!top) throw new VirtkitError('operation.unsupported', `disk ${o.id} has no block node in QEMU`, { disk: o.id });
+      const base = `ov${i}-${tag}-${Date.now().toString(36)}`.slice(0, 26);
+      await qmp.executeUntyped('blockdev-add', { driver: 'file', filename: o.overlay, 'node-name': `${base}-f` });
+      added.push(`${base}-f`);
+      await qmp.executeUntyped('blockdev-add', { driver: 'qcow2', file: `${base}-f`, 'node-name': `${base}-q`, backing: null });
+      added.push(`${base}-q`);
+      actions.push({ type: 'blockdev-snapshot', data: { node: top.node, overlay: `${base}-q` } });
+    }
+    await qmp.executeUntyped('transaction', { actions });
+  } catch (err) {
+    for (const node of added.reverse()) await qmp.executeUntyped('blockdev-del', { 'node-name': node }).catch(() => undefined);
+    throw err;
+  }
+}
+
+// ---- memory dumps -----------------------------------------------------------------------
+
+export type DumpFormat = 'elf' | 'kdump-zlib';
+
+interface DumpQuery {
+  status: 'none' | 'active' | 'completed' | 'failed';
+  completed: number;
+  total: number;
+}
+
+/**
+ * `dump-guest-memory` to `path` (QEMU writes the file itself), detached, polled with
+ * `query-dump` until done. Works on a paused or hung guest: QEMU reads guest RAM without the
+ * guest's help. `paging: false`: the physical memory as it is, nothing read from guest page tables.
+ */
+export async function dumpGuestMemory(qmp: QmpClient, path: string, format: DumpFormat, onProgress?: ProgressListener): Promise<void> {
+  await qmp.executeUntyped('dump-guest-memory', { paging: false, protocol: `file:${path}`, detach: true, format });
+  let last = -1;
+  let lastChange = Date.now();
+  for (;;) {
+    const q = (await qmp.executeUntyped('query-dump')) as DumpQuery;
+    onProgress?.({ done: q.completed, total: q.total });
+    if (q.status === 'completed') return;
+    if (q.status === 'failed') throw new VirtkitError('qmp.command-failed', `dump-guest-memory to ${path} failed (see the domain's qemu.log)`, { command: 'dump-guest-memory', path });
+    if (q.completed !== last) {
+      last = q.completed;
+      lastChange = Date.now();
+    } else if (Date.now() - lastChange > StallMs) {
+      throw new VirtkitError('operation.timeout', `dump-guest-memory: no progress for ${StallMs / 1000} s`, { path });
+    }
+    await sleep(PollMs);
+  }
+}
