@@ -33,6 +33,8 @@ export const ChildProcessAllowed = [
   'src/guestkit/modules.ts',
   'src/guestkit/vmlinux.ts',
   'src/cli/commands/definition.ts',
+  // `virtkit ui` opens the web manager's URL with xdg-open, detached.
+  'src/cli/commands/ui.ts',
 ];
 
 function layerOf(srcRelative) {

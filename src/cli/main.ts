@@ -92,6 +92,7 @@ export const commandTable: readonly CommandEntry[] = [
   },
   { verbs: ['run'], args: { run: ['file'] }, load: () => import('./commands/run.js') },
   { verbs: ['snoop'], args: { snoop: [] }, load: () => import('./commands/snoop.js') },
+  { verbs: ['ui'], args: { ui: [] }, load: () => import('./commands/ui.js') },
   {
     verbs: ['vol-create-as', 'vol-list', 'vol-info', 'vol-clone', 'vol-resize', 'vol-delete', 'vol-upload', 'vol-download'],
     // POOL VOLUME [...]: volume names are free text (they need the pool first).

@@ -10,11 +10,17 @@
  *   const con = await c.openConsole('demo');
  *   for await (const bytes of con.output) term.write(bytes);
  *
+ * The token of the daemon's web listener (`virtkit daemon --http`, docs/web.md) goes in
+ * `Authorization: Bearer` on requests and, since a browser cannot set headers on a WebSocket,
+ * as the subprotocol `virtkit-token.TOKEN` beside `virtkit` on every WebSocket.
+ *
  * `fetch` and `WebSocket` default to the globals; pass others (Node 20 has no global
  * WebSocket: `ws`'s fits) as options.
  */
 import type { MethodName } from '../api/index.js';
 import type { DomainEvent } from '../api/index.js';
+import { routePath } from '../api/index.js';
+import { VolumeContentPath, type VolumeInfo } from '../api/index.js';
 import { VirtkitError, isVirtkitError } from '../util/errors.js';
 import { ApiClient } from './api-client.js';
 import { followEventStream, type EventsOptions, type OpenedSocket } from './events.js';
@@ -39,7 +45,7 @@ export type FetchLike = (url: string, init: {
 export interface BrowserClientOptions {
   /** The daemon's address, e.g. `http://127.0.0.1:8006`; default: the page's origin. */
   baseUrl?: string;
-  /** Sent as `Authorization: Bearer TOKEN` on every request (browsers cannot set headers on a WebSocket). */
+  /** The web listener's token: `Authorization: Bearer TOKEN` on requests, a subprotocol on WebSockets. */
   token?: string;
   fetch?: FetchLike;
   WebSocket?: WebSocketFactory;
@@ -57,6 +63,28 @@ export interface ConsoleConnection {
 }
 
 const UpgradeRequired = 426;
+
+/** The subprotocol that carries the token; the daemon never echoes it back. */
+export const TokenProtocolPrefix = 'virtkit-token.';
+
+/** A WebSocket endpoint with what opening it takes (noVNC opens its own socket). */
+export interface SocketAddress {
+  url: string;
+  protocols: string[];
+}
+
+/** What the client needs of XMLHttpRequest for an upload with progress (fetch reports none). */
+interface XhrLike {
+  open(method: string, url: string): void;
+  setRequestHeader(name: string, value: string): void;
+  send(body: unknown): void;
+  abort(): void;
+  readonly status: number;
+  readonly responseText: string;
+  upload: { onprogress: ((ev: { loaded: number; total: number }) => void) | null };
+  onload: (() => void) | null;
+  onerror: (() => void) | null;
+}
 
 export class BrowserClient extends ApiClient {
   readonly baseUrl: string;
@@ -120,6 +148,66 @@ export class BrowserClient extends ApiClient {
     };
   }
 
+  /**
+   * The WebSocket subprotocols to offer: `virtkit`, which the daemon picks, and with a token
+   * `virtkit-token.TOKEN`, which authenticates and is never picked.
+   */
+  socketProtocols(first = 'virtkit'): string[] {
+    return this.token ? [first, TokenProtocolPrefix + this.token] : [first];
+  }
+
+  /** The graphical console's WebSocket (`graphics: vnc`), for noVNC: binary RFB both ways. */
+  vncSocket(name: string): SocketAddress {
+    return { url: `${this.baseUrl.replace(/^http/, 'ws')}/domains/${encodeURIComponent(name)}/vnc`, protocols: this.socketProtocols('binary') };
+  }
+
+  /** Replaces a volume's bytes with `data`, reporting bytes sent (XMLHttpRequest: fetch has no upload progress). */
+  uploadVolume(pool: string, volume: string, data: Blob, onProgress?: (done: number, total: number) => void): Promise<VolumeInfo> {
+    const Xhr = (globalThis as { XMLHttpRequest?: new () => XhrLike }).XMLHttpRequest;
+    if (!Xhr) return Promise.reject(new VirtkitError('operation.unsupported', 'uploads need XMLHttpRequest (a browser)'));
+    return new Promise((resolve, reject) => {
+      const xhr = new Xhr();
+      xhr.open('PUT', this.baseUrl + routePath(VolumeContentPath, { pool, volume }));
+      for (const [k, v] of Object.entries({ ...this.authHeader(), 'content-type': 'application/octet-stream', accept: 'application/json' })) {
+        xhr.setRequestHeader(k, v);
+      }
+      xhr.upload.onprogress = (ev) => onProgress?.(ev.loaded, ev.total);
+      xhr.onerror = () => reject(new VirtkitError('connection.failed', `the upload to ${this.baseUrl} failed`, { baseUrl: this.baseUrl }));
+      xhr.onload = () => {
+        try {
+          resolve(decodeReply(xhr.status, xhr.responseText) as VolumeInfo);
+        } catch (err) {
+          reject(err);
+        }
+      };
+      xhr.send(data);
+    });
+  }
+
+  /** A volume's bytes, reporting bytes received. */
+  async downloadVolume(pool: string, volume: string, onProgress?: (done: number, total: number) => void): Promise<Uint8Array[]> {
+    const res = await (this.fetch as unknown as (u: string, i: object) => Promise<Response>)(
+      this.baseUrl + routePath(VolumeContentPath, { pool, volume }), { method: 'GET', headers: this.authHeader() });
+    if (res.status < 200 || res.status >= 300) {
+      let body: unknown;
+      try { body = JSON.parse(await res.text()); } catch { body = undefined; }
+      throw errorFromBody(res.status, body);
+    }
+    const total = Number(res.headers.get('content-length') ?? 0);
+    const chunks: Uint8Array[] = [];
+    let done = 0;
+    const reader = res.body?.getReader();
+    if (!reader) return [new Uint8Array(await res.arrayBuffer())];
+    for (;;) {
+      const { value, done: end } = await reader.read();
+      if (end) break;
+      chunks.push(value);
+      done += value.length;
+      onProgress?.(done, total);
+    }
+    return chunks;
+  }
+
   private authHeader(): Record<string, string> {
     return this.token ? { authorization: `Bearer ${this.token}` } : {};
   }
@@ -138,7 +226,7 @@ export class BrowserClient extends ApiClient {
     const url = this.baseUrl.replace(/^http/, 'ws') + path;
     let ws;
     try {
-      ws = new this.WebSocket(url);
+      ws = this.token ? new this.WebSocket(url, this.socketProtocols()) : new this.WebSocket(url);
     } catch (err) {
       throw new VirtkitError('connection.failed', `cannot open the WebSocket ${url}: ${(err as Error).message}`, { url }, { cause: err });
     }

@@ -21,7 +21,8 @@ export interface WebSocketLike {
   addEventListener(type: 'open' | 'error', listener: () => void): void;
 }
 
-export type WebSocketFactory = new (url: string) => WebSocketLike;
+/** A WebSocket constructor; `protocols` carry the web listener's token (browsers cannot set headers on a WebSocket). */
+export type WebSocketFactory = new (url: string, protocols?: string[]) => WebSocketLike;
 
 const Open = 1;
 const Closing = 2;

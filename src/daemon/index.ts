@@ -20,6 +20,7 @@ import { Manager } from './manager.js';
 import { PoolService } from './pools.js';
 import { reconcile } from './reconcile.js';
 import { LogFile } from './log-file.js';
+import { parseHttpAddress, startHttpListener, type HttpListener } from './http-listener.js';
 import { createApp, registerApi, type LoggerConfig } from './server.js';
 import { correctStateDirModes, createPrivately, openPrivateFile } from './state-modes.js';
 
@@ -41,6 +42,10 @@ export interface DaemonOptions {
   limits?: Partial<ConnectionLimits>;
   /** The hypervisor side of the guests; default a QemuDomainDriver (tests pass the fake). */
   driver?: DomainDriver;
+  /** `--http HOST:PORT`: the web manager and the API on loopback TCP, with a token (docs/web.md). */
+  http?: string;
+  /** The web manager's built files (default dist/web; tests pass their own). */
+  webRoot?: string;
 }
 
 export interface RunningDaemon {
@@ -48,6 +53,8 @@ export interface RunningDaemon {
   app: FastifyInstance;
   manager: Manager;
   store: Store;
+  /** The web listener, with `--http`. */
+  http?: HttpListener;
   /** Stops serving and lets go of the guests without stopping them. */
   stop(): Promise<void>;
 }
@@ -91,6 +98,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaem
     { ...(opts.stateDir ? { stateDir: opts.stateDir } : {}), ...(opts.runDir ? { runDir: opts.runDir } : {}) });
   const accessPolicy = accessPolicyOf(opts, new GroupDatabase());
   const limits = connectionLimitsOf(opts.limits);
+  // A bad --http fails before anything starts.
+  const httpAddress = opts.http === undefined ? undefined : parseHttpAddress(opts.http);
   await mkdir(dirs.stateDir, { recursive: true, mode: 0o700 });
   await mkdir(dirs.runDir, { recursive: true, mode: 0o700 });
   // Before anything is opened or served: a state dir an older version left readable is private again.
@@ -134,12 +143,17 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaem
       await chmod(dirs.socketPath, 0o600);
     }
     app.log.info({ socket: dirs.socketPath, pid: process.pid, limits: { ...limits, maxConnections: effectiveMaxConnections(limits) } }, 'daemon listening');
+    const http = httpAddress === undefined ? undefined : await startHttpListener({
+      address: httpAddress, socketPath: dirs.socketPath, stateDir: dirs.stateDir, log: app.log,
+      runDirOf: (name) => manager.runDirOfLive(name), ...(opts.webRoot ? { webRoot: opts.webRoot } : {}),
+    });
     // Autostart runs after the socket is up, so clients can watch guests come up.
     void manager.autostartOnce(bootId).catch((err: unknown) => app.log.error({ err: errorMessage(err) }, 'autostart failed'));
     let stopping: Promise<void> | undefined;
     return {
-      dirs, app, manager, store,
+      dirs, app, manager, store, ...(http ? { http } : {}),
       stop: () => (stopping ??= (async () => {
+        await http?.close();
         // Console clients first: upgraded sockets are not closed by the HTTP server itself.
         manager.detachAll();
         await app.close();
@@ -168,6 +182,7 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<void> {
   const daemon = await startDaemon(opts);
   const logTarget = opts.logFile === '-' ? 'stderr' : (opts.logFile ?? join(daemon.dirs.stateDir, 'daemon.log'));
   process.stderr.write(`virtkit daemon: pid ${process.pid} listening on ${daemon.dirs.socketPath} (log: ${logTarget})\n`);
+  if (daemon.http) process.stderr.write(`virtkit daemon: web manager on ${daemon.http.url} (virtkit ui opens it with the token)\n`);
   if (signalled === undefined) await new Promise<void>((resolve) => { wake = resolve; });
   daemon.app.log.info({ signal: signalled }, 'daemon stopping; guests keep running');
   try {

@@ -503,6 +503,11 @@ export class Manager {
     return this.live.get(name)?.console;
   }
 
+  /** The run directory of a guest this daemon holds running (the web listener's VNC bridge finds vnc.sock there). */
+  runDirOfLive(name: string): string | undefined {
+    return this.live.get(name)?.handle.runDir;
+  }
+
   async consoleLog(origin: Origin, name: string): Promise<string> {
     const rec = await requireDomain(this.store.as(origin), name);
     const mux = this.live.get(name)?.console;

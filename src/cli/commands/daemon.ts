@@ -36,12 +36,13 @@ export function register(program: Command): void {
     .option('--log-file <path>', 'structured log file, "-" for stderr (default: STATE_DIR/daemon.log)')
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
     .option('--qemu <binary>', 'QEMU binary (default: qemu-system-x86_64 on PATH)')
+    .option('--http <host:port>', 'also serve the web manager and the API on loopback TCP, with a token (127.0.0.1:PORT; virtkit ui opens it)')
     .addOption(timeoutOption(`close a connection with nothing in progress after this long without traffic (default ${Defaults.idleTimeoutMs / 1000})`, '--idle-timeout <seconds>'))
     .addOption(timeoutOption(`a request's headers must arrive within this (default ${Defaults.headersTimeoutMs / 1000})`, '--headers-timeout <seconds>'))
     .addOption(wholeNumberOption('--max-user-connections <n>', `connections each uid other than root and the daemon's own may hold (default ${Defaults.maxUserConnections})`, Connections))
     .addOption(wholeNumberOption('--max-owner-connections <n>', `connections root and the daemon's own uid may each hold (default ${Defaults.maxOwnerConnections})`, Connections))
     .addOption(wholeNumberOption('--max-connections <n>', `connections in all, kept below the open-files limit (default ${Defaults.maxConnections})`, Connections))
-    .action(async (o: { stateDir?: string; runDir?: string; socketGroup?: string; adminGroup?: string; logFile?: string; logLevel: string; qemu?: string } & LimitFlags) => {
+    .action(async (o: { stateDir?: string; runDir?: string; socketGroup?: string; adminGroup?: string; logFile?: string; logLevel: string; qemu?: string; http?: string } & LimitFlags) => {
       await runDaemon({
         ...(o.stateDir ? { stateDir: resolve(o.stateDir) } : {}),
         ...(o.runDir ? { runDir: resolve(o.runDir) } : {}),
@@ -49,6 +50,7 @@ export function register(program: Command): void {
         ...(o.adminGroup ? { adminGroup: o.adminGroup } : {}),
         ...(o.logFile ? { logFile: o.logFile } : {}),
         ...(o.qemu ? { qemuBinary: o.qemu } : {}),
+        ...(o.http ? { http: o.http } : {}),
         logLevel: o.logLevel,
         limits: limitsOf(o),
       });

@@ -1,0 +1,60 @@
+/**
+ * `virtkit ui [--print]`: opens the web manager (docs/web.md). Asks the daemon where its state
+ * dir is, reads the web listener's address (STATE_DIR/http.json) and token (STATE_DIR/http-token,
+ * 0600: only the daemon's own user and root can) and opens `URL/#token=TOKEN` in a browser with
+ * xdg-open, or prints it. The token rides in the fragment, which no browser sends to a server.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { delimiter, join } from 'node:path';
+import type { Command } from 'commander';
+import { VirtkitError } from '../../util/errors.js';
+import { withClient, withConnect, type ConnectOpts } from './connect.js';
+
+const HowToStart = 'start the daemon with --http 127.0.0.1:8006 (virtkit daemon --http 127.0.0.1:8006, or virtkitd --http ...)';
+
+/** The web manager's URL with the token, from the daemon's state dir. */
+export async function webManagerUrl(stateDir: string): Promise<string> {
+  let rec: { url?: unknown; pid?: unknown };
+  try {
+    rec = JSON.parse(await readFile(join(stateDir, 'http.json'), 'utf8')) as { url?: unknown; pid?: unknown };
+  } catch {
+    throw new VirtkitError('domain.invalid-state', `the daemon serves no web manager: ${HowToStart}`, { stateDir });
+  }
+  if (typeof rec.url !== 'string' || !/^http:\/\/[^/]+$/.test(rec.url)) {
+    throw new VirtkitError('domain.invalid-state', `${join(stateDir, 'http.json')} names no listener: ${HowToStart}`, { stateDir });
+  }
+  let token: string;
+  try {
+    token = (await readFile(join(stateDir, 'http-token'), 'utf8')).trim();
+  } catch (err) {
+    throw new VirtkitError('access.denied', `cannot read the web token ${join(stateDir, 'http-token')}: ${(err as Error).message} (it is the daemon owner's)`,
+      { stateDir });
+  }
+  return `${rec.url}/#token=${encodeURIComponent(token)}`;
+}
+
+function onPath(program: string): boolean {
+  return (process.env.PATH ?? '').split(delimiter).some((dir) => dir !== '' && existsSync(join(dir, program)));
+}
+
+export function register(program: Command): void {
+  withConnect(program.command('ui')
+    .description('open the web manager in a browser (the daemon needs --http); --print prints its URL with the token')
+    .option('--print', 'print the URL instead of opening it'))
+    .action(async (o: ConnectOpts & { print?: boolean }) => {
+      const info = await withClient(o, (c) => c.daemonInfo());
+      const url = await webManagerUrl(info.stateDir);
+      if (o.print || !onPath('xdg-open')) {
+        if (!o.print) process.stderr.write('virtkit ui: no xdg-open here; open this URL in a browser:\n');
+        process.stdout.write(`${url}\n`);
+        return;
+      }
+      // Detached and silent: the browser outlives this command, and its chatter is not ours.
+      const child = spawn('xdg-open', [url], { detached: true, stdio: 'ignore' });
+      child.on('error', () => process.stdout.write(`${url}\n`));
+      child.unref();
+      process.stderr.write('virtkit ui: opened the web manager in a browser\n');
+    });
+}
