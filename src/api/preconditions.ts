@@ -25,6 +25,15 @@ const Verbs: Record<StatefulMethod, string> = {
   'domain.suspend': 'suspend',
   'domain.resume': 'resume',
   'domain.monitorCommand': 'send a monitor command to',
+  'domain.save': 'save',
+  'domain.managedSave': 'save',
+  'domain.managedSaveRemove': 'remove the managed save of',
+  'domain.dump': 'dump the memory of',
+  'domain.setMemory': 'set the memory of',
+  'domain.memoryStats': 'read the memory statistics of',
+  'domain.vcpuInfo': 'list the vCPUs of',
+  'domain.traceEvents': 'list the trace events of',
+  'domain.stats': 'read the statistics of',
 };
 
 const StateWords: Record<DomainState, string> = {

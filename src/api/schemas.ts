@@ -11,7 +11,7 @@ export const DomainStates = ['running', 'paused', 'shutoff', 'crashed'] as const
 export type DomainState = (typeof DomainStates)[number];
 
 /** Why a domain is not running: how its last run ended. */
-export const StopReasons = ['shutdown', 'destroyed', 'crashed', 'failed'] as const;
+export const StopReasons = ['shutdown', 'destroyed', 'crashed', 'failed', 'saved'] as const;
 export type StopReason = (typeof StopReasons)[number];
 
 export const HostShutdownPolicies = ['shutdown', 'destroy', 'none'] as const;
@@ -56,6 +56,8 @@ export const DomainInfo = Type.Object({
   runDir: Type.Optional(Type.String()),
   /** While it runs: the saved definition (what the next start uses) is not the one it runs with (`dumpdef --live`). */
   definitionDiffers: Type.Optional(Type.Boolean()),
+  /** A managed save exists: the next start resumes from it (docs/save-restore.md). */
+  managedSave: Type.Optional(Type.Boolean()),
 });
 export type DomainInfo = Static<typeof DomainInfo>;
 
@@ -166,7 +168,9 @@ export const DaemonInfo = Type.Object({
 export type DaemonInfo = Static<typeof DaemonInfo>;
 
 export const EventTypes = ['defined', 'undefined', 'started', 'suspended', 'resumed', 'shutdown', 'stopped',
-  'rebooted', 'reset', 'autostart', 'edited', 'tainted'] as const;
+  'rebooted', 'reset', 'autostart', 'edited', 'tainted', 'snapshot',
+  // hot-plug, memory and CPUs (docs/hotplug.md, docs/memory-cpus.md)
+  'device-attached', 'device-detached', 'memory-changed', 'vcpus-changed'] as const;
 export type EventType = (typeof EventTypes)[number];
 
 export const DomainEvent = Type.Object({

@@ -10,6 +10,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { isVirtkitError } from '../util/errors.js';
+import { CLOSED_PIPE_EXIT, isClosedPipe } from './closed-pipe.js';
 import { ExitCodes, exitCodeFor } from './exit-codes.js';
 import { nearestWord } from './suggest.js';
 
@@ -50,7 +51,18 @@ export const commandTable: readonly CommandEntry[] = [
   { verbs: ['console'], args: { console: ['domain'] }, load: () => import('./commands/console.js') },
   { verbs: ['daemon'], args: { daemon: [] }, load: () => import('./commands/daemon.js') },
   { verbs: ['define', 'undefine'], args: { define: ['file'], undefine: ['domain'] }, load: () => import('./commands/define.js') },
+  { verbs: ['dump', 'dump-info'], args: { dump: ['domain', 'file'], 'dump-info': ['file'] }, load: () => import('./commands/dump.js') },
   { verbs: ['dumpdef', 'edit'], args: { dumpdef: ['domain'], edit: ['domain'] }, load: () => import('./commands/definition.js') },
+  { verbs: ['domstats'], args: { domstats: ['domain'] }, load: () => import('./commands/domstats.js') },
+  {
+    verbs: ['attach-disk', 'detach-disk', 'attach-interface', 'detach-interface', 'domblklist', 'domiflist', 'setmem', 'setmaxmem', 'dommemstat', 'setvcpus', 'vcpuinfo'],
+    args: {
+      'attach-disk': ['domain', 'file', 'none'], 'detach-disk': ['domain', 'none'], 'attach-interface': ['domain'], 'detach-interface': ['domain', 'none'],
+      domblklist: ['domain'], domiflist: ['domain'], setmem: ['domain', 'none'], setmaxmem: ['domain', 'none'], dommemstat: ['domain'],
+      setvcpus: ['domain', 'none'], vcpuinfo: ['domain'],
+    },
+    load: () => import('./commands/devices.js'),
+  },
   { verbs: ['event'], args: { event: [] }, load: () => import('./commands/event.js') },
   {
     verbs: ['fs'],
@@ -85,13 +97,26 @@ export const commandTable: readonly CommandEntry[] = [
   },
   { verbs: ['qemu-monitor-command'], args: { 'qemu-monitor-command': ['domain', 'none'] }, load: () => import('./commands/monitor.js') },
   { verbs: ['nbd'], args: { nbd: ['file'] }, load: () => import('./commands/nbd.js') },
+  { verbs: ['netdump'], args: { netdump: ['domain', 'file'] }, load: () => import('./commands/netdump.js') },
   {
     verbs: ['pool-define-as', 'pool-list', 'pool-info', 'pool-refresh', 'pool-undefine'],
     args: { 'pool-define-as': ['none', { words: ['dir'] }, 'file'], 'pool-list': [], 'pool-info': ['pool'], 'pool-refresh': ['pool'], 'pool-undefine': ['pool'] },
     load: () => import('./commands/pool.js'),
   },
+  { verbs: ['probe'], args: { probe: [] }, load: () => import('./commands/probe.js') },
   { verbs: ['run'], args: { run: ['file'] }, load: () => import('./commands/run.js') },
+  {
+    verbs: ['save', 'restore', 'managedsave', 'managedsave-remove'],
+    args: { save: ['domain', 'file'], restore: ['file'], managedsave: ['domain'], 'managedsave-remove': ['domain'] },
+    load: () => import('./commands/save.js'),
+  },
+  {
+    verbs: ['snapshot-create', 'snapshot-list', 'snapshot-info', 'snapshot-revert', 'snapshot-delete'],
+    args: { 'snapshot-create': ['domain', 'none'], 'snapshot-list': ['domain'], 'snapshot-info': ['domain', 'none'], 'snapshot-revert': ['domain', 'none'], 'snapshot-delete': ['domain', 'none'] },
+    load: () => import('./commands/snapshot.js'),
+  },
   { verbs: ['snoop'], args: { snoop: [] }, load: () => import('./commands/snoop.js') },
+  { verbs: ['trace'], args: { trace: ['domain', 'none'] }, load: () => import('./commands/trace.js') },
   { verbs: ['ui'], args: { ui: [] }, load: () => import('./commands/ui.js') },
   {
     verbs: ['vol-create-as', 'vol-list', 'vol-info', 'vol-clone', 'vol-resize', 'vol-delete', 'vol-upload', 'vol-download'],
@@ -153,6 +178,8 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     // Commander exits 0 after --help/--version and 1 on a usage error; usage errors have their own code.
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : ExitCodes.usage;
+    // The reader went away (`| head`): stop quietly, as `ls | head` does (closed-pipe.ts).
+    if (isClosedPipe(err)) return CLOSED_PIPE_EXIT;
     if (isVirtkitError(err)) {
       process.stderr.write(`virtkit: error: ${err.describe()}\n`);
       return exitCodeFor(err.code);

@@ -9,6 +9,10 @@ import type {
   HostShutdownResult, MonitorBody, ShutdownResult,
 } from '../api/index.js';
 import type { PoolDefineBody, PoolInfo, PoolList, VolumeCreateBody, VolumeInfo, VolumeList } from '../api/index.js';
+import type {
+  AttachDiskBody, AttachInterfaceBody, BlockList, DeviceChange, InactiveQuery, InterfaceList, MemoryStatsResult, ScopeQuery,
+  SetMaxMemoryResult, SetMemoryResult, SetVcpusBody, SetVcpusResult, VcpuInfoList,
+} from '../api/index.js';
 import type { MethodInput, MethodResult } from './protocol.js';
 
 export abstract class ApiClient {
@@ -56,6 +60,34 @@ export abstract class ApiClient {
   hostShutdown(opts: { timeout?: number } = {}): Promise<HostShutdownResult> {
     return this.call('host.shutdown', { body: opts });
   }
+  // observability (docs/observability.md)
+  traceEvents(name: string, pattern?: string): Promise<MethodResult<'domain.traceEvents'>> { return this.call('domain.traceEvents', { params: { name }, query: pattern ? { pattern } : {} }); }
+  domainStats(name: string): Promise<MethodResult<'domain.stats'>> { return this.call('domain.stats', { params: { name } }); }
+  statsAll(names: string[] = []): Promise<MethodResult<'domain.statsAll'>> { return this.call('domain.statsAll', { query: names.length > 0 ? { name: names } : {} }); }
+  // hot-plug, memory and CPUs (docs/hotplug.md, docs/memory-cpus.md)
+  attachDisk(name: string, body: AttachDiskBody): Promise<DeviceChange> { return this.call('domain.attachDisk', { params: { name }, body }); }
+  detachDisk(name: string, device: string, scope: ScopeQuery = {}): Promise<DeviceChange> { return this.call('domain.detachDisk', { params: { name, device }, query: scope }); }
+  blockList(name: string, opts: InactiveQuery = {}): Promise<BlockList> { return this.call('domain.blockList', { params: { name }, query: opts }); }
+  attachInterface(name: string, body: AttachInterfaceBody = {}): Promise<DeviceChange> { return this.call('domain.attachInterface', { params: { name }, body }); }
+  detachInterface(name: string, device: string, scope: ScopeQuery = {}): Promise<DeviceChange> { return this.call('domain.detachInterface', { params: { name, device }, query: scope }); }
+  interfaceList(name: string, opts: InactiveQuery = {}): Promise<InterfaceList> { return this.call('domain.interfaceList', { params: { name }, query: opts }); }
+  setMemory(name: string, size: number): Promise<SetMemoryResult> { return this.call('domain.setMemory', { params: { name }, body: { size } }); }
+  setMaxMemory(name: string, size: number): Promise<SetMaxMemoryResult> { return this.call('domain.setMaxMemory', { params: { name }, body: { size } }); }
+  memoryStats(name: string): Promise<MemoryStatsResult> { return this.call('domain.memoryStats', { params: { name } }); }
+  setVcpus(name: string, body: SetVcpusBody): Promise<SetVcpusResult> { return this.call('domain.setVcpus', { params: { name }, body }); }
+  vcpuInfo(name: string): Promise<VcpuInfoList> { return this.call('domain.vcpuInfo', { params: { name } }); }
+  // save/restore, snapshots, memory dumps (docs/save-restore.md, docs/snapshots.md, docs/dumps.md)
+  save(name: string, file: string): Promise<MethodResult<'domain.save'>> { return this.call('domain.save', { params: { name }, body: { file } }); }
+  restore(file: string, opts: { force?: boolean } = {}): Promise<DomainInfo> { return this.call('domain.restore', { body: { file, ...opts } }); }
+  managedSave(name: string): Promise<MethodResult<'domain.managedSave'>> { return this.call('domain.managedSave', { params: { name } }); }
+  managedSaveRemove(name: string): Promise<MethodResult<'domain.managedSaveRemove'>> { return this.call('domain.managedSaveRemove', { params: { name } }); }
+  jobInfo(name: string): Promise<MethodResult<'domain.jobInfo'>> { return this.call('domain.jobInfo', { params: { name } }); }
+  snapshotCreate(name: string, body: MethodInput<'domain.snapshotCreate'>['body'] = {}): Promise<MethodResult<'domain.snapshotCreate'>> { return this.call('domain.snapshotCreate', { params: { name }, body }); }
+  snapshotList(name: string): Promise<MethodResult<'domain.snapshotList'>> { return this.call('domain.snapshotList', { params: { name } }); }
+  snapshotInfo(name: string, snapshot: string): Promise<MethodResult<'domain.snapshotInfo'>> { return this.call('domain.snapshotInfo', { params: { name, snapshot } }); }
+  snapshotRevert(name: string, snapshot: string): Promise<DomainStateInfo> { return this.call('domain.snapshotRevert', { params: { name, snapshot } }); }
+  snapshotDelete(name: string, snapshot: string): Promise<{ ok: true }> { return this.call('domain.snapshotDelete', { params: { name, snapshot } }); }
+  dump(name: string, body: MethodInput<'domain.dump'>['body']): Promise<MethodResult<'domain.dump'>> { return this.call('domain.dump', { params: { name }, body }); }
   // pools and volumes (docs/pools.md)
   poolList(opts: { all?: boolean } = {}): Promise<PoolList> { return this.call('pool.list', { query: opts.all ? { all: true } : {} }); }
   poolDefine(body: PoolDefineBody): Promise<PoolInfo> { return this.call('pool.define', { body }); }

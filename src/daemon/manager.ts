@@ -9,7 +9,7 @@
  * (guest-events.ts). The driver carries out on_poweroff / on_reboot / on_crash and classifies
  * how QEMU ended; the manager sends no QMP of its own except the audited monitor passthrough.
  */
-import { rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import YAML from 'yaml';
@@ -17,12 +17,21 @@ import type {
   DefineBody, DomainInfo, DomainStateInfo, DomainSummary, EventType, HostShutdownResult, MonitorBody, ShutdownResult,
   StopReason,
 } from '../api/index.js';
+import type {
+  DumpBody, DumpResult, JobInfo, ManagedSaveRemoveResult, RestoreBody, SaveResult, SnapshotCreateBody, SnapshotInfo, SnapshotList,
+} from '../api/index.js';
 import { assertStateAllowed, type StatefulMethod } from '../api/index.js';
 import { formatDefinition, parseDefinition, validateDefinition, type DomainDefinition } from '../conf/index.js';
 import type { DomainDriver, ExitInfo, GuestHandle, LifecycleEvent } from '../qemu/index.js';
 import { withRetry, type Origin, type Store, type Transaction } from '../store/index.js';
 import { VirtkitError, errorMessage } from '../util/errors.js';
 import { crashPoint, crashPointSoon } from './crash-points.js';
+import {
+  JobTable, dumpGuest, hasManagedSave, managedRestoreOf, managedSavePath, managedSaveRemove, restoreGuest, saveGuest,
+  type GuestStateHost, type RestoreSource,
+} from './guest-state.js';
+import { createSnapshot, deleteSnapshot, listSnapshots, revertSnapshot, snapshotInfo } from './snapshots.js';
+import type { DeviceContext } from './devices.js';
 import { ConsoleMux, readTail, ConsoleHistoryBytes } from './console-mux.js';
 import {
   BootIdPath, definitionDiffers, domainPath, isActive, listDomainNames, readDomain, removeLive, requireDomain, uuidPath,
@@ -42,6 +51,8 @@ export interface ManagerOptions {
   driver: DomainDriver;
   /** Host paths of a definition's `pool/volume` disks (daemon/pools.ts), handed to the driver's prepare. */
   resolveVolumes?: (def: DomainDefinition) => Promise<Record<string, string>>;
+  /** Where managed saves live (STATE/save); default RUN_ROOT/save. */
+  saveDir?: string;
 }
 
 /** A guest this daemon holds a driver handle for. */
@@ -62,10 +73,10 @@ interface Live {
  * shutdown_timeout are the manager's own policy, read from the saved definition when it stops
  * the guest, so they apply at once. on_poweroff / on_reboot / on_crash are carried out by the
  * driver from the definition the guest was started with (QEMU's `-action` is set at start):
- * a change is saved and applies at the next start. Everything else describes the machine and
- * is refused while it runs.
+ * a change is saved and applies at the next start. title, description and notes are words for
+ * people. Everything else describes the machine and is refused while it runs.
  */
-const MutableWhileRunning = new Set(['on_host_shutdown', 'shutdown_timeout', 'on_poweroff', 'on_reboot', 'on_crash']);
+const MutableWhileRunning = new Set(['on_host_shutdown', 'shutdown_timeout', 'on_poweroff', 'on_reboot', 'on_crash', 'title', 'description', 'notes']);
 
 /** A first try and up to 8 retries when a concurrent commit conflicts. */
 const ConflictAttempts = 9;
@@ -83,6 +94,8 @@ export class Manager {
   private readonly log: FastifyBaseLogger;
   readonly driver: DomainDriver;
   private readonly resolveVolumes: ManagerOptions['resolveVolumes'];
+  private readonly saveDir: string;
+  private readonly jobs = new JobTable();
 
   constructor(opts: ManagerOptions) {
     this.records = new PendingRecords({ log: opts.log, commit: (write) => this.commitNow({}, write) });
@@ -91,6 +104,7 @@ export class Manager {
     this.log = opts.log;
     this.driver = opts.driver;
     this.resolveVolumes = opts.resolveVolumes;
+    this.saveDir = opts.saveDir ?? join(opts.runRoot, 'save');
   }
 
   /**
@@ -155,7 +169,8 @@ export class Manager {
   }
 
   async info(origin: Origin, name: string): Promise<DomainInfo> {
-    return { ...infoOf(await requireDomain(this.store.as(origin), name)), ...this.degradedOf(name) };
+    const rec = await requireDomain(this.store.as(origin), name);
+    return { ...infoOf(rec), ...this.degradedOf(name), ...((await hasManagedSave(this.saveDir, rec.uuid)) ? { managedSave: true } : {}) };
   }
 
   /** `{ degraded: true }` while the driver reconnects the monitor of a guest this daemon holds. */
@@ -261,8 +276,13 @@ export class Manager {
 
   // ---- start ---------------------------------------------------------------------------
 
-  async start(origin: Origin, name: string, opts: { paused?: boolean } = {}): Promise<DomainInfo> {
+  async start(origin: Origin, name: string, opts: { paused?: boolean; restore?: RestoreSource } = {}): Promise<DomainInfo> {
     return this.locks.run(name, async () => {
+      // A managed save is resumed instead of a boot (guest-state.ts); checked before anything changes.
+      const pre = await requireDomain(this.store.as(origin), name);
+      assertStateAllowed('domain.start', name, preconditionState(pre.status));
+      const restore = opts.restore ?? await managedRestoreOf(this.saveDir, pre);
+      const paused = opts.paused === true || restore?.paused === true;
       const { runDir, rec } = await this.tx(origin, async (tx) => {
         const cur = await requireDomain(tx, name);
         assertStateAllowed('domain.start', name, preconditionState(cur.status));
@@ -277,9 +297,10 @@ export class Manager {
       crashPoint('start.recorded');
       let handle: GuestHandle;
       try {
-        const volumePaths = await this.resolveVolumes?.(rec.definition);
-        const prepared = await this.driver.prepare(rec.definition, { runDir, ...(volumePaths ? { volumePaths } : {}) });
-        handle = await this.driver.launch(prepared, { paused: opts.paused === true });
+        const def = restore?.definition ?? rec.definition;
+        const volumePaths = await this.resolveVolumes?.(def);
+        const prepared = await this.driver.prepare(def, { runDir, ...(volumePaths ? { volumePaths } : {}) });
+        handle = await this.driver.launch(prepared, { paused, ...(restore ? { incoming: { path: restore.path, offset: restore.offset } } : {}) });
         crashPoint('start.spawned');
       } catch (err) {
         const failed: DomainStatus = { state: 'shutoff', reason: 'failed', runDir };
@@ -293,7 +314,7 @@ export class Manager {
         this.log.warn({ domain: name, err: errorMessage(err) }, 'start failed');
         throw err;
       }
-      const status: DomainStatus = { state: opts.paused ? 'paused' : 'running', runDir, pid: handle.pid, accel: handle.accel };
+      const status: DomainStatus = { state: paused ? 'paused' : 'running', runDir, pid: handle.pid, accel: handle.accel };
       const liveDefinition = handle.liveDefinition();
       // QEMU runs now: a store that cannot record it only delays the record; the guest is ours.
       await this.records.record({
@@ -301,11 +322,12 @@ export class Manager {
         write: async (tx) => {
           await writeStatus(tx, name, status);
           await writeLive(tx, name, liveDefinition);
-          await recordEvent(tx, 'started', rec, opts.paused ? 'paused' : undefined);
+          await recordEvent(tx, 'started', rec, restore ? 'restored' : opts.paused ? 'paused' : undefined);
         },
       });
       await this.adopt(rec, handle);
-      this.log.info({ domain: name, pid: handle.pid, accel: handle.accel }, 'domain started');
+      if (restore?.managed) await rm(restore.path, { force: true });
+      this.log.info({ domain: name, pid: handle.pid, accel: handle.accel, restored: restore !== undefined }, 'domain started');
       return infoOf(await requireDomain(this.store.as(origin), name));
     });
   }
@@ -495,6 +517,112 @@ export class Manager {
       return live.handle.monitor({ qmp: { execute: body.qmp.execute, ...(args ? { arguments: args } : {}) } });
     }
     return live.handle.monitor({ hmp: body.hmp });
+  }
+
+  // ---- observability (the streams and figures are src/daemon/observability*.ts) ----------
+
+  /** The handle of a running domain whose monitor is up; undefined otherwise. */
+  observedGuest(name: string): GuestHandle | undefined {
+    const live = this.live.get(name);
+    return live && !live.degraded ? live.handle : undefined;
+  }
+
+  /** Names of the domains that run now. */
+  runningNames(): string[] {
+    return [...this.live.keys()];
+  }
+
+  // ---- devices, memory and CPUs (the logic is devices.ts's) ------------------------------
+
+  /**
+   * Runs a device, memory or CPU operation under the domain's lock, with the record read under
+   * it and the driver's handle when the guest runs (devices.ts records what changed).
+   */
+  async withDevices<T>(origin: Origin, name: string, fn: (ctx: DeviceContext) => Promise<T>): Promise<T> {
+    return this.locks.run(name, async () => {
+      const rec = await requireDomain(this.store.as(origin), name);
+      const live = isActive(rec.status) ? this.live.get(name) : undefined;
+      if (live) assertMonitorUp(name, live);
+      return fn({
+        rec, handle: live?.handle,
+        commit: (write) => this.tx(origin, write),
+        volumePaths: async (def) => (await this.resolveVolumes?.(def)) ?? {},
+      });
+    });
+  }
+
+  // ---- save/restore, snapshots, memory dumps (the logic is guest-state.ts's and snapshots.ts's) ----
+
+  private guestStateHost(): GuestStateHost {
+    return {
+      store: this.store,
+      saveDir: this.saveDir,
+      jobs: this.jobs,
+      tx: (origin, fn) => this.tx(origin, fn),
+      lock: (name, fn) => this.locks.run(name, fn),
+      requireLive: (name, rec, method) => {
+        const live = this.requireLive(name, rec, method);
+        assertMonitorUp(name, live);
+        return {
+          handle: live.handle,
+          setIntent: (reason) => { if (reason === undefined) delete live.intent; else live.intent = reason; },
+          recorded: () => live.recorded,
+        };
+      },
+      diskPaths: async (def) => {
+        const volumes = (await this.resolveVolumes?.(def)) ?? {};
+        return def.disks.map((d) => ({ id: d.id, path: d.source ?? volumes[d.volume ?? ''] ?? '', format: d.format, readonly: d.readonly }));
+      },
+      start: (origin, name, opts) => this.start(origin, name, opts),
+      destroy: (origin, name) => this.destroy(origin, name),
+    };
+  }
+
+  save(origin: Origin, name: string, file: string): Promise<SaveResult> {
+    return saveGuest(this.guestStateHost(), origin, name, file, 'domain.save');
+  }
+
+  async managedSave(origin: Origin, name: string): Promise<SaveResult> {
+    const rec = await requireDomain(this.store.as(origin), name);
+    await mkdir(this.saveDir, { recursive: true, mode: 0o700 });
+    return saveGuest(this.guestStateHost(), origin, name, managedSavePath(this.saveDir, rec.uuid), 'domain.managedSave');
+  }
+
+  managedSaveRemove(origin: Origin, name: string): Promise<ManagedSaveRemoveResult> {
+    return managedSaveRemove(this.guestStateHost(), origin, name);
+  }
+
+  restore(origin: Origin, body: RestoreBody): Promise<DomainInfo> {
+    return restoreGuest(this.guestStateHost(), origin, body.file, body.force === true);
+  }
+
+  async jobInfo(origin: Origin, name: string): Promise<JobInfo> {
+    await requireDomain(this.store.as(origin), name);
+    return this.jobs.info(name);
+  }
+
+  snapshotCreate(origin: Origin, name: string, body: SnapshotCreateBody): Promise<SnapshotInfo> {
+    return createSnapshot(this.guestStateHost(), origin, name, body);
+  }
+
+  async snapshotList(origin: Origin, name: string): Promise<SnapshotList> {
+    return { snapshots: await listSnapshots(this.guestStateHost(), origin, name) };
+  }
+
+  snapshotInfo(origin: Origin, name: string, snapshot: string): Promise<SnapshotInfo> {
+    return snapshotInfo(this.guestStateHost(), origin, name, snapshot);
+  }
+
+  snapshotRevert(origin: Origin, name: string, snapshot: string): Promise<DomainStateInfo> {
+    return revertSnapshot(this.guestStateHost(), origin, name, snapshot);
+  }
+
+  snapshotDelete(origin: Origin, name: string, snapshot: string): Promise<void> {
+    return deleteSnapshot(this.guestStateHost(), origin, name, snapshot);
+  }
+
+  dump(origin: Origin, name: string, body: DumpBody): Promise<DumpResult> {
+    return dumpGuest(this.guestStateHost(), origin, name, body);
   }
 
   // ---- console -------------------------------------------------------------------------

@@ -27,6 +27,10 @@ import { MaxHeaderBytes, checkRequestLine, clientErrorHandler, statusOf } from '
 import type { Manager } from './manager.js';
 import { loadPeerCredentials } from './peer-cred.js';
 import { poolHandlers, registerVolumeContentRoutes, type PoolService } from './pools.js';
+import { deviceHandlers } from './devices.js';
+import { guestStateHandlers } from './guest-state-handlers.js';
+import { observabilityHandlers, registerObservability } from './observability.js';
+import { apiCallDone } from './observability-probes.js';
 import { registerStreams, StreamNameOf } from './streams.js';
 
 export const BodyLimitBytes = 1024 * 1024;
@@ -120,6 +124,9 @@ function handlers(m: Manager, info: () => DaemonInfo, pools: PoolService): Recor
     'domain.monitorCommand': async (req, o) => ({ result: await m.monitorCommand(o, name(req), req.body as MonitorBody) }),
     'host.shutdown': (req, o) => m.hostShutdown(o, (req.body as HostShutdownBody).timeout),
     ...poolHandlers(pools),
+    ...deviceHandlers(m),
+    ...guestStateHandlers(m),
+    ...observabilityHandlers(m),
   };
 }
 
@@ -248,6 +255,7 @@ export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promi
         response: { [spec.status ?? 200]: spec.result },
       },
       handler: async (req, reply) => {
+        const started = performance.now();
         const caller = access.callerOf(req.raw);
         const origin = originOf(caller);
         const domain = (req.params as { name?: string } | undefined)?.name;
@@ -262,10 +270,12 @@ export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promi
           }
           const result = await handler(req, origin);
           access.record(caller, method, needed, domain ?? (result as { name?: string } | undefined)?.name);
+          apiCallDone(method, domain, caller, started);
           void reply.status(spec.status ?? 200);
           return result;
         } catch (err) {
           access.record(caller, method, needed, domain, err);
+          apiCallDone(method, domain, caller, started, err);
           throw err;
         }
       },
@@ -316,6 +326,7 @@ export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promi
       access.authorizeStream(req, StreamNameOf[kind], domain === undefined ? undefined : decodedOr(domain));
     },
   });
+  registerObservability(app, { manager: opts.manager, store: opts.store, pidOfClient: (client) => pidsByClient.get(client) });
 
   await app.ready();
 }

@@ -15,3 +15,9 @@ export type {
   DeviceInfo, DomainDriver, GuestHandle, GuestRunState, HostCapabilities, LaunchOptions, LifecycleEvent, LifecycleListener,
   PolicyAction, PrepareOptions, PreparedLaunch, StopOptions,
 } from './driver/types.js';
+export { MemoryStatNames, type DetachOptions, type MemoryStats, type MemoryStatName, type VcpuInfo } from './driver/types.js';
+export {
+  DefaultTraceEventsFile, MaxTraceLineBytes, hostTraceCatalog, parseTraceArgs, parseTraceCatalog, parseTraceDecl, parseTraceLine, traceLineEvent,
+  type TraceArg, type TraceEventDecl, type TraceRecord as QemuTraceRecord, type TraceValue as QemuTraceValue,
+} from './driver/trace-format.js';
+export { followLog, type FollowOptions, type LogFollower } from './driver/trace-follow.js';

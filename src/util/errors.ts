@@ -8,6 +8,9 @@ export const ErrorCodes = [
   'definition.invalid',
   'definition.not-found',
   'argument.invalid',
+  // definitions in other formats (docs/formats.md)
+  'definition.xml-refused',
+  'definition.unsupported',
   // domains (manager)
   'domain.not-found',
   'domain.exists',
@@ -25,6 +28,13 @@ export const ErrorCodes = [
   'process.not-running',
   'operation.timeout',
   'operation.unsupported',
+  // hot-plug, memory and CPUs (docs/hotplug.md, docs/memory-cpus.md)
+  'device.not-found',
+  'device.exists',
+  'device.detach-timeout',
+  'image.format-mismatch',
+  'memory.out-of-range',
+  'vcpus.out-of-range',
   // guest kit
   'guestkit.missing-host-file',
   'cpio.invalid',
@@ -60,6 +70,19 @@ export const ErrorCodes = [
   'partition.not-found',
   'boot.no-entry',
   'boot.config-corrupt',
+  // save/restore, snapshots, dumps (docs/save-restore.md, snapshots.md, dumps.md)
+  'save.invalid',
+  'save.truncated',
+  'save.disks-changed',
+  'snapshot.not-found',
+  'snapshot.exists',
+  'snapshot.invalid-name',
+  'snapshot.disks-missing',
+  'dump.invalid',
+  // observability (docs/observability.md)
+  'trace.no-match',
+  'trace.unknown-event',
+  'output.unwritable',
   // API transport
   'request.invalid',
   'request.too-large',

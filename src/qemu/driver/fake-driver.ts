@@ -18,15 +18,20 @@ import { appendFileSync, existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Duplex } from 'node:stream';
-import type { DomainDefinition } from '../../conf/index.js';
+import type { DiskDefinition, DomainDefinition, NicDefinition } from '../../conf/index.js';
 import { VirtkitError } from '../../util/errors.js';
 import { buildCommand } from '../command/index.js';
 import { lifecycleActions } from '../command/lifecycle.js';
+import { FakeHotplug } from './fake-hotplug.js';
 import type { Accel } from '../caps.js';
+import { fakeDump, fakeRestore, fakeSave, fakeSnapshotTags } from './fake-guest-state.js';
+import type { DumpFormat, ProgressListener, StreamFile } from './guest-state.js';
+import { FakeObservedState } from './trace-fake.js';
 import type {
   DeviceInfo, DomainDriver, ExitInfo, ForcedBy, GuestHandle, GuestRunState, HostCapabilities, LaunchOptions, LifecycleEvent,
   LifecycleListener, PolicyAction, PreparedLaunch, PrepareOptions, StopOptions,
 } from './types.js';
+import type { DetachOptions, MemoryStats, VcpuInfo } from './types.js';
 
 /** What a guest kit guest prints once it listens (see guestkit/init-script.ts). */
 export const FakeReadyMarker = 'virtkit-guest: ready';
@@ -118,6 +123,8 @@ export class FakeGuest {
   private destroying = false;
   private poweredOffWaiters: (() => void)[] = [];
   private monitorLost = false;
+  /** Trace events, capture filters and block counters (trace-fake.ts). */
+  readonly observed: FakeObservedState;
 
   constructor(
     readonly pid: number,
@@ -127,9 +134,18 @@ export class FakeGuest {
     private readonly onGone: () => void,
   ) {
     this.exited = new Promise((r) => { this.resolveExit = r; });
+    this.observed = new FakeObservedState(runDir, () => this.def, pid);
+    this.hotplug = new FakeHotplug({ get: () => this.def, set: (def) => { this.def = def; } }, pid);
   }
 
+  /** Hot-plug, balloon and vCPUs, with their test hooks (fake-hotplug.ts). */
+  readonly hotplug: FakeHotplug;
+
   get definition(): DomainDefinition { return this.def; }
+  /** What the guest holds in RAM: saved and restored with it, taken and reverted by memory snapshots (fake-guest-state.ts). */
+  readonly memory = new Map<string, string>();
+  /** @internal the live definition after an external snapshot */
+  replaceDefinition(def: DomainDefinition): void { this.def = def; }
   get consoleLogPath(): string { return join(this.runDir, 'console.log'); }
   get isGone(): boolean { return this.exitInfo !== undefined; }
   get state(): FakeRunState { return this.runState; }
@@ -356,8 +372,11 @@ export class FakeGuest {
         this.shutdownEvent ??= { guest: false, reason: 'host-qmp-quit' };
         setImmediate(() => this.exit({}));
         return {};
-      default:
+      default: {
+        const observed = this.observed.command(execute, command.qmp.arguments ?? {});
+        if (observed !== undefined) return observed;
         throw new VirtkitError('qmp.command-failed', `The command ${execute} has not been found`, { command: execute, class: 'CommandNotFound' });
+      }
     }
   }
 
@@ -660,7 +679,47 @@ export class FakeGuestHandle implements GuestHandle {
     return this.useMonitor().monitor(command);
   }
 
+  // ---- hot-plug, memory and CPUs (fake-hotplug.ts)
+  async attachDisk(disk: DiskDefinition, hostPath: string): Promise<void> { this.useMonitor().hotplug.attachDisk(disk, hostPath); }
+  async detachDisk(id: string, opts: DetachOptions): Promise<void> { this.useMonitor().hotplug.detachDisk(id, opts); }
+  async attachNic(nic: NicDefinition): Promise<void> { this.useMonitor().hotplug.attachNic(nic); }
+  async detachNic(id: string, opts: DetachOptions): Promise<void> { this.useMonitor().hotplug.detachNic(id, opts); }
+  async setMemory(bytes: number): Promise<void> { this.useMonitor().hotplug.setMemory(bytes); }
+  async memoryStats(): Promise<MemoryStats> { return this.useMonitor().hotplug.memoryStats(); }
+  async setVcpus(count: number, opts: DetachOptions): Promise<void> { this.useMonitor().hotplug.setVcpus(count, opts); }
+  async vcpuInfo(): Promise<VcpuInfo[]> { return this.useMonitor().hotplug.vcpuInfo(); }
+
   async openConsole(): Promise<Duplex> { return this.use().openConsole(); }
+
+  // ---- save/restore, snapshots, memory dumps (fake-guest-state.ts) ----
+  async saveState(file: StreamFile, _onProgress?: ProgressListener): Promise<number> {
+    const g = this.useMonitor();
+    const bytes = await fakeSave(file, { uuid: g.definition.uuid, memory: Object.fromEntries(g.memory) });
+    g.destroy();
+    return bytes;
+  }
+
+  async internalSnapshot(op: 'save' | 'load' | 'delete', tag: string, _onProgress?: ProgressListener): Promise<void> {
+    const g = this.useMonitor();
+    const memory = fakeSnapshotTags.apply(g.definition, op, tag, JSON.stringify(Object.fromEntries(g.memory)));
+    if (op === 'load' && memory !== undefined) {
+      g.memory.clear();
+      for (const [k, v] of Object.entries(JSON.parse(memory) as Record<string, string>)) g.memory.set(k, v);
+    }
+  }
+
+  async externalSnapshot(overlays: readonly { id: string; overlay: string }[], _tag: string, live: DomainDefinition): Promise<void> {
+    const g = this.useMonitor();
+    for (const o of overlays) {
+      if (!g.definition.disks.some((d) => d.id === o.id)) throw new VirtkitError('operation.unsupported', `disk ${o.id} has no block node in QEMU`, { disk: o.id });
+      if (!existsSync(o.overlay)) throw new VirtkitError('qmp.command-failed', `Could not open '${o.overlay}': No such file or directory`, { command: 'blockdev-add' });
+    }
+    g.replaceDefinition(live);
+  }
+
+  async dumpMemory(path: string, format: DumpFormat, _onProgress?: ProgressListener): Promise<void> {
+    await fakeDump(path, format, this.useMonitor().definition);
+  }
 
   detach(): void {
     if (this.detached) return;
@@ -713,7 +772,9 @@ export class FakeDomainDriver implements DomainDriver {
         throw new VirtkitError('qemu.failed-to-start', stderr.trim(), { binary: prepared.command.binary, runDir: prepared.runDir, stderr, exitCode: 1, signal: null });
       }
     }
+    const restored = opts.incoming ? await fakeRestore(opts.incoming, def.uuid) : undefined;
     const guest = this.host.spawn(prepared, opts.paused === true);
+    for (const [k, v] of Object.entries(restored?.memory ?? {})) guest.memory.set(k, v);
     return guest.attachHandle();
   }
 

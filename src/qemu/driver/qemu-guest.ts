@@ -6,15 +6,18 @@
  * and the live definition.
  */
 import type { Duplex } from 'node:stream';
-import type { DomainDefinition, LifecycleAction } from '../../conf/index.js';
+import type { DiskDefinition, DomainDefinition, LifecycleAction, NicDefinition } from '../../conf/index.js';
 import type { Accel } from '../caps.js';
 import { NicDrivers, DiskDrivers, ScsiControllerId } from '../command/index.js';
 import { openConsole } from '../console.js';
 import type { QemuProcess } from '../process.js';
 import type { RunState } from '../qmp/commands.js';
 import { LifecycleTracker, type GuestStop } from './events.js';
+import * as hotplug from './hotplug.js';
+import * as guestState from './guest-state.js';
 import { monitorCommand, type MonitorCommand } from './monitor.js';
 import type { DeviceInfo, ExitInfo, GuestHandle, GuestRunState, LifecycleEvent, LifecycleListener, StopOptions } from './types.js';
+import type { DetachOptions, MemoryStats, VcpuInfo } from './types.js';
 
 export interface QemuGuestOptions {
   /** The definition QEMU was launched (or is believed to have been launched) with. */
@@ -35,8 +38,8 @@ export class QemuGuest implements GuestHandle {
   /** Events emitted before anyone subscribed (`started` during launch): handed to the first subscriber. */
   private held: LifecycleEvent[] | undefined = [];
   /**
-   * The definition QEMU runs now. Hot-plug (a later change) updates it here, device by device,
-   * keeping the ids; today it is the one the guest was launched or adopted with.
+   * The definition QEMU runs now: the one the guest was launched or adopted with, plus what
+   * hot-plug changed since (attachDisk... below update it here, device by device, keeping the ids).
    */
   private live: DomainDefinition;
 
@@ -138,12 +141,84 @@ export class QemuGuest implements GuestHandle {
     return out.sort((a, b) => a.id.localeCompare(b.id));
   }
 
+  // ---- hot-plug, memory and CPUs (QMP sequences in hotplug.ts); each keeps `live` in step
+
+  async attachDisk(disk: DiskDefinition, hostPath: string): Promise<void> {
+    await hotplug.plugDisk(this.proc, this.live.machine, disk, hostPath);
+    this.live = hotplug.withDisk(this.live, disk);
+  }
+
+  async detachDisk(id: string, opts: DetachOptions): Promise<void> {
+    await hotplug.unplugDisk(this.proc, id, opts.timeoutMs);
+    this.live = hotplug.withoutDevice(this.live, id);
+  }
+
+  async attachNic(nic: NicDefinition): Promise<void> {
+    await hotplug.plugNic(this.proc, nic);
+    this.live = hotplug.withNic(this.live, nic);
+  }
+
+  async detachNic(id: string, opts: DetachOptions): Promise<void> {
+    await hotplug.unplugNic(this.proc, id, opts.timeoutMs);
+    this.live = hotplug.withoutDevice(this.live, id);
+  }
+
+  setMemory(bytes: number): Promise<void> {
+    return hotplug.setBalloonTarget(this.proc, bytes);
+  }
+
+  memoryStats(): Promise<MemoryStats> {
+    return hotplug.balloonStats(this.proc);
+  }
+
+  async setVcpus(count: number, opts: DetachOptions): Promise<void> {
+    const present = await hotplug.setCpuCount(this.proc, count, opts.timeoutMs);
+    this.live = { ...this.live, vcpus: present };
+  }
+
+  vcpuInfo(): Promise<VcpuInfo[]> {
+    return hotplug.vcpuThreads(this.proc);
+  }
+
   monitor(command: MonitorCommand): Promise<unknown> {
     return monitorCommand(this.proc.qmp, command);
   }
 
   openConsole(): Promise<Duplex> {
     return openConsole(this.proc.runDir);
+  }
+
+  // ---- save/restore, snapshots, memory dumps (QMP sequences in guest-state.ts)
+
+  async saveState(file: guestState.StreamFile, onProgress?: guestState.ProgressListener): Promise<number> {
+    const wasRunning = (await this.proc.status()) === 'running';
+    if (wasRunning) await this.pause();
+    let bytes: number;
+    try {
+      bytes = await guestState.saveToFile(this.proc.qmp, this.proc.runDir, file, onProgress);
+    } catch (err) {
+      if (wasRunning) await this.resume().catch(() => undefined);
+      throw err;
+    }
+    this.tracker.markDestroyRequested();
+    await this.proc.destroy();
+    return bytes;
+  }
+
+  async internalSnapshot(op: 'save' | 'load' | 'delete', tag: string, onProgress?: guestState.ProgressListener): Promise<void> {
+    // the job stops and restarts the CPUs itself: those STOP/RESUME are ours, not the guest's
+    if (op === 'save') await this.tracker.own(() => guestState.internalSnapshotSave(this.proc.qmp, tag, onProgress));
+    else if (op === 'load') await this.tracker.own(() => guestState.internalSnapshotLoad(this.proc.qmp, tag, onProgress));
+    else await guestState.internalSnapshotDelete(this.proc.qmp, tag);
+  }
+
+  async externalSnapshot(overlays: readonly { id: string; overlay: string }[], tag: string, live: DomainDefinition): Promise<void> {
+    await guestState.externalSnapshot(this.proc.qmp, overlays, tag);
+    this.live = live;
+  }
+
+  async dumpMemory(path: string, format: guestState.DumpFormat, onProgress?: guestState.ProgressListener): Promise<void> {
+    await this.tracker.own(() => guestState.dumpGuestMemory(this.proc.qmp, path, format, onProgress));
   }
 
   /** Test hook: the QMP connection is closed as if lost; the process reconnects (`monitor-lost`, then `monitor-restored`). */

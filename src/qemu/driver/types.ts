@@ -12,8 +12,12 @@
  * lifecycle events describing what happened and what the policy did about it.
  */
 import type { Duplex } from 'node:stream';
-import type { DomainDefinition } from '../../conf/index.js';
+import type { DiskDefinition, DomainDefinition, NicDefinition } from '../../conf/index.js';
 import type { Accel } from '../caps.js';
+import type { ResolvedFsDriver } from '../command/index.js';
+import type { DomainCapabilities } from './domcaps.js';
+import type { ResourceLimits, ResourceLimitsInfo, Screenshot } from './host-resources.js';
+import type { DumpFormat, ProgressListener, StreamFile } from './guest-state.js';
 
 /** How a QEMU run ended (see ExitInfo in process.ts for the classification rules). */
 export type ExitReason = 'shutdown' | 'destroyed' | 'crashed';
@@ -79,6 +83,8 @@ export interface PreparedLaunch {
   readonly accelReason: string;
   /** The program and its arguments exactly as they will be executed (no shell). */
   readonly command: { binary: string; argv: readonly string[]; env: Readonly<Record<string, string>> };
+  /** Each shared folder's driver as resolved for this host (virtio-fs ones get a virtiofsd at launch). */
+  readonly filesystemDrivers?: readonly ResolvedFsDriver[];
 }
 
 export interface PrepareOptions {
@@ -86,6 +92,8 @@ export interface PrepareOptions {
   runDir: string;
   /** Host paths of disks that name a pool volume (`pool/name` -> path), resolved by the caller. */
   volumePaths?: Record<string, string>;
+  /** The domain's persistent directory (its UEFI variable store); default the run dir. */
+  stateDir?: string;
 }
 
 export interface LaunchOptions {
@@ -93,6 +101,8 @@ export interface LaunchOptions {
   paused?: boolean;
   /** Bound on QEMU creating its QMP socket and answering. */
   startTimeoutMs?: number;
+  /** Restore: the guest's state is loaded from this saved migration stream instead of booting (save/restore). */
+  incoming?: StreamFile & { onProgress?: ProgressListener };
 }
 
 export interface StopOptions {
@@ -150,8 +160,92 @@ export interface GuestHandle {
   /** The console log file the hypervisor appends to. */
   readonly consoleLogPath: string;
 
+  // ---- hot-plug, memory and CPUs (docs/hotplug.md, docs/memory-cpus.md; QMP in hotplug.ts)
+  /**
+   * Plugs a disk whose image is `hostPath` (block nodes, then the device, named as at start);
+   * the live definition gains it. On failure whatever was added is taken out again.
+   */
+  attachDisk(disk: DiskDefinition, hostPath: string): Promise<void>;
+  /** Unplugs the disk with this id: `device_del`, DEVICE_DELETED within `timeoutMs` (else `device.detach-timeout`), then its nodes. */
+  detachDisk(id: string, opts: DetachOptions): Promise<void>;
+  /** Plugs a NIC (netdev, then device); the live definition gains it. */
+  attachNic(nic: NicDefinition): Promise<void>;
+  /** Unplugs the NIC with this id, as detachDisk. */
+  detachNic(id: string, opts: DetachOptions): Promise<void>;
+  /** Sets the balloon target: the memory the guest may use (at most the boot memory). */
+  setMemory(bytes: number): Promise<void>;
+  /** The balloon's `actual` size and the guest's statistics. */
+  memoryStats(): Promise<MemoryStats>;
+  /** Plugs (or unplugs, hot-plugged ones only) CPUs until `count` are present; the live definition's vcpus follows. */
+  setVcpus(count: number, opts: DetachOptions): Promise<void>;
+  /** Each vCPU's host thread and CPU time. */
+  vcpuInfo(): Promise<VcpuInfo[]>;
+
+  // ---- resource limits, screens and keys (docs/resource-limits.md, docs/screens.md; host-resources.ts)
+  /** Writes cgroup limits for the running QEMU (an absent one: no limit); the live definition follows. */
+  setResourceLimits(limits: ResourceLimits): Promise<void>;
+  /** The limits the guest's cgroup enforces now, and where it is (no `cgroup`: the guest has none). */
+  resourceLimits(): Promise<ResourceLimitsInfo>;
+  /** The screen as PNG (`screendump`). */
+  screenshot(): Promise<Screenshot>;
+  /** Presses the keys together, then releases them (`send-key`); names as in screens/keys.ts. */
+  sendKeys(keys: readonly string[], holdMs?: number): Promise<void>;
+  /** Sets a random VNC password over QMP and returns it; `operation.unsupported` without `vnc_password`. */
+  setVncPassword(): Promise<string>;
+
   /** Stops watching; the guest keeps running (daemon stop). */
   detach(): void;
+
+  // ---- save/restore, snapshots, memory dumps (docs/save-restore.md, snapshots.md, dumps.md)
+  /**
+   * Stops the CPUs, writes the migration stream into `file` after its header, then ends QEMU
+   * (the exit is `destroyed`, by `quit`). Resolves with the stream's length. On failure the
+   * guest is left as it was (running again if it ran) and nothing is ended.
+   */
+  saveState(file: StreamFile, onProgress?: ProgressListener): Promise<number>;
+  /** Internal snapshot of disks and RAM into the qcow2 disks: take, go back to, or delete `tag`. */
+  internalSnapshot(op: 'save' | 'load' | 'delete', tag: string, onProgress?: ProgressListener): Promise<void>;
+  /**
+   * External disk-only snapshot: each listed disk's top becomes its overlay (a qcow2 created by
+   * the caller, backed by the current image), all or none; `live` is the definition from then on.
+   */
+  externalSnapshot(overlays: readonly { id: string; overlay: string }[], tag: string, live: DomainDefinition): Promise<void>;
+  /** The guest's memory into `path` (`dump-guest-memory`), without its cooperation; a paused guest stays paused. */
+  dumpMemory(path: string, format: DumpFormat, onProgress?: ProgressListener): Promise<void>;
+}
+
+/** How long an unplug waits for the guest to release the device. */
+export interface DetachOptions {
+  timeoutMs: number;
+}
+
+/** Balloon figures in bytes (`actual` from query-balloon; the rest as the guest last reported them, absent when it did not). */
+export interface MemoryStats {
+  /** The memory the guest has now (boot memory minus the inflated balloon). */
+  actual: number;
+  /** Seconds between the guest's reports. */
+  pollIntervalSeconds: number;
+  /** When the guest last reported (Unix seconds); absent before its first report. */
+  lastUpdate?: number;
+  stats: Partial<Record<MemoryStatName, number>>;
+}
+
+/** QEMU's balloon statistics, by the names dommemstat prints. */
+export const MemoryStatNames = [
+  'swap_in', 'swap_out', 'major_fault', 'minor_fault', 'unused', 'available', 'usable', 'disk_caches',
+  'hugetlb_pgalloc', 'hugetlb_pgfail',
+] as const;
+export type MemoryStatName = (typeof MemoryStatNames)[number];
+
+export interface VcpuInfo {
+  /** QEMU's cpu-index. */
+  vcpu: number;
+  /** The host thread running it. */
+  threadId: number;
+  /** CPU time that thread used, in seconds (utime + stime); absent when /proc could not be read. */
+  cpuTimeSeconds?: number;
+  /** Plugged at run time (device id `vcpuN`), so it can be unplugged again. */
+  hotplugged: boolean;
 }
 
 /** A host's hypervisor: capabilities, and guests launched or adopted through it. */
@@ -160,6 +254,8 @@ export interface DomainDriver {
   readonly kind: 'qemu' | 'fake';
   /** Capabilities, probed once and cached; a failure is not cached. */
   capabilities(): Promise<HostCapabilities>;
+  /** What definitions can ask of this host: machines, CPU models, firmware, device models (domcaps.ts). */
+  domainCapabilities(): Promise<DomainCapabilities>;
   /** Phase 1: accelerator, boot files (read out of the guest disk for `loader: guest`), command line. */
   prepare(def: DomainDefinition, opts: PrepareOptions): Promise<PreparedLaunch>;
   /** Phase 2: start QEMU for a prepared launch. */
