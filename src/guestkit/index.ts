@@ -36,11 +36,12 @@ export { parseCpioSpec, formatCpioSpec } from './cpio-spec.js';
  * modules.softdep asks for, for metadata_csum file systems); the ACPI button and evdev,
  * because busybox acpid hears the power button only through /dev/input/event*; pvpanic
  * (the ACPI-enumerated ISA device QEMU's `pvpanic` is), so a kernel panic reaches QEMU as
- * GUEST_PANICKED and on_crash can be tested (`echo c > /proc/sysrq-trigger`).
+ * GUEST_PANICKED and on_crash can be tested (`echo c > /proc/sysrq-trigger`); virtio_balloon,
+ * so `setmem` moves the guest's MemTotal.
  */
 export const GUEST_MODULES = [
   'virtio_pci', 'virtio_blk', 'virtio_net', 'virtio_console', 'virtio_scsi',
-  'crc32c_generic', 'ext4', 'button', 'evdev', 'pvpanic_mmio',
+  'crc32c_generic', 'ext4', 'button', 'evdev', 'pvpanic_mmio', 'virtio_balloon',
 ] as const;
 
 /**
