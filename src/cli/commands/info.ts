@@ -41,6 +41,7 @@ export function register(program: Command): void {
           ? [['Definition', i.definitionDiffers ? 'saved differs from live (applies at next start; dumpdef --live)' : 'live = saved'] as [string, string]]
           : []),
         ...(i.runDir !== undefined ? [['Run dir', i.runDir] as [string, string]] : []),
+        ['Managed save', i.managedSave ? 'yes (the next start resumes from it)' : 'no'],
       ];
       for (const [k, v] of rows) process.stdout.write(`${`${k}:`.padEnd(15)} ${v}\n`);
     });

@@ -14,6 +14,7 @@ import { buildCommand } from '../command/index.js';
 import { QemuProcess } from '../process.js';
 import { ShutdownTraceArgs } from '../process/shutdown-trace.js';
 import type { GuestStop } from './events.js';
+import { restoreFromFile } from './guest-state.js';
 import { QemuGuest } from './qemu-guest.js';
 import type { DomainDriver, GuestHandle, HostCapabilities, LaunchOptions, PrepareOptions, PreparedLaunch } from './types.js';
 
@@ -87,14 +88,17 @@ export class QemuDomainDriver implements DomainDriver {
    * `started`.
    */
   async launch(prepared: PreparedLaunch, opts: LaunchOptions = {}): Promise<GuestHandle> {
+    // a restore: QEMU waits for the saved stream (migrate-incoming, guest-state.ts) instead of booting
+    const incomingArgs = opts.incoming ? ['-incoming', 'defer'] : [];
     const proc = await QemuProcess.launchCommand({
-      command: { binary: prepared.command.binary, argv: [...prepared.command.argv], env: { ...prepared.command.env } },
+      command: { binary: prepared.command.binary, argv: [...prepared.command.argv, ...incomingArgs], env: { ...prepared.command.env } },
       runDir: prepared.runDir,
       paused: true,
       ...(opts.startTimeoutMs !== undefined ? { startTimeoutMs: opts.startTimeoutMs } : {}),
     });
     const guest = this.handleOf(proc, prepared.definition, prepared.accel);
     try {
+      if (opts.incoming) await restoreFromFile(proc.qmp, proc.runDir, opts.incoming, opts.incoming.onProgress);
       await guest.start(opts.paused ?? false);
     } catch (err) {
       await guest.destroy().catch(() => undefined);
