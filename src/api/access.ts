@@ -26,6 +26,11 @@ export const StreamSpecs = {
   'domain.consoleWatch': { access: 'read', long: true },
   'volume.download': { access: 'read', long: true },
   'volume.upload': { access: 'write', long: true },
+  // observability (docs/observability.md): a trace switches QEMU's trace events on; a capture sees all traffic
+  'domain.trace': { access: 'write', long: true },
+  'domain.netdump': { access: 'admin', long: true },
+  'daemon.probe': { access: 'admin', long: true },
+  'daemon.metrics': { access: 'read', long: false },
 } as const satisfies Record<string, StreamSpec>;
 
 export type StreamName = keyof typeof StreamSpecs;

@@ -9,18 +9,20 @@
  *   await c.start('demo');
  *   for await (const ev of c.events({ since: 0 })) console.log(ev.seq, ev.type, ev.domain);
  */
+import type { IncomingMessage } from 'node:http';
 import * as os from 'node:os';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { createWebSocketStream } from 'ws';
 import { StreamPaths, type MethodName } from '../api/index.js';
 import { managerDirs } from '../api/index.js';
-import type { DomainEvent, SnoopRecord } from '../api/index.js';
+import type { DomainEvent, ProbeRecord, SnoopRecord, TraceRecord } from '../api/index.js';
 import type { VolumeInfo } from '../api/index.js';
 import { VirtkitError, isVirtkitError } from '../util/errors.js';
 import { ApiClient } from './api-client.js';
 import { followEventStream, type EventsOptions } from './events.js';
 import { consolePath, requestFor, type ConsoleMode, type MethodInput, type MethodResult } from './protocol.js';
 import { readSse } from './sse.js';
+import { metricsText, netdumpStream, probeRecords, traceRecords, type NetdumpOptions, type ProbeOptions, type TraceOptions } from './observability.js';
 import { downloadVolume, uploadVolume, type DownloadOptions, type ProgressCallback } from './volumes.js';
 import { Transport } from './transport.js';
 
@@ -29,6 +31,7 @@ export type * from '../api/index.js';
 export type * from '../api/index.js';
 export type { DownloadOptions, ProgressCallback, VolumeWriter } from './volumes.js';
 export type { EventsOptions } from './events.js';
+export type { NetdumpOptions, ProbeOptions, TraceOptions } from './observability.js';
 export type { ConsoleMode, MethodInput, MethodResult } from './protocol.js';
 
 /** The socket a CLI or program talks to: explicit path, else VIRTKIT_CONNECT, else the default state dir's. */
@@ -110,6 +113,15 @@ export class VirtkitClient extends ApiClient {
     stream!.once('end', () => stream!.destroy());
     return stream!;
   }
+
+  /** Live QEMU trace records of a running domain (docs/observability.md). */
+  trace(name: string, opts: TraceOptions): AsyncGenerator<TraceRecord> { return traceRecords((p, s) => this.transport.stream(p, s), name, opts); }
+  /** The manager's probes as they fire: API calls, store operations, QMP commands, QEMU events (admin). */
+  probe(opts: ProbeOptions = {}): AsyncGenerator<ProbeRecord> { return probeRecords((p, s) => this.transport.stream(p, s), opts); }
+  /** A packet capture of a NIC: the response body is pcap. */
+  netdump(name: string, opts: NetdumpOptions = {}): Promise<IncomingMessage> { return netdumpStream((p, s) => this.transport.stream(p, s), name, opts); }
+  /** The daemon's `/metrics` (Prometheus text). */
+  metrics(): Promise<string> { return metricsText((p, s) => this.transport.stream(p, s)); }
 
   close(): void {
     this.transport.close();

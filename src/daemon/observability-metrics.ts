@@ -1,0 +1,109 @@
+/**
+ * `GET /metrics`: Prometheus text (prom-client), one registry per daemon. Per running guest the
+ * figures of `domstats` (observability-stats.ts, QMP part cached for a second); defined
+ * domains by state; the daemon's own: API calls by method and outcome with a latency
+ * histogram, store revision and changes since the daemon started, QEMU events by name, and
+ * Node's process figures. Everything per guest is gathered at scrape time; between scrapes
+ * the only cost is counting API calls and QEMU events.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { DomainStats } from '../api/index.js';
+import { QmpChannels, type QmpEvent } from '../qemu/index.js';
+import type { Store } from '../store/index.js';
+import { observeApiCalls } from './observability-probes.js';
+
+export interface MetricsSource {
+  store: Store;
+  /** Every defined domain's state (a store read). */
+  domainStates: () => Promise<string[]>;
+  /** The figures of every running guest. */
+  runningStats: () => Promise<DomainStats[]>;
+}
+
+export class DaemonMetrics {
+  readonly registry = new Registry();
+  private readonly detach: (() => void)[] = [];
+
+  constructor(source: MetricsSource) {
+    const r = this.registry;
+    collectDefaultMetrics({ register: r, prefix: 'virtkit_daemon_' });
+    const apiCalls = new Counter({ name: 'virtkit_api_calls_total', help: 'API calls answered, by method and outcome (ok or the error code)', labelNames: ['method', 'outcome'], registers: [r] });
+    const apiLatency = new Histogram({
+      name: 'virtkit_api_call_duration_seconds', help: 'API call latency, by method', labelNames: ['method'], registers: [r],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    });
+    this.detach.push(observeApiCalls((method, outcome, seconds) => {
+      apiCalls.inc({ method, outcome });
+      apiLatency.observe({ method }, seconds);
+    }));
+    const qemuEvents = new Counter({ name: 'virtkit_qemu_events_total', help: 'QEMU (QMP) events received, by event', labelNames: ['event'], registers: [r] });
+    const onEvent = (m: unknown): void => { qemuEvents.inc({ event: (m as { event: QmpEvent }).event.event }); };
+    QmpChannels.event.subscribe(onEvent);
+    this.detach.push(() => QmpChannels.event.unsubscribe(onEvent));
+
+    const startRevision = source.store.revision;
+    new Gauge({ name: 'virtkit_store_revision', help: 'The state store\'s current revision', registers: [r], collect() { this.set(source.store.revision); } });
+    new Counter({
+      name: 'virtkit_store_changes_total', help: 'Changes committed to the state store since the daemon started', registers: [r],
+      collect() { this.reset(); this.inc(source.store.revision - startRevision); },
+    });
+    new Gauge({
+      name: 'virtkit_domains', help: 'Defined domains, by state', labelNames: ['state'], registers: [r],
+      async collect() {
+        this.reset();
+        const counts = new Map<string, number>();
+        for (const s of await source.domainStates()) counts.set(s, (counts.get(s) ?? 0) + 1);
+        for (const [state, n] of counts) this.set({ state }, n);
+      },
+    });
+
+    // Per guest: one gather per scrape, shared by every metric below.
+    let gathered: Promise<DomainStats[]> | undefined;
+    const stats = (): Promise<DomainStats[]> => gathered ??= source.runningStats().finally(() => {
+      setImmediate(() => { gathered = undefined; });
+    });
+    const perGuest = (name: string, help: string, labelNames: string[], kind: 'counter' | 'gauge',
+      fill: (s: DomainStats, set: (labels: Record<string, string>, v: number) => void) => void): void => {
+      const labels = ['domain', ...labelNames];
+      if (kind === 'counter') {
+        new Counter({ name, help, labelNames: labels, registers: [r], async collect() {
+          this.reset();
+          for (const s of await stats()) fill(s, (l, v) => this.inc({ domain: s.name, ...l }, v));
+        } });
+      } else {
+        new Gauge({ name, help, labelNames: labels, registers: [r], async collect() {
+          this.reset();
+          for (const s of await stats()) fill(s, (l, v) => this.set({ domain: s.name, ...l }, v));
+        } });
+      }
+    };
+    perGuest('virtkit_domain_cpu_seconds_total', 'CPU time of the guest\'s QEMU process (all threads)', [], 'counter', (s, set) => set({}, s.cpu.timeSeconds));
+    perGuest('virtkit_domain_vcpu_seconds_total', 'CPU time of each vCPU thread', ['vcpu'], 'counter', (s, set) => {
+      for (const v of s.cpu.vcpus) if (v.timeSeconds !== null) set({ vcpu: String(v.index) }, v.timeSeconds);
+    });
+    perGuest('virtkit_domain_memory_rss_bytes', 'Resident set of the guest\'s QEMU process', [], 'gauge', (s, set) => set({}, s.memory.rssBytes));
+    perGuest('virtkit_domain_memory_defined_bytes', 'Guest RAM as defined', [], 'gauge', (s, set) => set({}, s.memory.definedBytes));
+    perGuest('virtkit_domain_balloon_bytes', 'Current balloon size (guests with a balloon)', [], 'gauge', (s, set) => {
+      if (s.memory.balloonBytes !== undefined) set({}, s.memory.balloonBytes);
+    });
+    perGuest('virtkit_domain_block_read_bytes_total', 'Bytes read per disk (query-blockstats)', ['disk'], 'counter', (s, set) => { for (const b of s.block) set({ disk: b.id }, b.rdBytes); });
+    perGuest('virtkit_domain_block_write_bytes_total', 'Bytes written per disk', ['disk'], 'counter', (s, set) => { for (const b of s.block) set({ disk: b.id }, b.wrBytes); });
+    perGuest('virtkit_domain_block_read_ops_total', 'Read requests per disk', ['disk'], 'counter', (s, set) => { for (const b of s.block) set({ disk: b.id }, b.rdOps); });
+    perGuest('virtkit_domain_block_write_ops_total', 'Write requests per disk', ['disk'], 'counter', (s, set) => { for (const b of s.block) set({ disk: b.id }, b.wrOps); });
+    perGuest('virtkit_domain_nic_info', 'The guest\'s NICs (QEMU keeps no byte counters for user networking)', ['nic', 'mac', 'model', 'network'], 'gauge',
+      (s, set) => { for (const n of s.net) set({ nic: n.id, mac: n.mac, model: n.model, network: n.network }, 1); });
+  }
+
+  async text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  close(): void {
+    for (const d of this.detach) d();
+    this.registry.clear();
+  }
+}
