@@ -1,0 +1,245 @@
+/**
+ * The create-guest wizard: boot files, memory and vCPUs, a disk (none, a pool volume, a new
+ * volume, or an upload), NICs, graphics; then define and start. The daemon validates with the
+ * definition schema and its error lands at the field it names (`data.path`), on its step.
+ */
+import { useEffect, useState } from 'preact/hooks';
+import type { PoolSummary, VolumeInfo } from 'virtkit/client/browser';
+import { ErrorBox, shownError, type ShownError } from '../components/errors';
+import { Field, errorAt, fieldId } from '../components/field';
+import { href, useTitle } from '../router';
+import { client } from '../session';
+
+export type DiskChoice = 'none' | 'volume' | 'new' | 'upload';
+
+export interface WizardForm {
+  name: string;
+  kernel: string;
+  initrd: string;
+  cmdline: string;
+  memoryMiB: number;
+  vcpus: number;
+  disk: DiskChoice;
+  pool: string;
+  volume: string;
+  newVolumeMiB: number;
+  /** The disk's image format: the chosen volume's, qcow2 for a new one, raw for an upload. */
+  format: 'raw' | 'qcow2';
+  nics: { model: 'virtio' | 'e1000' | 'rtl8139' }[];
+  graphics: 'none' | 'vnc';
+  start: boolean;
+}
+
+export const EmptyForm: WizardForm = {
+  name: '', kernel: '', initrd: '', cmdline: 'console=ttyS0', memoryMiB: 128, vcpus: 1, disk: 'none', pool: '', volume: '', newVolumeMiB: 64, format: 'qcow2',
+  nics: [], graphics: 'none', start: true,
+};
+
+/** The definition the form describes (JSON, which the daemon reads like YAML). */
+export function definitionOf(f: WizardForm): Record<string, unknown> {
+  return {
+    name: f.name,
+    memory: `${f.memoryMiB}MiB`,
+    vcpus: f.vcpus,
+    boot: { loader: 'direct', kernel: f.kernel, ...(f.initrd ? { initrd: f.initrd } : {}), ...(f.cmdline ? { cmdline: f.cmdline } : {}) },
+    ...(f.disk !== 'none' ? { disks: [{ volume: `${f.pool}/${f.volume}`, format: f.disk === 'upload' ? 'raw' : f.disk === 'new' ? 'qcow2' : f.format }] } : {}),
+    nics: f.nics.map((n) => ({ model: n.model })),
+    graphics: f.graphics,
+  };
+}
+
+/** Which step shows a definition path's field. */
+export function stepOfPath(path: string): number {
+  if (/^(memory|vcpus)/.test(path)) return 1;
+  if (/^disks/.test(path)) return 2;
+  if (/^(nics|graphics)/.test(path)) return 3;
+  return 0;
+}
+
+/** Checks the browser can make before asking the daemon (the daemon checks everything again). */
+export function localProblems(f: WizardForm): ShownError | undefined {
+  const bad = (path: string, message: string): ShownError => ({ code: 'definition.invalid', message: `${path}: ${message}`, path });
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(f.name)) return bad('name', 'must be 1-64 letters, digits, "_", "." or "-", starting with a letter or digit');
+  if (f.kernel.trim() === '') return bad('boot.kernel', 'a kernel image on the host is required');
+  if (!Number.isInteger(f.memoryMiB) || f.memoryMiB < 16) return bad('memory', 'must be at least 16 MiB, a whole number');
+  if (!Number.isInteger(f.vcpus) || f.vcpus < 1 || f.vcpus > 255) return bad('vcpus', 'must be 1 to 255');
+  if (f.disk !== 'none' && (f.pool === '' || (f.disk !== 'upload' && f.volume === ''))) return bad('disks', 'choose a pool and a volume');
+  return undefined;
+}
+
+const Steps = ['Boot', 'Resources', 'Disk', 'Devices', 'Review'];
+
+export function Wizard() {
+  useTitle('New guest');
+  const [form, setForm] = useState<WizardForm>(EmptyForm);
+  const [step, setStep] = useState(0);
+  const [error, setError] = useState<ShownError>();
+  const [progress, setProgress] = useState('');
+  const [pools, setPools] = useState<PoolSummary[]>([]);
+  const [volumes, setVolumes] = useState<VolumeInfo[]>([]);
+  const [upload, setUpload] = useState<File>();
+  useEffect(() => { client.poolList().then((p) => setPools(p.pools), () => undefined); }, []);
+  useEffect(() => {
+    if (form.pool) client.volumeList(form.pool).then((v) => setVolumes(v.volumes), () => setVolumes([]));
+  }, [form.pool]);
+  const set = <K extends keyof WizardForm>(key: K, value: WizardForm[K]): void => setForm({ ...form, [key]: value });
+  const fail = (e: ShownError): void => {
+    setError(e);
+    setProgress('');
+    if (e.path) setStep(stepOfPath(e.path));
+  };
+  const create = async (): Promise<void> => {
+    const local = localProblems(form);
+    if (local) { fail(local); return; }
+    setError(undefined);
+    try {
+      let def = definitionOf(form);
+      if (form.disk === 'new' || form.disk === 'upload') {
+        const name = form.disk === 'upload' ? (upload?.name.replace(/[^A-Za-z0-9_.+-]/g, '_') ?? `${form.name}.img`) : form.volume;
+        setProgress(`creating volume ${form.pool}/${name}`);
+        const format = form.disk === 'upload' ? 'raw' : 'qcow2';
+        await client.volumeCreate(form.pool, { name, capacity: form.disk === 'upload' ? (upload?.size ?? 0) : form.newVolumeMiB * 2 ** 20, format });
+        if (form.disk === 'upload' && upload) {
+          await client.uploadVolume(form.pool, name, upload, (done, total) => setProgress(`uploading ${Math.round((100 * done) / Math.max(1, total))}%`));
+        }
+        def = { ...def, disks: [{ volume: `${form.pool}/${name}`, format }] };
+      }
+      setProgress('defining');
+      await client.define(JSON.stringify(def), { format: 'json' });
+      if (form.start) {
+        setProgress('starting');
+        await client.start(form.name);
+      }
+      location.hash = href('guests', form.name, form.start ? 'console' : 'overview');
+    } catch (e) {
+      fail(shownError(e));
+    }
+  };
+  const stepError = (i: number): boolean => error?.path !== undefined && stepOfPath(error.path) === i;
+  return (
+    <section>
+      <h1>New guest</h1>
+      <ol class="steps" aria-label="Steps">
+        {Steps.map((s, i) => (
+          <li aria-current={i === step ? 'step' : undefined} class={stepError(i) ? 'bad' : ''}>
+            <button type="button" onClick={() => setStep(i)}>{i + 1}. {s}</button>
+          </li>
+        ))}
+      </ol>
+      <form onSubmit={(e) => { e.preventDefault(); if (step < Steps.length - 1) setStep(step + 1); else void create(); }} noValidate>
+        {step === 0 ? (
+          <fieldset>
+            <legend>Boot</legend>
+            <Field label="Name" path="name" error={error}>
+              <input id={fieldId('name')} required value={form.name} onInput={(e) => set('name', e.currentTarget.value)} aria-invalid={errorAt(error, 'name') ? 'true' : 'false'} />
+            </Field>
+            <Field label="Kernel (host path)" path="boot.kernel" error={error} hint="e.g. the guest kit's vmlinuz">
+              <input id={fieldId('boot.kernel')} value={form.kernel} onInput={(e) => set('kernel', e.currentTarget.value)} aria-invalid={errorAt(error, 'boot.kernel') ? 'true' : 'false'} />
+            </Field>
+            <Field label="Initrd (host path)" path="boot.initrd" error={error}>
+              <input id={fieldId('boot.initrd')} value={form.initrd} onInput={(e) => set('initrd', e.currentTarget.value)} />
+            </Field>
+            <Field label="Kernel command line" path="boot.cmdline" error={error}>
+              <input id={fieldId('boot.cmdline')} value={form.cmdline} onInput={(e) => set('cmdline', e.currentTarget.value)} />
+            </Field>
+          </fieldset>
+        ) : null}
+        {step === 1 ? (
+          <fieldset>
+            <legend>Resources</legend>
+            <Field label="Memory (MiB)" path="memory" error={error}>
+              <input id={fieldId('memory')} type="number" min={16} step={1} value={form.memoryMiB} onInput={(e) => set('memoryMiB', Number(e.currentTarget.value))} aria-invalid={errorAt(error, 'memory') ? 'true' : 'false'} />
+            </Field>
+            <Field label="vCPUs" path="vcpus" error={error}>
+              <input id={fieldId('vcpus')} type="number" min={1} max={255} value={form.vcpus} onInput={(e) => set('vcpus', Number(e.currentTarget.value))} aria-invalid={errorAt(error, 'vcpus') ? 'true' : 'false'} />
+            </Field>
+          </fieldset>
+        ) : null}
+        {step === 2 ? (
+          <fieldset>
+            <legend>Disk</legend>
+            <Field label="Disk" path="disks" error={error}>
+              <select id={fieldId('disks')} value={form.disk} onChange={(e) => set('disk', e.currentTarget.value as DiskChoice)}>
+                <option value="none">no disk</option>
+                <option value="volume">an existing volume</option>
+                <option value="new">a new empty volume (qcow2)</option>
+                <option value="upload">upload an image (raw)</option>
+              </select>
+            </Field>
+            {form.disk !== 'none' ? (
+              <Field label="Pool" path="disks.pool" error={error}>
+                <select id={fieldId('disks.pool')} value={form.pool} onChange={(e) => set('pool', e.currentTarget.value)}>
+                  <option value="">choose a pool</option>
+                  {pools.map((p) => <option value={p.name}>{p.name}</option>)}
+                </select>
+              </Field>
+            ) : null}
+            {form.disk === 'volume' ? (
+              <Field label="Volume" path="disks.volume" error={error}>
+                <select id={fieldId('disks.volume')} value={form.volume} onChange={(e) => {
+                  const v = volumes.find((x) => x.name === e.currentTarget.value);
+                  setForm({ ...form, volume: e.currentTarget.value, format: v?.format === 'raw' ? 'raw' : 'qcow2' });
+                }}>
+                  <option value="">choose a volume</option>
+                  {volumes.map((v) => <option value={v.name}>{v.name} ({v.format}, {Math.round(v.capacity / 2 ** 20)} MiB)</option>)}
+                </select>
+              </Field>
+            ) : null}
+            {form.disk === 'new' ? (
+              <>
+                <Field label="Volume name" path="disks.name" error={error}>
+                  <input id={fieldId('disks.name')} value={form.volume} onInput={(e) => set('volume', e.currentTarget.value)} />
+                </Field>
+                <Field label="Size (MiB)" path="disks.capacity" error={error}>
+                  <input id={fieldId('disks.capacity')} type="number" min={1} value={form.newVolumeMiB} onInput={(e) => set('newVolumeMiB', Number(e.currentTarget.value))} />
+                </Field>
+              </>
+            ) : null}
+            {form.disk === 'upload' ? (
+              <Field label="Image file" path="disks.file" error={error}>
+                <input id={fieldId('disks.file')} type="file" onChange={(e) => setUpload(e.currentTarget.files?.[0])} />
+              </Field>
+            ) : null}
+          </fieldset>
+        ) : null}
+        {step === 3 ? (
+          <fieldset>
+            <legend>Devices</legend>
+            <Field label="Network interfaces" path="nics" error={error} hint="user-mode NAT (QEMU's user networking)">
+              <div id={fieldId('nics')}>
+                {form.nics.map((n, i) => (
+                  <div class="row">
+                    <select aria-label={`NIC ${i + 1} model`} value={n.model} onChange={(e) => set('nics', form.nics.map((x, j) => (j === i ? { model: e.currentTarget.value as WizardForm['nics'][number]['model'] } : x)))}>
+                      <option>virtio</option><option>e1000</option><option>rtl8139</option>
+                    </select>
+                    <button type="button" onClick={() => set('nics', form.nics.filter((_, j) => j !== i))}>Remove</button>
+                  </div>
+                ))}
+                <button type="button" onClick={() => set('nics', [...form.nics, { model: 'virtio' }])}>Add a NIC</button>
+              </div>
+            </Field>
+            <Field label="Graphics" path="graphics" error={error}>
+              <select id={fieldId('graphics')} value={form.graphics} onChange={(e) => set('graphics', e.currentTarget.value as 'none' | 'vnc')}>
+                <option value="none">none (serial console only)</option>
+                <option value="vnc">VNC (graphical console in the page)</option>
+              </select>
+            </Field>
+          </fieldset>
+        ) : null}
+        {step === 4 ? (
+          <fieldset>
+            <legend>Review</legend>
+            <pre class="review" data-testid="review">{JSON.stringify(definitionOf(form), null, 2)}</pre>
+            <label class="inline"><input type="checkbox" checked={form.start} onChange={(e) => set('start', e.currentTarget.checked)} /> Start it now</label>
+          </fieldset>
+        ) : null}
+        <ErrorBox error={error} />
+        {progress ? <p role="status" class="notice">{progress}…</p> : null}
+        <div class="toolbar">
+          <button type="button" disabled={step === 0} onClick={() => setStep(step - 1)}>Back</button>
+          <button type="submit" class="primary">{step < Steps.length - 1 ? 'Next' : form.start ? 'Create and start' : 'Create'}</button>
+        </div>
+      </form>
+    </section>
+  );
+}
