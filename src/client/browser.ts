@@ -18,7 +18,7 @@
  * WebSocket: `ws`'s fits) as options.
  */
 import type { MethodName } from '../api/index.js';
-import type { DomainEvent } from '../api/index.js';
+import type { DomainEvent, SnoopRecord } from '../api/index.js';
 import { routePath } from '../api/index.js';
 import { VolumeContentPath, type VolumeInfo } from '../api/index.js';
 import { VirtkitError, isVirtkitError } from '../util/errors.js';
@@ -71,6 +71,18 @@ export const TokenProtocolPrefix = 'virtkit-token.';
 export interface SocketAddress {
   url: string;
   protocols: string[];
+}
+
+/** One operation the daemon serves, from its OpenAPI document. */
+export interface Operation {
+  /** The method's name in the table, e.g. `domain.start`. */
+  id: string;
+  http: string;
+  /** With `{name}`-style parameters. */
+  path: string;
+  summary: string;
+  /** It takes a JSON body. */
+  body: boolean;
 }
 
 /** What the client needs of XMLHttpRequest for an upload with progress (fetch reports none). */
@@ -146,6 +158,62 @@ export class BrowserClient extends ApiClient {
       send: (data) => ws.send(typeof data === 'string' ? encoder.encode(data) : data),
       close: () => closeSocket(ws),
     };
+  }
+
+  /**
+   * The operations this daemon serves (its OpenAPI document): a page shows a feature's
+   * buttons only when the daemon it talks to has the feature, whatever this build knows.
+   */
+  async operations(): Promise<Operation[]> {
+    const res = await this.request('/openapi.json', { method: 'GET', headers: { accept: 'application/json', ...this.authHeader() } });
+    const doc = decodeReply(res.status, await res.text()) as { paths?: Record<string, Record<string, { operationId?: string; summary?: string; requestBody?: unknown }>> };
+    const ops: Operation[] = [];
+    for (const [path, verbs] of Object.entries(doc.paths ?? {})) {
+      for (const [http, op] of Object.entries(verbs)) {
+        if (op.operationId) ops.push({ id: op.operationId, http: http.toUpperCase(), path, summary: op.summary ?? '', body: op.requestBody !== undefined });
+      }
+    }
+    return ops;
+  }
+
+  /** Calls an operation this build may not know by name (see `operations`); `params` fill its path. */
+  async invoke(op: Operation, params: Record<string, string>, body?: unknown): Promise<unknown> {
+    const path = op.path.replace(/\{([A-Za-z]+)\}/g, (_m, key: string) => encodeURIComponent(params[key] ?? ''));
+    const headers: Record<string, string> = { accept: 'application/json', ...this.authHeader() };
+    if (op.body) headers['content-type'] = 'application/json';
+    const res = await this.request(path, { method: op.http, headers, ...(op.body ? { body: JSON.stringify(body ?? {}) } : {}) });
+    return decodeReply(res.status, await res.text());
+  }
+
+  /** Every store operation as it happens (`/snoop`, admin), until `signal` aborts. */
+  async *snoop(signal?: AbortSignal): AsyncGenerator<SnoopRecord> {
+    const res = await (this.fetch as unknown as (u: string, i: object) => Promise<Response>)(this.baseUrl + '/snoop',
+      { method: 'GET', headers: { accept: 'text/event-stream', ...this.authHeader() }, ...(signal ? { signal } : {}) });
+    if (res.status !== 200) {
+      let body: unknown;
+      try { body = JSON.parse(await res.text()); } catch { body = undefined; }
+      throw errorFromBody(res.status, body);
+    }
+    const reader = res.body?.getReader();
+    if (!reader) return;
+    const decoder = new TextDecoder();
+    let buffered = '';
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buffered += decoder.decode(value, { stream: true });
+        let end;
+        while ((end = buffered.indexOf('\n\n')) >= 0) {
+          const block = buffered.slice(0, end);
+          buffered = buffered.slice(end + 2);
+          const data = block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
+          if (data !== '') yield JSON.parse(data) as SnoopRecord;
+        }
+      }
+    } finally {
+      void reader.cancel().catch(() => undefined);
+    }
   }
 
   /**
