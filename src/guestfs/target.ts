@@ -20,8 +20,10 @@ export interface TargetOptions {
   readonly readOnly?: boolean;
   /** Finds a defined guest's disk by name; absent when no manager is reachable. */
   readonly resolveGuest?: GuestDiskResolver;
-  /** Told about conditions the user should know (a running guest, a damaged GPT). */
+  /** Told about conditions the user should know (a running guest, a damaged GPT, a checksum read through). */
   readonly warn?: (message: string) => void;
+  /** Damage is an error at the first one (`--strict`): docs/guestfs.md, "Damaged images". */
+  readonly strict?: boolean;
 }
 
 /** The manager's answer for a guest name: its disk image, and whether the guest is running. */
@@ -123,7 +125,8 @@ export async function openTargetFilesystem(target: string, options: TargetOption
       partition = candidates[0]!;
       device = openPartition(disk, table, partition.number);
     }
-    const fs = await openFilesystem(device).catch(async (err: unknown) => {
+    const policy = { ...(options.strict === undefined ? {} : { strict: options.strict }), ...(options.warn === undefined ? {} : { warn: options.warn }) };
+    const fs = await openFilesystem(device, policy).catch(async (err: unknown) => {
       if (err instanceof VirtkitError && err.code === 'fs.unsupported' && resolved.format === 'raw' && (await looksLikeQcow2(disk))) {
         throw new VirtkitError('fs.unsupported', `${resolved.path} looks like a qcow2 image: pass --format qcow2 (formats are never guessed)`, { path: resolved.path });
       }

@@ -8,24 +8,50 @@ import { stat as hostStat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
-import type { FileStat, FileType, Filesystem } from '../../guestfs/fs/index.js';
-import { compileGlob } from '../../guestfs/index.js';
-import { openTargetFilesystem } from '../../guestfs/index.js';
-import { addGuestTargetOptions, guestTargetOptions, type GuestTargetOptions } from './guest-disk.js';
-import { walkTree } from '../../guestfs/index.js';
-import { VirtkitError } from '../../util/errors.js';
+import type { DirEntry, FileStat, FileType, Filesystem } from '../../guestfs/fs/index.js';
+import { childLocator, compileGlob, hasInvalidBytes, nameBytes, openTargetFilesystem, splitPath, walkTree } from '../../guestfs/index.js';
+import { VirtkitError, isVirtkitError } from '../../util/errors.js';
 import { escapeForTerminal, terminalEscaper } from '../../util/terminal-text.js';
+import { ExitCodes } from '../exit-codes.js';
+import { addGuestTargetOptions, guestTargetOptions, type GuestTargetOptions } from './guest-disk.js';
+import { quoteName, quotePath } from './guest-names.js';
 
-const TARGET_HELP = 'image file, or FILE:N for partition N';
+const TARGET_HELP = 'image file, FILE:N for partition N, or a guest name; PATH may start at an inode: #N or #N/sub';
 
-type CommonOptions = GuestTargetOptions;
-const targetOptions = guestTargetOptions;
+interface CommonOptions extends GuestTargetOptions { strict?: boolean }
 
-async function withFilesystem<T>(target: string, opts: CommonOptions, fn: (fs: Filesystem) => Promise<T>): Promise<T> {
+function targetOptions(opts: CommonOptions): ReturnType<typeof guestTargetOptions> {
+  return { ...guestTargetOptions(opts), strict: opts.strict === true };
+}
+
+/**
+ * Damaged parts of the image that a listing went past: each is reported on stderr with its
+ * path and typed error, and the command exits 13 (docs/guestfs.md, "Damaged images").
+ */
+class Skips {
+  count = 0;
+  constructor(private readonly strict: boolean) {}
+
+  /** Reports `err` for `shownPath` and goes on; under --strict (or for an untyped error) throws it. */
+  report(shownPath: string, err: unknown): void {
+    if (this.strict || !isVirtkitError(err)) throw err;
+    this.count++;
+    process.stderr.write(`virtkit: ${shownPath}: ${escapeForTerminal(err.describe())}\n`);
+  }
+
+  finish(): void {
+    if (this.count > 0) process.exitCode = ExitCodes.partial;
+  }
+}
+
+async function withFilesystem<T>(target: string, opts: CommonOptions, fn: (fs: Filesystem, skips: Skips) => Promise<T>): Promise<T> {
   const opened = await openTargetFilesystem(target, targetOptions(opts));
   try {
-    for (const w of opened.fs.info.warnings) process.stderr.write(`virtkit: warning: ${w}\n`);
-    return await fn(opened.fs);
+    for (const w of opened.fs.info.warnings) process.stderr.write(`virtkit: warning: ${escapeForTerminal(w)}\n`);
+    const skips = new Skips(opts.strict === true);
+    const result = await fn(opened.fs, skips);
+    skips.finish();
+    return result;
   } finally {
     await opened.close();
   }
@@ -53,63 +79,93 @@ function statJson(st: FileStat): Record<string, unknown> {
   return { ...st, mode: `0${st.mode.toString(8).padStart(3, '0')}`, atime: st.atime.toISOString(), mtime: st.mtime.toISOString(), ctime: st.ctime.toISOString() };
 }
 
-function childPath(dir: string, name: string): string {
-  return dir.endsWith('/') ? `${dir}${name}` : `${dir}/${name}`;
+interface LsOptions extends CommonOptions { long?: boolean; recursive?: boolean; json?: boolean; null?: boolean }
+
+/** One listed entry: its path components as shown (relative to the listed directory), and a path that reaches it. */
+interface Row {
+  readonly names: readonly string[];
+  readonly locator: string;
 }
 
-interface LsOptions extends CommonOptions { long?: boolean; recursive?: boolean; json?: boolean }
+/** For --json: the name as text, plus its exact bytes in hex when they are not UTF-8. */
+function jsonName(key: string, name: string): Record<string, string> {
+  return hasInvalidBytes(name) ? { [key]: name, [`${key}Hex`]: nameBytes(name).toString('hex') } : { [key]: name };
+}
 
-async function list(fs: Filesystem, path: string, opts: LsOptions): Promise<void> {
-  const rows: { path: string; name: string }[] = [];
+async function listRows(fs: Filesystem, path: string, opts: LsOptions, skips: Skips): Promise<Row[]> {
+  const rows: Row[] = [];
   if (opts.recursive === true) {
-    const prefix = path.endsWith('/') ? path : `${path}/`;
-    for await (const item of walkTree(fs, path)) rows.push({ path: item.path, name: item.path.startsWith(prefix) ? item.path.slice(prefix.length) : item.path });
-  } else {
-    const st = await fs.stat(path);
-    if (st.type !== 'directory') {
-      rows.push({ path, name: path });
-    } else {
-      const names = (await fs.readdir(path)).map((e) => e.name).sort();
-      for (const name of names) rows.push({ path: childPath(path, name), name });
-    }
+    const base = splitPath(path).length;
+    const walk = walkTree(fs, path, { strict: opts.strict === true, onSkip: (p, err) => skips.report(quotePath(splitPath(p), true), err) });
+    for await (const item of walk) rows.push({ names: item.names.slice(base), locator: item.locator });
+    return rows;
+  }
+  const st = await fs.stat(path);
+  if (st.type !== 'directory') return [{ names: [path], locator: path }];
+  const scan = await fs.scandir(path);
+  for (const err of scan.damaged) skips.report(quotePath(path.split('/'), false), err);
+  const entries = [...scan.entries].sort((a: DirEntry, b: DirEntry) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const e of entries) rows.push({ names: [e.name], locator: childLocator(path, e) });
+  return rows;
+}
+
+async function list(fs: Filesystem, path: string, opts: LsOptions, skips: Skips): Promise<void> {
+  const rows = await listRows(fs, path, opts, skips);
+  if (opts.null === true) {
+    // Exact bytes, NUL-terminated: for xargs -0, whatever the names hold.
+    process.stdout.write(Buffer.concat(rows.map((r) => Buffer.concat([nameBytes(r.names.join('/')), Buffer.from([0])]))));
+    return;
   }
   const out: string[] = [];
   const json: unknown[] = [];
   for (const row of rows) {
+    // Names come from the guest: one per line, quoted when they hold what a terminal would obey.
+    const shown = row.names.length === 1 && row.names[0] === row.locator ? quotePath(row.locator.split('/'), false) : quotePath(row.names, false);
     if (opts.long !== true && opts.json !== true) {
-      out.push(row.name);
+      out.push(shown);
       continue;
     }
-    const st = await fs.lstat(row.path);
-    const link = st.type === 'symlink' ? await fs.readlink(row.path) : undefined;
-    if (opts.json === true) json.push({ name: row.name, ...statJson(st), ...(link === undefined ? {} : { target: link }) });
-    else out.push(longLine(st, row.name, link));
+    let st: FileStat;
+    let link: string | undefined;
+    try {
+      st = await fs.lstat(row.locator);
+      link = st.type === 'symlink' ? await fs.readlink(row.locator) : undefined;
+    } catch (err) {
+      skips.report(shown, err);
+      continue;
+    }
+    if (opts.json === true) json.push({ ...jsonName('name', row.names.join('/')), ...statJson(st), ...(link === undefined ? {} : jsonName('target', link)) });
+    else out.push(longLine(st, shown, link === undefined ? undefined : quoteName(link)));
   }
-  // Names come from the guest: one per line, their control characters shown, never obeyed.
-  process.stdout.write(opts.json === true ? `${JSON.stringify(json, null, 2)}\n` : out.map((l) => `${escapeForTerminal(l)}\n`).join(''));
+  process.stdout.write(opts.json === true ? `${JSON.stringify(json, null, 2)}\n` : out.map((l) => `${l}\n`).join(''));
 }
 
 /** Reads `-name GLOB` / `-type f|d|l|...` find-style expressions. */
-function parseFindExpression(words: readonly string[]): { name?: RegExp; type?: FileType } {
+function parseFindExpression(words: readonly string[]): { name?: RegExp; type?: FileType; print0?: boolean } {
   const types: Record<string, FileType> = { f: 'file', d: 'directory', l: 'symlink', c: 'chardev', b: 'blockdev', p: 'fifo', s: 'socket' };
-  const out: { name?: RegExp; type?: FileType } = {};
+  const out: { name?: RegExp; type?: FileType; print0?: boolean } = {};
   for (let i = 0; i < words.length; i++) {
     const w = words[i]!;
     const value = words[i + 1];
-    if ((w === '-name' || w === '--name') && value !== undefined) {
+    if (w === '-print0') {
+      out.print0 = true;
+    } else if ((w === '-name' || w === '--name') && value !== undefined) {
       out.name = compileGlob(value);
       i++;
     } else if ((w === '-type' || w === '--type') && value !== undefined && types[value] !== undefined) {
       out.type = types[value];
       i++;
     } else {
-      throw new VirtkitError('argument.invalid', `fs find: unknown expression '${w}' (use -name GLOB, -type f|d|l|c|b|p|s)`, { word: w });
+      throw new VirtkitError('argument.invalid', `fs find: unknown expression '${w}' (use -name GLOB, -type f|d|l|c|b|p|s, -print0)`, { word: w });
     }
   }
   return out;
 }
 
-const addCommon = addGuestTargetOptions;
+function addCommon(cmd: Command): Command {
+  return addGuestTargetOptions(cmd)
+    .option('--strict', 'stop at the first damaged structure or checksum mismatch (default: report it on stderr, go on, exit 13)');
+}
 
 export function register(program: Command): void {
   const fs = program.command('fs').description('read files from a guest disk image without mounting it (ext2/3/4, ISO 9660, FAT)');
@@ -117,10 +173,11 @@ export function register(program: Command): void {
   addCommon(fs.command('ls').argument('<target>', TARGET_HELP).argument('[path]', 'directory inside the guest', '/')
     .option('-l, --long', 'mode, links, owner, size, mtime')
     .option('-R, --recursive', 'the whole tree below PATH, as paths relative to it')
-    .option('--json', 'print JSON')
+    .option('--json', 'print JSON (a name that is not UTF-8 also as nameHex, its exact bytes)')
+    .option('-0, --null', 'names only, as their exact bytes, each ended by a NUL (for xargs -0)')
     .description('list a directory'))
     .action(async (target: string, path: string, opts: LsOptions) => {
-      await withFilesystem(target, opts, (f) => list(f, path, opts));
+      await withFilesystem(target, opts, (f, skips) => list(f, path, opts, skips));
     });
 
   addCommon(fs.command('cat').argument('<target>', TARGET_HELP).argument('<path>', 'file inside the guest')
@@ -133,10 +190,8 @@ export function register(program: Command): void {
         const copied = shown
           ? pipeline(f.createReadStream(path), terminalEscaper(), process.stdout, { end: false })
           : pipeline(f.createReadStream(path), process.stdout, { end: false });
-        await copied.catch((err: unknown) => {
-          // A reader that stops early (`| head`) is not an error.
-          if ((err as NodeJS.ErrnoException).code !== 'EPIPE') throw err;
-        });
+        // A reader that stops early (`| head`) ends the command quietly, with ls's status (closed-pipe.ts).
+        await copied;
       });
     });
 
@@ -164,11 +219,11 @@ export function register(program: Command): void {
         const st = opts.dereference === true ? await f.stat(path) : await f.lstat(path);
         const link = st.type === 'symlink' ? await f.readlink(path) : undefined;
         if (opts.json === true) {
-          process.stdout.write(`${JSON.stringify({ path, ...statJson(st), ...(link === undefined ? {} : { target: link }) }, null, 2)}\n`);
+          process.stdout.write(`${JSON.stringify({ path, ...statJson(st), ...(link === undefined ? {} : jsonName('target', link)) }, null, 2)}\n`);
           return;
         }
         const lines = [
-          `  Path: ${escapeForTerminal(path)}${link === undefined ? '' : ` -> ${escapeForTerminal(link)}`}`,
+          `  Path: ${quotePath(path.split('/'), false)}${link === undefined ? '' : ` -> ${quoteName(link)}`}`,
           `  Type: ${st.type}`,
           `  Mode: 0${st.mode.toString(8).padStart(3, '0')} (${modeString(st.type, st.mode)})`,
           `   Uid: ${st.uid}  Gid: ${st.gid}`,
@@ -183,20 +238,24 @@ export function register(program: Command): void {
     });
 
   addCommon(fs.command('find').argument('<target>', TARGET_HELP).argument('<path>', 'directory to search below')
-    .argument('[expression...]', '-name GLOB (on the entry name) and/or -type f|d|l|c|b|p|s')
+    .argument('[expression...]', '-name GLOB (on the entry name), -type f|d|l|c|b|p|s, -print0')
+    .option('-0, --null', 'print each path as its exact bytes ended by a NUL (as -print0)')
     .allowUnknownOption()
     .description('list paths below PATH whose name matches a glob'))
-    .action(async (target: string, path: string, expression: string[], opts: CommonOptions) => {
+    .action(async (target: string, path: string, expression: string[], opts: CommonOptions & { null?: boolean }) => {
       const expr = parseFindExpression(expression);
-      await withFilesystem(target, opts, async (f) => {
+      await withFilesystem(target, opts, async (f, skips) => {
         const out: string[] = [];
-        for await (const item of walkTree(f, path)) {
-          const name = item.path.slice(item.path.lastIndexOf('/') + 1);
-          if (expr.name !== undefined && !expr.name.test(name)) continue;
+        const raw: Buffer[] = [];
+        const print0 = opts.null === true || expr.print0 === true;
+        const walk = walkTree(f, path, { strict: opts.strict === true, onSkip: (p, err) => skips.report(quotePath(splitPath(p), true), err) });
+        for await (const item of walk) {
+          if (expr.name !== undefined && !expr.name.test(item.entry.name)) continue;
           if (expr.type !== undefined && item.entry.type !== expr.type) continue;
-          out.push(item.path);
+          if (print0) raw.push(nameBytes(item.path), Buffer.from([0]));
+          else out.push(quotePath(item.names, true));
         }
-        process.stdout.write(out.map((l) => `${escapeForTerminal(l)}\n`).join(''));
+        process.stdout.write(print0 ? Buffer.concat(raw) : out.map((l) => `${l}\n`).join(''));
       });
     });
 }

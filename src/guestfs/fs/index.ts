@@ -11,5 +11,6 @@ export const builtinFilesystems = [extFilesystem, iso9660Filesystem, fatFilesyst
 for (const t of builtinFilesystems) registerFilesystem(t);
 
 export { detectFilesystem, openFilesystem, registerFilesystem, registeredFilesystems, type FilesystemType } from './registry.js';
-export { PathFilesystem, joinPath, splitPath } from './path.js';
+export { PathFilesystem, inodeReference, joinPath, splitPath } from './path.js';
 export * from './types.js';
+export { decodeName, hasInvalidBytes, nameBytes } from './name-bytes.js';

@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { VirtkitError } from '../../util/errors.js';
 import {
   DEFAULT_MAX_READ_BYTES, MAX_PATH_BYTES, MAX_SYMLINKS,
-  type DirEntry, type FileStat, type Filesystem, type FilesystemDriver, type FilesystemInfo, type FsNode,
+  type DirEntry, type DirScan, type FileStat, type Filesystem, type FilesystemDriver, type FilesystemInfo, type FsNode,
   type ReadFileOptions,
 } from './types.js';
 
@@ -25,6 +25,14 @@ export function splitPath(path: string): string[] {
     throw new VirtkitError('argument.invalid', `path is longer than ${MAX_PATH_BYTES} bytes`, { path: path.slice(0, 64) });
   }
   return path.split('/').filter((c) => c !== '' && c !== '.');
+}
+
+/** N when `path` starts with the component `#N` (no leading slash): a path from inode N. */
+export function inodeReference(path: string): number | undefined {
+  const m = /^#([0-9]{1,10})(?:\/|$)/.exec(path);
+  if (m === null) return undefined;
+  const n = Number(m[1]);
+  return Number.isSafeInteger(n) && n > 0 ? n : undefined;
 }
 
 export function joinPath(names: readonly string[]): string {
@@ -46,6 +54,15 @@ export class PathFilesystem<N extends FsNode> implements Filesystem {
     const root: Step<N> = { name: '', node: await this.driver.root() };
     let chain: Step<N>[] = [root];
     const pending = splitPath(path).reverse();
+    const start = inodeReference(path);
+    if (start !== undefined) {
+      // `#N`: the walk starts at node N (a name with `/` in it is reachable no other way).
+      if (this.driver.nodeByNumber === undefined) {
+        throw new VirtkitError('argument.invalid', `${path}: this filesystem has no node numbers to start a path from`, { path });
+      }
+      pending.pop();
+      chain = [root, { name: `#${start}`, node: await this.driver.nodeByNumber(start) }];
+    }
     let links = 0;
     while (pending.length > 0) {
       const name = pending.pop()!;
@@ -90,9 +107,16 @@ export class PathFilesystem<N extends FsNode> implements Filesystem {
   }
 
   async readdir(path: string): Promise<DirEntry[]> {
+    const { entries, damaged } = await this.scandir(path);
+    if (damaged.length > 0) throw damaged[0]!;
+    return entries;
+  }
+
+  async scandir(path: string): Promise<DirScan> {
     const node = await this.node(path, true);
     if (node.type !== 'directory') throw new VirtkitError('fs.not-a-directory', `${path} is not a directory`, { path });
-    return this.driver.list(node);
+    if (this.driver.scan !== undefined) return this.driver.scan(node);
+    return { entries: await this.driver.list(node), damaged: [] };
   }
 
   async stat(path: string): Promise<FileStat> {

@@ -5,14 +5,15 @@
  */
 import type { BlockDevice } from '../../storage/block/index.js';
 import { VirtkitError } from '../../util/errors.js';
-import type { Filesystem } from './types.js';
+import type { Filesystem, ReadPolicy } from './types.js';
 
 export interface FilesystemType {
   /** The name `info.type` reports for the family (`ext`, `iso9660`, `fat`). */
   readonly name: string;
   /** True when `dev` carries this filesystem's signature. Must not throw on garbage. */
   probe(dev: BlockDevice): Promise<boolean>;
-  open(dev: BlockDevice): Promise<Filesystem>;
+  /** `policy`: how damage is treated (readers without damage tolerance may ignore it). */
+  open(dev: BlockDevice, policy?: ReadPolicy): Promise<Filesystem>;
 }
 
 const registry: FilesystemType[] = [];
@@ -34,11 +35,11 @@ export async function detectFilesystem(dev: BlockDevice): Promise<FilesystemType
 }
 
 /** Opens the filesystem on `dev`. Throws `fs.unsupported` when no reader recognizes it. */
-export async function openFilesystem(dev: BlockDevice): Promise<Filesystem> {
+export async function openFilesystem(dev: BlockDevice, policy?: ReadPolicy): Promise<Filesystem> {
   const type = await detectFilesystem(dev);
   if (type === undefined) {
     const known = registry.map((t) => t.name).join(', ');
     throw new VirtkitError('fs.unsupported', `no known filesystem signature found (readers: ${known})`, { size: dev.size });
   }
-  return type.open(dev);
+  return type.open(dev, policy);
 }

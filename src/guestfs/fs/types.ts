@@ -6,6 +6,7 @@
  * `Filesystem` below, with one shared path resolution and symlink policy for all readers.
  */
 import type { Readable } from 'node:stream';
+import type { VirtkitError } from '../../util/errors.js';
 
 export const FileTypes = ['file', 'directory', 'symlink', 'chardev', 'blockdev', 'fifo', 'socket', 'unknown'] as const;
 export type FileType = (typeof FileTypes)[number];
@@ -15,6 +16,24 @@ export interface DirEntry {
   readonly type: FileType;
   /** The reader's node number (inode) when it has one. */
   readonly inode?: number;
+}
+
+/**
+ * How a reader treats damage (docs/guestfs.md, "Damaged images"). By default a checksum
+ * mismatch over otherwise consistent metadata is a warning and a damaged part of a directory
+ * is reported while the rest is listed; `strict` makes both errors at the first one, as the
+ * reader always did before.
+ */
+export interface ReadPolicy {
+  readonly strict?: boolean;
+  /** Told once per distinct condition read through (checksum mismatches). */
+  readonly warn?: (message: string) => void;
+}
+
+/** A directory as far as it could be read: its entries, and the typed errors of its damaged parts. */
+export interface DirScan {
+  readonly entries: DirEntry[];
+  readonly damaged: readonly VirtkitError[];
 }
 
 export interface FileStat {
@@ -48,15 +67,19 @@ export interface ReadFileOptions {
 }
 
 /**
- * Paths are absolute, `/`-separated, inside the guest filesystem. Errors are typed:
+ * Paths are absolute, `/`-separated, inside the guest filesystem; a path whose first component
+ * is `#N` (no leading slash) starts at node (inode) N, which reaches names containing `/`
+ * (debugfs's `<N>`). Errors are typed:
  * `fs.not-found`, `fs.not-a-directory`, `fs.is-a-directory`, `fs.symlink-loop` (more than
  * 40 links followed), `fs.too-large`, `argument.invalid` (readlink of a non-link), and
  * `fs.corrupt` with `{ structure, offset }` for damaged metadata.
  */
 export interface Filesystem {
   readonly info: FilesystemInfo;
-  /** Entries of a directory (symlinks followed), without `.` and `..`. */
+  /** Entries of a directory (symlinks followed), without `.` and `..`. A damaged directory throws its first error. */
   readdir(path: string): Promise<DirEntry[]>;
+  /** Like readdir, but a partly damaged directory gives what could be read and the errors of the rest. */
+  scandir(path: string): Promise<DirScan>;
   /** Follows symlinks. */
   stat(path: string): Promise<FileStat>;
   /** Does not follow a final symlink. */
@@ -83,6 +106,10 @@ export interface FilesystemDriver<N extends FsNode = FsNode> {
   root(): Promise<N>;
   /** Entries of directory `dir` (never `.`/`..`). */
   list(dir: N): Promise<DirEntry[]>;
+  /** Entries of `dir` as far as they could be read, and the errors of its damaged parts. */
+  scan?(dir: N): Promise<DirScan>;
+  /** Node number `n` (an inode), for `#N` paths; readers without node numbers leave it out. */
+  nodeByNumber?(n: number): Promise<N>;
   /** The child named `name` of directory `dir`, or undefined. `name` is never `.`, `..` or empty. */
   lookup(dir: N, name: string): Promise<N | undefined>;
   stat(node: N): Promise<FileStat>;

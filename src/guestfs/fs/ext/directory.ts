@@ -5,8 +5,11 @@
  * one unused record (inode 0) spanning the block, and the metadata_csum tail is an inode-0
  * record too. Records with inode 0 are skipped.
  */
+import type { VirtkitError } from '../../../util/errors.js';
 import { corrupt, type ByteView } from '../../bytes.js';
+import { decodeName } from '../name-bytes.js';
 import type { DirEntry, FileType } from '../types.js';
+import { crc32cUpdate } from './crc32c.js';
 
 /** ext2 directory file_type values (with the filetype feature). */
 const DIRENT_TYPES: readonly (FileType | undefined)[] = [undefined, 'file', 'directory', 'chardev', 'blockdev', 'fifo', 'socket', 'symlink'];
@@ -30,25 +33,54 @@ function decodeRecLen(raw: number, blockSize: number): number {
   return (raw & 65532) | ((raw & 3) << 16);
 }
 
-const decoder = new TextDecoder('utf-8');
+/** Why the record at `off` is not a valid record, or undefined when it is. */
+function recordFault(block: ByteView, off: number, opts: DirParseOptions): { message: string; extra?: Record<string, unknown> } | undefined {
+  if (block.length - off < 8) return { message: 'truncated record' };
+  const inode = block.u32(off);
+  const recLen = decodeRecLen(block.u16(off + 4), opts.blockSize);
+  const nameLen = opts.hasFileType ? block.u8(off + 6) : block.u16(off + 6);
+  if (recLen < 8 || recLen % 4 !== 0 || off + recLen > block.length) return { message: `rec_len ${recLen} is invalid` };
+  if (inode === 0) return undefined;
+  if (8 + nameLen > recLen) return { message: `name_len ${nameLen} exceeds rec_len ${recLen}` };
+  if (inode > opts.inodesCount) return { message: `inode ${inode} is out of range`, extra: { inode } };
+  if (nameLen === 0) return { message: 'empty name' };
+  return undefined;
+}
 
-/** Parses the records of one directory block (or an inline-data area) into `out`. */
-export function parseDirBlock(block: ByteView, opts: DirParseOptions, out: RawDirEntry[]): void {
+/** Whether the records from `off` chain validly to the end of the block (a place to resume after damage). */
+function chainsToEnd(block: ByteView, off: number, opts: DirParseOptions): boolean {
+  let p = off;
+  while (p < block.length) {
+    if (recordFault(block, p, opts) !== undefined || block.u32(p) === 0 && p === off) return false;
+    p += decodeRecLen(block.u16(p + 4), opts.blockSize);
+  }
+  return p === block.length;
+}
+
+/**
+ * Parses the records of one directory block (or an inline-data area) into `out`. A bad
+ * record throws, unless `onDamage` is given: then it is reported there and the parse
+ * resumes at the first later 4-byte boundary from which valid records chain to the end of
+ * the block (as e2fsck salvages a directory), so names after the damage are still found.
+ */
+export function parseDirBlock(block: ByteView, opts: DirParseOptions, out: RawDirEntry[], onDamage?: (err: VirtkitError) => void): void {
   let off = 0;
   while (off < block.length) {
-    if (block.length - off < 8) throw corrupt('ext directory entry', block.baseOffset + off, 'truncated record');
+    const fault = recordFault(block, off, opts);
+    if (fault !== undefined) {
+      const err = corrupt('ext directory entry', block.baseOffset + off, fault.message, fault.extra);
+      if (onDamage === undefined) throw err;
+      onDamage(err);
+      let next = off + 4;
+      while (next < block.length && !chainsToEnd(block, next, opts)) next += 4;
+      off = next;
+      continue;
+    }
     const inode = block.u32(off);
     const recLen = decodeRecLen(block.u16(off + 4), opts.blockSize);
-    const nameLen = opts.hasFileType ? block.u8(off + 6) : block.u16(off + 6);
-    if (recLen < 8 || recLen % 4 !== 0 || off + recLen > block.length) {
-      throw corrupt('ext directory entry', block.baseOffset + off, `rec_len ${recLen} is invalid`);
-    }
     if (inode !== 0) {
-      if (8 + nameLen > recLen) throw corrupt('ext directory entry', block.baseOffset + off, `name_len ${nameLen} exceeds rec_len ${recLen}`);
-      if (inode > opts.inodesCount) throw corrupt('ext directory entry', block.baseOffset + off, `inode ${inode} is out of range`, { inode });
-      if (nameLen === 0) throw corrupt('ext directory entry', block.baseOffset + off, 'empty name');
-      const nameBytes = block.slice(off + 8, nameLen);
-      const name = decoder.decode(nameBytes);
+      const nameLen = opts.hasFileType ? block.u8(off + 6) : block.u16(off + 6);
+      const name = decodeName(block.slice(off + 8, nameLen));
       if (name !== '.' && name !== '..') {
         const type = opts.hasFileType ? DIRENT_TYPES[block.u8(off + 7)] : undefined;
         out.push({ name, inode, type: type ?? 'unknown', typeFromInode: type === undefined });
@@ -56,4 +88,21 @@ export function parseDirBlock(block: ByteView, opts: DirParseOptions, out: RawDi
     }
     off += recLen;
   }
+}
+
+/** ext4_dir_entry_tail: a 12-byte inode-0 record with file type 0xDE at the end of a leaf block. */
+const TAIL_SIZE = 12;
+const TAIL_FILE_TYPE = 0xde;
+
+/**
+ * The metadata_csum state of a directory block: `none` when it has no checksum tail (htree
+ * index blocks, inline directories), else whether crc32c(inode seed, block before the tail)
+ * matches the tail's checksum.
+ */
+export function dirBlockChecksum(inodeSeed: number, block: ByteView): 'none' | 'ok' | 'mismatch' {
+  const at = block.length - TAIL_SIZE;
+  if (at < 0 || block.u32(at) !== 0 || block.u16(at + 4) !== TAIL_SIZE || block.u8(at + 6) !== 0 || block.u8(at + 7) !== TAIL_FILE_TYPE) {
+    return 'none';
+  }
+  return crc32cUpdate(inodeSeed, block.slice(0, at)) === block.u32(at + 8) ? 'ok' : 'mismatch';
 }

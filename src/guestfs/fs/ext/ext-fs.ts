@@ -7,13 +7,15 @@ import type { BlockDevice } from '../../../storage/block/index.js';
 import { VirtkitError } from '../../../util/errors.js';
 import { ByteView, corrupt } from '../../bytes.js';
 import { LruCache } from '../../lru.js';
-import { MAX_PATH_BYTES, type DirEntry, type FileStat, type FilesystemDriver, type FilesystemInfo, type FsNode } from '../types.js';
+import {
+  MAX_PATH_BYTES, type DirEntry, type DirScan, type FileStat, type FilesystemDriver, type FilesystemInfo, type FsNode, type ReadPolicy,
+} from '../types.js';
 import {
   extentRuns, indirectRuns, loadExtents, maxFileSize, type BlockRun, type Extent, type MetadataIo,
 } from './block-map.js';
-import { parseDirBlock, type DirParseOptions, type RawDirEntry } from './directory.js';
+import { dirBlockChecksum, parseDirBlock, type DirParseOptions, type RawDirEntry } from './directory.js';
 import { inlineDataTail } from './inline-data.js';
-import { I_BLOCK_SIZE, InodeFlags, ROOT_INO, parseInode, type ExtInode } from './inode.js';
+import { I_BLOCK_SIZE, InodeFlags, ROOT_INO, inodeChecksumMatches, inodeSeed, parseInode, type ExtInode } from './inode.js';
 import {
   Incompat, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, descriptorBlock, parseSuperblock, type Superblock,
 } from './superblock.js';
@@ -25,6 +27,8 @@ export interface ExtNode extends FsNode {
 
 interface DirListing {
   readonly entries: readonly RawDirEntry[];
+  /** Typed errors of the parts that could not be read (never set under a strict policy: it throws). */
+  readonly damaged: readonly VirtkitError[];
   byName?: Map<string, RawDirEntry>;
 }
 
@@ -48,8 +52,9 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
   private readonly extents = new LruCache<number, Extent[]>(EXTENT_CACHE_ENTRIES, (e) => e.length + 1);
   private readonly dirs = new LruCache<number, DirListing>(DIR_CACHE_ENTRIES, (d) => d.entries.length + 1);
   private readonly dirOptions: DirParseOptions;
+  private readonly warned = new Set<string>();
 
-  private constructor(private readonly dev: BlockDevice, readonly sb: Superblock) {
+  private constructor(private readonly dev: BlockDevice, readonly sb: Superblock, private readonly policy: ReadPolicy) {
     const warnings = [...sb.warnings];
     const fsBytes = sb.blocksCount * sb.blockSize;
     if (fsBytes > dev.size) warnings.push(`the filesystem (${fsBytes} bytes) is larger than its device (${dev.size} bytes): the image may be truncated`);
@@ -58,12 +63,24 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
   }
 
   /** Throws `fs.corrupt`/`fs.unsupported` for a bad superblock, `fs.unsupported` for a device too small. */
-  static async open(dev: BlockDevice): Promise<ExtDriver> {
+  static async open(dev: BlockDevice, policy: ReadPolicy = {}): Promise<ExtDriver> {
     if (dev.size < SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE) {
       throw new VirtkitError('fs.unsupported', `device of ${dev.size} bytes is too small for ext`, { size: dev.size });
     }
-    const sb = parseSuperblock(await dev.read(SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE));
-    return new ExtDriver(dev, sb);
+    const sb = parseSuperblock(await dev.read(SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE), policy.strict === true);
+    return new ExtDriver(dev, sb, policy);
+  }
+
+  /**
+   * The checksum rule (docs/guestfs.md): a metadata checksum that does not match data that
+   * is otherwise consistent is read through with a warning (once per structure), as
+   * `debugfs -n` does; under a strict policy it is the error.
+   */
+  private checksumMismatch(err: VirtkitError): void {
+    if (this.policy.strict === true) throw err;
+    if (this.warned.has(err.message)) return;
+    this.warned.add(err.message);
+    this.policy.warn?.(`${err.message} (read through; --strict refuses it)`);
   }
 
   /** A metadata block, cached. Throws `fs.corrupt` for a block outside the filesystem or device. */
@@ -79,11 +96,23 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
     return view;
   }
 
+  /**
+   * First block of group `group`'s inode table. A pointer of 0, into the superblock, or with a
+   * table running past the filesystem is `fs.corrupt` for every inode of the group: reading
+   * there would present blocks that are not inodes (block 0 reads as zeros) as inodes.
+   */
   private async inodeTableBlock(group: number): Promise<number> {
-    const { block, index } = descriptorBlock(this.sb, group);
+    const { sb } = this;
+    const { block, index } = descriptorBlock(sb, group);
     const descs = await this.readMetaBlock(block, 'ext group descriptor');
-    const d = descs.view(index * this.sb.descSize, this.sb.descSize);
-    return ByteView.join(d.u32(0x8), this.sb.descSize >= 64 ? d.u32(0x28) : 0);
+    const d = descs.view(index * sb.descSize, sb.descSize);
+    const table = ByteView.join(d.u32(0x8), sb.descSize >= 64 ? d.u32(0x28) : 0);
+    const tableBlocks = Math.ceil((sb.inodesPerGroup * sb.inodeSize) / sb.blockSize);
+    if (table <= sb.firstDataBlock || table + tableBlocks > sb.blocksCount) {
+      throw corrupt('ext group descriptor', d.baseOffset + 0x8,
+        `bg_inode_table ${table} of group ${group} is outside the filesystem (blocks ${sb.firstDataBlock + 1}..${sb.blocksCount - tableBlocks})`, { group, block: table });
+    }
+    return table;
   }
 
   /** Inode `ino`, cached. Throws `fs.corrupt` for a number out of range or a bad inode. */
@@ -101,6 +130,9 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
     const raw = block.view(byteInTable % sb.blockSize, sb.inodeSize, 'ext inode');
     const flags = raw.u32(0x20);
     const inode = parseInode(ino, raw, maxFileSize(sb, flags));
+    if (sb.csumSeed !== undefined && !inodeChecksumMatches(sb.csumSeed, ino, raw)) {
+      this.checksumMismatch(corrupt('ext inode', raw.baseOffset, `inode ${ino} checksum mismatch`, { ino }));
+    }
     this.inodes.set(ino, inode);
     return inode;
   }
@@ -108,6 +140,11 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
   private async node(ino: number): Promise<ExtNode> {
     const inode = await this.readInode(ino);
     return { ino, inode, type: inode.type, size: inode.size };
+  }
+
+  /** Inode `n` as a node, for `#N` paths. */
+  nodeByNumber(n: number): Promise<ExtNode> {
+    return this.node(n);
   }
 
   async root(): Promise<ExtNode> {
@@ -171,6 +208,7 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
     const hit = this.dirs.get(dir.ino);
     if (hit !== undefined) return hit;
     const entries: RawDirEntry[] = [];
+    const damaged: VirtkitError[] = [];
     if (this.isInline(dir)) {
       const content = this.inlineContent(dir);
       const at = dir.inode.offset + 0x28;
@@ -179,16 +217,35 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
         parseDirBlock(new ByteView(content.subarray(I_BLOCK_SIZE), 'ext inline directory', at), this.dirOptions, entries);
       }
     } else {
-      await this.readDirBlocks(dir, entries);
+      await this.readDirBlocks(dir, entries, damaged);
     }
-    const resolved = await Promise.all(entries.map(async (e) =>
-      e.typeFromInode ? { ...e, type: (await this.readInode(e.inode)).type } : e));
-    const listing: DirListing = { entries: resolved };
+    // Without the filetype feature the type is the inode's. An inode that cannot be read
+    // leaves its entry listed by name with type unknown: the name was read, the rest was
+    // not, and looking up the other names must not fail because of it.
+    const resolved = await Promise.all(entries.map(async (e) => {
+      if (!e.typeFromInode) return e;
+      try {
+        return { ...e, type: (await this.readInode(e.inode)).type };
+      } catch (err) {
+        if (this.policy.strict === true || !(err instanceof VirtkitError)) throw err;
+        return e;
+      }
+    }));
+    const listing: DirListing = { entries: resolved, damaged };
     this.dirs.set(dir.ino, listing);
     return listing;
   }
 
-  private async readDirBlocks(dir: ExtNode, entries: RawDirEntry[]): Promise<void> {
+  /**
+   * A damaged part (a hole, a block past the device, a bad record) is recorded in `damaged`
+   * and the rest of the directory is still read; under a strict policy it throws.
+   */
+  private async readDirBlocks(dir: ExtNode, entries: RawDirEntry[], damaged: VirtkitError[]): Promise<void> {
+    const skip = (err: VirtkitError): void => {
+      if (this.policy.strict === true) throw err;
+      damaged.push(err);
+    };
+    const seed = this.sb.csumSeed === undefined ? undefined : inodeSeed(this.sb.csumSeed, dir.inode);
     const bs = this.sb.blockSize;
     const limit = this.sb.blocksCount * bs;
     if (dir.size > limit) throw corrupt('ext directory', dir.inode.offset, `size ${dir.size} exceeds the filesystem`, { ino: dir.ino });
@@ -196,17 +253,24 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
     const perChunk = Math.max(1, Math.floor(DIR_READ_CHUNK / bs));
     for (const run of await this.runs(dir, 0, blockCount)) {
       if (run.physical === null) {
-        throw corrupt('ext directory', dir.inode.offset, `directory ${dir.ino} has a hole at block ${run.logical}`, { ino: dir.ino });
+        skip(corrupt('ext directory', dir.inode.offset, `directory ${dir.ino} has a hole at block ${run.logical}`, { ino: dir.ino }));
+        continue;
       }
       for (let i = 0; i < run.length; i += perChunk) {
         const n = Math.min(perChunk, run.length - i);
         const devOffset = (run.physical + i) * bs;
         if (devOffset + n * bs > this.dev.size) {
-          throw corrupt('ext directory', devOffset, `directory ${dir.ino} block lies beyond the end of the device`, { ino: dir.ino });
+          skip(corrupt('ext directory', devOffset, `directory ${dir.ino} block lies beyond the end of the device`, { ino: dir.ino }));
+          continue;
         }
         const bytes = await this.dev.read(devOffset, n * bs);
         for (let b = 0; b < n; b++) {
-          parseDirBlock(new ByteView(bytes.subarray(b * bs, (b + 1) * bs), 'ext directory entry', devOffset + b * bs), this.dirOptions, entries);
+          const view = new ByteView(bytes.subarray(b * bs, (b + 1) * bs), 'ext directory entry', devOffset + b * bs);
+          if (seed !== undefined && dirBlockChecksum(seed, view) === 'mismatch') {
+            this.checksumMismatch(corrupt('ext directory block', view.baseOffset, `directory ${dir.ino} block ${run.logical + i + b} checksum mismatch`, { ino: dir.ino }));
+          }
+          // A bad record is reported (or thrown, strict) and the names around it are still read.
+          parseDirBlock(view, this.dirOptions, entries, skip);
         }
         if (entries.length > MAX_DIR_ENTRIES) {
           throw new VirtkitError('fs.too-large', `directory ${dir.ino} has more than ${MAX_DIR_ENTRIES} entries`, { ino: dir.ino, limit: MAX_DIR_ENTRIES });
@@ -216,14 +280,22 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
   }
 
   async list(dir: ExtNode): Promise<DirEntry[]> {
-    const { entries } = await this.listing(dir);
-    return entries.map((e) => ({ name: e.name, type: e.type, inode: e.inode }));
+    const { entries, damaged } = await this.scan(dir);
+    if (damaged.length > 0) throw damaged[0]!;
+    return entries;
   }
 
+  async scan(dir: ExtNode): Promise<DirScan> {
+    const { entries, damaged } = await this.listing(dir);
+    return { entries: entries.map((e) => ({ name: e.name, type: e.type, inode: e.inode })), damaged };
+  }
+
+  /** A name not found in a partly damaged directory may be in the damaged part: that error, not fs.not-found. */
   async lookup(dir: ExtNode, name: string): Promise<ExtNode | undefined> {
     const listing = await this.listing(dir);
     listing.byName ??= new Map(listing.entries.map((e) => [e.name, e]));
     const entry = listing.byName.get(name);
+    if (entry === undefined && listing.damaged.length > 0) throw listing.damaged[0]!;
     return entry === undefined ? undefined : this.node(entry.inode);
   }
 

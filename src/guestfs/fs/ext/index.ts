@@ -2,6 +2,7 @@
 import type { BlockDevice } from '../../../storage/block/index.js';
 import { PathFilesystem } from '../path.js';
 import type { FilesystemType } from '../registry.js';
+import type { ReadPolicy } from '../types.js';
 import { ExtDriver } from './ext-fs.js';
 import { SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, hasExtMagic } from './superblock.js';
 
@@ -13,7 +14,7 @@ export const extFilesystem: FilesystemType = {
     if (dev.size < SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE) return false;
     return hasExtMagic(await dev.read(SUPERBLOCK_OFFSET, 0x40));
   },
-  async open(dev: BlockDevice) {
-    return new PathFilesystem(await ExtDriver.open(dev));
+  async open(dev: BlockDevice, policy?: ReadPolicy) {
+    return new PathFilesystem(await ExtDriver.open(dev, policy));
   },
 };

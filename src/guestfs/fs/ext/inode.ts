@@ -1,6 +1,8 @@
 /** The ext inode: type, ownership, size, times and the 60-byte i_block area. */
 import { ByteView, corrupt } from '../../bytes.js';
 import type { FileType } from '../types.js';
+import { crc32cUpdate } from './crc32c.js';
+import { wideText } from './superblock.js';
 
 export const InodeFlags = { index: 0x1000, hugeFile: 0x40000, extents: 0x80000, eaInode: 0x200000, inlineData: 0x10000000 } as const;
 export const ROOT_INO = 2;
@@ -56,8 +58,15 @@ function decodeTime(v: ByteView, secOff: number, extraOff: number | undefined): 
  */
 export function parseInode(ino: number, raw: ByteView, maxSize: number): ExtInode {
   const mode = raw.u16(0x0);
+  // A directory entry led here, so the inode must be in use: an all-zero inode (an inode
+  // table never written, or zeroed) or one without a file type is damage, not a file.
+  if (fileTypeOfMode(mode) === 'unknown') {
+    throw corrupt('ext inode', raw.baseOffset, `inode ${ino} has no valid file type (mode 0o${mode.toString(8)}${raw.bytes.every((b) => b === 0) ? ', all zeros' : ''})`, { ino });
+  }
   const size = ByteView.join(raw.u32(0x4), raw.u32(0x6c));
-  if (size > maxSize) throw corrupt('ext inode', raw.baseOffset, `inode ${ino} size ${size} exceeds the filesystem's limit ${maxSize}`, { ino });
+  if (size > maxSize) {
+    throw corrupt('ext inode', raw.baseOffset, `inode ${ino} size ${wideText(raw.u32(0x4), raw.u32(0x6c))} exceeds the filesystem's limit ${maxSize}`, { ino });
+  }
   const extraIsize = raw.length > 128 ? raw.u16(0x80) : 0;
   if (raw.length > 128 && (128 + extraIsize > raw.length || extraIsize % 4 !== 0)) {
     throw corrupt('ext inode', raw.baseOffset + 0x80, `inode ${ino} i_extra_isize ${extraIsize} is invalid`, { ino });
@@ -78,4 +87,37 @@ export function parseInode(ino: number, raw: ByteView, maxSize: number): ExtInod
     raw,
     xattrStart: raw.length > 128 ? 128 + extraIsize : 0,
   };
+}
+
+function le32(n: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, n >>> 0, true);
+  return b;
+}
+
+/**
+ * Whether the metadata_csum checksum of inode `ino` matches (ext4_inode_csum: crc32c of the
+ * inode number, its generation and the inode with its checksum fields zeroed, from the
+ * filesystem's seed). Only the low 16 bits are stored in a 128-byte inode.
+ */
+export function inodeChecksumMatches(seed: number, ino: number, raw: ByteView): boolean {
+  const bytes = Uint8Array.from(raw.bytes);
+  const hasHi = raw.length > 128 && raw.u16(0x80) >= 4;
+  const storedLo = raw.u16(0x7c);
+  const storedHi = hasHi ? raw.u16(0x82) : 0;
+  bytes[0x7c] = 0;
+  bytes[0x7d] = 0;
+  if (hasHi) {
+    bytes[0x82] = 0;
+    bytes[0x83] = 0;
+  }
+  let crc = crc32cUpdate(seed, le32(ino));
+  crc = crc32cUpdate(crc, le32(raw.u32(0x64)));
+  crc = crc32cUpdate(crc, bytes);
+  return hasHi ? crc === ((storedHi << 16) | storedLo) >>> 0 : (crc & 0xffff) === storedLo;
+}
+
+/** Seed for an inode's own structures (directory blocks, extent blocks): crc32c of its number and generation. */
+export function inodeSeed(seed: number, inode: ExtInode): number {
+  return crc32cUpdate(crc32cUpdate(seed, le32(inode.ino)), le32(inode.raw.u32(0x64)));
 }

@@ -40,6 +40,8 @@ export interface Superblock {
   readonly inodeSize: number;
   readonly descSize: number;
   readonly firstMetaBg: number;
+  /** Seed of the metadata checksums (crc32c of the UUID, or s_checksum_seed); undefined without metadata_csum. */
+  readonly csumSeed: number | undefined;
   readonly compat: number;
   readonly incompat: number;
   readonly roCompat: number;
@@ -53,8 +55,16 @@ export function hasExtMagic(bytes: Uint8Array): boolean {
   return bytes.length >= 0x3a && bytes[0x38] === 0x53 && bytes[0x39] === 0xef;
 }
 
-/** Parses and validates the superblock bytes. Throws `fs.corrupt` or `fs.unsupported`. */
-export function parseSuperblock(bytes: Uint8Array): Superblock {
+/** `lo + hi * 2^32` as exact decimal text (a Number rounds beyond 2^53). */
+export function wideText(lo: number, hi: number): string {
+  return ((BigInt(hi) << 32n) | BigInt(lo)).toString();
+}
+
+/**
+ * Parses and validates the superblock bytes. Throws `fs.corrupt` or `fs.unsupported`; a
+ * superblock checksum mismatch is a warning, or `fs.corrupt` when `strict`.
+ */
+export function parseSuperblock(bytes: Uint8Array, strict = false): Superblock {
   const v = new ByteView(bytes, 'ext superblock', SUPERBLOCK_OFFSET);
   const bad = (field: string, off: number, why: string): never => {
     throw corrupt('ext superblock', SUPERBLOCK_OFFSET + off, `${field} ${why}`);
@@ -67,22 +77,8 @@ export function parseSuperblock(bytes: Uint8Array): Superblock {
   const incompat = revLevel >= 1 ? v.u32(0x60) : 0;
   const compat = revLevel >= 1 ? v.u32(0x5c) : 0;
   const roCompat = revLevel >= 1 ? v.u32(0x64) : 0;
-  const is64 = (incompat & Incompat.bit64) !== 0;
-  const blocksCount = ByteView.join(v.u32(0x4), is64 ? v.u32(0x150) : 0);
-  const firstDataBlock = v.u32(0x14);
-  const blocksPerGroup = v.u32(0x20);
-  const inodesPerGroup = v.u32(0x28);
-  const inodesCount = v.u32(0x0);
-  const inodeSize = revLevel >= 1 ? v.u16(0x58) : 128;
-  const descSize = is64 ? v.u16(0xfe) : 32;
-  if (blocksCount === 0 || firstDataBlock >= blocksCount) bad('s_blocks_count', 0x4, `${blocksCount} is invalid`);
-  if (firstDataBlock > 1) bad('s_first_data_block', 0x14, `${firstDataBlock} is invalid`);
-  if (blocksPerGroup === 0 || blocksPerGroup > blockSize * 8) bad('s_blocks_per_group', 0x20, `${blocksPerGroup} is invalid`);
-  if (inodesPerGroup === 0 || inodesPerGroup > blockSize * 8) bad('s_inodes_per_group', 0x28, `${inodesPerGroup} is invalid`);
-  if (inodeSize < 128 || inodeSize > blockSize || (inodeSize & (inodeSize - 1)) !== 0) bad('s_inode_size', 0x58, `${inodeSize} is invalid`);
-  if (is64 && (descSize < 64 || descSize > 1024 || (descSize & (descSize - 1)) !== 0)) bad('s_desc_size', 0xfe, `${descSize} is invalid`);
-  const groupCount = Math.ceil((blocksCount - firstDataBlock) / blocksPerGroup);
-  if (inodesCount === 0 || inodesCount > groupCount * inodesPerGroup) bad('s_inodes_count', 0x0, `${inodesCount} is invalid`);
+  // Features first: a bigalloc geometry (blocks per group counted in clusters) is not
+  // corrupt, only unsupported, and must be reported as such.
   const unsupported = (incompat & ~SUPPORTED_INCOMPAT) >>> 0;
   if (unsupported !== 0) {
     throw new VirtkitError('fs.unsupported', `ext filesystem uses unsupported incompatible features 0x${unsupported.toString(16)}`,
@@ -91,19 +87,49 @@ export function parseSuperblock(bytes: Uint8Array): Superblock {
   if ((roCompat & RoCompat.bigalloc) !== 0) {
     throw new VirtkitError('fs.unsupported', 'ext4 bigalloc (cluster allocation) is not supported', { roCompat });
   }
+  const is64 = (incompat & Incompat.bit64) !== 0;
+  const blocksCount = ByteView.join(v.u32(0x4), is64 ? v.u32(0x150) : 0);
+  const firstDataBlock = v.u32(0x14);
+  const blocksPerGroup = v.u32(0x20);
+  const inodesPerGroup = v.u32(0x28);
+  const inodesCount = v.u32(0x0);
+  const inodeSize = revLevel >= 1 ? v.u16(0x58) : 128;
+  const descSize = is64 ? v.u16(0xfe) : 32;
+  if (blocksCount === 0 || firstDataBlock >= blocksCount || !Number.isSafeInteger(blocksCount * blockSize)) {
+    bad('s_blocks_count', 0x4, `${wideText(v.u32(0x4), is64 ? v.u32(0x150) : 0)} is invalid`);
+  }
+  if (firstDataBlock > 1) bad('s_first_data_block', 0x14, `${firstDataBlock} is invalid`);
+  if (blocksPerGroup === 0 || blocksPerGroup > blockSize * 8) bad('s_blocks_per_group', 0x20, `${blocksPerGroup} is invalid`);
+  if (inodesPerGroup === 0 || inodesPerGroup > blockSize * 8) bad('s_inodes_per_group', 0x28, `${inodesPerGroup} is invalid`);
+  if (inodeSize < 128 || inodeSize > blockSize || (inodeSize & (inodeSize - 1)) !== 0) bad('s_inode_size', 0x58, `${inodeSize} is invalid`);
+  if (is64 && (descSize < 64 || descSize > 1024 || (descSize & (descSize - 1)) !== 0)) bad('s_desc_size', 0xfe, `${descSize} is invalid`);
+  const groupCount = Math.ceil((blocksCount - firstDataBlock) / blocksPerGroup);
+  if (inodesCount === 0 || inodesCount > groupCount * inodesPerGroup) bad('s_inodes_count', 0x0, `${inodesCount} is invalid`);
+  const firstMetaBg = v.u32(0x104);
+  const descBlocks = Math.ceil(groupCount / (blockSize / descSize));
+  if ((incompat & Incompat.metaBg) !== 0 && firstMetaBg > descBlocks) {
+    // libext2fs refuses this superblock (EXT2_ET_CORRUPT_SUPERBLOCK), as the kernel does.
+    bad('s_first_meta_bg', 0x104, `${firstMetaBg} is beyond the ${descBlocks} group descriptor blocks`);
+  }
   const warnings: string[] = [];
   if ((incompat & Incompat.recover) !== 0) {
     warnings.push('the journal needs recovery (not cleanly unmounted); it is not replayed, so the newest changes may be missing');
   }
   if ((incompat & Incompat.encrypt) !== 0) warnings.push('encrypted directories are listed with their on-disk (encrypted) names');
-  if ((roCompat & RoCompat.metadataCsum) !== 0 && v.u8(0x175) === 1) {
+  const metadataCsum = (roCompat & RoCompat.metadataCsum) !== 0;
+  if (metadataCsum && v.u8(0x175) === 1) {
     const stored = v.u32(0x3fc);
-    if (crc32cUpdate(0xffffffff, v.slice(0, 0x3fc)) !== stored) warnings.push('superblock checksum mismatch');
+    if (crc32cUpdate(0xffffffff, v.slice(0, 0x3fc)) !== stored) {
+      if (strict) bad('s_checksum', 0x3fc, 'does not match the superblock (metadata_csum)');
+      warnings.push('superblock checksum mismatch (read through; --strict refuses it)');
+    }
   }
+  const csumSeed = !metadataCsum ? undefined
+    : (incompat & Incompat.csumSeed) !== 0 ? v.u32(0x270) : crc32cUpdate(0xffffffff, v.slice(0x68, 16));
   const ext4 = (incompat & ~EXT3_INCOMPAT) !== 0 || (roCompat & ~EXT3_RO_COMPAT) !== 0;
   return {
     inodesCount, blocksCount, firstDataBlock, blockSize, blocksPerGroup, inodesPerGroup, groupCount, inodeSize,
-    descSize, firstMetaBg: v.u32(0x104), compat, incompat, roCompat,
+    descSize, firstMetaBg, csumSeed, compat, incompat, roCompat,
     uuid: formatUuid(v.slice(0x68, 16)), label: cString(v.slice(0x78, 16)),
     type: ext4 ? 'ext4' : (compat & Compat.hasJournal) !== 0 ? 'ext3' : 'ext2',
     warnings,
