@@ -19,10 +19,15 @@ export const LayerImports = {
   storage: ['util', 'conf', 'store'],
   guestfs: ['util', 'conf', 'storage'],
   guestkit: ['util', 'conf'],
+  // Definitions people already have (libvirt domain XML, Xen xm/xl configs) read into and
+  // written from the definition schema: pure text <-> data, so nothing below conf is needed.
+  formats: ['util', 'conf'],
   qemu: ['util', 'conf', 'guestfs', 'storage'],
   client: ['util', 'api'],
+  // Trace analyzers (simpletrace-style) over records of the API's shape, live from a client or read from a file.
+  observability: ['util', 'api'],
   daemon: ['util', 'conf', 'api', 'store', 'storage', 'guestfs', 'qemu'],
-  cli: ['util', 'conf', 'api', 'client', 'storage', 'guestfs', 'guestkit', 'qemu', 'daemon', 'store'],
+  cli: ['util', 'conf', 'api', 'client', 'storage', 'guestfs', 'guestkit', 'qemu', 'daemon', 'store', 'formats'],
   '.': ['util', 'conf', 'client'],
 };
 
