@@ -12,7 +12,7 @@ export { BuiltinDeviceIds, TargetPrefixes, bootDiskIndex, targetIndex, targetNam
 export { DomainDefinitionInputSchema } from './input-schema.js';
 export { validateDefinition, randomMac, type ValidateOptions } from './validate.js';
 export {
-  parseDefinition, loadDefinition, readDefinitionFile, formatDefinition, definitionDocument, formatOfPath, MaxDefinitionBytes,
+  parseDefinition, parseDefinitionDocument, loadDefinition, readDefinitionFile, formatDefinition, definitionDocument, formatOfPath, MaxDefinitionBytes,
   type DefinitionFile, type DefinitionFormat, type ParseOptions, type TextPosition,
 } from './parse.js';
 export { parseSize, formatSize } from './size.js';

@@ -86,10 +86,19 @@ function parseText(text: string, format: DefinitionFormat): unknown {
  * @throws VirtkitError('definition.invalid') for syntax errors and invalid fields.
  */
 export function parseDefinition(text: string, options: ParseOptions = {}): DomainDefinition {
+  return validateDefinition(parseDefinitionDocument(text, options.format ?? 'yaml'), options);
+}
+
+/**
+ * A YAML or JSON definition document as data, not yet validated (the formats layer reads
+ * these beside libvirt XML and xm, and validates all alike).
+ * @throws VirtkitError('definition.invalid') for syntax errors and oversized documents.
+ */
+export function parseDefinitionDocument(text: string, format: DefinitionFormat = 'yaml'): unknown {
   if (text.length > MaxDefinitionBytes) {
     throw definitionError([], 'size', `must be at most ${formatSize(MaxDefinitionBytes)}`, `${text.length} characters`);
   }
-  return validateDefinition(parseText(text, options.format ?? 'yaml'), options);
+  return parseText(text, format);
 }
 
 /** The format a file name implies: `.json` is JSON, anything else YAML. */

@@ -1,31 +1,23 @@
-/** `virtkit define FILE` and `virtkit undefine NAME [--force]`. */
+/** `virtkit define FILE [--format F] [--lenient]` and `virtkit undefine NAME [--force]`. */
 import type { Command } from 'commander';
-import { readDefinitionFile } from '../../conf/index.js';
-import { VirtkitError } from '../../util/errors.js';
 import { printJson, withClient, withConnect, type ConnectOpts } from './connect.js';
-
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin as AsyncIterable<Buffer>) chunks.push(c);
-  return Buffer.concat(chunks).toString('utf8');
-}
+import { FormatOptionHelp, printImportWarnings, readDefinitionInput } from './definition-input.js';
 
 export function register(program: Command): void {
   withConnect(program.command('define')
-    .description('define a domain from a YAML or JSON definition file ("-" reads stdin)')
+    .description('define a domain from a definition file: YAML, JSON, libvirt domain XML or a Xen xm/xl config ("-" reads stdin)')
     .argument('<file>', 'definition file')
-    .option('--format <format>', 'yaml or json (default: from the file name, else yaml)')
+    .option('--format <format>', FormatOptionHelp)
+    .option('--lenient', 'libvirt XML and xm: define even though some elements cannot be honoured; they are listed in the definition\'s notes')
     .option('--json', 'print the new domain\'s info as JSON'))
-    .action(async (file: string, o: ConnectOpts & { format?: string; json?: boolean }) => {
-      if (o.format !== undefined && o.format !== 'yaml' && o.format !== 'json') {
-        throw new VirtkitError('argument.invalid', `--format must be yaml or json, got ${o.format}`, { option: '--format', value: o.format });
-      }
-      const read = file === '-'
-        ? { text: await readStdin(), format: 'yaml' as const, baseDir: process.cwd() }
-        : await readDefinitionFile(file);
-      const { text, baseDir } = read;
-      const format = o.format ?? read.format;
-      const info = await withClient(o, (c) => c.define(text, { format, baseDir }));
+    .action(async (file: string, o: ConnectOpts & { format?: string; lenient?: boolean; json?: boolean }) => {
+      const input = await readDefinitionInput(file, o);
+      // libvirt XML and xm were converted here: the manager receives the definition as JSON.
+      const sent = input.kind === 'text'
+        ? { text: input.text, format: input.format }
+        : { text: JSON.stringify(input.definition), format: 'json' as const };
+      if (input.kind === 'definition') printImportWarnings(input.warnings);
+      const info = await withClient(o, (c) => c.define(sent.text, { format: sent.format, baseDir: input.baseDir }));
       if (o.json) printJson(info);
       else process.stdout.write(`Domain '${info.name}' defined (uuid ${info.uuid})\n`);
     });
