@@ -159,7 +159,7 @@ export async function createSnapshot(h: GuestStateHost, origin: Origin, domain: 
           { disks: notQcow2.map((d) => d.id) });
       }
       if (live) await live.handle.internalSnapshot('save', snap, progress);
-      else for (const d of disks) await runQemuImg(['snapshot', '-q', '-c', snap, '-f', 'qcow2', d.path]);
+      else for (const d of disks) await qemuImgSnapshot('-c', snap, d.path);
       record = { ...base, kind: 'internal', memory: live !== undefined, disks: disks.map((d) => ({ id: d.id, path: d.path, format: d.format })) };
     } else {
       const overlays: { id: string; overlay: string; path: string; format: string }[] = [];
@@ -186,6 +186,26 @@ export async function createSnapshot(h: GuestStateHost, origin: Origin, domain: 
   }));
 }
 
+/** `qemu-img snapshot` on a qcow2 image, its format given (--image-opts), never probed. */
+async function qemuImgSnapshot(op: '-c' | '-a' | '-d', snap: string, image: string): Promise<void> {
+  await runQemuImg(['snapshot', '-q', op, snap, '--image-opts', `driver=qcow2,file.driver=file,file.filename=${image.replace(/,/g, ',,')}`]);
+}
+
+/**
+ * An internal snapshot lives in images the domain must still use directly: once an external
+ * snapshot froze them under an overlay, loading it would write into a backing file that the
+ * overlay (and the external snapshot) depend on.
+ */
+async function assertInternalReachable(h: GuestStateHost, domain: string, rec: DomainRecord, target: SnapshotRecord): Promise<void> {
+  const now = new Set((await h.diskPaths(isActive(rec.status) ? rec.live ?? rec.definition : rec.definition)).map((d) => d.path));
+  const moved = target.disks.filter((d) => !now.has(d.path));
+  if (moved.length > 0) {
+    throw new VirtkitError('operation.unsupported',
+      `cannot revert "${domain}" to "${target.name}": its image${moved.length === 1 ? '' : 's'} ${moved.map((d) => d.path).join(', ')} ${moved.length === 1 ? 'is' : 'are'} no longer the domain's own disk (an external snapshot since froze ${moved.length === 1 ? 'it' : 'them'} under an overlay)`,
+      { name: domain, snapshot: target.name, images: moved.map((d) => d.path) });
+  }
+}
+
 async function missingFiles(paths: readonly string[]): Promise<string[]> {
   const out: string[] = [];
   for (const p of paths) if (!(await stat(p).then((s) => s.isFile(), () => false))) out.push(p);
@@ -207,6 +227,7 @@ export async function revertSnapshot(h: GuestStateHost, origin: Origin, domain: 
     throw new VirtkitError('snapshot.disks-missing', `cannot revert "${domain}" to "${snap}": ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} gone`,
       { name: domain, snapshot: snap, missing });
   }
+  if (target.kind === 'internal') await assertInternalReachable(h, domain, pre, target);
   let finalState: 'running' | 'paused' | undefined;
   if (target.memory) {
     if (!isActive(pre.status)) await h.start(origin, domain, { paused: true });
@@ -225,7 +246,7 @@ export async function revertSnapshot(h: GuestStateHost, origin: Origin, domain: 
       const rec = await requireDomain(h.store.as(origin), domain);
       if (isActive(rec.status)) throw new VirtkitError('domain.invalid-state', `"${domain}" was started again during the revert`, { name: domain });
       if (target.kind === 'internal') {
-        for (const d of target.disks) await runQemuImg(['snapshot', '-q', '-a', snap, '-f', 'qcow2', d.path]);
+        for (const d of target.disks) await qemuImgSnapshot('-a', snap, d.path);
       } else {
         const overlays: { id: string; overlay: string }[] = [];
         for (const d of target.disks) {
@@ -271,7 +292,7 @@ export async function deleteSnapshot(h: GuestStateHost, origin: Origin, domain: 
         await h.requireLive(domain, rec, 'domain.save').handle.internalSnapshot('delete', snap);
       } else {
         for (const d of target.disks) {
-          if (await stat(d.path).then(() => true, () => false)) await runQemuImg(['snapshot', '-q', '-d', snap, '-f', 'qcow2', d.path]);
+          if (await stat(d.path).then(() => true, () => false)) await qemuImgSnapshot('-d', snap, d.path);
         }
       }
     }

@@ -249,18 +249,20 @@ function releaseOfBanner(banner: string): { release?: string } {
 const KdumpSignature = 'KDUMP   ';
 
 async function readKdump(src: ByteSource): Promise<DumpInfo> {
-  const h = await readExact(src, 0, 452, 'kdump header');
+  // QEMU's DiskDumpHeader64: utsname ends at 402, the timeval is 8-aligned (408..424), then u32s
+  const h = await readExact(src, 0, 464, 'kdump header');
   const version = h.readUInt32LE(8);
   const cstr = (at: number, len: number): string => h.subarray(at, at + len).toString('latin1').replace(/\0.*$/s, '');
   const uname = { release: cstr(12 + 65 * 2, 65), machine: cstr(12 + 65 * 4, 65) };
-  const blockSize = h.readUInt32LE(416);
-  const subHdrSize = h.readUInt32LE(420);
-  const bitmapBlocks = h.readUInt32LE(424);
-  let maxMapnr = h.readUInt32LE(428);
-  const nrCpus = h.readUInt32LE(448);
+  const blockSize = h.readUInt32LE(428);
+  const subHdrSize = h.readUInt32LE(432);
+  const bitmapBlocks = h.readUInt32LE(436);
+  let maxMapnr = h.readUInt32LE(440);
+  const nrCpus = h.readUInt32LE(460);
   if (blockSize < 512 || blockSize > 1024 * 1024 || (blockSize & (blockSize - 1)) !== 0) {
-    throw invalid(`kdump block size ${blockSize} is not a power of two between 512 and 1 MiB`, { offset: 416 });
+    throw invalid(`kdump block size ${blockSize} is not a power of two between 512 and 1 MiB`, { offset: 428 });
   }
+  if (subHdrSize > 1024) throw invalid(`kdump sub-header of ${subHdrSize} blocks is not plausible`, { offset: 432 });
   if (version < 1 || version > 64) throw invalid(`kdump header version ${version} is not known`, { offset: 8 });
   const machine = uname.machine || 'unknown';
   let notes: Note[] = [];
@@ -287,7 +289,7 @@ async function readKdump(src: ByteSource): Promise<DumpInfo> {
   // The first bitmap (pages that exist) gives the ranges; the second (pages dumped), the count.
   const bitmapAt = blockSize * (1 + subHdrSize);
   const half = (bitmapBlocks * blockSize) / 2;
-  if (bitmapBlocks === 0 || bitmapAt + 2 * half > src.size) throw invalid(`kdump bitmaps (${bitmapBlocks} blocks at ${bitmapAt}) lie outside the file`, { offset: 424 });
+  if (bitmapBlocks === 0 || bitmapAt + 2 * half > src.size) throw invalid(`kdump bitmaps (${bitmapBlocks} blocks at ${bitmapAt}) lie outside the file`, { offset: 436 });
   const pages = Math.min(maxMapnr, half * 8);
   const ranges: MemoryRange[] = [];
   let runStart = -1;
@@ -327,9 +329,68 @@ function popcount(b: number): number {
   return n;
 }
 
-/** Reads the dump in `src`: ELF core or kdump-compressed. */
-export async function readDumpInfo(src: ByteSource): Promise<DumpInfo> {
-  if (src.size < 16) throw invalid(`the file is ${src.size} bytes: too short for an ELF or kdump header`, { size: src.size });
+const FlatSignature = 'makedumpfile';
+const FlatHeaderBytes = 4096;
+const MaxFlatRecords = 4_000_000;
+const MaxFlatRecordBytes = 256 * 1024 * 1024;
+
+/**
+ * makedumpfile's "flattened" form, which QEMU writes for kdump formats: a 4 KiB header, then
+ * records (offset, size: big-endian i64; the bytes) meaning "these bytes go at this offset",
+ * ended by offset -1. The records are indexed (bounded) and read back as the plain file.
+ */
+async function unflatten(src: ByteSource): Promise<ByteSource> {
+  const records: { at: number; size: number; pos: number }[] = [];
+  let pos = FlatHeaderBytes;
+  let size = 0;
+  for (;;) {
+    if (records.length >= MaxFlatRecords) throw invalid(`more than ${MaxFlatRecords} flattened records`, { offset: pos });
+    const h = await readExact(src, pos, 16, 'flattened record header');
+    const at = h.readBigInt64BE(0);
+    const len = h.readBigInt64BE(8);
+    if (at === -1n && len === -1n) break;
+    if (at < 0n || len < 0n || at > BigInt(Number.MAX_SAFE_INTEGER) || len > BigInt(MaxFlatRecordBytes)) {
+      throw invalid(`flattened record at ${pos}: offset ${at}, size ${len} are not plausible`, { offset: pos });
+    }
+    const rec = { at: Number(at), size: Number(len), pos: pos + 16 };
+    if (rec.pos + rec.size > src.size) throw invalid(`flattened record at ${pos} runs past the end of the file`, { offset: pos });
+    records.push(rec);
+    size = Math.max(size, rec.at + rec.size);
+    pos = rec.pos + rec.size;
+  }
+  records.sort((a, b) => a.at - b.at);
+  return {
+    size,
+    read: async (offset, length) => {
+      const end = Math.min(size, offset + length);
+      const out = Buffer.alloc(Math.max(0, end - offset));
+      // the first record that may overlap: binary search on `at`
+      let lo = 0;
+      let hi = records.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (records[mid]!.at + records[mid]!.size <= offset) lo = mid + 1;
+        else hi = mid;
+      }
+      for (let i = Math.max(0, lo - 1); i < records.length && records[i]!.at < end; i++) {
+        const r = records[i]!;
+        const from = Math.max(offset, r.at);
+        const to = Math.min(end, r.at + r.size);
+        if (to <= from) continue;
+        const part = await src.read(r.pos + (from - r.at), to - from);
+        part.copy(out, from - offset);
+      }
+      return out;
+    },
+  };
+}
+
+/** Reads the dump in `src`: ELF core or kdump-compressed (plain or flattened). */
+export async function readDumpInfo(input: ByteSource): Promise<DumpInfo> {
+  if (input.size < 16) throw invalid(`the file is ${input.size} bytes: too short for an ELF or kdump header`, { size: input.size });
+  const flat = (await readExact(input, 0, 16, 'file header')).subarray(0, FlatSignature.length).toString('latin1') === FlatSignature;
+  const src = flat ? await unflatten(input) : input;
+  if (src.size < 16) throw invalid(`the dump is ${src.size} bytes: too short for an ELF or kdump header`, { size: src.size });
   const ident = await readExact(src, 0, 16, 'file header');
   if (ident.readUInt32BE(0) === 0x7f454c46) return readElf(src, ident);
   if (ident.subarray(0, 8).toString('latin1') === KdumpSignature) return readKdump(src);
