@@ -38,18 +38,6 @@ export interface DefinitionText {
   sources?: ReadonlyMap<string, string>;
 }
 
-/** The xm reader's contract (src/formats/xm/index.ts). */
-interface XmReader {
-  readXmConfig(text: string, opts: { lenient?: boolean; sourceName?: string }): { definition: Record<string, unknown>; warnings: ImportWarning[] };
-  looksLikeXmConfig?: (text: string) => boolean;
-}
-
-/** Loaded on first use: a YAML define never pays for the xm reader. */
-async function xmReader(): Promise<XmReader> {
-  // Through a variable, so this module builds whether or not the xm reader is present.
-  const specifier = './xm/index.js';
-  return (await import(specifier)) as XmReader;
-}
 
 /**
  * An xm config is Python assignments: its first statement is `word = ...`. YAML would read
@@ -90,7 +78,8 @@ export async function readDefinitionText(text: string, options: ReadOptions = {}
       return { definition: imported.definition, warnings: imported.warnings, format, sources: imported.sources };
     }
     case 'xm': {
-      const reader = await xmReader();
+      // Loaded on first use: a YAML or XML define never pays for the xm reader.
+      const reader = await import('./xm/index.js');
       const { definition, warnings } = reader.readXmConfig(text, { lenient: options.lenient === true, sourceName: options.sourceName });
       return { definition, warnings, format };
     }
