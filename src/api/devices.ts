@@ -143,7 +143,7 @@ export type VcpuInfoList = Static<typeof VcpuInfoList>;
 const Active = ['running', 'paused'] as const;
 
 export const DeviceMethods = {
-  'domain.attachDisk': { http: 'POST', path: '/domains/:name/disks', summary: 'Attach a disk (live and/or saved definition)', params: NameParams, body: AttachDiskBody, result: DeviceChange, status: 201, states: 'any', access: 'write', long: false },
+  'domain.attachDisk': { http: 'POST', path: '/domains/:name/disks', summary: 'Attach a disk (live and/or saved definition)', params: NameParams, body: AttachDiskBody, result: DeviceChange, status: 201, states: 'any', access: 'admin', long: false },
   'domain.detachDisk': { http: 'DELETE', path: '/domains/:name/disks/:device', summary: 'Detach a disk by target or id; waits for the guest to release it', params: DeviceTargetParams, query: ScopeQuery, result: DeviceChange, states: 'any', access: 'write', long: false },
   'domain.blockList': { http: 'GET', path: '/domains/:name/disks', summary: 'The disks of the running guest (or of the saved definition)', params: NameParams, query: InactiveQuery, result: BlockList, states: 'any', access: 'read', long: false },
   'domain.attachInterface': { http: 'POST', path: '/domains/:name/interfaces', summary: 'Attach a network interface (live and/or saved definition)', params: NameParams, body: AttachInterfaceBody, result: DeviceChange, status: 201, states: 'any', access: 'write', long: false },
