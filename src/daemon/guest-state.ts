@@ -97,7 +97,7 @@ export async function saveGuest(h: GuestStateHost, origin: Origin, name: string,
     const live = h.requireLive(name, rec, method);
     const definition = rec.live ?? rec.definition;
     const disks = (await h.diskPaths(definition)).filter((d) => !d.readonly);
-    const paused = (await live.handle.state()) === 'paused';
+    const paused = (await live.handle.state()) !== 'running';
     const offset = await writeProvisionalHeader(file, { definition, paused, savedAt: new Date().toISOString() }, disks);
     live.setIntent('saved');
     let streamBytes: number;

@@ -124,7 +124,7 @@ export async function readSaveFile(path: string): Promise<ParsedSave> {
     const { size } = await fh.stat();
     const head = Buffer.alloc(Math.min(size, FixedBytes));
     await fh.read(head, 0, head.length, 0);
-    return parseSaveHeader(path, size, head, async (length) => {
+    return await parseSaveHeader(path, size, head, async (length) => {
       const buf = Buffer.alloc(length);
       const { bytesRead } = await fh.read(buf, 0, length, FixedBytes);
       return buf.subarray(0, bytesRead);

@@ -146,7 +146,7 @@ export async function createSnapshot(h: GuestStateHost, origin: Origin, domain: 
     const runningDef = rec.live ?? rec.definition;
     const disks = (await h.diskPaths(active ? runningDef : rec.definition)).filter((d) => !d.readonly);
     if (disks.length === 0) throw new VirtkitError('operation.unsupported', `"${domain}" has no writable disk to snapshot`, { name: domain });
-    const state: SnapshotRecord['state'] = live ? ((await live.handle.state()) === 'paused' ? 'paused' : 'running') : 'shutoff';
+    const state: SnapshotRecord['state'] = live ? ((await live.handle.state()) !== 'running' ? 'paused' : 'running') : 'shutoff';
     const base = { name: snap, state, createdAt: new Date().toISOString(), definition: rec.definition };
     let record: SnapshotRecord;
     let newSaved: DomainDefinition | undefined;
@@ -236,7 +236,7 @@ export async function revertSnapshot(h: GuestStateHost, origin: Origin, domain: 
       const live = h.requireLive(domain, rec, 'domain.save');
       await live.handle.internalSnapshot('load', snap, progress);
       const now = await live.handle.state();
-      if (target.state === 'running' && now === 'paused') await live.handle.resume();
+      if (target.state === 'running' && now !== 'running') await live.handle.resume();
       if (target.state === 'paused' && now === 'running') await live.handle.pause();
       return target.state === 'paused' ? 'paused' : 'running';
     }));

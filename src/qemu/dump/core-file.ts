@@ -51,6 +51,7 @@ const MaxNotesBytes = 16 * 1024 * 1024;
 const MaxNotes = 4096;
 const MaxVmcoreinfoBytes = 64 * 1024;
 const MaxRanges = 65_536;
+const MaxBitmapBytes = 64 * 1024 * 1024;
 /** The banner is searched in this much of the dump at most (the kernel image sits low in RAM). */
 const BannerScanBytes = 512 * 1024 * 1024;
 const ScanChunk = 4 * 1024 * 1024;
@@ -291,6 +292,7 @@ async function readKdump(src: ByteSource): Promise<DumpInfo> {
   const half = (bitmapBlocks * blockSize) / 2;
   if (bitmapBlocks === 0 || bitmapAt + 2 * half > src.size) throw invalid(`kdump bitmaps (${bitmapBlocks} blocks at ${bitmapAt}) lie outside the file`, { offset: 436 });
   const pages = Math.min(maxMapnr, half * 8);
+  if (pages / 8 > MaxBitmapBytes) throw invalid(`a kdump bitmap of ${Math.ceil(pages / 8)} bytes is more than is read (${MaxBitmapBytes}: 2 TiB of 4 KiB pages)`, { offset: 440 });
   const ranges: MemoryRange[] = [];
   let runStart = -1;
   const chunkBytes = 1024 * 1024;
