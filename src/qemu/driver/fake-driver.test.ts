@@ -250,3 +250,33 @@ describe('monitor, console, adoption', () => {
     expect(await codeOf(next.attach(def, handle.runDir))).toBe('process.stale');
   });
 });
+
+describe('hot-plug, balloon and vCPUs (fake-hotplug.ts)', () => {
+  it('plugs and unplugs devices by id, keeping liveDefinition() and devices() in step; refuses as QEMU does', async () => {
+    const image = join(dir, 'data.raw');
+    await writeFile(image, Buffer.alloc(4096));
+    const { handle, guest } = await launch(definition('hp', { maxvcpus: 2 }));
+    const disk = { id: 'vdb', target: 'vdb', bus: 'virtio' as const, format: 'raw' as const, readonly: false, cache: 'writeback' as const, source: image };
+    await handle.attachDisk(disk, image);
+    await handle.attachNic({ id: 'net0', model: 'virtio', mac: '52:54:00:00:00:07', network: 'user', hostfwd: [] });
+    expect((await handle.devices()).map((d) => d.id)).toEqual(['vdb', 'net0']);
+    expect(handle.liveDefinition().disks.map((d) => d.id)).toEqual(['vdb']);
+    expect(await codeOf(handle.attachDisk(disk, image))).toBe('qmp.command-failed');
+    expect(await codeOf(handle.attachDisk({ ...disk, id: 'vdc', target: 'vdc' }, join(dir, 'missing')))).toBe('qmp.command-failed');
+    expect([...guest.hotplug.nodes].sort()).toEqual(['vdb-file', 'vdb-format']);
+    guest.hotplug.holdDevice('net0');
+    expect(await codeOf(handle.detachNic('net0', { timeoutMs: 1000 }))).toBe('device.detach-timeout');
+    guest.hotplug.releaseDevices();
+    await handle.detachNic('net0', { timeoutMs: 1000 });
+    await handle.detachDisk('vdb', { timeoutMs: 1000 });
+    expect(await codeOf(handle.detachDisk('vdb', { timeoutMs: 1000 }))).toBe('qmp.command-failed');
+    expect(await handle.devices()).toEqual([]);
+
+    await handle.setMemory(32 * 1024 * 1024);
+    expect((await handle.memoryStats()).actual).toBe(32 * 1024 * 1024);
+    await handle.setVcpus(2, { timeoutMs: 1000 });
+    expect((await handle.vcpuInfo()).map((v) => v.hotplugged)).toEqual([false, true]);
+    expect(await codeOf(handle.setVcpus(3, { timeoutMs: 1000 }))).toBe('vcpus.out-of-range');
+    expect(await codeOf(handle.setVcpus(0, { timeoutMs: 1000 }))).toBe('operation.unsupported');
+  });
+});
