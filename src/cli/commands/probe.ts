@@ -23,7 +23,11 @@ export function register(program: Command): void {
       const ac = new AbortController();
       process.once('SIGINT', () => ac.abort());
       await withClient(o, async (c) => {
-        for await (const r of c.probe({ signal: ac.signal, ...(o.channel ? { channels: o.channel } : {}) })) {
+        const records = c.probe({
+          signal: ac.signal, ...(o.channel ? { channels: o.channel } : {}),
+          onStarted: (channels) => process.stderr.write(`probing ${channels.join(', ')}\n`),
+        });
+        for await (const r of records) {
           process.stdout.write(o.json ? `${JSON.stringify(r)}\n` : `${escapeForTerminal(formatProbe(r))}\n`);
         }
       });
