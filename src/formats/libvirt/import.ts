@@ -6,9 +6,15 @@
  * list goes into the definition's `notes`.
  */
 import { VirtkitError } from '../../util/errors.js';
+import { escapeForTerminal } from '../../util/terminal-text.js';
 import { genericXpath, mappingRow, unsupportedReason } from './mapping.js';
 import { scaledBytes } from './units.js';
 import { readXml, type XmlElement } from './xml-reader.js';
+
+/** A document value as shown in a message: JSON-quoted, control characters escaped (it may reach a terminal). */
+function quoted(value: unknown): string {
+  return escapeForTerminal(JSON.stringify(value) ?? 'nothing');
+}
 
 export const QemuNamespace = 'http://libvirt.org/schemas/domain/qemu/1.0';
 
@@ -106,7 +112,7 @@ class Reader {
   /** Mark an attribute read and report its value as not honoured. */
   refuseValue(el: XmlElement, name: string, reason: string): void {
     const value = this.attr(el, name);
-    this.unsupported.push({ path: `${el.xpath}/@${name}`, message: `${JSON.stringify(value)} is not supported: ${reason}` });
+    this.unsupported.push({ path: `${el.xpath}/@${name}`, message: `${quoted(value)} is not supported: ${reason}` });
   }
 
   /** Mark an element read and report it (and so all it holds) as not honoured. */
@@ -164,7 +170,7 @@ function resolveNamespaces(root: XmlElement): Map<XmlElement, string> {
     let own: Map<string, string> | undefined;
     for (const [key, value] of el.attrs) {
       if (key === 'xmlns' && value !== '' && !inMetadata) {
-        throw new VirtkitError('definition.xml-refused', `line ${el.line}, column ${el.column}: ${el.xpath}: unknown namespace ${JSON.stringify(value)} (libvirt's domain has none; only ${QemuNamespace} is read)`, { xpath: el.xpath, line: el.line, column: el.column, rule: 'namespace' });
+        throw new VirtkitError('definition.xml-refused', `line ${el.line}, column ${el.column}: ${el.xpath}: unknown namespace ${quoted(value)} (libvirt's domain has none; only ${QemuNamespace} is read)`, { xpath: el.xpath, line: el.line, column: el.column, rule: 'namespace' });
       }
       if (key.startsWith('xmlns:')) {
         own ??= new Map(scope);
@@ -184,7 +190,7 @@ function resolveNamespaces(root: XmlElement): Map<XmlElement, string> {
       }
       if (uri === QemuNamespace) names.set(el, `qemu:${el.name.slice(colon + 1)}`);
       else if (!inMetadata) {
-        throw new VirtkitError('definition.xml-refused', `line ${el.line}, column ${el.column}: ${el.xpath}: unknown namespace ${JSON.stringify(uri)} (only ${QemuNamespace} is read)`, { xpath: el.xpath, line: el.line, column: el.column, rule: 'namespace' });
+        throw new VirtkitError('definition.xml-refused', `line ${el.line}, column ${el.column}: ${el.xpath}: unknown namespace ${quoted(uri)} (only ${QemuNamespace} is read)`, { xpath: el.xpath, line: el.line, column: el.column, rule: 'namespace' });
       }
     }
     const childInMetadata = inMetadata || (el.xpath === '/domain/metadata');
@@ -213,7 +219,7 @@ function importDomainAttributes(ctx: Ctx, root: XmlElement): void {
   const type = r.attr(root, 'type');
   if (type === 'kvm') set(ctx, 'accel', 'auto', `${root.xpath}/@type`);
   else if (type === 'qemu') set(ctx, 'accel', 'tcg', `${root.xpath}/@type`);
-  else if (type !== undefined) r.unsupported.push({ path: `${root.xpath}/@type`, message: `${JSON.stringify(type)} is not supported: virtkit runs QEMU (type kvm or qemu)` });
+  else if (type !== undefined) r.unsupported.push({ path: `${root.xpath}/@type`, message: `${quoted(type)} is not supported: virtkit runs QEMU (type kvm or qemu)` });
   r.attr(root, 'id');
 }
 
@@ -260,7 +266,7 @@ function importMemory(ctx: Ctx, root: XmlElement): void {
 
 function integerText(ctx: Ctx, el: XmlElement, path = el.xpath): number {
   const text = ctx.r.text(el);
-  if (!/^[0-9]{1,9}$/.test(text)) throw invalid(path, `must be a whole number, got ${JSON.stringify(text.slice(0, 40))}`);
+  if (!/^[0-9]{1,9}$/.test(text)) throw invalid(path, `must be a whole number, got ${quoted(text.slice(0, 40))}`);
   return Number(text);
 }
 
@@ -271,7 +277,7 @@ function importCpus(ctx: Ctx, root: XmlElement): void {
     const count = integerText(ctx, vcpu);
     const current = r.attr(vcpu, 'current');
     if (current !== undefined) {
-      if (!/^[0-9]{1,4}$/.test(current)) throw invalid(`${vcpu.xpath}/@current`, `must be a whole number, got ${JSON.stringify(current.slice(0, 40))}`);
+      if (!/^[0-9]{1,4}$/.test(current)) throw invalid(`${vcpu.xpath}/@current`, `must be a whole number, got ${quoted(current.slice(0, 40))}`);
       set(ctx, 'vcpus', Number(current), `${vcpu.xpath}/@current`);
       if (Number(current) !== count) set(ctx, 'maxvcpus', count, vcpu.xpath);
     } else {
@@ -293,7 +299,7 @@ function importCpus(ctx: Ctx, root: XmlElement): void {
     const period = cputune.children.find((c) => c.name === 'period');
     const periodUs = period === undefined ? 100000 : integerText(ctx, r.use(period));
     if (!/^[0-9]{1,12}$/.test(quotaText) || periodUs === 0) {
-      r.unsupported.push({ path: quota.xpath, message: `${JSON.stringify(quotaText)} is not supported: a positive quota in microseconds per period` });
+      r.unsupported.push({ path: quota.xpath, message: `${quoted(quotaText)} is not supported: a positive quota in microseconds per period` });
     } else {
       const percent = (Number(quotaText) * 100) / periodUs;
       if (Number.isInteger(percent)) set(ctx, 'cpu_quota', percent, quota.xpath);
@@ -327,7 +333,7 @@ function importOs(ctx: Ctx, root: XmlElement): BootFacts {
   const type = r.child(os, 'type');
   if (type !== undefined) {
     const kind = r.text(type);
-    if (kind !== 'hvm') r.unsupported.push({ path: `${type.xpath}/text()`, message: `${JSON.stringify(kind)} is not supported: hvm only` });
+    if (kind !== 'hvm') r.unsupported.push({ path: `${type.xpath}/text()`, message: `${quoted(kind)} is not supported: hvm only` });
     const arch = type.attrs.get('arch');
     if (arch !== undefined && arch !== 'x86_64') r.refuseValue(type, 'arch', 'virtkit runs qemu-system-x86_64');
     else r.attr(type, 'arch');
@@ -350,7 +356,7 @@ function importOs(ctx: Ctx, root: XmlElement): BootFacts {
   for (const boot of r.all(os, 'boot')) {
     const dev = r.attr(boot, 'dev');
     if (dev === 'hd') facts.devs.push(boot);
-    else r.unsupported.push({ path: `${boot.xpath}/@dev`, message: `${JSON.stringify(dev)} is not supported: virtkit boots from disks (hd) or a kernel` });
+    else r.unsupported.push({ path: `${boot.xpath}/@dev`, message: `${quoted(dev)} is not supported: virtkit boots from disks (hd) or a kernel` });
   }
   const loader = r.child(os, 'loader');
   if (loader !== undefined) {
@@ -404,7 +410,7 @@ function importFeaturesCpuClock(ctx: Ctx, root: XmlElement): void {
       // A custom CPU without a model only sets what follows (topology...): the model stays the default.
       if (model !== undefined) set(ctx, 'cpu', r.text(model), model.xpath);
     } else {
-      r.unsupported.push({ path: `${cpu.xpath}/@mode`, message: `${JSON.stringify(mode)} is not supported: host-passthrough, host-model or custom` });
+      r.unsupported.push({ path: `${cpu.xpath}/@mode`, message: `${quoted(mode)} is not supported: host-passthrough, host-model or custom` });
     }
   }
 
@@ -420,7 +426,7 @@ function importFeaturesCpuClock(ctx: Ctx, root: XmlElement): void {
     if (el === undefined) continue;
     const action = r.text(el);
     if (action === 'destroy' || action === 'restart' || action === 'preserve') set(ctx, event, action, el.xpath);
-    else r.unsupported.push({ path: `${el.xpath}/text()`, message: `${JSON.stringify(action)} is not supported: destroy, restart or preserve` });
+    else r.unsupported.push({ path: `${el.xpath}/text()`, message: `${quoted(action)} is not supported: destroy, restart or preserve` });
   }
 }
 
@@ -437,7 +443,7 @@ function importDisk(ctx: Ctx, el: XmlElement, index: number, out: DiskImport, ta
   const { r } = ctx;
   const device = el.attrs.get('device') ?? 'disk';
   if (device !== 'disk') {
-    r.refuseElement(el, `device ${JSON.stringify(device)}: disks only (no cdrom, floppy or lun)`);
+    r.refuseElement(el, `device ${quoted(device)}: disks only (no cdrom, floppy or lun)`);
     return;
   }
   r.attr(el, 'device');
@@ -446,7 +452,7 @@ function importDisk(ctx: Ctx, el: XmlElement, index: number, out: DiskImport, ta
   ctx.sources.set(path, el.xpath);
   const type = el.attrs.get('type') ?? 'file';
   if (type !== 'file' && type !== 'block' && type !== 'volume') {
-    r.refuseElement(el, `type ${JSON.stringify(type)}: file, block or volume disks only`);
+    r.refuseElement(el, `type ${quoted(type)}: file, block or volume disks only`);
     return;
   }
   r.attr(el, 'type');
@@ -476,7 +482,7 @@ function importDisk(ctx: Ctx, el: XmlElement, index: number, out: DiskImport, ta
   const dev = target === undefined ? undefined : r.attr(target, 'dev');
   if (target === undefined || dev === undefined) throw invalid(`${el.xpath}/target/@dev`, 'is required');
   const earlier = targets.get(dev);
-  if (earlier !== undefined) throw invalid(`${target.xpath}/@dev`, `duplicate target ${JSON.stringify(dev)}: ${earlier} has it already`);
+  if (earlier !== undefined) throw invalid(`${target.xpath}/@dev`, `duplicate target ${quoted(dev)}: ${earlier} has it already`);
   targets.set(dev, target.xpath);
   disk['target'] = dev;
   disk['id'] = dev;
@@ -492,7 +498,7 @@ function importDisk(ctx: Ctx, el: XmlElement, index: number, out: DiskImport, ta
   const boot = r.child(el, 'boot');
   if (boot !== undefined) {
     const orderText = r.attr(boot, 'order') ?? '';
-    if (!/^[0-9]{1,4}$/.test(orderText)) throw invalid(`${boot.xpath}/@order`, `must be a whole number, got ${JSON.stringify(orderText.slice(0, 40))}`);
+    if (!/^[0-9]{1,4}$/.test(orderText)) throw invalid(`${boot.xpath}/@order`, `must be a whole number, got ${quoted(orderText.slice(0, 40))}`);
     const order = Number(orderText);
     out.orders.push({ order, id: dev, xpath: boot.xpath });
     if (out.bootOrder === undefined || order < out.bootOrder.order) out.bootOrder = { order, id: dev, xpath: boot.xpath };
@@ -505,7 +511,7 @@ function importInterface(ctx: Ctx, el: XmlElement, index: number, macs: Map<stri
   const type = el.attrs.get('type');
   const path = `nics[${index}]`;
   if (type !== 'user' && type !== 'network' && type !== 'bridge') {
-    r.refuseElement(el, `type ${JSON.stringify(type)}: user, network or bridge interfaces only (network and bridge become user)`);
+    r.refuseElement(el, `type ${quoted(type)}: user, network or bridge interfaces only (network and bridge become user)`);
     return undefined;
   }
   r.attr(el, 'type');
@@ -514,7 +520,7 @@ function importInterface(ctx: Ctx, el: XmlElement, index: number, macs: Map<stri
   const source = r.child(el, 'source');
   if (type !== 'user') {
     const named = source === undefined ? undefined : r.attr(source, type);
-    r.warn(el.xpath, `type ${type}${named === undefined ? '' : ` (${type} ${JSON.stringify(named)})`} became a user-mode NIC: virtkit has no ${type === 'network' ? 'networks' : 'bridges'} yet`);
+    r.warn(el.xpath, `type ${type}${named === undefined ? '' : ` (${type} ${quoted(named)})`} became a user-mode NIC: virtkit has no ${type === 'network' ? 'networks' : 'bridges'} yet`);
   }
   const mac = r.child(el, 'mac');
   const address = mac === undefined ? undefined : r.attr(mac, 'address');
@@ -547,8 +553,8 @@ function importSerial(ctx: Ctx, devices: XmlElement): void {
     const port = targetEl?.attrs.get('port') ?? '0';
     const targetType = targetEl?.attrs.get('type');
     const wanted = kind === 'console' ? 'serial' : 'isa-serial';
-    const refusal = type !== 'pty' ? `type ${JSON.stringify(type)}: pty only (virtkit's console socket serves it)`
-      : targetType !== undefined && targetType !== wanted ? `target type ${JSON.stringify(targetType)}: ${wanted} only`
+    const refusal = type !== 'pty' ? `type ${quoted(type)}: pty only (virtkit's console socket serves it)`
+      : targetType !== undefined && targetType !== wanted ? `target type ${quoted(targetType)}: ${wanted} only`
         : port !== '0' ? `port ${port}: virtkit has one serial port (ttyS0)` : undefined;
     if (refusal !== undefined) {
       r.refuseElement(el, refusal);
@@ -562,7 +568,7 @@ function importSerial(ctx: Ctx, devices: XmlElement): void {
       const model = r.child(target, 'model');
       if (model !== undefined) {
         const name = r.attr(model, 'name');
-        if (name !== 'isa-serial') r.unsupported.push({ path: `${model.xpath}/@name`, message: `${JSON.stringify(name)} is not supported: isa-serial only` });
+        if (name !== 'isa-serial') r.unsupported.push({ path: `${model.xpath}/@name`, message: `${quoted(name)} is not supported: isa-serial only` });
       }
     }
     const source = r.child(el, 'source');
@@ -582,7 +588,7 @@ function importGraphicsVideo(ctx: Ctx, devices: XmlElement): void {
   graphics.forEach((el, i) => {
     const type = el.attrs.get('type');
     if (type !== 'vnc' || i > 0) {
-      r.refuseElement(el, i > 0 ? 'one display only' : `type ${JSON.stringify(type)}: VNC only`);
+      r.refuseElement(el, i > 0 ? 'one display only' : `type ${quoted(type)}: VNC only`);
       return;
     }
     r.use(el);
@@ -606,7 +612,7 @@ function importGraphicsVideo(ctx: Ctx, devices: XmlElement): void {
     const model = el.children.find((c) => c.name === 'model');
     const type = model?.attrs.get('type');
     if (i > 0 || model === undefined || (type !== 'vga' && type !== 'bochs' && type !== 'virtio' && type !== 'none')) {
-      r.refuseElement(el, i > 0 ? 'one video card only' : `model ${JSON.stringify(type)}: vga, bochs, virtio or none`);
+      r.refuseElement(el, i > 0 ? 'one video card only' : `model ${quoted(type)}: vga, bochs, virtio or none`);
       return;
     }
     r.use(el);
@@ -656,7 +662,7 @@ function importFilesystems(ctx: Ctx, devices: XmlElement): void {
     const type = el.attrs.get('type') ?? 'mount';
     const mode = el.attrs.get('accessmode') ?? 'passthrough';
     if (type !== 'mount' || mode !== 'passthrough') {
-      r.refuseElement(el, `type ${JSON.stringify(type)} with accessmode ${JSON.stringify(mode)}: passthrough mounts only`);
+      r.refuseElement(el, `type ${quoted(type)} with accessmode ${quoted(mode)}: passthrough mounts only`);
       continue;
     }
     r.attr(el, 'type');
@@ -667,7 +673,7 @@ function importFilesystems(ctx: Ctx, devices: XmlElement): void {
     const driverType = driver === undefined ? undefined : r.attr(driver, 'type');
     if (driverType === 'virtiofs') fs['driver'] = 'virtiofs';
     else if (driverType === 'path') fs['driver'] = '9p';
-    else if (driverType !== undefined && driver !== undefined) r.unsupported.push({ path: `${driver.xpath}/@type`, message: `${JSON.stringify(driverType)} is not supported: virtiofs or path (9p)` });
+    else if (driverType !== undefined && driver !== undefined) r.unsupported.push({ path: `${driver.xpath}/@type`, message: `${quoted(driverType)} is not supported: virtiofs or path (9p)` });
     const source = r.child(el, 'source');
     const dir = source === undefined ? undefined : r.attr(source, 'dir');
     if (dir === undefined) throw invalid(`${el.xpath}/source/@dir`, 'is required');
@@ -692,7 +698,7 @@ function importDevices(ctx: Ctx, root: XmlElement, facts: BootFacts): void {
     if (emulator !== undefined) {
       const path = emulator.text.trim();
       if (/(^|\/)(qemu-system-x86_64|qemu-kvm|kvm)$/.test(path)) r.text(r.use(emulator));
-      else r.refuseElement(emulator, `${JSON.stringify(path)} is not a qemu-system-x86_64: virtkit runs the host's own`);
+      else r.refuseElement(emulator, `${quoted(path)} is not a qemu-system-x86_64: virtkit runs the host's own`);
     }
     const targets = new Map<string, string>();
     r.all(devices, 'disk').forEach((el) => importDisk(ctx, el, diskImport.disks.length, diskImport, targets));
@@ -722,7 +728,7 @@ function importDevices(ctx: Ctx, root: XmlElement, facts: BootFacts): void {
     for (const [i, el] of balloons.entries()) {
       const model = el.attrs.get('model');
       if (i > 0 || (model !== 'virtio' && model !== 'none')) {
-        r.refuseElement(el, i > 0 ? 'one balloon only' : `model ${JSON.stringify(model)}: virtio or none`);
+        r.refuseElement(el, i > 0 ? 'one balloon only' : `model ${quoted(model)}: virtio or none`);
         continue;
       }
       r.attr(el, 'model');
@@ -735,7 +741,7 @@ function importDevices(ctx: Ctx, root: XmlElement, facts: BootFacts): void {
     for (const panic of r.peek(devices, 'panic')) {
       const model = panic.attrs.get('model') ?? 'isa';
       if (model === 'isa') r.attr(r.use(panic), 'model');
-      else r.refuseElement(panic, `model ${JSON.stringify(model)}: virtkit's pvpanic is isa`);
+      else r.refuseElement(panic, `model ${quoted(model)}: virtkit's pvpanic is isa`);
     }
   } else {
     set(ctx, 'serial', false, '/domain');
@@ -776,7 +782,7 @@ function importQemuCommandline(ctx: Ctx, root: XmlElement): void {
       const name = r.attr(variable, 'name');
       if (name === undefined) throw invalid(`${variable.xpath}/@name`, 'is required');
       const earlier = envFrom.get(name);
-      if (earlier !== undefined) throw invalid(`${variable.xpath}/@name`, `duplicate variable ${JSON.stringify(name)}: ${earlier} sets it already`);
+      if (earlier !== undefined) throw invalid(`${variable.xpath}/@name`, `duplicate variable ${quoted(name)}: ${earlier} sets it already`);
       envFrom.set(name, variable.xpath);
       env[name] = r.attr(variable, 'value') ?? '';
     }

@@ -4,6 +4,12 @@
  * `iB` is a power of 1024, with `B` a power of 1000; case does not matter.
  */
 import { VirtkitError } from '../../util/errors.js';
+import { escapeForTerminal } from '../../util/terminal-text.js';
+
+/** A document value as shown in a message: JSON-quoted, control characters escaped (it may reach a terminal). */
+function quoted(value: unknown): string {
+  return escapeForTerminal(JSON.stringify(value) ?? 'nothing');
+}
 
 /** Every unit spelling libvirt documents, for the docs table. */
 export const LibvirtUnits = ['b', 'bytes', 'KB', 'k', 'KiB', 'MB', 'M', 'MiB', 'GB', 'G', 'GiB', 'TB', 'T', 'TiB', 'PB', 'P', 'PiB', 'EB', 'E', 'EiB'] as const;
@@ -29,11 +35,11 @@ export function unitScale(unit: string): bigint | undefined {
 export function scaledBytes(value: string, unit: string | undefined, defaultUnit: string, xpath: string): number {
   const digits = value.trim();
   if (!/^[0-9]{1,40}$/.test(digits)) {
-    throw new VirtkitError('definition.invalid', `${xpath}: must be a whole number, got ${JSON.stringify(digits.slice(0, 40))}`, { xpath, rule: 'integer' });
+    throw new VirtkitError('definition.invalid', `${xpath}: must be a whole number, got ${quoted(digits.slice(0, 40))}`, { xpath, rule: 'integer' });
   }
   const scale = unitScale(unit ?? defaultUnit);
   if (scale === undefined) {
-    throw new VirtkitError('definition.invalid', `${xpath}/@unit: must be one of ${LibvirtUnits.join(', ')}, got ${JSON.stringify(unit)}`, { xpath: `${xpath}/@unit`, rule: 'unit' });
+    throw new VirtkitError('definition.invalid', `${xpath}/@unit: must be one of ${LibvirtUnits.join(', ')}, got ${quoted(unit)}`, { xpath: `${xpath}/@unit`, rule: 'unit' });
   }
   const bytes = BigInt(digits) * scale;
   if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) {
