@@ -4,7 +4,7 @@
  * shows in /proc/partitions and goes away on detach, a NIC in /sys/class/net, setmem moves
  * MemTotal, setvcpus adds a CPU that the guest can online. One boot for the whole file.
  */
-import { readFile, writeFile, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -101,6 +101,29 @@ describe.sequential('hot-plug on a running guest through the CLI', { timeout: 12
     expect(JSON.parse(await ok(['domblklist', G, '--json']))).toEqual([]);
     const gone = await cli(['detach-disk', G, 'vdb']);
     expect([gone.code, gone.stderr]).toEqual([ExitCodes.notFound, expect.stringMatching(/device\.not-found/)]);
+  });
+
+  it('attach-disk of a pool volume on the scsi bus: the guest\'s SCSI bus gets the target; --config alone waits for the next start', async () => {
+    await mkdir(join(dir, 'pool'));
+    await ok(['pool-define-as', 'hp', 'dir', join(dir, 'pool')]);
+    await ok(['vol-create-as', 'hp', 'extra.qcow2', '16M', '--format', 'qcow2']);
+    await ok(['attach-disk', G, 'hp/extra.qcow2', 'sdb', '--format', 'qcow2', '--bus', 'scsi']);
+    // sdb is SCSI target 1 on the controller scsi0 (host 0 in the guest: it has no other)
+    await waitFor('the SCSI device in the guest', async () => (await sh('ls /sys/bus/scsi/devices')).includes('0:0:1:0'), 30_000, 200);
+    expect(JSON.parse(await ok(['domblklist', G, '--json']))).toEqual([
+      { target: 'sdb', id: 'sdb', bus: 'scsi', format: 'qcow2', source: 'hp/extra.qcow2', readonly: false },
+    ]);
+    // a volume a defined guest uses is not deleted from under it
+    expect((await cli(['vol-delete', 'hp', 'extra.qcow2'])).stderr).toMatch(/volume\.in-use/);
+    await ok(['detach-disk', G, 'sdb']);
+    expect(await sh('ls /sys/bus/scsi/devices')).not.toContain('0:0:1:0');
+
+    await ok(['attach-disk', G, join(dir, 'data.raw'), 'vdc', '--config']);
+    expect(JSON.parse(await ok(['domblklist', G, '--json']))).toEqual([]);
+    expect(JSON.parse(await ok(['domblklist', G, '--inactive', '--json']))).toHaveLength(1);
+    expect(JSON.parse(await ok(['dominfo', G, '--json']))).toMatchObject({ definitionDiffers: true });
+    await ok(['detach-disk', G, 'vdc', '--config']);
+    expect(JSON.parse(await ok(['dominfo', G, '--json']))).toMatchObject({ definitionDiffers: false });
   });
 
   it('attach-interface shows a NIC in /sys/class/net; detach-interface by MAC takes it away', async () => {
