@@ -14,15 +14,27 @@ export interface FilesystemReport extends FilesystemInfo {
 }
 
 export interface BootReport {
-  readonly kernels: FileReport[];
+  readonly kernels: KernelReport[];
   readonly initrds: FileReport[];
   /** Bootloader configuration files found (paths inside this filesystem). */
   readonly bootloaderConfigs: string[];
 }
 
 export interface FileReport {
+  /** The file itself: symlinks such as /vmlinuz are resolved and listed in `links`. */
   readonly path: string;
   readonly size: number;
+  /** Symlinks among the names looked at that lead to this file (`/vmlinuz`, `/boot/initrd.img.old`). */
+  readonly links?: string[];
+}
+
+export interface KernelReport extends FileReport {
+  /** The release, from the file name (`vmlinuz-6.1.0-18-amd64`), else from the image's version string. */
+  readonly version?: string;
+  /** The version string the kernel image carries (x86 boot header), as it is. */
+  readonly versionString?: string;
+  /** The initrd of the same release, when there is one. */
+  readonly initrd?: string;
 }
 
 export interface OperatingSystemReport {
@@ -132,12 +144,44 @@ export async function inspectOperatingSystem(fs: Filesystem): Promise<Omit<Opera
   };
 }
 
+/** The release in a kernel or initrd file name: `vmlinuz-6.1.0-18-amd64`, `initramfs-6.5.6-300.fc39.x86_64.img`. */
+export function releaseOfName(name: string): string | undefined {
+  const m = /^(?:vmlinuz|vmlinux|bzImage|kernel|initrd\.img|initrd|initramfs)-(.+?)(?:\.img)?$/.exec(name);
+  return m === null || m[1] === 'old' ? undefined : m[1];
+}
+
+/**
+ * The version string of an x86 kernel image: the boot protocol header ("HdrS" at 0x202,
+ * protocol 2.00 or later) points at it with kernel_version (0x20e), relative to 0x200.
+ */
+export function kernelVersionString(header: Uint8Array, readAt: (offset: number) => Promise<Uint8Array>): Promise<string | undefined> | undefined {
+  if (header.length < 0x210 || header[0x202] !== 0x48 || header[0x203] !== 0x64 || header[0x204] !== 0x72 || header[0x205] !== 0x53) return undefined;
+  const protocol = header[0x206]! | (header[0x207]! << 8);
+  const pointer = header[0x20e]! | (header[0x20f]! << 8);
+  if (protocol < 0x200 || pointer === 0) return undefined;
+  return readAt(0x200 + pointer).then((bytes) => {
+    const end = bytes.indexOf(0);
+    const text = Buffer.from(end < 0 ? bytes : bytes.subarray(0, end)).toString('utf8').trim();
+    return /^[0-9]/.test(text) ? text : undefined;
+  });
+}
+
+const VERSION_STRING_BYTES = 256;
+
+async function kernelVersionOf(fs: Filesystem, path: string): Promise<string | undefined> {
+  const header = await optional(() => fs.readRange(path, 0, 0x210));
+  if (header === undefined) return undefined;
+  return optional(async () => kernelVersionString(header, (offset) => fs.readRange(path, offset, VERSION_STRING_BYTES)));
+}
+
 /** Kernels and initrds in /boot (or at the top of a separate boot filesystem) and bootloader configs. */
 export async function inspectBoot(fs: Filesystem): Promise<BootReport> {
-  const kernels: FileReport[] = [];
-  const initrds: FileReport[] = [];
+  // Keyed by the file's real path: /vmlinuz -> boot/vmlinuz-6.1.0-18-amd64 is that kernel, once.
+  const kernelFiles = new Map<string, FileReport & { links: string[] }>();
+  const initrdFiles = new Map<string, FileReport & { links: string[] }>();
   for (const dir of ['/boot', '/']) {
     const entries = (await optional(() => fs.readdir(dir))) ?? [];
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const e of entries) {
       const isKernel = KERNEL_NAME.test(e.name);
       const isInitrd = INITRD_NAME.test(e.name);
@@ -145,8 +189,27 @@ export async function inspectBoot(fs: Filesystem): Promise<BootReport> {
       const path = `${dir === '/' ? '' : dir}/${e.name}`;
       const st = await optional(() => fs.stat(path));
       if (st?.type !== 'file') continue;
-      (isKernel ? kernels : initrds).push({ path, size: st.size });
+      const real = (await optional(() => fs.realpath(path))) ?? path;
+      const files = isKernel ? kernelFiles : initrdFiles;
+      const known = files.get(real) ?? { path: real, size: st.size, links: [] };
+      if (real !== path) known.links.push(path);
+      files.set(real, known);
     }
+  }
+  const withLinks = (f: FileReport & { links: string[] }): FileReport => (f.links.length === 0 ? { path: f.path, size: f.size } : f);
+  const initrds = [...initrdFiles.values()].map(withLinks);
+  const kernels: KernelReport[] = [];
+  for (const k of kernelFiles.values()) {
+    const versionString = await kernelVersionOf(fs, k.path);
+    const version = releaseOfName(k.path.slice(k.path.lastIndexOf('/') + 1)) ?? versionString?.split(' ')[0];
+    const initrd = version === undefined ? undefined
+      : initrds.find((i) => releaseOfName(i.path.slice(i.path.lastIndexOf('/') + 1)) === version)?.path;
+    kernels.push({
+      ...withLinks(k),
+      ...(version === undefined ? {} : { version }),
+      ...(versionString === undefined ? {} : { versionString }),
+      ...(initrd === undefined ? {} : { initrd }),
+    });
   }
   const bootloaderConfigs: string[] = [];
   for (const path of BOOTLOADER_CONFIGS) {

@@ -237,7 +237,8 @@ describe('boot.loader guest', () => {
       const info = await c.start('bootguest-0', { paused: true });
       expect(info.state).toBe('paused');
       expect(info.runDir).toBeDefined();
-      expect(await sha256(join(info.runDir!, 'boot/kernel'))).toBe(await sha256(guestKernel));
+      // QEMU read the extracted kernel into memory when it created the machine: no copy stays in the run dir.
+      expect(existsSync(join(info.runDir!, 'boot'))).toBe(false);
       await c.destroy('bootguest-0');
       await c.define(yaml(1));
       const err = await c.start('bootguest-1').then(() => undefined, (e: unknown) => e);

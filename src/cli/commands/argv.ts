@@ -7,9 +7,11 @@ import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import type { Command } from 'commander';
 import { loadDefinition, type DomainDefinition } from '../../conf/index.js';
+import { planGuestBoot, type BootPlan } from '../../guestfs/boot/index.js';
 import { buildCommand, type CommandContext, type QemuCommand } from '../../qemu/command/index.js';
 import { DEFAULT_QEMU_BINARY, probeCapabilities, resolveAccel } from '../../qemu/index.js';
 import { VirtkitError } from '../../util/errors.js';
+import { escapeForTerminal } from '../../util/terminal-text.js';
 
 interface ArgvOptions {
   json?: boolean;
@@ -59,16 +61,39 @@ async function chooseAccel(def: DomainDefinition, requested: string | undefined,
   return resolveAccel('auto', await probeCapabilities({ binary }));
 }
 
-/** The context `virtkit argv` builds with; boot files and volumes appear as placeholders. */
-export function displayContext(def: DomainDefinition, base: Omit<CommandContext, 'bootFiles' | 'volumePaths'>): CommandContext {
+/**
+ * The context `virtkit argv` builds with. For `boot.loader: guest` the boot files are what a
+ * start would extract, chosen by reading the guest's disk the same way (`plan`), so
+ * `-kernel`, `-initrd` and `-append` are the ones start passes; without a plan (a volume disk,
+ * which only the manager can resolve) they appear under the names they get then. Volumes
+ * appear as placeholders.
+ */
+export function displayContext(def: DomainDefinition, base: Omit<CommandContext, 'bootFiles' | 'volumePaths'>, plan?: BootPlan): CommandContext {
   const ctx: CommandContext = { ...base };
   if (def.boot.loader === 'guest') {
-    // Extracted from the guest's disk when it starts; these are the names they get then.
-    ctx.bootFiles = { kernel: join(base.runDir, 'boot', 'kernel'), initrd: join(base.runDir, 'boot', 'initrd') };
+    ctx.bootFiles = plan !== undefined
+      ? { kernel: plan.kernel, ...(plan.initrd === undefined ? {} : { initrd: plan.initrd }), ...(plan.cmdline === undefined ? {} : { cmdline: plan.cmdline }) }
+      : { kernel: join(base.runDir, 'boot', 'kernel'), initrd: join(base.runDir, 'boot', 'initrd') };
   }
   const volumes = def.disks.flatMap((disk) => (disk.volume === undefined ? [] : [disk.volume]));
   if (volumes.length > 0) ctx.volumePaths = Object.fromEntries(volumes.map((v) => [v, `<volume ${v}>`]));
   return ctx;
+}
+
+/**
+ * For `loader: guest`, what start would extract (errors as start would give them: no entry,
+ * a missing kernel); a note on stderr says where in the guest the files are.
+ */
+async function guestBootPlan(def: DomainDefinition, runDir: string): Promise<BootPlan | undefined> {
+  if (def.boot.loader !== 'guest') return undefined;
+  if (def.disks[0]?.volume !== undefined) {
+    process.stderr.write(`virtkit: boot files: disk 0 is volume ${escapeForTerminal(def.disks[0].volume)}, which only the manager resolves: -kernel and -initrd show where start puts them, without -append\n`);
+    return undefined;
+  }
+  const plan = await planGuestBoot(def, runDir);
+  const where = (f: { partition?: number; path: string }): string => `${escapeForTerminal(f.path)} (${f.partition === undefined ? 'whole disk' : `partition ${f.partition}`})`;
+  process.stderr.write(`virtkit: boot files: kernel ${where(plan.from.kernel)}${plan.from.initrds.map((i) => `, initrd ${where(i)}`).join('')}: copied into the run dir at start\n`);
+  return plan;
 }
 
 export function register(program: Command): void {
@@ -90,7 +115,8 @@ Examples:
       const binary = opts.binary ?? DEFAULT_QEMU_BINARY;
       const { accel, reason } = await chooseAccel(def, opts.accel, binary);
       const runDir = opts.runDir ?? defaultRunDir(def.name);
-      const command = buildCommand(def, displayContext(def, { binary, accel, runDir }));
+      const plan = await guestBootPlan(def, runDir);
+      const command = buildCommand(def, displayContext(def, { binary, accel, runDir }, plan));
       if (opts.json) process.stdout.write(`${JSON.stringify({ ...command, accel, accelReason: reason }, null, 2)}\n`);
       else {
         process.stderr.write(`virtkit: accel ${accel} (${reason})\n`);

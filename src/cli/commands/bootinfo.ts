@@ -17,22 +17,27 @@ async function hasQcow2Magic(disk: BlockDevice): Promise<boolean> {
   return Buffer.from(await disk.read(0, 4)).equals(Buffer.from([0x51, 0x46, 0x49, 0xfb]));
 }
 
+/** Guest text (titles, paths, command lines) on one line: control characters, newlines too, shown as escapes. */
+function g(text: string): string {
+  return escapeForTerminal(text);
+}
+
 function where(partition: number | undefined): string {
   return partition === undefined ? 'whole disk' : `partition ${partition}`;
 }
 
 function located(path: string, file: FileLocation | undefined): string {
-  if (file === undefined) return `${path} (missing)`;
-  const at = file.path === path ? '' : ` at ${file.path}`;
-  return `${path}${at} (${where(file.partition)}, ${file.size} bytes)`;
+  if (file === undefined) return `${g(path)} (missing)`;
+  const at = file.path === path ? '' : ` at ${g(file.path)}`;
+  return `${g(path)}${at} (${where(file.partition)}, ${file.size} bytes)`;
 }
 
 function formatEntry(e: BootEntry, isDefault: boolean): string[] {
-  const lines = [`${isDefault ? '*' : ' '} ${e.index}: ${e.title}${e.id === undefined ? '' : `  [id ${e.id}]`}`];
+  const lines = [`${isDefault ? '*' : ' '} ${e.index}: ${g(e.title)}${e.id === undefined ? '' : `  [id ${g(e.id)}]`}`];
   lines.push(`      loader:  ${e.loader} ${e.source} (${where(e.partition)})`);
   lines.push(`      kernel:  ${e.kernel === undefined ? '(none: the entry loads no Linux kernel)' : located(e.kernel, e.kernelFile)}`);
   e.initrds.forEach((p) => lines.push(`      initrd:  ${located(p, e.initrdFiles.find((f) => candidatePaths(p).includes(f.path)))}`));
-  lines.push(`      cmdline: ${e.cmdline}`);
+  lines.push(`      cmdline: ${g(e.cmdline)}`);
   return lines;
 }
 
@@ -41,7 +46,7 @@ function formatInfo(info: BootInfo): string {
   if (info.menus.length === 0) lines.push('No bootloader configuration found (looked for GRUB grub.cfg, BLS /loader/entries, extlinux/syslinux).');
   for (const m of info.menus) {
     lines.push(`Configuration: ${m.loader} ${m.source} (${where(m.partition)})${m.timeout === undefined ? '' : `, timeout ${m.timeout} s`}`);
-    for (const w of m.warnings) lines.push(`  warning: ${w}`);
+    for (const w of m.warnings) lines.push(`  warning: ${g(w)}`);
   }
   for (const e of info.errors) lines.push(`Unreadable: ${where(e.partition)}${e.source === undefined ? '' : ` ${e.source}`}: ${e.code}: ${e.message}`);
   if (info.entries.length > 0) lines.push('Entries (* boots by default):');

@@ -11,7 +11,7 @@ import { detectFilesystem, type Filesystem } from '../fs/index.js';
 import { dataPartitions, openPartition, readPartitionTable, type PartitionTable } from '../partition/index.js';
 import { buildBlsMenu, parseBlsEntry, parseLoaderConf, type BlsEntry } from './bls.js';
 import { parseExtlinuxConfig } from './extlinux.js';
-import { parseGrubConfig } from './grub.js';
+import { readGrubConfig } from './grub.js';
 import { MAX_BLS_FILES, MAX_CONFIG_BYTES, MAX_ENTRIES, type BootLoaderKind, type BootMenu, type MenuEntry } from './types.js';
 
 const GRUB_CONFIGS = ['/boot/grub/grub.cfg', '/boot/grub2/grub.cfg', '/grub/grub.cfg', '/grub2/grub.cfg'];
@@ -136,6 +136,29 @@ export async function locateFile(filesystems: readonly ScannedFilesystem[], pref
 
 interface FoundMenu { menu: BootMenu; source: string; partition?: number }
 
+/** Most file tests (`[ -f ... ]`) answered for one grub.cfg. */
+const MAX_FILE_TESTS = 256;
+
+/**
+ * A grub.cfg read as GRUB reads it: `$config_directory`/`$prefix` its own directory, and its
+ * `[ -f … ]` tests answered from the same filesystem (stock Debian's 41_custom sources
+ * custom.cfg only when it exists).
+ */
+async function grubMenu(fs: Filesystem, path: string): Promise<BootMenu> {
+  const text = await readConfig(fs, path);
+  const configDirectory = path.slice(0, path.lastIndexOf('/')) || '/';
+  const first = readGrubConfig(text, path, { configDirectory });
+  if (first.pendingFileTests.length === 0) return first.menu;
+  const fileTests = new Map<string, boolean>();
+  for (const key of first.pendingFileTests.slice(0, MAX_FILE_TESTS)) {
+    const test = key.slice(0, 2);
+    const target = key.slice(3);
+    const st = target.startsWith('/') ? await tolerate(() => fs.stat(target)) : undefined;
+    fileTests.set(key, st !== undefined && (test === '-e' || st.type === (test === '-d' ? 'directory' : 'file')));
+  }
+  return readGrubConfig(text, path, { configDirectory, fileTests }).menu;
+}
+
 async function menusOf(fs: Filesystem, partition: number | undefined, errors: BootInfo['errors'][number][]): Promise<FoundMenu[]> {
   const where = partition === undefined ? {} : { partition };
   const seen = new Set<string>();
@@ -157,7 +180,7 @@ async function menusOf(fs: Filesystem, partition: number | undefined, errors: Bo
   };
   for (const path of GRUB_CONFIGS) {
     if ((await isFile(fs, path)) === undefined || !(await firstVisit(path))) continue;
-    await attempt(path, async () => parseGrubConfig(await readConfig(fs, path), path));
+    await attempt(path, async () => grubMenu(fs, path));
   }
   for (const root of BLS_ROOTS) {
     const dir = `${root}/entries`;

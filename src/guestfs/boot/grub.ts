@@ -3,9 +3,14 @@
  * `initrd` commands of each entry, `set default` (an index, a title or an id, with `>`
  * between submenu levels) and `set timeout`. Simple `set NAME=VALUE` (and `NAME=VALUE`)
  * variables are substituted in `$NAME` and `${NAME}`; unset ones expand to nothing, as in
- * GRUB. Everything else (`search`, `insmod`, conditions, functions) is ignored: both branches
- * of an `if` run in order, so the last assignment wins. Entry bodies are expanded with the
- * variables as they stand at the end of the file, as GRUB runs them after the whole file.
+ * GRUB. `config_directory` and `prefix` start as GRUB sets them: the directory the
+ * configuration was read from. An `if`/`elif` whose condition is a `[ ... ]` test over
+ * known values (`-f`/`-e`/`-d` against the guest filesystem, `-z`, `-n`, `=`, `!=`, `-a`,
+ * `-o`, `!`) takes the branch GRUB would; a condition naming a variable the file never sets
+ * (`$grub_platform`) is not known, and then every branch runs in order, so the last
+ * assignment wins. Everything else (`search`, `insmod`, functions) is ignored. Entry bodies
+ * are expanded with the variables as they stand at the end of the file, as GRUB runs them
+ * after the whole file.
  */
 import { parseScript, type Statement, type Word } from './grub-script.js';
 import {
@@ -67,10 +72,119 @@ class Expander {
   }
 }
 
+/** What GRUB knows when it reads the file: where it was read from, and what its file tests find. */
+export interface GrubEnvironment {
+  /** The configuration's directory inside its filesystem (`/boot/grub`): `$config_directory` and `$prefix`. */
+  readonly configDirectory?: string;
+  /** Answers to the file tests (`-f:/boot/grub/custom.cfg` -> false), as the caller looked them up. */
+  readonly fileTests?: ReadonlyMap<string, boolean>;
+}
+
 interface GrubState {
   readonly vars: Variables;
   readonly warnings: string[];
   entryCount: number;
+  readonly env: GrubEnvironment;
+  /** File tests met that `env.fileTests` does not answer (`-f:/path`). */
+  readonly pendingTests: Set<string>;
+}
+
+/** One `if` ... `fi`: whether the current branch runs, and whether an earlier one surely did. */
+interface Conditional { readonly parentActive: boolean; active: boolean; taken: boolean }
+
+const FILE_TESTS = new Set(['-f', '-e', '-d']);
+
+/**
+ * The value of a `[ ... ]` (or `test ...`) condition: true, false, or undefined when it is
+ * not a test this reader evaluates or depends on a variable the file never set.
+ */
+function evaluateCondition(words: readonly Word[], state: GrubState, ex: Expander, line: number): boolean | undefined {
+  for (const w of words) {
+    for (const seg of w) if ('variable' in seg && !state.vars.has(seg.variable)) return undefined;
+  }
+  // Keep empty quoted words ("" is an operand); an unquoted empty expansion is dropped, as GRUB does.
+  const args = ex.expandAll(words, state.vars, line);
+  if (args[0] === '[') {
+    if (args[args.length - 1] !== ']') return undefined;
+    args.splice(args.length - 1, 1);
+  } else if (args[0] !== 'test') {
+    return undefined;
+  }
+  const terms = args.slice(1);
+  const any = splitOn(terms, '-o').map((conj) => {
+    const all = splitOn(conj, '-a').map((t) => primary(t, state));
+    return all.includes(false) ? false : all.includes(undefined) ? undefined : true;
+  });
+  return any.includes(true) ? true : any.includes(undefined) ? undefined : false;
+}
+
+function splitOn(terms: readonly string[], op: string): string[][] {
+  const out: string[][] = [[]];
+  for (const t of terms) {
+    if (t === op) out.push([]);
+    else out[out.length - 1]!.push(t);
+  }
+  return out;
+}
+
+function primary(terms: readonly string[], state: GrubState): boolean | undefined {
+  if (terms[0] === '!') {
+    const v = primary(terms.slice(1), state);
+    return v === undefined ? undefined : !v;
+  }
+  if (terms.length === 1) return terms[0] !== '';
+  if (terms.length === 2 && (terms[0] === '-z' || terms[0] === '-n')) return (terms[1] === '') === (terms[0] === '-z');
+  if (terms.length === 2 && FILE_TESTS.has(terms[0]!)) {
+    const key = `${terms[0]}:${stripDevice(terms[1]!)}`;
+    const known = state.env.fileTests?.get(key);
+    if (known === undefined) state.pendingTests.add(key);
+    return known;
+  }
+  if (terms.length === 3 && (terms[1] === '=' || terms[1] === '==')) return terms[0] === terms[2];
+  if (terms.length === 3 && terms[1] === '!=') return terms[0] !== terms[2];
+  return undefined;
+}
+
+/**
+ * Tracks `if`/`elif`/`else`/`fi` in a list of statements; says whether a statement runs.
+ * A branch whose condition is not known runs and leaves the later branches to run too.
+ */
+class Conditions {
+  private readonly stack: Conditional[] = [];
+
+  constructor(private readonly state: GrubState, private readonly ex: Expander) {}
+
+  private get active(): boolean {
+    return this.stack.length === 0 || this.stack[this.stack.length - 1]!.active;
+  }
+
+  /** Whether `stmt` runs; `if`, `elif`, `else` and `fi` update the state and run the command after them. */
+  runs(stmt: Statement): boolean {
+    const first = stmt.words[0];
+    const keyword = first?.length === 1 && 'text' in first[0]! && !first[0].quoted ? first[0].text : undefined;
+    if (keyword === 'if') {
+      const parentActive = this.active;
+      const value = parentActive ? evaluateCondition(stmt.words.slice(1), this.state, this.ex, stmt.line) : false;
+      this.stack.push({ parentActive, active: parentActive && value !== false, taken: value === true });
+      return false;
+    }
+    const top = this.stack[this.stack.length - 1];
+    if (keyword === 'elif' && top !== undefined) {
+      const value = top.parentActive && !top.taken ? evaluateCondition(stmt.words.slice(1), this.state, this.ex, stmt.line) : false;
+      top.active = top.parentActive && !top.taken && value !== false;
+      top.taken ||= value === true;
+      return false;
+    }
+    if (keyword === 'else' && top !== undefined) {
+      top.active = top.parentActive && !top.taken;
+      return top.active;
+    }
+    if (keyword === 'fi') {
+      this.stack.pop();
+      return false;
+    }
+    return this.active;
+  }
 }
 
 /** Title and id of `menuentry TITLE [--opt value]... [ID]` or `submenu ...`. */
@@ -109,7 +223,9 @@ function commandWords(stmt: Statement): readonly Word[] {
 
 /** Runs top-level (or submenu) statements: assignments, menu definitions; collects items. */
 function runMenu(statements: readonly Statement[], state: GrubState, ex: Expander, items: MenuItem[]): void {
+  const conditions = new Conditions(state, ex);
   for (const stmt of statements) {
+    if (!conditions.runs(stmt)) continue;
     const words = commandWords(stmt);
     const args = ex.expandAll(words, state.vars, stmt.line);
     const command = args[0];
@@ -213,11 +329,25 @@ function resolveDefault(value: string, items: readonly MenuItem[]): number[] | u
   return undefined;
 }
 
-export function parseGrubConfig(text: string, source = 'grub.cfg'): BootMenu {
+export function parseGrubConfig(text: string, source = 'grub.cfg', env: GrubEnvironment = {}): BootMenu {
+  return readGrubConfig(text, source, env).menu;
+}
+
+/**
+ * The menu, and the file tests the configuration makes that `env.fileTests` did not answer
+ * (`-f:/boot/grub/custom.cfg`): a caller that can look at the guest filesystem answers them
+ * and reads the configuration again.
+ */
+export function readGrubConfig(text: string, source: string, env: GrubEnvironment): { menu: BootMenu; pendingFileTests: string[] } {
   checkConfigSize(text, source);
   const statements = parseScript(text, source);
   const ex = new Expander(source);
-  const state: GrubState = { vars: new Map(), warnings: [], entryCount: 0 };
+  const vars: Variables = new Map();
+  if (env.configDirectory !== undefined) {
+    vars.set('config_directory', env.configDirectory);
+    vars.set('prefix', env.configDirectory);
+  }
+  const state: GrubState = { vars, warnings: [], entryCount: 0, env, pendingTests: new Set() };
   const items: MenuItem[] = [];
   runMenu(statements, state, ex, items);
 
@@ -251,11 +381,12 @@ export function parseGrubConfig(text: string, source = 'grub.cfg'): BootMenu {
     else defaultIndex = found;
   }
   const timeout = Number(state.vars.get('timeout'));
-  return {
+  const menu: BootMenu = {
     kind: 'grub', entries, ...(defaultIndex === undefined ? {} : { defaultIndex }),
     ...(state.vars.has('timeout') && Number.isFinite(timeout) ? { timeout } : {}),
     warnings: state.warnings,
   };
+  return { menu, pendingFileTests: [...state.pendingTests] };
 }
 
 function samePath(a: readonly number[], b: readonly number[]): boolean {

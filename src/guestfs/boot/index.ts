@@ -7,7 +7,10 @@ export { buildBlsMenu, compareBlsEntries, parseBlsEntry, parseLoaderConf, type B
 export { parseExtlinuxConfig } from './extlinux.js';
 export { bootInfoOf, candidatePaths, findBootEntries, type BootEntry, type BootInfo, type FileLocation, type MenuSummary } from './find.js';
 export { parseGrubConfig } from './grub.js';
-export { DEFAULT_MAX_BOOT_BYTES, bootFilePaths, prepareGuestBoot, type BootFiles, type PrepareOptions } from './prepare.js';
+export {
+  DEFAULT_MAX_BOOT_BYTES, bootFilePaths, planGuestBoot, prepareGuestBoot, removeBootFiles,
+  type BootFiles, type BootPlan, type GuestFile, type PrepareOptions,
+} from './prepare.js';
 export { selectEntry } from './select.js';
 export { BootLoaderKinds, MAX_CONFIG_BYTES, type BootLoaderKind, type BootMenu, type MenuEntry } from './types.js';
 export { compareVersions } from './version-compare.js';

@@ -5,6 +5,11 @@
  * `boot.initrd` paths used), and the chosen kernel and initrds copied into the run
  * directory, all in userspace through the guestfs readers: nothing is mounted, no root.
  * The result is the `bootFiles` of the QEMU command context.
+ *
+ * `planGuestBoot` makes the same choice without copying anything (`virtkit argv` shows the
+ * `-kernel`/`-initrd`/`-append` a start would pass), and `removeBootFiles` deletes the copies
+ * once QEMU has read them: QEMU loads the kernel and initrd into memory when it creates the
+ * machine (a guest reset boots from that copy), so a run dir holds them only while it starts.
  */
 import { createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
@@ -96,6 +101,11 @@ function tooLarge(path: string, left: number): VirtkitError {
  * opening the image or reading its filesystems gives (`image.*`, `fs.corrupt`).
  */
 export async function prepareGuestBoot(def: DomainDefinition, runDir: string, options: PrepareOptions = {}): Promise<BootFiles> {
+  return withGuestDisk(def, options, (boot, filesystems) => extractChosen(boot, filesystems, runDir, options));
+}
+
+/** Opens the guest's disk and runs `fn` over its filesystems. */
+async function withGuestDisk<T>(def: DomainDefinition, options: PrepareOptions, fn: (boot: GuestBoot, filesystems: readonly ScannedFilesystem[]) => Promise<T>): Promise<T> {
   const boot = def.boot;
   if (boot.loader !== 'guest') throw new VirtkitError('argument.invalid', `boot.loader is ${boot.loader}, not guest`);
   const { path, format } = diskPath(def, options);
@@ -104,7 +114,7 @@ export async function prepareGuestBoot(def: DomainDefinition, runDir: string, op
     const table = await readPartitionTable(disk);
     const filesystems = await openFilesystems(disk, table);
     try {
-      return await extractChosen(boot, filesystems, runDir, options);
+      return await fn(boot, filesystems);
     } finally {
       for (const { fs } of filesystems) await fs.close();
     }
@@ -113,7 +123,42 @@ export async function prepareGuestBoot(def: DomainDefinition, runDir: string, op
   }
 }
 
-async function extractChosen(boot: GuestBoot, filesystems: readonly ScannedFilesystem[], runDir: string, options: PrepareOptions): Promise<BootFiles> {
+/** Where in the guest the boot files come from: partition and path of the kernel and each initrd. */
+export interface BootPlan extends BootFiles {
+  readonly from: { readonly kernel: GuestFile; readonly initrds: readonly GuestFile[] };
+}
+
+export interface GuestFile {
+  readonly partition?: number;
+  readonly path: string;
+  readonly size: number;
+}
+
+/**
+ * What `prepareGuestBoot` would pass, read from the guest's disk the same way, without
+ * copying anything: the run dir paths the files would get, the command line, and where in
+ * the guest each file is.
+ */
+export async function planGuestBoot(def: DomainDefinition, runDir: string, options: PrepareOptions = {}): Promise<BootPlan> {
+  return withGuestDisk(def, options, async (boot, filesystems) => {
+    const chosen = await chooseSources(boot, filesystems);
+    const paths = bootFilePaths(runDir);
+    const where = (s: Source): GuestFile => ({ ...(s.partition === undefined ? {} : { partition: s.partition }), path: s.path, size: s.size });
+    return {
+      kernel: paths.kernel,
+      ...(chosen.initrds.length > 0 ? { initrd: paths.initrd } : {}),
+      ...(chosen.cmdline === undefined ? {} : { cmdline: chosen.cmdline }),
+      from: { kernel: where(chosen.kernel), initrds: chosen.initrds.map(where) },
+    };
+  });
+}
+
+/** Deletes the copies `prepareGuestBoot` made in `runDir` (nothing there is an error). */
+export async function removeBootFiles(runDir: string): Promise<void> {
+  await rm(bootFilePaths(runDir).dir, { recursive: true, force: true });
+}
+
+async function chooseSources(boot: GuestBoot, filesystems: readonly ScannedFilesystem[]): Promise<{ kernel: Source; initrds: Source[]; cmdline: string | undefined }> {
   let kernel: Source;
   let initrds: Source[];
   let cmdline: string | undefined;
@@ -130,6 +175,11 @@ async function extractChosen(boot: GuestBoot, filesystems: readonly ScannedFiles
     for (const p of entry.initrds) initrds.push(await requireFile(filesystems, k.partition, p, `entry ${entry.index} "${entry.title}": initrd`));
     cmdline = boot.cmdline ?? entry.cmdline;
   }
+  return { kernel, initrds, cmdline };
+}
+
+async function extractChosen(boot: GuestBoot, filesystems: readonly ScannedFilesystem[], runDir: string, options: PrepareOptions): Promise<BootFiles> {
+  const { kernel, initrds, cmdline } = await chooseSources(boot, filesystems);
   const paths = bootFilePaths(runDir);
   await rm(paths.dir, { recursive: true, force: true });
   await mkdir(paths.dir, { recursive: true, mode: 0o700 });

@@ -8,7 +8,7 @@
 import { chmod, mkdir } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import type { DomainDefinition, LifecycleAction } from '../../conf/index.js';
-import { prepareGuestBoot } from '../../guestfs/boot/index.js';
+import { prepareGuestBoot, removeBootFiles } from '../../guestfs/boot/index.js';
 import { DEFAULT_QEMU_BINARY, probeCapabilities, resolveAccel, type Accel, type QemuCapabilities } from '../caps.js';
 import { buildCommand } from '../command/index.js';
 import { QemuProcess } from '../process.js';
@@ -97,6 +97,8 @@ export class QemuDomainDriver implements DomainDriver {
       ...(opts.startTimeoutMs !== undefined ? { startTimeoutMs: opts.startTimeoutMs } : {}),
     });
     const guest = this.handleOf(proc, prepared.definition, prepared.accel);
+    // loader: guest: QEMU read the extracted kernel and initrd into memory when it created the machine; no copy stays in the run dir
+    await removeBootFiles(prepared.runDir);
     try {
       if (opts.incoming) await restoreFromFile(proc.qmp, proc.runDir, opts.incoming, opts.incoming.onProgress);
       await guest.start(opts.paused ?? false);
