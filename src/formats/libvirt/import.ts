@@ -131,6 +131,12 @@ class Reader {
     for (const c of el.children) this.swallow(c);
   }
 
+  /** Mark an element and all it holds read, reporting nothing: runtime state the table says is ignored. */
+  ignore(el: XmlElement): void {
+    this.use(el);
+    this.swallow(el);
+  }
+
   warn(path: string, message: string): void {
     this.warnings.push({ path, message });
   }
@@ -495,6 +501,7 @@ function importDisk(ctx: Ctx, el: XmlElement, index: number, out: DiskImport, ta
   }
   if (r.child(el, 'readonly') !== undefined) disk['readonly'] = true;
   for (const alias of r.all(el, 'alias')) r.attr(alias, 'name');
+  for (const backing of r.peek(el, 'backingStore')) r.ignore(backing);
   const boot = r.child(el, 'boot');
   if (boot !== undefined) {
     const orderText = r.attr(boot, 'order') ?? '';
