@@ -149,6 +149,18 @@ describe('attach-disk and detach-disk', () => {
     expect(await records('g')).toEqual({ saved: [], live: [], differs: false });
   });
 
+  it('a paused guest cannot release a device: detach --live is refused at once; attach works', async () => {
+    await running('g');
+    await ctx.manager.suspend(ctx.origin, 'g');
+    await on('g', (c) => attachDisk(c, { source: raw, target: 'vdb' }));
+    expect(await codeOf(on('g', (c) => detachDisk(c, 'vdb', {})))).toBe('domain.invalid-state');
+    expect(await records('g')).toEqual({ saved: ['vdb'], live: ['vdb'], differs: false });
+    expect(await on('g', (c) => detachDisk(c, 'vdb', { config: true }))).toMatchObject({ live: false, config: true });
+    await ctx.manager.resume(ctx.origin, 'g');
+    await on('g', (c) => detachDisk(c, 'vdb', {}));
+    expect(await records('g')).toEqual({ saved: [], live: [], differs: false });
+  });
+
   it('the live definition survives a daemon restart', async () => {
     await running('g');
     await on('g', (c) => attachDisk(c, { source: raw, target: 'vdb', live: true }));

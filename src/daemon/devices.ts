@@ -72,6 +72,17 @@ export function resolveScope(ctx: Pick<DeviceContext, 'rec' | 'handle'>, flags: 
   return { live: flags.live === true, config: flags.config === true };
 }
 
+/**
+ * An unplug needs the guest to act (ACPI eject): a paused guest cannot, so it is refused at
+ * once rather than timing out with the device half-way.
+ */
+function requireGuestRunning(ctx: DeviceContext, what: string): void {
+  if (ctx.rec.status.state === 'paused') {
+    throw new VirtkitError('domain.invalid-state', `"${ctx.rec.name}" is paused: the guest cannot release ${what}; resume it first, or use --config`,
+      { name: ctx.rec.name, state: 'paused', allowed: ['running'] });
+  }
+}
+
 function liveDef(ctx: DeviceContext): DomainDefinition {
   return ctx.handle?.liveDefinition() ?? ctx.rec.live ?? ctx.rec.definition;
 }
@@ -227,7 +238,10 @@ export async function detachDisk(ctx: DeviceContext, device: string, flags: Scop
   const explicit = flags.live === true || flags.config === true;
   const { scope, found } = findIn(ctx, asked, explicit, 'disk', device, (def) => def.disks.find((d) => d.target === device || d.id === device));
   const saved = scope.config ? revalidate({ ...ctx.rec.definition, disks: ctx.rec.definition.disks.filter((d) => d.id !== found.id) }) : undefined;
-  if (scope.live) await requireHandle(ctx).detachDisk(found.id, { timeoutMs: DetachTimeoutMs });
+  if (scope.live) {
+    requireGuestRunning(ctx, `disk ${found.target}`);
+    await requireHandle(ctx).detachDisk(found.id, { timeoutMs: DetachTimeoutMs });
+  }
   await record(ctx, scope, { ...(saved ? { saved } : {}), event: 'device-detached', reason: `disk ${found.target} (${scopeWords(scope)})` });
   return { kind: 'disk', id: found.id, target: found.target, live: scope.live, config: scope.config };
 }
@@ -284,7 +298,10 @@ export async function detachInterface(ctx: DeviceContext, device: string, flags:
   const key = MacPattern.test(device) ? device.toLowerCase() : device;
   const { scope, found } = findIn(ctx, asked, explicit, 'interface', key, (def) => def.nics.find((n) => n.mac === key || n.id === key));
   const saved = scope.config ? revalidate({ ...ctx.rec.definition, nics: ctx.rec.definition.nics.filter((n) => n.id !== found.id) }) : undefined;
-  if (scope.live) await requireHandle(ctx).detachNic(found.id, { timeoutMs: DetachTimeoutMs });
+  if (scope.live) {
+    requireGuestRunning(ctx, `interface ${found.id}`);
+    await requireHandle(ctx).detachNic(found.id, { timeoutMs: DetachTimeoutMs });
+  }
   await record(ctx, scope, { ...(saved ? { saved } : {}), event: 'device-detached', reason: `interface ${found.id} ${found.mac} (${scopeWords(scope)})` });
   return { kind: 'interface', id: found.id, mac: found.mac, live: scope.live, config: scope.config };
 }
@@ -317,7 +334,9 @@ export async function setMemory(ctx: DeviceContext, body: MemorySizeBody, opts: 
     throw new VirtkitError('memory.out-of-range', `${formatSize(size)} is below the floor of "${ctx.rec.name}", ${formatSize(floor)} (64 MiB or a quarter of the maximum, whichever is more)`, { size, max, floor });
   }
   await handle.setMemory(size);
-  const { actual, settled } = await waitForBalloon(handle, size, opts.settleMs ?? BalloonSettleMs);
+  // A paused guest's balloon driver cannot move until it runs again: answer at once.
+  const waitMs = ctx.rec.status.state === 'paused' ? 0 : opts.settleMs ?? BalloonSettleMs;
+  const { actual, settled } = await waitForBalloon(handle, size, waitMs);
   await record(ctx, { live: true, config: false }, { event: 'memory-changed', reason: `target ${formatSize(size)}, actual ${formatSize(actual)}` });
   return { target: size, actual, settled };
 }
@@ -380,6 +399,7 @@ export async function setVcpus(ctx: DeviceContext, body: SetVcpusBody): Promise<
     if (live.maxvcpus !== undefined && count > live.maxvcpus) {
       throw new VirtkitError('vcpus.out-of-range', `${count} vCPUs is above maxvcpus (${live.maxvcpus}) of the running "${ctx.rec.name}"`, { count, max: live.maxvcpus });
     }
+    if (count < live.vcpus) requireGuestRunning(ctx, 'a vCPU');
     if (count !== live.vcpus) await requireHandle(ctx).setVcpus(count, { timeoutMs: DetachTimeoutMs });
   }
   await record(ctx, scope, { ...(saved ? { saved } : {}), event: 'vcpus-changed', reason: `${count} (${scopeWords(scope)})` });
