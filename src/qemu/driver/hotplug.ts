@@ -59,8 +59,21 @@ export async function plugDisk(p: HotplugTarget, machine: string, disk: DiskDefi
 export async function unplugDisk(p: HotplugTarget, id: string, timeoutMs: number): Promise<void> {
   await unplugDevice(p, id, timeoutMs);
   const names = diskNodeNames({ id });
-  await exec(p, 'blockdev-del', { 'node-name': names.format });
-  await exec(p, 'blockdev-del', { 'node-name': names.file });
+  await removeBackEnd(p, 'blockdev-del', { 'node-name': names.format });
+  await removeBackEnd(p, 'blockdev-del', { 'node-name': names.file });
+}
+
+/**
+ * Deletes a back end whose device is gone. One already gone (an earlier detach that timed out
+ * and was repeated after the guest let go) is what was asked for.
+ */
+async function removeBackEnd(p: HotplugTarget, command: 'blockdev-del' | 'netdev_del', args: JsonProps): Promise<void> {
+  try {
+    await exec(p, command, args);
+  } catch (err) {
+    if (qmpClass(err) === 'DeviceNotFound' || /failed to find node|not found/i.test(qmpDesc(err))) return;
+    throw err;
+  }
 }
 
 /** The netdev, then the device; on a failure the netdev is deleted again. */
@@ -76,7 +89,7 @@ export async function plugNic(p: HotplugTarget, nic: NicDefinition): Promise<voi
 
 export async function unplugNic(p: HotplugTarget, id: string, timeoutMs: number): Promise<void> {
   await unplugDevice(p, id, timeoutMs);
-  await exec(p, 'netdev_del', { id: netdevId({ id }) });
+  await removeBackEnd(p, 'netdev_del', { id: netdevId({ id }) });
 }
 
 /**
