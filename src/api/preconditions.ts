@@ -34,6 +34,10 @@ const Verbs: Record<StatefulMethod, string> = {
   'domain.vcpuInfo': 'list the vCPUs of',
   'domain.traceEvents': 'list the trace events of',
   'domain.stats': 'read the statistics of',
+  'domain.vncDisplay': 'show the VNC display of',
+  'domain.setVncPassword': 'set the VNC password of',
+  'domain.screenshot': 'take a screenshot of',
+  'domain.sendKey': 'send keys to',
 };
 
 const StateWords: Record<DomainState, string> = {

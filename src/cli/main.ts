@@ -55,6 +55,7 @@ export const commandTable: readonly CommandEntry[] = [
   { verbs: ['define', 'undefine'], args: { define: ['file'], undefine: ['domain'] }, load: () => import('./commands/define.js') },
   { verbs: ['dump', 'dump-info'], args: { dump: ['domain', 'file'], 'dump-info': ['file'] }, load: () => import('./commands/dump.js') },
   { verbs: ['dumpdef', 'edit'], args: { dumpdef: ['domain'], edit: ['domain'] }, load: () => import('./commands/definition.js') },
+  { verbs: ['domcapabilities'], args: { domcapabilities: [] }, load: () => import('./commands/domcapabilities.js') },
   { verbs: ['domstats'], args: { domstats: ['domain'] }, load: () => import('./commands/domstats.js') },
   {
     verbs: ['attach-disk', 'detach-disk', 'attach-interface', 'detach-interface', 'domblklist', 'domiflist', 'setmem', 'setmaxmem', 'dommemstat', 'setvcpus', 'vcpuinfo'],
@@ -106,11 +107,17 @@ export const commandTable: readonly CommandEntry[] = [
     load: () => import('./commands/pool.js'),
   },
   { verbs: ['probe'], args: { probe: [] }, load: () => import('./commands/probe.js') },
+  { verbs: ['schedinfo', 'memtune'], args: { schedinfo: ['domain'], memtune: ['domain'] }, load: () => import('./commands/resources.js') },
   { verbs: ['run'], args: { run: ['file'] }, load: () => import('./commands/run.js') },
   {
     verbs: ['save', 'restore', 'managedsave', 'managedsave-remove'],
     args: { save: ['domain', 'file'], restore: ['file'], managedsave: ['domain'], 'managedsave-remove': ['domain'] },
     load: () => import('./commands/save.js'),
+  },
+  {
+    verbs: ['vncdisplay', 'screenshot', 'send-key'],
+    args: { vncdisplay: ['domain'], screenshot: ['domain', 'file'], 'send-key': ['domain', 'none'] },
+    load: () => import('./commands/screens.js'),
   },
   {
     verbs: ['snapshot-create', 'snapshot-list', 'snapshot-info', 'snapshot-revert', 'snapshot-delete'],

@@ -64,6 +64,14 @@ export abstract class ApiClient {
   traceEvents(name: string, pattern?: string): Promise<MethodResult<'domain.traceEvents'>> { return this.call('domain.traceEvents', { params: { name }, query: pattern ? { pattern } : {} }); }
   domainStats(name: string): Promise<MethodResult<'domain.stats'>> { return this.call('domain.stats', { params: { name } }); }
   statsAll(names: string[] = []): Promise<MethodResult<'domain.statsAll'>> { return this.call('domain.statsAll', { query: names.length > 0 ? { name: names } : {} }); }
+  // resource limits, screens and keys, domain capabilities (docs/resource-limits.md, docs/screens.md, docs/firmware.md)
+  resourceLimits(name: string, query: MethodInput<'domain.resourceLimits'>['query'] = {}): Promise<MethodResult<'domain.resourceLimits'>> { return this.call('domain.resourceLimits', { params: { name }, query }); }
+  setResourceLimits(name: string, body: MethodInput<'domain.setResourceLimits'>['body']): Promise<MethodResult<'domain.setResourceLimits'>> { return this.call('domain.setResourceLimits', { params: { name }, body }); }
+  vncDisplay(name: string): Promise<MethodResult<'domain.vncDisplay'>> { return this.call('domain.vncDisplay', { params: { name } }); }
+  setVncPassword(name: string): Promise<MethodResult<'domain.setVncPassword'>> { return this.call('domain.setVncPassword', { params: { name } }); }
+  screenshot(name: string): Promise<MethodResult<'domain.screenshot'>> { return this.call('domain.screenshot', { params: { name } }); }
+  sendKey(name: string, keys: string[], holdtime?: number): Promise<MethodResult<'domain.sendKey'>> { return this.call('domain.sendKey', { params: { name }, body: { keys, ...(holdtime !== undefined ? { holdtime } : {}) } }); }
+  domainCapabilities(): Promise<MethodResult<'host.domainCapabilities'>> { return this.call('host.domainCapabilities', {}); }
   // hot-plug, memory and CPUs (docs/hotplug.md, docs/memory-cpus.md)
   attachDisk(name: string, body: AttachDiskBody): Promise<DeviceChange> { return this.call('domain.attachDisk', { params: { name }, body }); }
   detachDisk(name: string, device: string, scope: ScopeQuery = {}): Promise<DeviceChange> { return this.call('domain.detachDisk', { params: { name, device }, query: scope }); }

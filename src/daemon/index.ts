@@ -117,7 +117,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaem
     const driver = opts.driver
       ?? new QemuDomainDriver({ ...(opts.qemuBinary ? { binary: opts.qemuBinary } : {}), cacheDir: join(dirs.stateDir, 'cache') });
     const manager = new Manager({ store, runRoot: dirs.runDir, log: app.log, driver, resolveVolumes: (def) => pools.resolveVolumes(def),
-      saveDir: join(dirs.stateDir, 'save') });
+      saveDir: join(dirs.stateDir, 'save'), nvramDir: join(dirs.stateDir, 'nvram') });
     const report = await reconcile(manager, store, app.log);
     app.log.info({ ...report, stateDir: dirs.stateDir, runDir: dirs.runDir }, 'reconciled with the run directories');
     await registerApi(app, {

@@ -53,6 +53,8 @@ export interface ManagerOptions {
   resolveVolumes?: (def: DomainDefinition) => Promise<Record<string, string>>;
   /** Where managed saves live (STATE/save); default RUN_ROOT/save. */
   saveDir?: string;
+  /** Parent of each domain's UEFI variable store directory (`<dir>/<uuid>/OVMF_VARS.fd`); default `<runRoot>/nvram`. */
+  nvramDir?: string;
 }
 
 /** A guest this daemon holds a driver handle for. */
@@ -95,6 +97,7 @@ export class Manager {
   readonly driver: DomainDriver;
   private readonly resolveVolumes: ManagerOptions['resolveVolumes'];
   private readonly saveDir: string;
+  private readonly nvramDir: string;
   private readonly jobs = new JobTable();
 
   constructor(opts: ManagerOptions) {
@@ -105,6 +108,7 @@ export class Manager {
     this.driver = opts.driver;
     this.resolveVolumes = opts.resolveVolumes;
     this.saveDir = opts.saveDir ?? join(opts.runRoot, 'save');
+    this.nvramDir = opts.nvramDir ?? join(opts.runRoot, 'nvram');
   }
 
   /**
@@ -233,6 +237,8 @@ export class Manager {
         await recordEvent(tx, 'undefined', cur);
       });
       await rm(this.runDirOf(rec.uuid), { recursive: true, force: true });
+      // the domain's UEFI variable store goes with it (docs/firmware.md)
+      await rm(join(this.nvramDir, rec.uuid), { recursive: true, force: true });
     });
     this.log.info({ domain: name }, 'domain undefined');
   }
@@ -299,7 +305,7 @@ export class Manager {
       try {
         const def = restore?.definition ?? rec.definition;
         const volumePaths = await this.resolveVolumes?.(def);
-        const prepared = await this.driver.prepare(def, { runDir, ...(volumePaths ? { volumePaths } : {}) });
+        const prepared = await this.driver.prepare(def, { runDir, stateDir: join(this.nvramDir, rec.uuid), ...(volumePaths ? { volumePaths } : {}) });
         handle = await this.driver.launch(prepared, { paused, ...(restore ? { incoming: { path: restore.path, offset: restore.offset } } : {}) });
         crashPoint('start.spawned');
       } catch (err) {

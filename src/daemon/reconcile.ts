@@ -8,7 +8,7 @@
  */
 import { resolve } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
-import type { GuestHandle } from '../qemu/index.js';
+import { releaseStaleGuestResources, type GuestHandle } from '../qemu/index.js';
 import type { Store } from '../store/index.js';
 import { errorMessage } from '../util/errors.js';
 import { isActive, listDomainNames, readDomain } from './domain-records.js';
@@ -64,6 +64,11 @@ export async function reconcile(manager: Manager, store: Store, log: FastifyBase
     }
   }
   await sweepOrphans(manager.runRoot, known, owned, log, report);
+  // What guests that died unwatched left: their virtiofsd (proven ours) and empty cgroups.
+  const stale = [...known].filter(([dir]) => !owned.has(dir)).map(([runDir, { uuid }]) => ({ runDir, uuid }));
+  const running = [...known].filter(([dir]) => owned.has(dir)).map(([, { uuid }]) => uuid);
+  const released = await releaseStaleGuestResources(stale, running);
+  if (released.cgroupsRemoved.length > 0 || released.helpersStopped.length > 0) log.info(released, 'released what stopped guests left: cgroups, virtiofsd');
   return report;
 }
 

@@ -28,6 +28,7 @@ import type { Manager } from './manager.js';
 import { loadPeerCredentials } from './peer-cred.js';
 import { poolHandlers, registerVolumeContentRoutes, type PoolService } from './pools.js';
 import { deviceHandlers } from './devices.js';
+import { hostResourceHandlers } from './host-resources.js';
 import { guestStateHandlers } from './guest-state-handlers.js';
 import { observabilityHandlers, registerObservability } from './observability.js';
 import { apiCallDone } from './observability-probes.js';
@@ -125,6 +126,7 @@ function handlers(m: Manager, info: () => DaemonInfo, pools: PoolService): Recor
     'host.shutdown': (req, o) => m.hostShutdown(o, (req.body as HostShutdownBody).timeout),
     ...poolHandlers(pools),
     ...deviceHandlers(m),
+    ...hostResourceHandlers(m),
     ...guestStateHandlers(m),
     ...observabilityHandlers(m),
   };

@@ -37,11 +37,14 @@ export { parseCpioSpec, formatCpioSpec } from './cpio-spec.js';
  * because busybox acpid hears the power button only through /dev/input/event*; pvpanic
  * (the ACPI-enumerated ISA device QEMU's `pvpanic` is), so a kernel panic reaches QEMU as
  * GUEST_PANICKED and on_crash can be tested (`echo c > /proc/sysrq-trigger`); virtio_balloon,
- * so `setmem` moves the guest's MemTotal.
+ * so `setmem` moves the guest's MemTotal; virtiofs and 9p, so a shared folder named on the
+ * kernel command line (`virtkit.mount=TAG[:DIR]`) is mounted before the ready marker.
  */
 export const GUEST_MODULES = [
   'virtio_pci', 'virtio_blk', 'virtio_net', 'virtio_console', 'virtio_scsi',
   'crc32c_generic', 'ext4', 'button', 'evdev', 'pvpanic_mmio', 'virtio_balloon',
+  // shared folders (docs/shared-folders.md): virtio-fs, and 9p over virtio
+  'virtiofs', '9pnet_virtio', '9p',
 ] as const;
 
 /**

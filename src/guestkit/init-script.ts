@@ -49,6 +49,7 @@ export function renderInitScript(options: InitScriptOptions): string {
     '  echo nameserver 10.0.2.3 >/etc/resolv.conf',
     'fi',
   ];
+  lines.push(...renderSharedFolderMounts());
   if (options.acpi) lines.push(...renderAcpidStart());
   lines.push(
     `echo ${quote(READY_MARKER)}`,
@@ -89,6 +90,30 @@ export function renderAcpidStart(): string[] {
     '  tries=$((tries + 1))',
     'done',
     `[ "$tries" -lt ${ACPID_WAIT_TENTHS} ] || echo "virtkit-guest: acpid does not hold the input devices; the power button may be missed"`,
+  ];
+}
+
+/**
+ * Mounts the shared folders the kernel command line names: `virtkit.mount=TAG` (at /mnt/TAG)
+ * or `virtkit.mount=TAG:DIR`, as often as needed. virtio-fs first, then 9p over virtio: the
+ * guest does not know which one the host chose (docs/shared-folders.md). The kernel keeps a
+ * dotted parameter it does not know for a module of that name and passes it to nobody, so it
+ * is read back from /proc/cmdline.
+ */
+export function renderSharedFolderMounts(): string[] {
+  return [
+    '# shared folders named on the kernel command line: virtkit.mount=TAG[:DIR]',
+    'for arg in $(cat /proc/cmdline); do',
+    '  case "$arg" in',
+    '    virtkit.mount=*)',
+    '      spec=${arg#virtkit.mount=}; tag=${spec%%:*}; dir=${spec#*:}',
+    '      [ "$dir" = "$spec" ] && dir=/mnt/$tag',
+    '      mkdir -p "$dir"',
+    '      mount -t virtiofs "$tag" "$dir" 2>/dev/null || mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 "$tag" "$dir" 2>/dev/null \\',
+    '        || echo "virtkit-guest: could not mount shared folder $tag on $dir"',
+    '      ;;',
+    '  esac',
+    'done',
   ];
 }
 

@@ -21,3 +21,5 @@ export {
   type TraceArg, type TraceEventDecl, type TraceRecord as QemuTraceRecord, type TraceValue as QemuTraceValue,
 } from './driver/trace-format.js';
 export { followLog, type FollowOptions, type LogFollower } from './driver/trace-follow.js';
+export { releaseStaleGuestResources, type ResourceLimits, type ResourceLimitsInfo, type Screenshot } from './driver/host-resources.js';
+export type { DomainCapabilities } from './driver/domcaps.js';

@@ -194,20 +194,27 @@ async function enableV2Controllers(parent: string): Promise<void> {
 }
 
 /**
- * Removes the groups of domains `stale` (uuids of domains of this daemon that are not running)
- * that exist and hold no process; a group that still has processes is left and reported.
- * Only these names, only under the layout's parents: the groups of another daemon's guests
- * (which share the parents) are never touched.
+ * Removes the empty guest groups under the layout's parents, except those of `keep` (guests
+ * that run). A group of `stale` (this daemon's domains that do not run) may still hold a QEMU
+ * that was just killed: it is given a moment to empty. Any other uuid-named group is removed
+ * only if it is empty right now: a running guest's group (this daemon's or another's) always
+ * holds its QEMU, so an empty one is a leftover of a guest that died unwatched. A group that
+ * still has processes is left and reported; nothing outside the parents is touched.
  */
-export async function removeStaleCgroups(layout: CgroupLayout, stale: Iterable<string>): Promise<{ removed: string[]; busy: string[] }> {
+export async function removeStaleCgroups(layout: CgroupLayout, stale: Iterable<string>, keep: ReadonlySet<string> = new Set()): Promise<{ removed: string[]; busy: string[] }> {
   const removed: string[] = [];
   const busy: string[] = [];
-  for (const uuid of new Set(stale)) {
-    if (!UuidPattern.test(uuid)) continue;
+  const ours = new Set(stale);
+  const found = new Set<string>();
+  for (const parent of new Set(Object.values(layout.parents))) {
+    for (const entry of await readdir(parent).catch(() => [] as string[])) if (UuidPattern.test(entry)) found.add(entry);
+  }
+  for (const uuid of found) {
+    if (keep.has(uuid)) continue;
     const group = GuestCgroup.of(layout, uuid);
-    if (!(await group.exists())) continue;
-    if (await group.remove(1000)) removed.push(uuid);
-    else busy.push(uuid);
+    if (!ours.has(uuid) && (await group.pids()).length > 0) continue;
+    if (await group.remove(ours.has(uuid) ? 1000 : 0)) removed.push(uuid);
+    else if (ours.has(uuid)) busy.push(uuid);
   }
   return { removed, busy };
 }

@@ -14,6 +14,14 @@
  * The guest's console runs a tiny shell, as the guest kit guest does: it prints the ready
  * marker when it boots, `poweroff [-f]` and `reboot [-f]` do what they say, `echo` echoes.
  */
+import { resolveFsDrivers } from '../command/index.js';
+import { OvmfDefaults, VarsFileName } from '../firmware/index.js';
+import type { Screenshot } from '../screens/index.js';
+import type { DomainCapabilities } from './domcaps.js';
+import {
+  FakeDomainCapabilities, fakeResourceLimits, fakeScreenshot, fakeSendKeys, fakeVncPassword, fakeWithLimits,
+} from './fake-host-resources.js';
+import { checkFilesystemSources, type ResourceLimits, type ResourceLimitsInfo } from './host-resources.js';
 import { appendFileSync, existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -691,6 +699,13 @@ export class FakeGuestHandle implements GuestHandle {
 
   async openConsole(): Promise<Duplex> { return this.use().openConsole(); }
 
+  // ---- resource limits, screens and keys (fake-host-resources.ts): no cgroups, a blank screen
+  async setResourceLimits(limits: ResourceLimits): Promise<void> { const g = this.useMonitor(); g.replaceDefinition(fakeWithLimits(g.definition, limits)); }
+  async resourceLimits(): Promise<ResourceLimitsInfo> { return fakeResourceLimits(this.use().definition); }
+  async screenshot(): Promise<Screenshot> { return fakeScreenshot(this.useMonitor().definition); }
+  async sendKeys(keys: readonly string[]): Promise<void> { fakeSendKeys(this.useMonitor(), keys); }
+  async setVncPassword(): Promise<string> { return fakeVncPassword(this.useMonitor().definition); }
+
   // ---- save/restore, snapshots, memory dumps (fake-guest-state.ts) ----
   async saveState(file: StreamFile, _onProgress?: ProgressListener): Promise<number> {
     const g = this.useMonitor();
@@ -742,6 +757,8 @@ export class FakeDomainDriver implements DomainDriver {
     this.host = opts.host ?? sharedFakeHost;
   }
 
+  async domainCapabilities(): Promise<DomainCapabilities> { return FakeDomainCapabilities; }
+
   async capabilities(): Promise<HostCapabilities> {
     return { binary: 'qemu-system-x86_64', version: '7.2.0 (fake)', accelerators: ['tcg'], kvm: { usable: false, reason: 'fake driver' } };
   }
@@ -750,8 +767,11 @@ export class FakeDomainDriver implements DomainDriver {
     const runDir = resolve(opts.runDir);
     await mkdir(runDir, { recursive: true, mode: 0o700 });
     // The real command line, so the fake refuses what the builder refuses (an unresolved volume...).
+    await checkFilesystemSources(def);
     const command = buildCommand(def, {
       binary: 'qemu-system-x86_64', accel: 'tcg', runDir,
+      ...(def.firmware === 'uefi' ? { firmware: { code: OvmfDefaults.code, vars: join(opts.stateDir ?? runDir, VarsFileName) } } : {}),
+      ...(def.filesystems ? { filesystemDrivers: resolveFsDrivers(def, true) } : {}),
       ...(opts.volumePaths ? { volumePaths: opts.volumePaths } : {}),
       ...(def.boot.loader === 'guest' ? { bootFiles: { kernel: join(runDir, 'boot', 'vmlinuz') } } : {}),
     });

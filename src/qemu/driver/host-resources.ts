@@ -122,13 +122,14 @@ export async function releaseGuestResources(runDir: string, uuid: string): Promi
 
 /**
  * Daemon start: the helpers and groups of domains that no longer run (`stale`: their run dirs
- * and uuids), left behind when QEMU died while no daemon watched. Only what is proven ours.
+ * and uuids), left behind when QEMU died while no daemon watched, and any empty guest group
+ * under virtkit's parents but those of `running` (uuids). Only what is proven ours is signalled.
  */
-export async function releaseStaleGuestResources(stale: readonly { runDir: string; uuid: string }[]): Promise<{ cgroupsRemoved: string[]; helpersStopped: number[] }> {
+export async function releaseStaleGuestResources(stale: readonly { runDir: string; uuid: string }[], running: readonly string[] = []): Promise<{ cgroupsRemoved: string[]; helpersStopped: number[] }> {
   const helpersStopped: number[] = [];
   for (const { runDir } of stale) helpersStopped.push(...(await stopVirtiofsds(runDir).catch(() => ({ stopped: [] as number[] }))).stopped);
   const layout = await cgroupLayout().catch(() => undefined);
-  const cgroupsRemoved = layout === undefined ? [] : (await removeStaleCgroups(layout, stale.map((s) => s.uuid))).removed;
+  const cgroupsRemoved = layout === undefined ? [] : (await removeStaleCgroups(layout, stale.map((s) => s.uuid), new Set(running))).removed;
   return { cgroupsRemoved, helpersStopped };
 }
 

@@ -5,7 +5,7 @@
  * of a run dir after a daemon restart) -> a QemuGuest handle that carries the lifecycle
  * events and the on_* policy until QEMU is gone. See docs/qemu-driver.md.
  */
-import { chmod, mkdir } from 'node:fs/promises';
+import { access, chmod, mkdir } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import type { DomainDefinition, LifecycleAction } from '../../conf/index.js';
 import { prepareGuestBoot, removeBootFiles } from '../../guestfs/boot/index.js';
@@ -15,7 +15,11 @@ import { QemuProcess } from '../process.js';
 import { ShutdownTraceArgs } from '../process/shutdown-trace.js';
 import type { GuestStop } from './events.js';
 import { restoreFromFile } from './guest-state.js';
+import { domainCapabilitiesOf, type DomainCapabilities } from './domcaps.js';
+import { confineGuest, prepareHostResources, releaseGuestResources, startFilesystemHelpers } from './host-resources.js';
 import { QemuGuest } from './qemu-guest.js';
+import { readFirmwareDescriptors, OvmfDefaults } from '../firmware/index.js';
+import { virtiofsdInstalled } from '../virtiofs/index.js';
 import type { DomainDriver, GuestHandle, HostCapabilities, LaunchOptions, PrepareOptions, PreparedLaunch } from './types.js';
 
 export interface QemuDriverOptions {
@@ -30,6 +34,7 @@ export interface QemuDriverOptions {
 export class QemuDomainDriver implements DomainDriver {
   readonly kind = 'qemu' as const;
   private caps: Promise<QemuCapabilities> | undefined;
+  private domcaps: Promise<DomainCapabilities> | undefined;
 
   constructor(private readonly opts: QemuDriverOptions = {}) {}
 
@@ -45,6 +50,20 @@ export class QemuDomainDriver implements DomainDriver {
       probing.catch(() => { if (this.caps === probing) this.caps = undefined; });
     }
     return this.caps;
+  }
+
+  /** Machines, CPU models and devices from the cached probe, firmware from the descriptors (read once per driver). */
+  async domainCapabilities(): Promise<DomainCapabilities> {
+    this.domcaps ??= (async () => {
+      const [caps, images, virtiofsd, ovmf] = await Promise.all([
+        this.qemuCapabilities(), readFirmwareDescriptors(), virtiofsdInstalled(),
+        access(OvmfDefaults.code).then(() => true, () => false),
+      ]);
+      return domainCapabilitiesOf(caps, images, { ovmf, virtiofsd });
+    })();
+    const probing = this.domcaps;
+    probing.catch(() => { if (this.domcaps === probing) this.domcaps = undefined; });
+    return probing;
   }
 
   async capabilities(): Promise<HostCapabilities> {
@@ -72,13 +91,17 @@ export class QemuDomainDriver implements DomainDriver {
     const bootFiles = def.boot.loader === 'guest'
       ? await prepareGuestBoot(def, runDir, volumePaths ? { volumePaths } : {})
       : undefined;
+    const resources = await prepareHostResources(def, { stateDir: opts.stateDir ?? runDir });
     const command = buildCommand(def, {
-      binary, accel, runDir, ...(volumePaths ? { volumePaths } : {}), ...(bootFiles ? { bootFiles } : {}),
+      binary, accel, runDir, ...(volumePaths ? { volumePaths } : {}), ...(bootFiles ? { bootFiles } : {}), ...resources,
     });
     // -S: nothing runs before QMP is connected and the caller had its chance to open the console;
     // the shutdown trace logs a power-off QMP could not report (monitor lost: process/shutdown-trace.ts)
     const argv = [...(command.argv.includes('-S') ? [] : ['-S']), ...ShutdownTraceArgs, ...command.argv];
-    return { definition: def, runDir, accel, accelReason: reason, command: { binary: command.binary, argv, env: command.env } };
+    return {
+      definition: def, runDir, accel, accelReason: reason, command: { binary: command.binary, argv, env: command.env },
+      ...(resources.filesystemDrivers ? { filesystemDrivers: resources.filesystemDrivers } : {}),
+    };
   }
 
   /**
@@ -90,16 +113,26 @@ export class QemuDomainDriver implements DomainDriver {
   async launch(prepared: PreparedLaunch, opts: LaunchOptions = {}): Promise<GuestHandle> {
     // a restore: QEMU waits for the saved stream (migrate-incoming, guest-state.ts) instead of booting
     const incomingArgs = opts.incoming ? ['-incoming', 'defer'] : [];
-    const proc = await QemuProcess.launchCommand({
-      command: { binary: prepared.command.binary, argv: [...prepared.command.argv, ...incomingArgs], env: { ...prepared.command.env } },
-      runDir: prepared.runDir,
-      paused: true,
-      ...(opts.startTimeoutMs !== undefined ? { startTimeoutMs: opts.startTimeoutMs } : {}),
-    });
+    // virtiofsd first: QEMU connects to its socket while it starts
+    await startFilesystemHelpers(prepared.definition, prepared.runDir, prepared.filesystemDrivers);
+    let proc: QemuProcess;
+    try {
+      proc = await QemuProcess.launchCommand({
+        command: { binary: prepared.command.binary, argv: [...prepared.command.argv, ...incomingArgs], env: { ...prepared.command.env } },
+        runDir: prepared.runDir,
+        paused: true,
+        ...(opts.startTimeoutMs !== undefined ? { startTimeoutMs: opts.startTimeoutMs } : {}),
+      });
+    } catch (err) {
+      await releaseGuestResources(prepared.runDir, prepared.definition.uuid);
+      throw err;
+    }
     const guest = this.handleOf(proc, prepared.definition, prepared.accel);
     // loader: guest: QEMU read the extracted kernel and initrd into memory when it created the machine; no copy stays in the run dir
     await removeBootFiles(prepared.runDir);
     try {
+      // into its cgroup while -S still holds the CPUs: no guest code runs unconfined
+      await confineGuest(prepared.definition, proc.pid);
       if (opts.incoming) await restoreFromFile(proc.qmp, proc.runDir, opts.incoming, opts.incoming.onProgress);
       await guest.start(opts.paused ?? false);
     } catch (err) {
@@ -124,6 +157,7 @@ export class QemuDomainDriver implements DomainDriver {
     return new QemuGuest(proc, {
       definition: def,
       accel,
+      release: () => releaseGuestResources(proc.runDir, def.uuid),
       ...(onActionError ? { onActionError: (err: unknown, what: GuestStop, action: LifecycleAction) => onActionError(err, { runDir: proc.runDir, what, action }) } : {}),
     });
   }

@@ -15,6 +15,7 @@ import type { RunState } from '../qmp/commands.js';
 import { LifecycleTracker, type GuestStop } from './events.js';
 import * as hotplug from './hotplug.js';
 import * as guestState from './guest-state.js';
+import { GuestResources, type ResourceLimits, type ResourceLimitsInfo, type Screenshot } from './host-resources.js';
 import { monitorCommand, type MonitorCommand } from './monitor.js';
 import type { DeviceInfo, ExitInfo, GuestHandle, GuestRunState, LifecycleEvent, LifecycleListener, StopOptions } from './types.js';
 import type { DetachOptions, MemoryStats, VcpuInfo } from './types.js';
@@ -25,6 +26,8 @@ export interface QemuGuestOptions {
   accel: Accel | 'unknown';
   /** Called when a policy action fails (restart, ending a kept guest). */
   onActionError?: (err: unknown, what: GuestStop, action: LifecycleAction) => void;
+  /** Run once QEMU is gone, before the `exited` event (its virtiofsd and cgroup: host-resources.ts). */
+  release?: () => Promise<void>;
 }
 
 /** Events held for a first subscriber, at most (the first, `started`, always among them). */
@@ -42,6 +45,7 @@ export class QemuGuest implements GuestHandle {
    * hot-plug changed since (attachDisk... below update it here, device by device, keeping the ids).
    */
   private live: DomainDefinition;
+  private readonly resources: GuestResources;
 
   constructor(private readonly proc: QemuProcess, opts: QemuGuestOptions) {
     this.accel = opts.accel;
@@ -55,7 +59,11 @@ export class QemuGuest implements GuestHandle {
     });
     proc.onQmpEvent((ev) => this.tracker.handle(ev));
     proc.onMonitorChange((change) => this.tracker.monitor(change));
-    this.exited = proc.exited.then((exit) => {
+    // through the getter each time: a lost monitor is reconnected with a new client
+    this.resources = new GuestResources({ executeUntyped: (command, args) => proc.qmp.executeUntyped(command, args) }, proc.runDir, opts.definition.uuid);
+    const release = opts.release;
+    this.exited = proc.exited.then(async (exit) => {
+      if (release) await release().catch(() => undefined);
       this.tracker.exited(exit);
       return exit;
     });
@@ -219,6 +227,30 @@ export class QemuGuest implements GuestHandle {
 
   async dumpMemory(path: string, format: guestState.DumpFormat, onProgress?: guestState.ProgressListener): Promise<void> {
     await this.tracker.own(() => guestState.dumpGuestMemory(this.proc.qmp, path, format, onProgress));
+  }
+
+  // ---- resource limits, screens and keys (host-resources.ts)
+
+  async setResourceLimits(limits: ResourceLimits): Promise<void> {
+    await this.resources.setLimits(limits);
+    this.live = { ...this.live, cpu_shares: limits.cpu_shares, cpu_quota: limits.cpu_quota, memory_limit: limits.memory_limit };
+    for (const key of ['cpu_shares', 'cpu_quota', 'memory_limit'] as const) if (this.live[key] === undefined) delete this.live[key];
+  }
+
+  resourceLimits(): Promise<ResourceLimitsInfo> {
+    return this.resources.limits();
+  }
+
+  screenshot(): Promise<Screenshot> {
+    return this.resources.screenshot();
+  }
+
+  sendKeys(keys: readonly string[], holdMs?: number): Promise<void> {
+    return this.resources.sendKeys(keys, holdMs);
+  }
+
+  setVncPassword(): Promise<string> {
+    return this.resources.setVncPassword(this.live);
   }
 
   /** Test hook: the QMP connection is closed as if lost; the process reconnects (`monitor-lost`, then `monitor-restored`). */
