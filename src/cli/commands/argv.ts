@@ -6,7 +6,8 @@
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import type { Command } from 'commander';
-import { loadDefinition, type DomainDefinition } from '../../conf/index.js';
+import type { DomainDefinition } from '../../conf/index.js';
+import { loadDefinitionAnyFormat } from './definition-input.js';
 import { planGuestBoot, type BootPlan } from '../../guestfs/boot/index.js';
 import { buildCommand, type CommandContext, type QemuCommand } from '../../qemu/command/index.js';
 import { DEFAULT_QEMU_BINARY, probeCapabilities, resolveAccel } from '../../qemu/index.js';
@@ -111,7 +112,7 @@ Examples:
   virtkit argv guest.yaml --json | jq -r '.argv[]'
   virtkit argv guest.yaml --run-dir /tmp/r --accel tcg`)
     .action(async (path: string, opts: ArgvOptions) => {
-      const def = await loadDefinition(path);
+      const def = await loadDefinitionAnyFormat(path);
       const binary = opts.binary ?? DEFAULT_QEMU_BINARY;
       const { accel, reason } = await chooseAccel(def, opts.accel, binary);
       const runDir = opts.runDir ?? defaultRunDir(def.name);

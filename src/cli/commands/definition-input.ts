@@ -5,7 +5,7 @@
  * `.json` file). YAML and JSON go to the manager as text, as before; libvirt XML and xm are
  * converted here and sent as a JSON definition, so the daemon reads one kind of document.
  */
-import { readDefinitionFile, type DomainDefinition } from '../../conf/index.js';
+import { parseDefinition, readDefinitionFile, type DomainDefinition } from '../../conf/index.js';
 import { detectFormat, InputFormats, readDefinitionText, validateImported, type ImportWarning, type InputFormat } from '../../formats/index.js';
 import { VirtkitError } from '../../util/errors.js';
 import { escapeForTerminal } from '../../util/terminal-text.js';
@@ -52,4 +52,18 @@ export async function readDefinitionInput(file: string, opts: { format?: string;
 /** Warnings of an import on stderr, one per line; document text is escaped before it reaches the terminal. */
 export function printImportWarnings(warnings: readonly ImportWarning[]): void {
   for (const w of warnings) process.stderr.write(`warning: ${escapeForTerminal(w.path)}: ${escapeForTerminal(w.message)}\n`);
+}
+
+/**
+ * A definition file in any format, validated, for the commands that use it in-process
+ * (`run`, `argv`): the same rule as `define` without `--format` (by content), strict about
+ * what cannot be honoured; import warnings go to stderr.
+ */
+export async function loadDefinitionAnyFormat(path: string): Promise<DomainDefinition> {
+  const input = await readDefinitionInput(path, {});
+  if (input.kind === 'definition') {
+    printImportWarnings(input.warnings);
+    return input.definition;
+  }
+  return parseDefinition(input.text, { format: input.format, baseDir: input.baseDir });
 }

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Command } from 'commander';
-import { loadDefinition } from '../../conf/index.js';
+import { loadDefinitionAnyFormat } from './definition-input.js';
 import { QemuDomainDriver, watchConsoleFor, type ExitInfo, type GuestHandle, type LifecycleEvent } from '../../qemu/index.js';
 import { timeoutOption } from '../options.js';
 
@@ -60,7 +60,7 @@ Examples:
 
 async function runGuest(path: string, opts: RunOptions): Promise<number> {
   const timeoutS = opts.timeout;
-  const def = await loadDefinition(path);
+  const def = await loadDefinitionAnyFormat(path);
   // This command is the guest's manager: the driver carries out on_poweroff / on_reboot /
   // on_crash (restart, preserve until Ctrl-] or a signal, destroy); once a stop was asked for,
   // nothing restarts the guest. Here we only say what it did.
