@@ -18,7 +18,7 @@ import type { DomainStateInfo, SnapshotCreateBody, SnapshotInfo } from '../api/i
 import type { DomainDefinition } from '../conf/index.js';
 import { runQemuImg } from '../storage/index.js';
 import type { Origin, StoreReader, StoreWriter } from '../store/index.js';
-import { VirtkitError } from '../util/errors.js';
+import { VirtkitError, isVirtkitError } from '../util/errors.js';
 import { domainPath, isActive, requireDomain, visibleState, writeLive, writeStatus, type DomainRecord } from './domain-records.js';
 import { recordEvent } from './event-log.js';
 import type { GuestStateHost } from './guest-state.js';
@@ -292,7 +292,18 @@ export async function deleteSnapshot(h: GuestStateHost, origin: Origin, domain: 
         await h.requireLive(domain, rec, 'domain.save').handle.internalSnapshot('delete', snap);
       } else {
         for (const d of target.disks) {
-          if (await stat(d.path).then(() => true, () => false)) await qemuImgSnapshot('-d', snap, d.path);
+          if (!(await stat(d.path).then(() => true, () => false))) continue;
+          try {
+            await qemuImgSnapshot('-d', snap, d.path);
+          } catch (err) {
+            // the running QEMU holds the image (a backing file under an external snapshot's overlay)
+            if (active && isVirtkitError(err, 'qemu-img.failed') && /lock/i.test(err.message)) {
+              throw new VirtkitError('domain.invalid-state',
+                `cannot delete "${snap}" while "${domain}" runs: its image ${d.path} is in use by the guest (a backing file under an overlay); shut it down first`,
+                { name: domain, snapshot: snap, image: d.path, state: 'running', allowed: ['shutoff', 'crashed'] });
+            }
+            throw err;
+          }
         }
       }
     }
