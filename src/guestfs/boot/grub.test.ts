@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isVirtkitError } from '../../util/errors.js';
-import { parseGrubConfig } from './grub.js';
+import { parseGrubConfig, readGrubConfig } from './grub.js';
 
 /** The shape of Debian 12's generated grub.cfg, trimmed. */
 const DEBIAN = String.raw`
@@ -171,5 +171,35 @@ describe('parseGrubConfig', () => {
     const lines = ['set a=xxxxxxxxxxxxxxxx'];
     for (let i = 0; i < 40; i++) lines.push('set a=$a$a');
     expect(() => parseGrubConfig(lines.join('\n'))).toThrow(expect.objectContaining({ code: 'boot.config-corrupt' }) as Error);
+  });
+  describe('conditions', () => {
+    const CUSTOM = [
+      'if [ -f  ${config_directory}/custom.cfg ]; then',
+      '  source ${config_directory}/custom.cfg',
+      'elif [ -z "${config_directory}" -a -f  $prefix/custom.cfg ]; then',
+      '  source $prefix/custom.cfg',
+      'fi',
+    ].join('\n');
+
+    it('asks for the file tests it cannot answer, with $config_directory set as GRUB sets it', () => {
+      const first = readGrubConfig(CUSTOM, '/boot/grub/grub.cfg', { configDirectory: '/boot/grub' });
+      expect(first.pendingFileTests).toEqual(['-f:/boot/grub/custom.cfg']);
+    });
+
+    it('follows the branch GRUB takes: no custom.cfg, no source; custom.cfg there, one source', () => {
+      const env = (exists: boolean): { configDirectory: string; fileTests: Map<string, boolean> } =>
+        ({ configDirectory: '/boot/grub', fileTests: new Map([['-f:/boot/grub/custom.cfg', exists]]) });
+      expect(parseGrubConfig(CUSTOM, 'grub.cfg', env(false)).warnings).toEqual([]);
+      expect(parseGrubConfig(CUSTOM, 'grub.cfg', env(true)).warnings).toEqual(['source /boot/grub/custom.cfg: not followed']);
+    });
+
+    it('runs every branch of a condition it cannot know, as before', () => {
+      const text = 'if [ "$grub_platform" = "efi" ]; then\n set x=1\nelse\n set x=2\nfi\nmenuentry a { linux /k $x }\n';
+      expect(parseGrubConfig(text).entries[0]!.cmdline).toBe('2');
+      const known = 'set p=efi\nif [ "$p" = "efi" ]; then\n set x=1\nelse\n set x=2\nfi\nmenuentry a { linux /k $x }\n';
+      expect(parseGrubConfig(known).entries[0]!.cmdline).toBe('1');
+      const negated = 'set p=\nif [ ! -n "$p" -o x = y ]; then menuentry yes { linux /y }\nelif [ -z "" ]; then menuentry no { linux /n }\nfi\n';
+      expect(parseGrubConfig(negated).entries.map((e) => e.title)).toEqual(['yes']);
+    });
   });
 });
