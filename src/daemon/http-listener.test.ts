@@ -44,6 +44,8 @@ const definition = (name: string): string =>
 describe('the web listener', () => {
   it('serves the API through the typed browser client with the token, events and console included', async () => {
     const c = new BrowserClient({ baseUrl: base, token, WebSocket: WebSocket as unknown as WebSocketFactory });
+    // GET / is daemon.info for a client with the token, the page for a browser without.
+    expect((await c.daemonInfo()).pid).toBe(process.pid);
     await c.define(definition('web1'));
     const events = c.events({ since: 0 });
     await c.start('web1');

@@ -169,7 +169,9 @@ export async function startHttpListener(opts: HttpListenerOptions): Promise<Http
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const host = checkSite(req);
     const pathname = (req.url ?? '/').split('?')[0] ?? '/';
-    if ((req.method === 'GET' || req.method === 'HEAD') && isStaticPath(pathname)) {
+    const given = tokenOfRequest(req);
+    // `GET /` is both the page (a browser navigating: no token header) and daemon.info (a client: with it).
+    if ((req.method === 'GET' || req.method === 'HEAD') && isStaticPath(pathname) && given === undefined) {
       res.setHeader('x-content-type-options', 'nosniff');
       res.setHeader('referrer-policy', 'no-referrer');
       res.setHeader('x-frame-options', 'DENY');
@@ -178,7 +180,7 @@ export async function startHttpListener(opts: HttpListenerOptions): Promise<Http
         ? 'the web manager is not built (npm run build makes dist/web)'
         : `no such file: ${pathname}`);
     }
-    checkToken(tokenOfRequest(req));
+    checkToken(given);
     proxy(req, res);
   };
 

@@ -1,12 +1,9 @@
 /** Typed API errors as people read them: the code, the daemon's message, the field it names. */
 import { isVirtkitError } from 'virtkit/client/browser';
 
-export interface ShownError {
-  code: string;
-  message: string;
-  /** The definition field the error is about (`data.path` of definition.invalid). */
-  path?: string;
-}
+import type { ShownError } from '../forms';
+
+export type { ShownError };
 
 export function shownError(err: unknown): ShownError {
   if (isVirtkitError(err)) {

@@ -3,14 +3,8 @@
  * (errors come from the daemon's validation of the same schema the CLI uses).
  */
 import type { ComponentChildren } from 'preact';
+import { errorAt } from '../forms';
 import type { ShownError } from './errors';
-
-/** Whether an error's definition path is this field's (`disks[0].volume` belongs to `disks`). */
-export function errorAt(error: ShownError | undefined, path: string): string | undefined {
-  if (!error?.path) return undefined;
-  const p = error.path;
-  return p === path || p.startsWith(`${path}.`) || p.startsWith(`${path}[`) ? error.message : undefined;
-}
 
 export function Field({ label, path, error, hint, children }: {
   label: string; path: string; error: ShownError | undefined; hint?: string; children: ComponentChildren;

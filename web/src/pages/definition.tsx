@@ -5,41 +5,8 @@
  */
 import { useEffect, useState } from 'preact/hooks';
 import { shownError, type ShownError } from '../components/errors';
+import { lineDiff, lineOfPath } from '../forms';
 import { client } from '../session';
-
-/** The line (0-based) where a definition path's innermost named key is written, or -1. */
-export function lineOfPath(text: string, path: string): number {
-  const keys = path.split(/[.[\]]+/).filter((k) => k !== '' && !/^\d+$/.test(k));
-  const lines = text.split('\n');
-  let from = 0;
-  let found = -1;
-  for (const key of keys) {
-    const at = lines.findIndex((l, i) => i >= from && new RegExp(`^\\s*-?\\s*${key.replace(/[^A-Za-z0-9_]/g, '')}\\s*:`).test(l));
-    if (at < 0) break;
-    found = at;
-    from = at + 1;
-  }
-  return found;
-}
-
-/** Lines only in `a` (-) and only in `b` (+), in order: enough to see what a restart would change. */
-export function lineDiff(a: string, b: string): { sign: '+' | '-'; text: string }[] {
-  const x = a.split('\n');
-  const y = b.split('\n');
-  // Longest common subsequence, small inputs (definitions are short).
-  const n = x.length;
-  const m = y.length;
-  const dp: number[][] = Array.from({ length: n + 1 }, () => new Array<number>(m + 1).fill(0));
-  for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--) dp[i]![j] = x[i] === y[j] ? dp[i + 1]![j + 1]! + 1 : Math.max(dp[i + 1]![j]!, dp[i]![j + 1]!);
-  const out: { sign: '+' | '-'; text: string }[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < n || j < m) {
-    if (i < n && j < m && x[i] === y[j]) { i++; j++; } else if (j < m && (i >= n || dp[i]![j + 1]! >= dp[i + 1]![j]!)) out.push({ sign: '+', text: y[j++]! });
-    else out.push({ sign: '-', text: x[i++]! });
-  }
-  return out;
-}
 
 export function DefinitionEditor({ name, running }: { name: string; running: boolean }) {
   const [text, setText] = useState('');
@@ -76,7 +43,7 @@ export function DefinitionEditor({ name, running }: { name: string; running: boo
         <ol class="gutter" aria-hidden="true">
           {text.split('\n').map((_, i) => <li class={i === errorLine ? 'bad' : ''}>{i + 1}</li>)}
         </ol>
-        <textarea aria-label="Definition (YAML)" spellcheck={false} rows={Math.max(12, text.split('\n').length + 1)} value={text}
+        <textarea aria-label="Definition (YAML)" spellcheck={false} wrap="off" rows={Math.max(12, text.split('\n').length + 1)} value={text}
           aria-invalid={error ? 'true' : 'false'} onInput={(e) => setText(e.currentTarget.value)} data-testid="definition-editor" />
       </div>
       {error ? (

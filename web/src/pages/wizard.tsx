@@ -6,66 +6,10 @@
 import { useEffect, useState } from 'preact/hooks';
 import type { PoolSummary, VolumeInfo } from 'virtkit/client/browser';
 import { ErrorBox, shownError, type ShownError } from '../components/errors';
-import { Field, errorAt, fieldId } from '../components/field';
+import { Field, fieldId } from '../components/field';
+import { EmptyForm, definitionOf, errorAt, localProblems, stepOfPath, type DiskChoice, type WizardForm } from '../forms';
 import { href, useTitle } from '../router';
 import { client } from '../session';
-
-export type DiskChoice = 'none' | 'volume' | 'new' | 'upload';
-
-export interface WizardForm {
-  name: string;
-  kernel: string;
-  initrd: string;
-  cmdline: string;
-  memoryMiB: number;
-  vcpus: number;
-  disk: DiskChoice;
-  pool: string;
-  volume: string;
-  newVolumeMiB: number;
-  /** The disk's image format: the chosen volume's, qcow2 for a new one, raw for an upload. */
-  format: 'raw' | 'qcow2';
-  nics: { model: 'virtio' | 'e1000' | 'rtl8139' }[];
-  graphics: 'none' | 'vnc';
-  start: boolean;
-}
-
-export const EmptyForm: WizardForm = {
-  name: '', kernel: '', initrd: '', cmdline: 'console=ttyS0', memoryMiB: 128, vcpus: 1, disk: 'none', pool: '', volume: '', newVolumeMiB: 64, format: 'qcow2',
-  nics: [], graphics: 'none', start: true,
-};
-
-/** The definition the form describes (JSON, which the daemon reads like YAML). */
-export function definitionOf(f: WizardForm): Record<string, unknown> {
-  return {
-    name: f.name,
-    memory: `${f.memoryMiB}MiB`,
-    vcpus: f.vcpus,
-    boot: { loader: 'direct', kernel: f.kernel, ...(f.initrd ? { initrd: f.initrd } : {}), ...(f.cmdline ? { cmdline: f.cmdline } : {}) },
-    ...(f.disk !== 'none' ? { disks: [{ volume: `${f.pool}/${f.volume}`, format: f.disk === 'upload' ? 'raw' : f.disk === 'new' ? 'qcow2' : f.format }] } : {}),
-    nics: f.nics.map((n) => ({ model: n.model })),
-    graphics: f.graphics,
-  };
-}
-
-/** Which step shows a definition path's field. */
-export function stepOfPath(path: string): number {
-  if (/^(memory|vcpus)/.test(path)) return 1;
-  if (/^disks/.test(path)) return 2;
-  if (/^(nics|graphics)/.test(path)) return 3;
-  return 0;
-}
-
-/** Checks the browser can make before asking the daemon (the daemon checks everything again). */
-export function localProblems(f: WizardForm): ShownError | undefined {
-  const bad = (path: string, message: string): ShownError => ({ code: 'definition.invalid', message: `${path}: ${message}`, path });
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(f.name)) return bad('name', 'must be 1-64 letters, digits, "_", "." or "-", starting with a letter or digit');
-  if (f.kernel.trim() === '') return bad('boot.kernel', 'a kernel image on the host is required');
-  if (!Number.isInteger(f.memoryMiB) || f.memoryMiB < 16) return bad('memory', 'must be at least 16 MiB, a whole number');
-  if (!Number.isInteger(f.vcpus) || f.vcpus < 1 || f.vcpus > 255) return bad('vcpus', 'must be 1 to 255');
-  if (f.disk !== 'none' && (f.pool === '' || (f.disk !== 'upload' && f.volume === ''))) return bad('disks', 'choose a pool and a volume');
-  return undefined;
-}
 
 const Steps = ['Boot', 'Resources', 'Disk', 'Devices', 'Review'];
 
