@@ -18,6 +18,11 @@ function quoted(value: unknown): string {
 
 export const QemuNamespace = 'http://libvirt.org/schemas/domain/qemu/1.0';
 
+/** An error message lists this many items; `data.unsupported` has them all. */
+const MaxListedInMessage = 100;
+/** The schema keeps at most 1024 notes. */
+const MaxNotes = 1024;
+
 export interface ImportOptions {
   lenient?: boolean;
   /** Called with each generic path the importer reads (the mapping table's test). */
@@ -824,12 +829,18 @@ export function importLibvirtXml(text: string, options: ImportOptions = {}): Lib
 
   const unsupported = r.unsupported;
   if (unsupported.length > 0 && options.lenient !== true) {
-    const list = unsupported.map((u) => `  ${u.path}: ${u.message}`).join('\n');
+    const shown = unsupported.slice(0, MaxListedInMessage).map((u) => `  ${u.path}: ${u.message}`);
+    if (unsupported.length > MaxListedInMessage) shown.push(`  ... and ${unsupported.length - MaxListedInMessage} more (all in data.unsupported)`);
+    const list = shown.join('\n');
     throw new VirtkitError('definition.unsupported', `${unsupported.length} element(s) or attribute(s) cannot be honoured (--lenient imports anyway and keeps this list in notes):\n${list}`, {
       unsupported: unsupported.map((u) => ({ xpath: u.path, reason: u.message })),
     });
   }
   const warnings = [...r.warnings, ...unsupported];
-  if (warnings.length > 0) ctx.def['notes'] = warnings.map((w) => `${w.path}: ${w.message}`);
+  if (warnings.length > 0) {
+    const notes = warnings.slice(0, MaxNotes - 1).map((w) => `${w.path}: ${w.message}`);
+    if (warnings.length >= MaxNotes) notes.push(`... and ${warnings.length - MaxNotes + 1} more not honoured`);
+    ctx.def['notes'] = notes;
+  }
   return { definition: ctx.def, warnings, unsupported, sources: ctx.sources };
 }

@@ -71,3 +71,35 @@ describe('detectFormat', () => {
     expect(detectFormat('memory == 2')).toBe('yaml');
   });
 });
+
+describe('large documents', () => {
+  it('imports a megabyte of small elements in bounded time, reporting them, not hanging', async () => {
+    const { importLibvirtXml } = await import('./import.js');
+    const many = `<domain type='qemu'><name>m</name><memory unit='MiB'>64</memory>\n${'<x/>\n'.repeat(200_000)}</domain>`;
+    let error: VirtkitError | undefined;
+    try {
+      importLibvirtXml(many);
+    } catch (err) {
+      if (err instanceof VirtkitError) error = err;
+    }
+    expect(error?.code).toBe('definition.unsupported');
+    expect((error?.data?.['unsupported'] as unknown[]).length).toBe(200_000);
+  }, 30_000);
+});
+
+describe('long lists', () => {
+  it('caps the message and the notes, keeping the count', async () => {
+    const { importLibvirtXml } = await import('./import.js');
+    const doc = `<domain type='qemu'><name>m</name><memory unit='MiB'>64</memory>${'<x/>'.repeat(2000)}</domain>`;
+    const lenient = importLibvirtXml(doc, { lenient: true });
+    const notes = lenient.definition['notes'] as string[];
+    expect(notes).toHaveLength(1024);
+    // 2000 elements and the warning that ACPI was absent: 1023 listed, 978 counted.
+    expect(notes[1023]).toBe('... and 978 more not honoured');
+    try {
+      importLibvirtXml(doc);
+    } catch (err) {
+      expect((err as VirtkitError).message).toMatch(/\.\.\. and 1900 more \(all in data\.unsupported\)$/);
+    }
+  });
+});

@@ -37,14 +37,27 @@ export interface TextPosition {
 
 /** Where a character offset is, 1-based, as editors count. */
 export function positionAt(text: string, offset: number): TextPosition {
-  let line = 1;
-  let lineStart = 0;
-  const end = Math.max(0, Math.min(offset, text.length));
-  for (let i = text.indexOf('\n'); i !== -1 && i < end; i = text.indexOf('\n', i + 1)) {
-    line += 1;
-    lineStart = i + 1;
+  return new LineIndex(text).position(offset);
+}
+
+/** Offsets of line starts, found once: a position is then a binary search, not a scan of the text. */
+class LineIndex {
+  private readonly starts: number[] = [0];
+  constructor(private readonly text: string) {
+    for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) this.starts.push(i + 1);
   }
-  return { line, column: end - lineStart + 1 };
+
+  position(offset: number): TextPosition {
+    const at = Math.max(0, Math.min(offset, this.text.length));
+    let lo = 0;
+    let hi = this.starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if ((this.starts[mid] ?? 0) <= at) lo = mid;
+      else hi = mid - 1;
+    }
+    return { line: lo + 1, column: at - (this.starts[lo] ?? 0) + 1 };
+  }
 }
 
 function refused(text: string, offset: number, what: string): VirtkitError {
@@ -152,7 +165,6 @@ interface Pending {
   node: OrderedNode;
   name: string;
   xpath: string;
-  depth: number;
   attach: (element: XmlElement) => void;
 }
 
@@ -162,6 +174,7 @@ interface Pending {
  */
 function buildTree(root: OrderedNode, rootName: string, source: string): XmlElement {
   let result: XmlElement | undefined;
+  const lines = new LineIndex(source);
   const build = (item: Pending): void => {
     const content = (item.node[item.name] ?? []) as OrderedNode[];
     const rawAttrs = (item.node[AttrKey] ?? {}) as Record<string, string>;
@@ -183,19 +196,19 @@ function buildTree(root: OrderedNode, rootName: string, source: string): XmlElem
     for (const c of childNodes) counts.set(c.name, (counts.get(c.name) ?? 0) + 1);
     const seen = new Map<string, number>();
     const children: XmlElement[] = [];
-    const at = positionAt(source, start);
+    const at = lines.position(start);
     const element: XmlElement = { name: item.name, attrs, children, text, xpath: item.xpath, line: at.line, column: at.column };
     item.attach(element);
     for (const c of childNodes) {
       const index = (seen.get(c.name) ?? 0) + 1;
       seen.set(c.name, index);
       const step = xpathStep(c.name, index, item.name, (counts.get(c.name) ?? 0) > 1);
-      queue.push({ node: c.node, name: c.name, xpath: `${item.xpath}/${step}`, depth: item.depth + 1, attach: (e) => children.push(e) });
+      queue.push({ node: c.node, name: c.name, xpath: `${item.xpath}/${step}`, attach: (e) => children.push(e) });
     }
   };
   // Breadth first, in document order: each element is attached to its parent in the order found.
   const queue: Pending[] = [];
-  build({ node: root, name: rootName, xpath: `/${rootName}`, depth: 1, attach: (e) => { result = e; } });
+  build({ node: root, name: rootName, xpath: `/${rootName}`, attach: (e) => { result = e; } });
   for (let i = 0; i < queue.length; i += 1) {
     const next = queue[i];
     if (next !== undefined) build(next);
