@@ -2,11 +2,12 @@
  * `virtkit create` end to end: flags to a running guest kit guest through a real daemon, with
  * a new qcow2 file created by qemu-img and a new volume in a dir pool, the console attached by
  * --console; and the failures that must leave nothing behind (a bad spec, a define refused
- * after the disks were made). One boot in all.
+ * after the disks were made); and an xm config, the seed's shape, defined with --format xm
+ * and booted. Two boots in all.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
@@ -100,5 +101,37 @@ describe.sequential('virtkit create', { timeout: 240_000 }, () => {
     // The pool disk would have been created-1.qcow2 (created.qcow2 is taken): gone again.
     expect((await d.client().volumeList('images')).volumes.map((v) => v.name)).toEqual(['created.qcow2']);
     await d.client().destroy(Name);
+  });
+
+  it('defines an xm config with --format xm, notes kept, and boots it', async () => {
+    const g = guestPaths(testGuest());
+    const cfg = join(work, 'example.cfg');
+    // The seed's config, pointed at the guest kit's kernel and the image created above.
+    await writeFile(cfg, [
+      '# xm config, as in "learning Xen"',
+      'name = "xmguest"',
+      'memory = 128',
+      'vcpus = 1 # one is plenty',
+      `kernel = "${g.kernelPath}"`,
+      `ramdisk = "${g.initrdPath}"`,
+      `disk = [ "tap:qcow2:/${join(work, 'root.qcow2')},xvda1,w" ]`,
+      'root = "/dev/xvda1 ro"',
+      `extra = "${await guestCmdline()}"`,
+      'vif = [ "mac=00:16:3e:22:15:51,bridge=xenbr0" ]',
+      '',
+    ].join('\n'));
+    const defined = await d.cli(['define', '--format', 'xm', cfg]);
+    expect(defined.code, defined.stderr).toBe(0);
+    expect(defined.stderr).toMatch(/warning: vif\[0\]\.bridge: line 10: bridge xenbr0 is not joined/);
+    const def = YAML.parse((await d.client().getDefinition('xmguest')).text) as {
+      boot: { cmdline: string }; disks: { source: string; format: string; target: string }[]; nics: { mac: string; network: string }[]; notes: string[];
+    };
+    expect(def.disks).toMatchObject([{ source: join(work, 'root.qcow2'), format: 'qcow2', target: 'vda' }]);
+    expect(def.boot.cmdline.startsWith('root=/dev/vda ro ')).toBe(true);
+    expect(def.nics).toMatchObject([{ mac: '00:16:3e:22:15:51', network: 'user' }]);
+    expect(def.notes.some((n) => n.startsWith('xm vif[0].bridge: line 10:'))).toBe(true);
+    expect((await d.cli(['start', 'xmguest'])).code).toBe(0);
+    await d.waitConsole('xmguest', Ready);
+    await d.client().destroy('xmguest');
   });
 });
