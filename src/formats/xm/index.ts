@@ -122,7 +122,12 @@ function composeBoot(s: MapState): void {
     }
   }
   const bootloader = get('bootloader');
-  const kernel = get('kernel');
+  let kernel = get('kernel');
+  // Old HVM configs name Xen's firmware as the kernel; under QEMU that is SeaBIOS's job.
+  if (kernel !== undefined && /(^|\/)hvmloader$/.test(s.read.string(kernel))) {
+    warn(s, 'kernel', kernel.at, 'hvmloader is Xen\'s HVM firmware: dropped, the guest boots through SeaBIOS from its disk');
+    kernel = undefined;
+  }
   if (bootloader !== undefined) {
     const loader = s.read.string(bootloader);
     if (!/(^|\/)pygrub$/.test(loader)) {
@@ -153,7 +158,7 @@ function composeBoot(s: MapState): void {
   if (kernel === undefined) {
     for (const k of ['ramdisk', 'root', 'extra', 'cmdline'] as const) {
       const a = get(k);
-      if (a !== undefined) warn(s, k, a.at, `ignored: there is no kernel to boot directly (the guest boots from its ${hvm ? 'disk' : 'disk through the firmware'})`);
+      if (a !== undefined) warn(s, k, a.at, 'ignored: there is no kernel to boot directly (the guest boots from its disk through the firmware)');
     }
     if (!hvm && builder !== undefined) warn(s, builder.name, builder.at, 'a paravirtual guest without kernel or bootloader: it boots from its disk through the firmware');
     return;

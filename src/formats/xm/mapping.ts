@@ -81,6 +81,19 @@ function bootKey(field: string, how: string): KeyRule {
   return { field, how };
 }
 
+/** A feature virtkit guests never have: 0 (or False) matches, anything else cannot be honoured. */
+function offOnly(reason: string): KeyRule {
+  return {
+    field: '-', how: `0: matches; otherwise not supported: ${reason}`,
+    map: (s, a) => { if (s.read.boolean(a)) unsupported(s, a.name, a.at, reason); },
+  };
+}
+
+/** A setting about Xen's own machinery, meaningless under virtkit: ignored with a warning. */
+function ignored(reason: string): KeyRule {
+  return { field: '-', how: `ignored with a warning: ${reason}`, map: (s, a) => warn(s, a.name, a.at, `ignored: ${reason}`) };
+}
+
 function notHonoured(reason: string): KeyRule {
   return { field: '-', how: `not supported: ${reason}`, unsupported: reason };
 }
@@ -249,7 +262,7 @@ export const XmKeys: Readonly<Record<string, KeyRule>> = {
   },
   vcpus: { field: 'vcpus', how: 'as is', map: (s, a) => { s.def['vcpus'] = s.read.integer(a, 1, 255); } },
   maxvcpus: { field: 'maxvcpus', how: 'as is (CPUs beyond `vcpus` can be hot-plugged)', map: (s, a) => { s.def['maxvcpus'] = s.read.integer(a, 1, 255); } },
-  kernel: bootKey('boot.kernel', '`boot: {loader: direct}`, host path'),
+  kernel: bootKey('boot.kernel', '`boot: {loader: direct}`, host path; Xen\'s `hvmloader` (an HVM guest\'s firmware) is dropped with a warning: the guest boots through SeaBIOS from its disk'),
   ramdisk: bootKey('boot.initrd', 'host path'),
   root: bootKey('boot.cmdline', '`root=VALUE` first on the command line; `/dev/xvdXN` becomes the virtio disk\'s name (`/dev/vdX`), with a warning'),
   extra: bootKey('boot.cmdline', 'appended after `root=`'),
@@ -318,20 +331,20 @@ export const XmKeys: Readonly<Record<string, KeyRule>> = {
   cpus: notHonoured('CPU pinning is not supported'),
   vcpu_avail: notHonoured('a bitmap of online CPUs is not supported (use maxvcpus and `virtkit setvcpus`)'),
   pci: notHonoured('PCI passthrough is not supported'),
-  usb: notHonoured('USB devices are not supported'),
+  usb: offOnly('USB devices are not supported'),
   usbdevice: notHonoured('USB devices are not supported'),
   soundhw: notHonoured('sound devices are not supported'),
-  localtime: notHonoured('the clock is always UTC'),
+  localtime: offOnly('the clock is always UTC'),
   rtc_timeoffset: notHonoured('the clock is always UTC'),
   keymap: notHonoured('the VNC keymap is not set'),
-  viridian: notHonoured('Hyper-V enlightenments are not supported'),
+  viridian: offOnly('Hyper-V enlightenments are not supported'),
   hap: notHonoured('paging mode is QEMU\'s choice'),
-  nestedhvm: notHonoured('nested virtualization is not supported'),
+  nestedhvm: offOnly('nested virtualization is not supported'),
   shadow_memory: notHonoured('Xen\'s shadow page table memory has no QEMU counterpart'),
   timer_mode: notHonoured('Xen\'s timer modes have no QEMU counterpart'),
-  device_model: notHonoured('virtkit chooses the QEMU binary'),
-  device_model_version: notHonoured('virtkit chooses the QEMU binary'),
-  device_model_override: notHonoured('virtkit chooses the QEMU binary'),
+  device_model: ignored('virtkit runs its own QEMU, not Xen\'s device model'),
+  device_model_version: ignored('virtkit runs its own QEMU, not Xen\'s device model'),
+  device_model_override: ignored('virtkit runs its own QEMU, not Xen\'s device model'),
   on_watchdog: notHonoured('watchdog devices are not supported'),
   vtpm: notHonoured('TPM devices are not supported'),
   vscsi: notHonoured('PV SCSI passthrough is not supported'),

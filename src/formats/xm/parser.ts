@@ -43,7 +43,8 @@ export class Parser {
     if (text.length > MaxXmBytes) {
       throw xmSyntaxError({ line: 1, column: 1 }, `the file is larger than ${MaxXmBytes} characters, too large for a config`, sourceName);
     }
-    this.tokens = new Lexer(text, sourceName).tokens();
+    // A UTF-8 byte order mark is allowed before Python source.
+    this.tokens = new Lexer(text.replace(/^\uFEFF/, ''), sourceName).tokens();
   }
 
   private peek(offset = 0): Token {
