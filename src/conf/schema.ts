@@ -146,6 +146,7 @@ export const DiskSchema = Type.Object({
     description: 'Guest-side name, libvirt style, unique in the domain; its prefix is the bus\'s (vd, sd, hd). It places ide and scsi disks: on ide the slot (`pc`: hda and hdb on the first bus, hdc and hdd on the second; `q35`: hda to hdf on AHCI ports 0 to 5), on scsi the SCSI target (sda: 0, sdb: 1...). A virtio disk\'s name in the guest follows PCI order instead.',
   }),
   readonly: Type.Boolean({ default: false, description: 'Attach read-only. Not available on the ide bus.' }),
+  shareable: Type.Optional(Type.Boolean({ description: 'Other guests may have the image open for writing at the same time (QEMU\'s `share-rw`; libvirt\'s `<shareable/>`): the guests must coordinate, as on a cluster filesystem. Use `cache: none`. Absent: false, and QEMU\'s image locking refuses a second writer.' })),
   cache: oneOf(CacheModes, { default: 'writeback', description: 'Host cache mode, with QEMU\'s meaning (docs/argv-fixtures.md has the mapping).' }),
 }, { additionalProperties: false });
 

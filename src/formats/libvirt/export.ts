@@ -106,6 +106,7 @@ function exportDisks(x: Lines, def: DomainDefinition): void {
       }
       x.add(empty('target', [['dev', disk.target], ['bus', disk.bus]]));
       if (disk.readonly) x.add(empty('readonly'));
+      if (disk.shareable === true) x.add(empty('shareable'));
       if (bootDisk !== undefined && bootDisk === disk.id) x.add(empty('boot', [['order', 1]]));
       if (disk.id !== disk.target) x.add(comment(`virtkit: disk id ${disk.id} (libvirt names it by its target)`));
     });

@@ -505,6 +505,7 @@ function importDisk(ctx: Ctx, el: XmlElement, index: number, out: DiskImport, ta
     r.refuseValue(target, 'bus', 'virtio, ide or scsi');
   }
   if (r.child(el, 'readonly') !== undefined) disk['readonly'] = true;
+  if (r.child(el, 'shareable') !== undefined) disk['shareable'] = true;
   for (const alias of r.all(el, 'alias')) r.attr(alias, 'name');
   for (const backing of r.peek(el, 'backingStore')) r.ignore(backing);
   const boot = r.child(el, 'boot');

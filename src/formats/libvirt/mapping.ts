@@ -126,7 +126,7 @@ export const LibvirtMapping: readonly MappingRow[] = [
   { xpath: `${Dev}/disk/target/@dev`, field: 'disks[].target', how: 'also the disk\'s `id`' },
   { xpath: `${Dev}/disk/target/@bus`, field: 'disks[].bus', how: '`virtio`, `ide`, `scsi` (absent: from the name\'s prefix); `sata`, `usb`, `xen`, `sd` are not supported' },
   { xpath: `${Dev}/disk/readonly`, field: 'disks[].readonly' },
-  { xpath: `${Dev}/disk/shareable`, unsupported: 'QEMU\'s image locking stays on: a disk cannot be shared by two running guests' },
+  { xpath: `${Dev}/disk/shareable`, field: 'disks[].shareable', how: 'QEMU\'s `share-rw`: other guests may write the image too' },
   { xpath: `${Dev}/disk/boot`, field: 'boot.disk' },
   { xpath: `${Dev}/disk/boot/@order`, field: 'boot.disk', how: 'the disk with the lowest order is `boot.disk` (`loader: disk`); other orders are not kept' },
   { xpath: `${Dev}/disk/serial`, unsupported: 'disk serial numbers are not configurable' },

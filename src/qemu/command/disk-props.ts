@@ -110,7 +110,7 @@ export function diskPlacementProblem(disk: DiskNaming, machine: string): string 
 }
 
 /** The guest-visible device of a disk, attached to its format node, placed by its target. */
-export function diskDeviceProps(disk: DiskNaming & Pick<DiskDefinition, 'cache'>, placement: DiskPlacement): JsonProps {
+export function diskDeviceProps(disk: DiskNaming & Pick<DiskDefinition, 'cache' | 'shareable'>, placement: DiskPlacement): JsonProps {
   const problem = diskPlacementProblem(disk, placement.machine);
   if (problem !== undefined) {
     const where = placement.path ?? `disk ${JSON.stringify(disk.id)}`;
@@ -126,6 +126,8 @@ export function diskDeviceProps(disk: DiskNaming & Pick<DiskDefinition, 'cache'>
     Object.assign(props, { bus: `${ScsiControllerId}.0`, channel: 0, 'scsi-id': targetIndex(disk.target), lun: 0 });
   }
   props['write-cache'] = CacheFlags[disk.cache].writeCache ? 'on' : 'off';
+  // libvirt's <shareable/>: the device tells the image lock that other writers are welcome.
+  if (disk.shareable === true) props['share-rw'] = true;
   if (placement.bootindex !== undefined) props['bootindex'] = placement.bootindex;
   return props;
 }
