@@ -31,7 +31,7 @@ export interface StreamFile {
   offset: number;
 }
 
-const PollMs = 100;
+const PollMs = 20;
 /** No byte of progress for this long during a save, restore or dump: the job is given up. */
 const StallMs = 120_000;
 /** Bandwidth for a save of a paused guest: as fast as the disk takes it (libvirt does the same). */
