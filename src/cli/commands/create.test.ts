@@ -3,11 +3,12 @@
  * a definition, schema errors named by the flag; and a bounded fuzz of the spec parsers
  * (typed errors only). The end-to-end run is test/integration/create.test.ts.
  */
+import { Command } from 'commander';
 import { describe, expect, test } from 'vitest';
 import { isVirtkitError } from '../../util/errors.js';
 import {
   definitionFromFlags, FlagFields, fieldHelp, memoryValue, parseDiskSpec, parseGraphicsSpec, parseNicSpec, planDisks,
-  splitSpec, validateFlags, type CreateOptions,
+  register, splitSpec, validateFlags, type CreateOptions,
 } from './create.js';
 
 function failure(fn: () => unknown): { code: string; message: string } {
@@ -77,6 +78,16 @@ describe('create flag specs', () => {
 
   test('every flag has help from its schema field', () => {
     for (const f of FlagFields) expect(fieldHelp(f.field, f.note), f.flags).toMatch(new RegExp(`\\[${f.field.replace(/[.[\]]/g, '\\$&')}\\]$`));
+  });
+
+  test('--help lists every flag with its field', () => {
+    const program = new Command('virtkit');
+    register(program);
+    const help = program.commands.find((c) => c.name() === 'create')!.helpInformation().replace(/\s+/g, ' ');
+    for (const f of FlagFields) {
+      expect(help, f.flags).toContain(f.flags.split(' ')[0]!);
+      expect(help, f.flags).toContain(`[${f.field}]`);
+    }
   });
 });
 
