@@ -23,6 +23,10 @@ export interface MetricsSource {
 export class DaemonMetrics {
   readonly registry = new Registry();
   private readonly detach: (() => void)[] = [];
+  /** The guests' figures of the scrape in progress. */
+  private gathered: Promise<DomainStats[]> | undefined;
+  /** Scrapes at once share one (a registry is not re-entrant per scrape otherwise). */
+  private scrape: Promise<string> | undefined;
 
   constructor(source: MetricsSource) {
     const r = this.registry;
@@ -57,11 +61,8 @@ export class DaemonMetrics {
       },
     });
 
-    // Per guest: one gather per scrape, shared by every metric below.
-    let gathered: Promise<DomainStats[]> | undefined;
-    const stats = (): Promise<DomainStats[]> => gathered ??= source.runningStats().finally(() => {
-      setImmediate(() => { gathered = undefined; });
-    });
+    // Per guest: one gather per scrape (text() opens and closes it), shared by every metric below.
+    const stats = (): Promise<DomainStats[]> => this.gathered ??= source.runningStats();
     const perGuest = (name: string, help: string, labelNames: string[], kind: 'counter' | 'gauge',
       fill: (s: DomainStats, set: (labels: Record<string, string>, v: number) => void) => void): void => {
       const labels = ['domain', ...labelNames];
@@ -94,8 +95,12 @@ export class DaemonMetrics {
       (s, set) => { for (const n of s.net) set({ nic: n.id, mac: n.mac, model: n.model, network: n.network }, 1); });
   }
 
-  async text(): Promise<string> {
-    return this.registry.metrics();
+  text(): Promise<string> {
+    this.scrape ??= this.registry.metrics().finally(() => {
+      this.gathered = undefined;
+      this.scrape = undefined;
+    });
+    return this.scrape;
   }
 
   get contentType(): string {

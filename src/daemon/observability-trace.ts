@@ -58,6 +58,8 @@ export async function queryEvents(handle: GuestHandle, pattern: string): Promise
 /** Where a trace's records and its end go. */
 export interface TraceSink {
   record(rec: TraceRecord): void;
+  /** The sink's reader lags (its buffer is full): the log is not read further until it catches up. */
+  congested?(): boolean;
 }
 
 export interface TraceSession {
@@ -95,7 +97,9 @@ class GuestTraces {
     if (this.follower) return;
     const cpus = await this.handle.monitor({ qmp: { execute: 'query-cpus-fast' } }).catch(() => []);
     for (const c of (Array.isArray(cpus) ? cpus : []) as { 'cpu-index': number; 'thread-id': number }[]) this.vcpus.set(c['thread-id'], c['cpu-index']);
-    this.follower = await followLog(runPaths(this.handle.runDir).qemuLog, (lines) => this.dispatch(lines));
+    this.follower = await followLog(runPaths(this.handle.runDir).qemuLog, (lines) => this.dispatch(lines), {
+      holdWhile: () => { for (const sink of this.sinks.keys()) if (sink.congested?.()) return true; return false; },
+    });
   }
 
   unfollowIfIdle(): void {

@@ -21,6 +21,8 @@ import { TraceRegistry } from './observability-trace.js';
 
 /** Bytes a trace or probe stream may keep waiting for a slow reader before it is dropped. */
 const MaxBufferedBytes = 4 * 1024 * 1024;
+/** Bytes waiting for a trace reader beyond which the daemon stops reading QEMU's log until it catches up. */
+const TraceHoldBytes = 256 * 1024;
 /** Longest --duration accepted (a day): a trace meant to run for ever simply omits it. */
 const MaxDurationSeconds = 86_400;
 
@@ -174,6 +176,8 @@ export function registerObservability(app: FastifyInstance, opts: { manager: Man
       const handle = await svc.guest(originOf(caller), name);
       const session = await svc.traces.open(handle, q.getAll('event'), {
         record: (rec: TraceRecord) => write(`data: ${JSON.stringify(rec)}\n\n`),
+        // A trace reader that lags holds the log's reading back (QEMU's file keeps the backlog).
+        congested: () => reply.raw.writableLength > TraceHoldBytes,
       });
       stopTrace = () => session.close();
       return { session, duration, handle };

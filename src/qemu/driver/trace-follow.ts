@@ -17,6 +17,11 @@ export interface FollowOptions {
   intervalMs?: number;
   /** Most bytes read per look: a flood of records is delivered in slices, not all in memory. */
   maxReadBytes?: number;
+  /**
+   * While this says true, nothing more is read: the file itself holds the backlog while the
+   * consumer (a slow client) catches up, instead of the consumer's buffers.
+   */
+  holdWhile?: () => boolean;
 }
 
 /** Calls `onLines` with the new whole lines of `path` from now on, until closed. */
@@ -37,7 +42,7 @@ export async function followLog(path: string, onLines: (lines: string[]) => void
     }
     const { size } = await fh.stat();
     if (size < offset) { offset = 0; partial = ''; }
-    while (!closed && offset < size) {
+    while (!closed && offset < size && !(opts.holdWhile?.() ?? false)) {
       const { bytesRead } = await fh.read(buf, 0, Math.min(maxRead, size - offset), offset);
       if (bytesRead === 0) break;
       offset += bytesRead;
