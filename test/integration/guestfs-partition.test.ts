@@ -215,7 +215,7 @@ describe('GPT', () => {
     expect(report.operatingSystems).toEqual([{ partition: 2, name: 'Test Linux', versionId: '1.2', id: 'testlinux', prettyName: 'Test Linux 1.2', hostname: 'testhost', architecture: 'x86_64' }]);
     expect(report.boot).toEqual([{
       partition: 2,
-      kernels: [{ path: '/boot/vmlinuz-6.1.0-test', size: 4096 }],
+      kernels: [{ path: '/boot/vmlinuz-6.1.0-test', size: 4096, version: '6.1.0-test', initrd: '/boot/initrd.img-6.1.0-test' }],
       initrds: [{ path: '/boot/initrd.img-6.1.0-test', size: 2048 }],
       bootloaderConfigs: ['/boot/grub/grub.cfg'],
     }]);

@@ -14,7 +14,7 @@ import { VirtkitError, isVirtkitError } from '../../util/errors.js';
 import { escapeForTerminal, terminalEscaper } from '../../util/terminal-text.js';
 import { ExitCodes } from '../exit-codes.js';
 import { addGuestTargetOptions, guestTargetOptions, type GuestTargetOptions } from './guest-disk.js';
-import { quoteName, quotePath } from './guest-names.js';
+import { quotePath } from './guest-names.js';
 
 const TARGET_HELP = 'image file, FILE:N for partition N, or a guest name; PATH may start at an inode: #N or #N/sub';
 
@@ -135,7 +135,7 @@ async function list(fs: Filesystem, path: string, opts: LsOptions, skips: Skips)
       continue;
     }
     if (opts.json === true) json.push({ ...jsonName('name', row.names.join('/')), ...statJson(st), ...(link === undefined ? {} : jsonName('target', link)) });
-    else out.push(longLine(st, shown, link === undefined ? undefined : quoteName(link)));
+    else out.push(longLine(st, shown, link === undefined ? undefined : quotePath(link.split('/'), false)));
   }
   process.stdout.write(opts.json === true ? `${JSON.stringify(json, null, 2)}\n` : out.map((l) => `${l}\n`).join(''));
 }
@@ -223,7 +223,7 @@ export function register(program: Command): void {
           return;
         }
         const lines = [
-          `  Path: ${quotePath(path.split('/'), false)}${link === undefined ? '' : ` -> ${quoteName(link)}`}`,
+          `  Path: ${quotePath(path.split('/'), false)}${link === undefined ? '' : ` -> ${quotePath(link.split('/'), false)}`}`,
           `  Type: ${st.type}`,
           `  Mode: 0${st.mode.toString(8).padStart(3, '0')} (${modeString(st.type, st.mode)})`,
           `   Uid: ${st.uid}  Gid: ${st.gid}`,
