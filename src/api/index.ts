@@ -9,6 +9,7 @@ export * from './host-resources.js';
 export * from './guest-state.js';
 export * from './devices.js';
 export * from './observability.js';
+export * from './web.js';
 export * from './access.js';
 export * from './preconditions.js';
 export * from './error-meanings.js';

@@ -14,6 +14,7 @@ import { HostResourceMethods } from './host-resources.js';
 import { GuestStateMethods } from './guest-state.js';
 import { DeviceMethods } from './devices.js';
 import { ObservabilityMethods } from './observability.js';
+import { WebMethods } from './web.js';
 
 export type HttpVerb = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
@@ -73,6 +74,7 @@ export const Methods = {
   ...GuestStateMethods,
   ...DeviceMethods,
   ...ObservabilityMethods,
+  ...WebMethods,
 } as const satisfies Record<string, MethodSpec>;
 
 export type MethodName = keyof typeof Methods;

@@ -107,7 +107,8 @@ export const ExitCodeOf: Record<ErrorCode, ExitCode> = {
   'connection.failed': E.connection,
   'connection.limit': E.connection,
   'access.denied': E.accessDenied,
-  'access.unauthenticated': E.accessDenied,
+  // Only the web listener answers it (the CLI uses the socket): the daemon could not be used with that token.
+  'access.unauthenticated': E.connection,
   'internal': E.internal,
 };
 

@@ -31,6 +31,7 @@ import { deviceHandlers } from './devices.js';
 import { hostResourceHandlers } from './host-resources.js';
 import { guestStateHandlers } from './guest-state-handlers.js';
 import { observabilityHandlers, registerObservability } from './observability.js';
+import { webHandlers } from './web-host.js';
 import { apiCallDone } from './observability-probes.js';
 import { registerStreams, StreamNameOf } from './streams.js';
 
@@ -129,6 +130,7 @@ function handlers(m: Manager, info: () => DaemonInfo, pools: PoolService): Recor
     ...hostResourceHandlers(m),
     ...guestStateHandlers(m),
     ...observabilityHandlers(m),
+    ...webHandlers(m),
   };
 }
 
