@@ -37,7 +37,7 @@ describe('defaults', () => {
   });
 
   test('keys come out in schema order', () => {
-    expect(Object.keys(parse(`${base}disks: [{format: raw, source: /a}]`))).toEqual(Object.keys(DomainDefinitionSchema.properties).filter((k) => DomainDefinitionSchema.required.includes(k)));
+    expect(Object.keys(parse(`${base}disks: [{format: raw, source: /a}]`))).toEqual(Object.keys(DomainDefinitionSchema.properties).filter((k) => (DomainDefinitionSchema.required as readonly string[]).includes(k)));
   });
 
   test('each definition gets its own uuid; given ones are kept, lower-cased', () => {
