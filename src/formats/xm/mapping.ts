@@ -12,6 +12,7 @@ import { parseDiskSpec, parseVifSpec, SpecError, xenTarget, type DiskSpec } from
 import type { XmPosition } from './errors.js';
 import type { XmAssignment, XmValue } from './parser.js';
 import { kindName, ValueReader } from './values.js';
+import { escapeForTerminal } from '../../util/terminal-text.js';
 
 export interface MapState {
   readonly read: ValueReader;
@@ -23,8 +24,9 @@ export interface MapState {
   readonly renamedDevices: Map<string, string>;
 }
 
+/** Values quoted from the file have their control characters shown as escapes (errors.ts says why). */
 function note(list: ImportWarning[], path: string, at: XmPosition, message: string): void {
-  list.push({ path, message: `line ${at.line}: ${message}` });
+  list.push({ path: escapeForTerminal(path), message: `line ${at.line}: ${escapeForTerminal(message)}` });
 }
 export function warn(s: MapState, path: string, at: XmPosition, message: string): void {
   note(s.warnings, path, at, message);

@@ -124,6 +124,19 @@ describe('xm reader', () => {
     ]);
   });
 
+  test('text quoted from the file has its control characters escaped', () => {
+    const lenient = readXmConfig('name = "e"\nmemory = 128\nvif = ["\\x1b]0;owned\\x07=1"]\n', { lenient: true });
+    expect(lenient.warnings[0]!.path).toBe('vif[0].\\e]0;owned\\x07');
+    expect(JSON.stringify(lenient)).not.toMatch(/\\u001b|\\u0007/);
+    let caught: unknown;
+    try {
+      readXmConfig('name = "e"\nmemory = 128\non_crash = "\\x1b[2J"\n');
+    } catch (err) {
+      caught = err;
+    }
+    expect(isVirtkitError(caught) && caught.message).toContain('got "\\e[2J"');
+  });
+
   test('docs/xm.md has the key table the reader renders', () => {
     const page = resolve('docs/xm.md');
     const section = /(<!-- xm-keys:begin[^\n]*-->\n)([\s\S]*?)(\n<!-- xm-keys:end -->)/;
