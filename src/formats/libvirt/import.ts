@@ -803,6 +803,23 @@ function importQemuCommandline(ctx: Ctx, root: XmlElement): void {
   set(ctx, 'qemu', { args, env }, blocks[0]?.xpath ?? '/domain');
 }
 
+/** Issues sorted as their elements appear in the document (an element before its attributes and text). */
+function inDocumentOrder(root: XmlElement, issues: readonly ImportIssue[]): ImportIssue[] {
+  const order = new Map<string, number>();
+  const walk = (el: XmlElement): void => {
+    order.set(el.xpath, order.size);
+    for (const c of el.children) walk(c);
+  };
+  walk(root);
+  const key = (path: string): number => {
+    const element = path.replace(/\/(@[^/]*|text\(\))$/, '');
+    return (order.get(element) ?? order.size) * 2 + (element === path ? 0 : 1);
+  };
+  return issues.map((issue, i) => ({ issue, i, k: key(issue.path) }))
+    .sort((a, b) => a.k - b.k || a.i - b.i)
+    .map((x) => x.issue);
+}
+
 /**
  * Import a libvirt domain XML document.
  * @throws VirtkitError('definition.xml-refused') for DTDs, entities, unknown namespaces, size and depth,
@@ -828,7 +845,7 @@ export function importLibvirtXml(text: string, options: ImportOptions = {}): Lib
   importQemuCommandline(ctx, root);
   r.reportUnread(root);
 
-  const unsupported = r.unsupported;
+  const unsupported = inDocumentOrder(root, r.unsupported);
   if (unsupported.length > 0 && options.lenient !== true) {
     const shown = unsupported.slice(0, MaxListedInMessage).map((u) => `  ${u.path}: ${u.message}`);
     if (unsupported.length > MaxListedInMessage) shown.push(`  ... and ${unsupported.length - MaxListedInMessage} more (all in data.unsupported)`);
