@@ -22,14 +22,16 @@ export function diskSource(source: string): { source: string } | { volume: strin
   return { source: path };
 }
 
-function scopeOf(o: ScopeOpts): { live?: true; config?: true } {
-  return { ...(o.live ? { live: true as const } : {}), ...(o.config ? { config: true as const } : {}) };
+function scopeOf(o: ScopeOpts & { persistent?: boolean }): { live?: true; config?: true } {
+  return { ...(o.live || o.persistent ? { live: true as const } : {}), ...(o.config || o.persistent ? { config: true as const } : {}) };
 }
 
 function withScope(cmd: Command): Command {
   return cmd
     .option('--live', 'change the running guest (default for a running guest: --live --config)')
     .option('--config', 'change the saved definition, used by the next start (default for a stopped guest)')
+    // virsh's spelling of --live --config
+    .addOption(new Option('--persistent', 'both the running guest and the saved definition').hideHelp())
     .option('--json', 'print the result as JSON');
 }
 
@@ -55,10 +57,12 @@ export function register(program: Command): void {
     .addOption(new Option('--subdriver <format>', 'the format, as virsh spells it').choices([...DiskFormats]).hideHelp())
     .option('--readonly', 'attach read-only')
     .addOption(new Option('--bus <bus>', 'virtio or scsi (default: from the target\'s prefix)').choices(DiskBuses.filter((b) => b !== 'ide')))
+    .addOption(new Option('--targetbus <bus>', 'the bus, as virsh spells it').choices(DiskBuses.filter((b) => b !== 'ide')).hideHelp())
     .addHelpText('after', '\nExamples:\n  virtkit attach-disk demo /var/lib/images/data.qcow2 vdb --format qcow2\n  virtkit attach-disk demo images/data.raw sdb --bus scsi --live\n')))
-    .action(async (name: string, source: string, target: string, o: ScopeOpts & { format: 'raw' | 'qcow2'; subdriver?: 'raw' | 'qcow2'; readonly?: boolean; bus?: 'virtio' | 'scsi' }) => {
+    .action(async (name: string, source: string, target: string, o: ScopeOpts & { format: 'raw' | 'qcow2'; subdriver?: 'raw' | 'qcow2'; readonly?: boolean; bus?: 'virtio' | 'scsi'; targetbus?: 'virtio' | 'scsi' }) => {
+      const bus = o.bus ?? o.targetbus;
       const change = await withClient(o, (c) => c.attachDisk(name, {
-        ...diskSource(source), target, format: o.subdriver ?? o.format, ...(o.readonly ? { readonly: true } : {}), ...(o.bus ? { bus: o.bus } : {}), ...scopeOf(o),
+        ...diskSource(source), target, format: o.subdriver ?? o.format, ...(o.readonly ? { readonly: true } : {}), ...(bus ? { bus } : {}), ...scopeOf(o),
       }));
       reportChange(change, 'Disk', 'attached', o);
     });
