@@ -239,6 +239,8 @@ export class Manager {
       await rm(this.runDirOf(rec.uuid), { recursive: true, force: true });
       // the domain's UEFI variable store goes with it (docs/firmware.md)
       await rm(join(this.nvramDir, rec.uuid), { recursive: true, force: true });
+      // and its managed save (a plain save file is the user's: restore defines the domain again)
+      await rm(managedSavePath(this.saveDir, rec.uuid), { force: true });
     });
     this.log.info({ domain: name }, 'domain undefined');
   }
