@@ -48,7 +48,8 @@ describe('method table', () => {
     expect(Methods['pool.define'].access).toBe('admin');
     expect(Methods['domain.start'].access).toBe('write');
     const long = Object.entries(Methods).filter(([, m]) => m.long).map(([n]) => n).sort();
-    expect(long).toEqual(['domain.shutdown', 'host.shutdown', 'volume.clone']);
+    expect(long).toEqual(['domain.dump', 'domain.managedSave', 'domain.restore', 'domain.save', 'domain.shutdown',
+      'domain.snapshotCreate', 'domain.snapshotRevert', 'host.shutdown', 'volume.clone']);
     for (const spec of Object.values(StreamSpecs)) expect(AccessClasses).toContain(spec.access);
     expect(StreamSpecs['store.snoop'].access).toBe('admin');
     expect(StreamSpecs['volume.upload']).toEqual({ access: 'write', long: true });
