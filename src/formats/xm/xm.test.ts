@@ -1,7 +1,9 @@
 /**
  * The xm reader against its fixtures: test/fixtures/xm/NAME.cfg beside NAME.yaml (the
  * definition input and the warnings) or NAME.err (the typed error). `lenient-*` fixtures are
- * read with lenient. Every imported definition must also pass the schema. docs/xm.md carries
+ * read with lenient. Every imported definition must also pass the schema, and goes on to
+ * NAME.args: the QEMU command line the argv builder makes of it (uuid and MACs the config
+ * leaves out pinned, as the argv fixtures do). docs/xm.md carries
  * the key table the reader renders. `VIRTKIT_REGENERATE=1 npx vitest run src/formats/xm/xm.test.ts`
  * rewrites the expected files and the table; review the diff.
  */
@@ -10,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import YAML from 'yaml';
 import { validateDefinition } from '../../conf/index.js';
+import { buildCommand } from '../../qemu/command/index.js';
 import { isVirtkitError } from '../../util/errors.js';
 import { parseXm, readXmConfig, renderXmKeyTable } from './index.js';
 
@@ -17,12 +20,17 @@ const dir = resolve('test/fixtures/xm');
 const regenerate = process.env['VIRTKIT_REGENERATE'] === '1';
 const fixtures = readdirSync(dir).filter((f) => f.endsWith('.cfg')).map((f) => f.slice(0, -'.cfg'.length)).sort();
 
-function outcome(name: string): { ext: 'yaml' | 'err'; text: string } {
+function outcome(name: string): { ext: 'yaml' | 'err'; text: string; args?: string } {
   const text = readFileSync(join(dir, `${name}.cfg`), 'utf8');
   try {
     const read = readXmConfig(text, { lenient: name.startsWith('lenient-'), sourceName: `${name}.cfg` });
-    validateDefinition(read.definition);
-    return { ext: 'yaml', text: YAML.stringify(read, { lineWidth: 0 }) };
+    const def = validateDefinition(read.definition);
+    if (read.definition['uuid'] === undefined) def.uuid = '00000000-0000-4000-8000-000000000000';
+    const nics = (read.definition['nics'] ?? []) as Record<string, unknown>[];
+    def.nics.forEach((nic, i) => { if (nics[i]?.['mac'] === undefined) nic.mac = `52:54:00:00:00:${(i + 1).toString(16).padStart(2, '0')}`; });
+    const command = buildCommand(def, { binary: 'qemu-system-x86_64', accel: 'tcg', runDir: '@RUNDIR@' });
+    const args = `${[...Object.entries(command.env).map(([k, v]) => `${k}=${v}`), command.binary, ...command.argv].join('\n')}\n`;
+    return { ext: 'yaml', text: YAML.stringify(read, { lineWidth: 0 }), args };
   } catch (err) {
     if (!isVirtkitError(err)) throw err;
     return { ext: 'err', text: `${err.code}: ${err.message}\n` };
@@ -33,20 +41,25 @@ describe('xm fixtures', () => {
   test('there are at least 10, each with one expected output', () => {
     expect(fixtures.length).toBeGreaterThanOrEqual(10);
     const outputs = readdirSync(dir).filter((f) => !f.endsWith('.cfg'));
-    for (const out of outputs) expect(fixtures, `${out} has no .cfg`).toContain(out.replace(/\.(yaml|err)$/, ''));
+    for (const out of outputs) expect(fixtures, `${out} has no .cfg`).toContain(out.replace(/\.(yaml|err|args)$/, ''));
   });
 
   test.each(fixtures)('%s', (name) => {
     const got = outcome(name);
     const other = join(dir, `${name}.${got.ext === 'yaml' ? 'err' : 'yaml'}`);
     const expected = join(dir, `${name}.${got.ext}`);
+    const argsFile = join(dir, `${name}.args`);
     if (regenerate) {
       writeFileSync(expected, got.text);
       if (existsSync(other)) unlinkSync(other);
+      if (got.args !== undefined) writeFileSync(argsFile, got.args);
+      else if (existsSync(argsFile)) unlinkSync(argsFile);
       return;
     }
     expect(existsSync(expected), `${name}.${got.ext} (the reader's outcome) is missing`).toBe(true);
     expect(got.text).toBe(readFileSync(expected, 'utf8'));
+    expect(existsSync(argsFile), `${name}.args`).toBe(got.args !== undefined);
+    if (got.args !== undefined) expect(got.args).toBe(readFileSync(argsFile, 'utf8'));
   });
 });
 
