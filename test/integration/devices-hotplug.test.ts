@@ -174,5 +174,10 @@ describe.sequential('hot-plug on a running guest through the CLI', { timeout: 12
     }
     const above = await cli(['setvcpus', G, '3']);
     expect([above.code, above.stderr]).toEqual([ExitCodes.invalidInput, expect.stringMatching(/vcpus\.out-of-range/)]);
+    // the hot-plugged CPU goes again: the guest offlines and ejects it on QEMU's request
+    expect(JSON.parse(await ok(['setvcpus', G, '1', '--live', '--json']))).toEqual({ live: 1 });
+    expect(await sh('cat /sys/devices/system/cpu/online')).toBe('0\n');
+    expect(JSON.parse(await ok(['vcpuinfo', G, '--json']))).toHaveLength(1);
+    expect(JSON.parse(await ok(['dominfo', G, '--json']))).toMatchObject({ definitionDiffers: true });
   });
 });

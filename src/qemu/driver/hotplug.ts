@@ -97,12 +97,15 @@ export async function unplugNic(p: HotplugTarget, id: string, timeoutMs: number)
  * (released after an earlier timeout) counts as unplugged; one whose unplug is still pending
  * from an earlier request is waited for again.
  */
-export async function unplugDevice(p: HotplugTarget, id: string, timeoutMs: number): Promise<void> {
+export async function unplugDevice(p: HotplugTarget, id: string, timeoutMs: number, opts: { byChild?: boolean } = {}): Promise<void> {
   let released!: () => void;
   const deleted = new Promise<void>((r) => { released = r; });
+  const childPrefix = `/machine/peripheral/${id}/`;
   // Subscribed before the request: the event may come before device_del's answer.
   const off = p.onQmpEvent((ev) => {
-    if (ev.event === 'DEVICE_DELETED' && (ev.data as { device?: string } | undefined)?.device === id) released();
+    if (ev.event !== 'DEVICE_DELETED') return;
+    const data = ev.data as { device?: string; path?: string } | undefined;
+    if (data?.device === id || (opts.byChild === true && data?.path?.startsWith(childPrefix) === true)) released();
   });
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -251,7 +254,8 @@ export async function setCpuCount(p: HotplugTarget, count: number, timeoutMs: nu
       `only hot-plugged vCPUs can be unplugged: ${present.length - removable.length} were there at start, ${count} asked`,
       { count, boot: present.length - removable.length });
   }
-  for (const id of removable.slice(0, toRemove)) await unplugDevice(p, id, timeoutMs);
+  // QEMU 7.2 reports a CPU's removal only by its lapic child's DEVICE_DELETED (no event names the CPU itself).
+  for (const id of removable.slice(0, toRemove)) await unplugDevice(p, id, timeoutMs, { byChild: true });
   return count;
 }
 
