@@ -60,6 +60,8 @@ describe('create flag specs', () => {
     const plan = planDisks(requests, 'web', new Map([['images', new Set(['web.qcow2'])]]), []);
     expect(plan.map((p) => p.field['volume'])).toEqual(['images/web-1.qcow2', 'images/web.raw']);
     expect(plan.every((p) => p.create?.kind === 'volume')).toBe(true);
+    expect(failure(() => planDisks([parseDiskSpec('/tmp/none/a.qcow2,size=1G'), parseDiskSpec('/tmp/none/a.qcow2,size=2G')], 'web', new Map(), [])).message)
+      .toMatch(/is already another --disk/);
   });
 
   test('flags become a definition; boots exclude each other; schema errors name the flag', () => {

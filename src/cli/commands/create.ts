@@ -275,11 +275,15 @@ const VolumeExtension = { qcow2: '.qcow2', raw: '.raw' } as const;
  */
 export function planDisks(requests: readonly DiskRequest[], domain: string, taken: ReadonlyMap<string, ReadonlySet<string>>, notes: string[]): PlannedDisk[] {
   const claimed = new Map<string, Set<string>>();
+  const paths = new Set<string>();
   return requests.map((r) => {
     const spec = `${r.flag} ${describeRequest(r)}`;
     if (r.kind === 'vol') return { request: r, field: { volume: `${r.pool}/${r.volume}`, format: formatOfName(r.volume, undefined, spec), ...r.device } };
     if (r.kind === 'path') {
       const path = resolve(r.path);
+      // Two disks on one file would be created twice, and two writers on one image corrupt it.
+      if (paths.has(path)) throw new VirtkitError('argument.invalid', `${spec}: ${path} is already another --disk`, { option: '--disk', path });
+      paths.add(path);
       const format = formatOfName(path, r.format, spec);
       if (existsSync(path)) {
         if (r.size !== undefined) notes.push(`${path} exists: used as it is, size= not applied`);
