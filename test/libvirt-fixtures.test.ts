@@ -24,7 +24,7 @@ const regenerate = process.env['VIRTKIT_REGENERATE'] === '1';
 const dir = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'libvirt');
 const names = readdirSync(dir).filter((f) => f.endsWith('.xml') && !f.endsWith('.out.xml')).map((f) => f.slice(0, -4)).sort();
 /** The fixtures whose QEMU command is checked too. */
-const WithArgs = new Set(['direct-kernel', 'disks', 'nics', 'qemu-commandline', 'uefi', 'filesystems', 'graphics']);
+const WithArgs = new Set(['lenient-disk-sata-q35', 'direct-kernel', 'disks', 'nics', 'qemu-commandline', 'uefi', 'filesystems', 'graphics']);
 const ArgvContext = '# ctx: { volumePaths: { "default/extra.qcow2": /var/lib/virtkit/pools/default/extra.qcow2 }, '
   + 'firmware: { code: /usr/share/OVMF/OVMF_CODE_4M.fd, vars: /var/lib/virtkit/domains/uefi/OVMF_VARS.fd }, filesystemDrivers: [virtiofs, 9p, 9p] }';
 

@@ -457,6 +457,11 @@ function importDisk(ctx: Ctx, el: XmlElement, index: number, out: DiskImport, ta
     r.refuseElement(el, `device ${quoted(device)}: disks only (no cdrom, floppy or lun)`);
     return;
   }
+  const declaredBus = el.children.find((c) => c.name === 'target')?.attrs.get('bus');
+  if (declaredBus !== undefined && !['virtio', 'ide', 'scsi', 'sata'].includes(declaredBus)) {
+    r.refuseElement(el, `bus ${quoted(declaredBus)}: virtio, scsi, ide or sata (as ide)`);
+    return;
+  }
   r.attr(el, 'device');
   const disk: Def = {};
   const path = `disks[${index}]`;
@@ -490,20 +495,20 @@ function importDisk(ctx: Ctx, el: XmlElement, index: number, out: DiskImport, ta
   }
   if (disk['format'] === undefined) throw invalid(`${el.xpath}/driver/@type`, 'is required: virtkit never guesses an image format (raw or qcow2)');
   const target = r.child(el, 'target');
-  const dev = target === undefined ? undefined : r.attr(target, 'dev');
-  if (target === undefined || dev === undefined) throw invalid(`${el.xpath}/target/@dev`, 'is required');
+  const written = target === undefined ? undefined : r.attr(target, 'dev');
+  if (target === undefined || written === undefined) throw invalid(`${el.xpath}/target/@dev`, 'is required');
+  // libvirt's sata is an AHCI disk: virtkit's ide bus, which is AHCI on q35 (and PIIX IDE on pc).
+  const sata = target.attrs.get('bus') === 'sata';
+  const dev = sata && /^sd[a-z]{1,2}$/.test(written) ? `hd${written.slice(2)}` : written;
+  if (sata) r.warn(`${target.xpath}/@bus`, `sata disk ${written} attached as ${dev} on virtkit's ide bus (AHCI on q35, IDE on pc); the guest sees the same kind of disk`);
   const earlier = targets.get(dev);
   if (earlier !== undefined) throw invalid(`${target.xpath}/@dev`, `duplicate target ${quoted(dev)}: ${earlier} has it already`);
   targets.set(dev, target.xpath);
   disk['target'] = dev;
   disk['id'] = dev;
-  const bus = target.attrs.get('bus') ?? BusOfPrefix[dev.slice(0, 2)];
-  if (bus === 'virtio' || bus === 'ide' || bus === 'scsi') {
-    r.attr(target, 'bus');
-    disk['bus'] = bus;
-  } else if (target.attrs.has('bus')) {
-    r.refuseValue(target, 'bus', 'virtio, ide or scsi');
-  }
+  const bus = sata ? 'ide' : target.attrs.get('bus') ?? BusOfPrefix[dev.slice(0, 2)];
+  r.attr(target, 'bus');
+  if (bus !== undefined) disk['bus'] = bus;
   if (r.child(el, 'readonly') !== undefined) disk['readonly'] = true;
   if (r.child(el, 'shareable') !== undefined) disk['shareable'] = true;
   for (const alias of r.all(el, 'alias')) r.attr(alias, 'name');

@@ -124,7 +124,7 @@ export const LibvirtMapping: readonly MappingRow[] = [
   { xpath: `${Dev}/disk/source/@volume`, field: 'disks[].volume' },
   { xpath: `${Dev}/disk/target`, field: 'disks[].target' },
   { xpath: `${Dev}/disk/target/@dev`, field: 'disks[].target', how: 'also the disk\'s `id`' },
-  { xpath: `${Dev}/disk/target/@bus`, field: 'disks[].bus', how: '`virtio`, `ide`, `scsi` (absent: from the name\'s prefix); `sata`, `usb`, `xen`, `sd` are not supported' },
+  { xpath: `${Dev}/disk/target/@bus`, field: 'disks[].bus', how: '`virtio`, `ide`, `scsi` (absent: from the name\'s prefix); `sata` becomes `ide` (AHCI on q35) with the name `sdX` read as `hdX`, and a warning; `usb`, `xen`, `sd` are not supported' },
   { xpath: `${Dev}/disk/readonly`, field: 'disks[].readonly' },
   { xpath: `${Dev}/disk/shareable`, field: 'disks[].shareable', how: 'QEMU\'s `share-rw`: other guests may write the image too' },
   { xpath: `${Dev}/disk/boot`, field: 'boot.disk' },
