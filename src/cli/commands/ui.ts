@@ -20,10 +20,10 @@ export async function webManagerUrl(stateDir: string): Promise<string> {
   try {
     rec = JSON.parse(await readFile(join(stateDir, 'http.json'), 'utf8')) as { url?: unknown; pid?: unknown };
   } catch {
-    throw new VirtkitError('domain.invalid-state', `the daemon serves no web manager: ${HowToStart}`, { stateDir });
+    throw new VirtkitError('operation.unsupported', `the daemon serves no web manager: ${HowToStart}`, { stateDir });
   }
   if (typeof rec.url !== 'string' || !/^http:\/\/[^/]+$/.test(rec.url)) {
-    throw new VirtkitError('domain.invalid-state', `${join(stateDir, 'http.json')} names no listener: ${HowToStart}`, { stateDir });
+    throw new VirtkitError('operation.unsupported', `${join(stateDir, 'http.json')} names no listener: ${HowToStart}`, { stateDir });
   }
   let token: string;
   try {
