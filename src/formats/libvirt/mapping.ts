@@ -281,6 +281,9 @@ export function unsupportedReason(xpath: string): string {
   const own = byPath.get(generic);
   if (own?.unsupported !== undefined) return `not supported: ${own.unsupported}`;
   if (own?.how !== undefined) return `not supported here (${own.how})`;
+  if (own !== undefined) {
+    return generic.includes('/@') ? 'not read here: it has no meaning with the other attributes given' : 'not read here: a repeat of an element read once, or without meaning in this place';
+  }
   for (let up = generic.replace(/\/[^/]*$/, ''); up !== ''; up = up.replace(/\/[^/]*$/, '')) {
     const row = byPath.get(up);
     if (row?.unsupported !== undefined) return `not supported: ${row.unsupported}`;
