@@ -191,4 +191,19 @@ describe.sequential('save, restore, managedsave, snapshots and dumps of a real g
     const notDump = await d.cli(['dump-info', disk]);
     expect([notDump.code, notDump.stderr]).toEqual([8, expect.stringContaining('dump.invalid')]);
   });
+
+  it('reverting a shut-off domain to a snapshot with memory starts it where the snapshot was', async () => {
+    expect((await d.cli(['resume', G])).code).toBe(0);
+    const beforeCreate = await lastCount();
+    const create = await d.cli(['snapshot-create', G, 's3']);
+    expect(create.code, create.stderr).toBe(0);
+    const afterCreate = await lastCount();
+    expect((await d.cli(['destroy', G])).code).toBe(0);
+    const revert = await d.cli(['snapshot-revert', G, 's3']);
+    expect(revert.code, revert.stderr).toBe(0);
+    expect((await d.cli(['domstate', G])).stdout.trim()).toBe('running');
+    const next = await countsAfter((await consoleText()).length);
+    expect(next[0]).toBeGreaterThanOrEqual(beforeCreate);
+    expect(next[0]).toBeLessThanOrEqual(afterCreate + 4);
+  });
 });
