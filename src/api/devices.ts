@@ -9,7 +9,7 @@
  * the saved one for a stopped guest. `live` on a stopped guest is refused.
  */
 import { Type, type Static, type TLiteral, type TUnion } from '@sinclair/typebox';
-import { DiskBuses, DiskFormats, NicModels } from '../conf/index.js';
+import { DiskBuses, DiskFormats, NicModels } from '../conf/vocabulary/index.js';
 import type { MethodSpec } from './methods.js';
 import { NameParams } from './schemas.js';
 
