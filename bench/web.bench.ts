@@ -57,6 +57,19 @@ async function pageWeight(): Promise<{ withoutVnc: number; all: number }> {
   return { withoutVnc, all };
 }
 
+/** Page scripts, as text: this file is compiled without the DOM's types. */
+const ToGuestList = "location.hash = '#/guests'";
+
+/** Resolves with the page's clock (epoch ms) when web00's state cell reads `state`. */
+function whenStateShown(state: string): string {
+  return `new Promise((resolve) => {
+    const cell = () => document.querySelector('tr[data-name="web00"] [data-testid="state"]');
+    const check = () => { if (cell()?.textContent === ${JSON.stringify(state)}) { resolve(performance.timeOrigin + performance.now()); return true; } return false; };
+    if (check()) return;
+    new MutationObserver((_m, obs) => { if (check()) obs.disconnect(); }).observe(document.body, { subtree: true, characterData: true, childList: true });
+  })`;
+}
+
 export async function run(): Promise<void> {
   const weight = await pageWeight();
   console.log(`page weight (gzipped JS+CSS): ${(weight.withoutVnc / 1024).toFixed(1)} KiB without noVNC (target < 300), ${(weight.all / 1024).toFixed(1)} KiB with it`);
@@ -90,7 +103,7 @@ export async function run(): Promise<void> {
       uiToList.push(await timeMs(async () => {
         const url = (await virtkit(['ui', '--print'], env)).trim();
         await page.goto(url);
-        await page.evaluate(() => { location.hash = '#/guests'; });
+        await page.evaluate(ToGuestList);
         await page.locator(`tr[data-name="web${String(Guests - 1).padStart(2, '0')}"]`).waitFor();
       }));
       await context.close();
@@ -104,46 +117,51 @@ export async function run(): Promise<void> {
     const page = await browser.newPage();
     const url = (await virtkit(['ui', '--print'], env)).trim();
     await page.goto(url);
-    await page.evaluate(() => { location.hash = '#/guests'; });
+    await page.evaluate(ToGuestList);
     const cell = page.locator('tr[data-name="web00"] [data-testid="state"]');
     await cell.waitFor();
     const latencies: number[] = [];
     for (let i = 0; i < Rounds; i++) {
       const want = i % 2 === 0 ? 'running' : 'paused';
-      const seen = page.evaluate((expected) => new Promise<number>((resolveSeen) => {
-        const td = document.querySelector('tr[data-name="web00"] [data-testid="state"]')!;
-        const check = (): boolean => {
-          if (td.isConnected && td.textContent === expected) { resolveSeen(performance.timeOrigin + performance.now()); return true; }
-          return false;
-        };
-        if (check()) return;
-        new MutationObserver((_m, obs) => { if (check()) obs.disconnect(); }).observe(document.body, { subtree: true, characterData: true, childList: true });
-      }), want);
+      const seen = page.evaluate(whenStateShown(want)) as Promise<number>;
       await sleep(20);
       const t0 = performance.timeOrigin + performance.now();
       if (want === 'running') await c.resume('web00'); else await c.suspend('web00');
       latencies.push((await seen) - t0);
+      process.stdout.write('.');
     }
     // The reference: the same change printed by `virtkit event` (the CLI's event stream).
     const cliLatencies: number[] = [];
     for (let i = 0; i < 5; i++) {
-      const watcher = spawn(process.execPath, [cli, 'event'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'ignore'] });
-      await sleep(400);
+      // --since 0 replays the history at once, which says the CLI is subscribed; the clock
+      // starts once the replay is printed.
+      const watcher = spawn(process.execPath, [cli, 'event', '--loop', '--since', '0'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'ignore'] });
       const suspend = i % 2 === 0;
+      let subscribed = (): void => undefined;
+      const ready = new Promise<void>((r) => { subscribed = r; });
+      let t0 = Number.POSITIVE_INFINITY;
       const printed = new Promise<number>((resolvePrinted) => {
         watcher.stdout.on('data', (d: Buffer) => {
-          if (d.toString().includes(suspend ? 'suspended' : 'resumed')) resolvePrinted(performance.timeOrigin + performance.now());
+          subscribed();
+          const now = performance.timeOrigin + performance.now();
+          if (now > t0 && d.toString().includes(suspend ? 'suspended' : 'resumed')) resolvePrinted(now);
         });
       });
-      const t0 = performance.timeOrigin + performance.now();
+      await ready;
+      await sleep(500);
+      t0 = performance.timeOrigin + performance.now();
       if (suspend) await c.suspend('web00'); else await c.resume('web00');
-      cliLatencies.push((await printed) - t0);
+      const timedOut = sleep(15_000).then(() => Number.NaN);
+      cliLatencies.push((await Promise.race([printed, timedOut])) - t0);
       watcher.kill();
     }
-    console.log(ratioLine(`event-to-screen latency of a state change (median of ${Rounds})`, median(latencies), median(cliLatencies), 'ms', 'virtkit event'));
-    await c.destroy('web00');
+    console.log(ratioLine(`event-to-screen latency of a state change (median of ${Rounds})`, median(latencies), median(cliLatencies.filter((x) => !Number.isNaN(x))), 'ms', 'virtkit event'));
     c.close();
   } finally {
+    // Guests outlive their daemon: stop the one started here before the daemon goes.
+    const c = connect(env.VIRTKIT_CONNECT);
+    await c.destroy('web00').catch(() => undefined);
+    c.close();
     await browser.close();
     daemon?.kill('SIGTERM');
     await sleep(500);
