@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { compileGlob } from './glob.js';
-import { elfArchitecture, parseOsRelease } from './inspect.js';
+import { elfArchitecture, kernelVersionString, parseOsRelease, releaseOfName } from './inspect.js';
 import { LruCache } from './lru.js';
 
 describe('os-release', () => {
@@ -50,5 +50,36 @@ describe('LruCache', () => {
     c.set('huge', 'too heavy');
     expect(c.get('huge')).toBeUndefined();
     expect(c.weight).toBeLessThanOrEqual(5);
+  });
+});
+
+describe('kernel versions', () => {
+  test('the release in kernel and initrd file names', () => {
+    expect(releaseOfName('vmlinuz-6.1.0-18-amd64')).toBe('6.1.0-18-amd64');
+    expect(releaseOfName('initrd.img-6.1.0-18-amd64')).toBe('6.1.0-18-amd64');
+    expect(releaseOfName('initramfs-6.5.6-300.fc39.x86_64.img')).toBe('6.5.6-300.fc39.x86_64');
+    expect(releaseOfName('vmlinuz')).toBeUndefined();
+    expect(releaseOfName('vmlinuz.old')).toBeUndefined();
+  });
+
+  test('the version string of an x86 boot header, and nothing from anything else', async () => {
+    const image = new Uint8Array(0x800);
+    image.set(Buffer.from('HdrS'), 0x202);
+    image[0x206] = 0x0f;
+    image[0x207] = 0x02;
+    image[0x20e] = 0x00;
+    image[0x20f] = 0x04;
+    const text = Buffer.from('6.1.0-18-amd64 (debian-kernel@lists.debian.org) #1 SMP\0');
+    const readAt = (offset: number): Promise<Uint8Array> => Promise.resolve(offset === 0x600 ? text : new Uint8Array(0));
+    expect(await kernelVersionString(image, readAt)).toBe('6.1.0-18-amd64 (debian-kernel@lists.debian.org) #1 SMP');
+    expect(kernelVersionString(new Uint8Array(0x210), readAt)).toBeUndefined();
+    // 2,000 random headers with the magic: a version string or undefined, never a throw.
+    let x = 16;
+    for (let i = 0; i < 2000; i++) {
+      const header = Uint8Array.from({ length: 0x210 }, () => { x = (x * 1103515245 + 12345) >>> 0; return x >>> 24; });
+      header.set(Buffer.from('HdrS'), 0x202);
+      const found = await kernelVersionString(header, () => Promise.resolve(Uint8Array.from(header.subarray(0, 64))));
+      expect(found === undefined || /^[0-9]/.test(found)).toBe(true);
+    }
   });
 });
