@@ -10,6 +10,9 @@ import { parseSize } from './size.js';
 
 type Draft = Record<string, unknown>;
 
+/** The least memory OVMF starts in. */
+export const UefiMinMemoryBytes = 256 * 1024 * 1024;
+
 /** Draft (schema checked, defaults applied) -> sizes in bytes, shared folder sources absolute. */
 export function normalizeHostResources(draft: Draft, baseDir: string | undefined): void {
   const limit = draft['memory_limit'];
@@ -33,6 +36,10 @@ export function checkHostResourceRules(def: DomainDefinition): void {
   }
   if (def.vnc_password === true && def.graphics !== 'vnc') {
     throw definitionError(['vnc_password'], 'needs-vnc', 'needs graphics: vnc', def.vnc_password);
+  }
+  if (def.firmware === 'uefi' && def.memory < UefiMinMemoryBytes) {
+    // OVMF faults (#GP) while it starts in less under QEMU 7.2, before any guest code runs
+    throw definitionError(['memory'], 'uefi-memory', 'must be at least 256MiB with firmware: uefi (OVMF needs it)', def.memory);
   }
   const tags = new Map<string, number>();
   (def.filesystems ?? []).forEach((fs, i) => {

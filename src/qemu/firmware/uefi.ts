@@ -4,7 +4,7 @@
  * UEFI and kept in its state directory (the manager removes it on undefine), so boot entries a
  * guest writes survive its restarts.
  */
-import { access, copyFile, mkdir } from 'node:fs/promises';
+import { access, chmod, copyFile, mkdir } from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
 import { join } from 'node:path';
 import { VirtkitError } from '../../util/errors.js';
@@ -40,8 +40,11 @@ export async function prepareUefi(stateDir: string, descriptorDir?: string): Pro
   }
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
   const vars = join(stateDir, VarsFileName);
-  await copyFile(template, vars, fsConstants.COPYFILE_EXCL).catch((err: unknown) => {
+  const created = await copyFile(template, vars, fsConstants.COPYFILE_EXCL).then(() => true, (err: unknown) => {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return false;
   });
+  // the guest's own boot entries and secrets: readable by us only (copyFile keeps the template's 0644)
+  if (created) await chmod(vars, 0o600);
   return { code, vars };
 }
