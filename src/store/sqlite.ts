@@ -18,6 +18,7 @@
 import Database from 'better-sqlite3';
 import { VirtkitError } from '../util/errors.js';
 import { affects, baseName, parentPath } from './path.js';
+import { CommitGroupQueue, type GroupEntry } from './group-commit.js';
 import { DefaultFeedPollMs, PolledChangeFeed, compactedError, type PolledFeedSource } from './polled-feed.js';
 import type {
   ChangeBatchCallback, ChangeOp, CommitChecks, CommitOutcome, Disposer, Mutation, NodeRecord, Origin,
@@ -51,7 +52,15 @@ export interface SqliteBackendOptions {
   shared?: boolean;
   /** How often a followed feed looks for other writers' commits, in ms (default 50). */
   feedPollMs?: number;
+  /**
+   * Commits arriving in the same event-loop turn share one SQLite transaction, so one fsync
+   * (default true; see group-commit.ts). Each still applies or conflicts on its own, and its
+   * promise settles only after the shared COMMIT returned.
+   */
+  groupCommit?: boolean;
 }
+
+interface CommitRequest { checks: CommitChecks | undefined; mutations: readonly Mutation[]; origin: Origin | undefined }
 
 const Schema = `
 CREATE TABLE IF NOT EXISTS meta (
@@ -109,6 +118,7 @@ export class SqliteBackend implements StoreBackend, PolledFeedSource {
   private readonly childCache = new Map<string, readonly string[]>();
   private readonly applyInTransaction: (checks: CommitChecks | undefined, mutations: readonly Mutation[],
     origin: Origin | undefined) => CommitOutcome;
+  private readonly group: CommitGroupQueue<CommitRequest, CommitOutcome> | undefined;
 
   /** Opens (creating if needed) the database at `file`. The caller holds the state dir lock. */
   constructor(file: string, options: SqliteBackendOptions = {}) {
@@ -145,6 +155,12 @@ export class SqliteBackend implements StoreBackend, PolledFeedSource {
       this.apply(checks, mutations, origin));
     this.applyInTransaction = (checks, mutations, origin) => apply.immediate(checks, mutations, origin);
     this.feed = new PolledChangeFeed(this, options.feedPollMs ?? DefaultFeedPollMs);
+    if (options.groupCommit ?? true) this.group = new CommitGroupQueue((entries) => this.commitGroup(entries));
+  }
+
+  /** Groups written and the commits in them, when grouping is on. */
+  get groupStats(): { groups: number; commits: number } | undefined {
+    return this.group && { groups: this.group.groups, commits: this.group.grouped };
   }
 
   get revision(): number {
@@ -217,6 +233,10 @@ export class SqliteBackend implements StoreBackend, PolledFeedSource {
   }
 
   commit(checks: CommitChecks | undefined, mutations: readonly Mutation[], origin?: Origin): Promise<CommitOutcome> {
+    if (this.group !== undefined) {
+      if (!this.db.open) return Promise.reject(new VirtkitError('internal', 'the store is closed'));
+      return this.group.enqueue({ checks, mutations, origin: origin !== undefined && hasOrigin(origin) ? origin : undefined });
+    }
     try {
       return Promise.resolve(this.commitSync(checks, mutations, origin));
     } catch (err) {
@@ -300,7 +320,76 @@ export class SqliteBackend implements StoreBackend, PolledFeedSource {
     }
   }
 
+  /**
+   * Writes a group of commits as one SQLite transaction: each inside its own savepoint, so a
+   * conflict or an error undoes that one alone; then one COMMIT (one fsync) for all, and only
+   * then are the callers answered. When SQLite itself rolled the whole transaction back (a full
+   * disk, an I/O error), every commit of the group fails with that error: none was written.
+   */
+  private commitGroup(entries: ReadonlyArray<GroupEntry<CommitRequest, CommitOutcome>>): void {
+    if (entries.length === 1) {
+      const [only] = entries;
+      try {
+        only!.resolve(this.commitSync(only!.request.checks, only!.request.mutations, only!.request.origin));
+      } catch (err) {
+        only!.reject(err);
+      }
+      return;
+    }
+    const { db } = this;
+    const outcomes: Array<{ outcome: CommitOutcome } | { error: unknown }> = [];
+    try {
+      db.exec('BEGIN IMMEDIATE');
+    } catch (err) {
+      for (const e of entries) e.reject(err);
+      return;
+    }
+    try {
+      for (const { request } of entries) {
+        const revision = this.currentRevision;
+        const compacted = this.compacted;
+        db.exec('SAVEPOINT one_commit');
+        try {
+          const outcome = this.apply(request.checks, request.mutations, request.origin);
+          db.exec('RELEASE one_commit');
+          outcomes.push({ outcome });
+        } catch (err) {
+          if (!db.inTransaction) throw err; // SQLite gave up the whole transaction
+          db.exec('ROLLBACK TO one_commit');
+          db.exec('RELEASE one_commit');
+          this.currentRevision = revision;
+          this.compacted = compacted;
+          this.nodeCache.clear();
+          this.childCache.clear();
+          outcomes.push({ error: err });
+        }
+      }
+      db.exec('COMMIT');
+    } catch (err) {
+      if (db.inTransaction) {
+        try { db.exec('ROLLBACK'); } catch { /* already gone */ }
+      }
+      this.nodeCache.clear();
+      this.childCache.clear();
+      try { this.loadCounters(); } catch { /* the counters are reloaded by the next commit's noticeOtherWriters */ }
+      for (const e of entries) e.reject(err);
+      return;
+    }
+    // Durable now: tell the feed (so watchers hear before their committer resumes), then each caller.
+    for (const [i, e] of entries.entries()) {
+      const result = outcomes[i]!;
+      if ('error' in result) {
+        e.reject(result.error);
+        continue;
+      }
+      if (result.outcome.ok) this.feed.committed(result.outcome.changes);
+      e.resolve(result.outcome);
+    }
+  }
+
   close(): Promise<void> {
+    // Commits still queued are written first: their callers were not answered yet.
+    if (this.db.open) this.group?.drain();
     this.feed.close();
     if (this.db.open) this.db.close();
     return Promise.resolve();
