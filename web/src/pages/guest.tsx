@@ -13,12 +13,15 @@ import { useLive } from '../live';
 import { href, useTitle } from '../router';
 import { allOperations, client, operation } from '../session';
 import { DefinitionEditor } from './definition';
+import { Snapshots } from './snapshots';
 import { terminalSafe } from '../text';
 
 /** Operations with buttons of their own here (everything else of a domain is listed under "More"). */
 const CoreOperations = new Set(['domain.info', 'domain.state', 'domain.start', 'domain.shutdown', 'domain.destroy', 'domain.reboot', 'domain.reset',
   'domain.suspend', 'domain.resume', 'domain.undefine', 'domain.getDefinition', 'domain.updateDefinition', 'domain.consoleLog',
-  'domain.setAutostart', 'domain.stats', 'domain.monitorCommand', 'domain.traceEvents']);
+  'domain.setAutostart', 'domain.stats', 'domain.monitorCommand', 'domain.traceEvents',
+  // The Snapshots tab's.
+  'domain.snapshotCreate', 'domain.snapshotRevert', 'domain.snapshotDelete']);
 
 export function Guest({ name, tab }: { name: string; tab: string }) {
   useTitle(`${name} · ${tab}`);
@@ -43,6 +46,7 @@ export function Guest({ name, tab }: { name: string; tab: string }) {
   const active = state === 'running' || state === 'paused';
   const tabs: [string, string][] = [['overview', 'Overview'], ['console', 'Serial console'], ...(graphics ? [['display', 'Display'] as [string, string]] : []),
     ['log', 'Console log'], ['definition', 'Definition']];
+  if (operation('domain.snapshotList')) tabs.push(['snapshots', 'Snapshots']);
   const more = allOperations().filter((op) => op.path.startsWith('/domains/{name}/') && !CoreOperations.has(op.id) && op.http !== 'GET');
   if (more.length > 0) tabs.push(['more', 'More']);
   return (
@@ -72,6 +76,7 @@ export function Guest({ name, tab }: { name: string; tab: string }) {
       {tab === 'display' ? (active ? <VncConsole name={name} /> : <p>The guest is not running.</p>) : null}
       {tab === 'log' ? <ConsoleLog name={name} /> : null}
       {tab === 'definition' ? <DefinitionEditor name={name} running={active} /> : null}
+      {tab === 'snapshots' ? <Snapshots name={name} /> : null}
       {tab === 'more' ? <MoreOperations name={name} /> : null}
     </section>
   );
