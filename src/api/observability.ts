@@ -72,8 +72,6 @@ export const NetStats = Type.Object({
   txBytes: Counter,
   rxPackets: Counter,
   txPackets: Counter,
-  /** What QEMU's receive filter reports (query-rx-filter). */
-  promiscuous: Type.Optional(Type.Boolean()),
 });
 export type NetStats = Static<typeof NetStats>;
 

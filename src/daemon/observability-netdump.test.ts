@@ -78,6 +78,8 @@ describe('netdumpRefusal', () => {
   it('refuses a vhost back end, where QEMU does not see the packets', () => {
     const nic: NicDefinition = { id: 'net0', model: 'virtio', mac: '52:54:00:00:00:01', network: 'user', hostfwd: [] };
     expect(netdumpRefusal(nic)).toBeUndefined();
-    expect(netdumpRefusal({ ...nic, vhost: true } as NicDefinition)?.code).toBe('operation.unsupported');
+    expect(netdumpRefusal({ ...nic, network: 'lan', vhost: 'on' })?.code).toBe('operation.unsupported');
+    expect(netdumpRefusal({ ...nic, network: 'lan', vhost: 'auto' })?.code).toBe('operation.unsupported');
+    expect(netdumpRefusal({ ...nic, network: 'lan', vhost: 'off' })).toBeUndefined();
   });
 });

@@ -74,11 +74,15 @@ export class PcapRecordCounter {
   }
 }
 
-/** Refuses NICs whose traffic QEMU does not see: a vhost back end moves packets in the kernel. */
+/**
+ * Refuses NICs whose traffic QEMU does not see: with vhost-net the host kernel moves the
+ * packets. The live definition carries what the manager resolved at start (`auto` became on or
+ * off); an unresolved `auto` on a tap is refused too, as it may be vhost.
+ */
 export function netdumpRefusal(nic: NicDefinition): VirtkitError | undefined {
-  const vhost = (nic as NicDefinition & { vhost?: unknown }).vhost;
-  if (vhost === true || vhost === 'on') {
-    return new VirtkitError('operation.unsupported', `NIC "${nic.id}" uses vhost: its packets bypass QEMU, which cannot capture them (capture on the host's tap device instead)`, { iface: nic.id });
+  const vhost: unknown = nic.vhost;
+  if (vhost === true || vhost === 'on' || (nic.network !== 'user' && vhost === 'auto')) {
+    return new VirtkitError('operation.unsupported', `NIC "${nic.id}" uses vhost-net: its packets bypass QEMU, which cannot capture them (capture on the host's tap device instead, or set vhost: off)`, { iface: nic.id });
   }
   return undefined;
 }

@@ -36,8 +36,8 @@ export async function openOutput(path: string): Promise<FileHandle> {
 
 export function parseDuration(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
-  if (!/^\d+(\.\d+)?$/.test(text) || !(Number(text) > 0)) {
-    throw new VirtkitError('argument.invalid', `--duration ${text}: expected a number of seconds above 0`, { option: 'duration' });
+  if (!/^\d+(\.\d+)?$/.test(text) || !(Number(text) > 0) || Number(text) > 86_400) {
+    throw new VirtkitError('argument.invalid', `--duration ${text}: expected a number of seconds above 0, at most 86400`, { option: 'duration' });
   }
   return Number(text);
 }
