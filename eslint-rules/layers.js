@@ -26,8 +26,10 @@ export const LayerImports = {
   client: ['util', 'api'],
   // Trace analyzers (simpletrace-style) over records of the API's shape, live from a client or read from a file.
   observability: ['util', 'api'],
-  daemon: ['util', 'conf', 'api', 'store', 'storage', 'guestfs', 'qemu'],
-  cli: ['util', 'conf', 'api', 'client', 'storage', 'guestfs', 'guestkit', 'qemu', 'daemon', 'store', 'formats'],
+  // Host networking (bridges, taps, nftables, dnsmasq): network definitions are conf-like data, nothing else is needed.
+  net: ['util', 'conf'],
+  daemon: ['util', 'conf', 'api', 'store', 'storage', 'guestfs', 'qemu', 'net'],
+  cli: ['util', 'conf', 'api', 'client', 'storage', 'guestfs', 'guestkit', 'qemu', 'daemon', 'store', 'formats', 'net'],
   '.': ['util', 'conf', 'client'],
 };
 
@@ -40,6 +42,8 @@ export const ChildProcessAllowed = [
   'src/cli/commands/definition.ts',
   // `virtkit ui` opens the web manager's URL with xdg-open, detached.
   'src/cli/commands/ui.ts',
+  // Host networking runs ip, nft, tc and dnsmasq (net/host.ts is its only runner).
+  'src/net/host.ts',
 ];
 
 function layerOf(srcRelative) {

@@ -5,6 +5,7 @@ export * from './http-status.js';
 export * from './openapi.js';
 export * from './paths.js';
 export * from './pools.js';
+export * from './networks.js';
 export * from './host-resources.js';
 export * from './guest-state.js';
 export * from './devices.js';

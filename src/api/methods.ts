@@ -10,6 +10,7 @@ import {
 } from './schemas.js';
 import type { AccessClass } from './access.js';
 import { PoolMethods } from './pools.js';
+import { NetworkMethods } from './networks.js';
 import { HostResourceMethods } from './host-resources.js';
 import { GuestStateMethods } from './guest-state.js';
 import { DeviceMethods } from './devices.js';
@@ -70,6 +71,7 @@ export const Methods = {
   'domain.monitorCommand': { http: 'POST', path: '/domains/:name/monitor', summary: 'Raw QMP or HMP command (taints the domain)', params: NameParams, body: MonitorBody, result: MonitorResult, states: Active, access: 'admin', long: false },
   'host.shutdown': { http: 'POST', path: '/host/shutdown', summary: 'Stop every running guest per its on_host_shutdown policy, in parallel', body: HostShutdownBody, result: HostShutdownResult, states: null, access: 'admin', long: true },
   ...PoolMethods,
+  ...NetworkMethods,
   ...HostResourceMethods,
   ...GuestStateMethods,
   ...DeviceMethods,

@@ -170,7 +170,9 @@ export type DaemonInfo = Static<typeof DaemonInfo>;
 export const EventTypes = ['defined', 'undefined', 'started', 'suspended', 'resumed', 'shutdown', 'stopped',
   'rebooted', 'reset', 'autostart', 'edited', 'tainted', 'snapshot',
   // hot-plug, memory and CPUs (docs/hotplug.md, docs/memory-cpus.md)
-  'device-attached', 'device-detached', 'memory-changed', 'vcpus-changed'] as const;
+  'device-attached', 'device-detached', 'memory-changed', 'vcpus-changed',
+  // networks (docs/networks.md): `domain` names the network, `uuid` is empty
+  'net-started', 'net-stopped'] as const;
 export type EventType = (typeof EventTypes)[number];
 
 export const DomainEvent = Type.Object({

@@ -160,7 +160,15 @@ export const NicSchema = Type.Object({
     'x-generated': 'random 52:54:00:xx:xx:xx',
     description: 'MAC address; lower-cased.',
   }),
-  network: Type.Literal('user', { default: 'user', description: 'Network back end; `user` (QEMU\'s user-mode NAT) for now.' }),
+  network: Type.String({
+    pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$', 'x-rule': 'must be user or a network name (1-32 letters, digits, "_" or "-")',
+    default: 'user', description: 'Network back end: `user` (QEMU\'s user-mode NAT), or the name of a virtkit network (docs/networks.md): a tap joined to its bridge.',
+  }),
+  vhost: Type.Optional(oneOf(['auto', 'on', 'off'] as const, { description: 'On a virtkit network: `auto` (absent) uses vhost-net when /dev/vhost-net exists, `on` requires it, `off` keeps the userspace path.' })),
+  bandwidth: Type.Optional(Type.Object({
+    inbound: Type.Optional(Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?([kKmMgG]?(bit|bps))$', 'x-rule': 'must be a rate like 10Mbit (bit, kbit, mbit, gbit; bps, kbps... for bytes)', description: 'Limit on what the guest receives.' })),
+    outbound: Type.Optional(Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?([kKmMgG]?(bit|bps))$', 'x-rule': 'must be a rate like 10Mbit (bit, kbit, mbit, gbit; bps, kbps... for bytes)', description: 'Limit on what the guest sends.' })),
+  }, { additionalProperties: false, description: 'Rate limits on a virtkit network\'s tap (tc), like 10Mbit.' })),
   hostfwd: Type.Array(Type.String({
     pattern: HostFwdPattern, 'x-rule': 'must be a forwarding rule like tcp::2222-:22 (proto:[hostaddr]:hostport-[guestaddr]:guestport)',
   }), { maxItems: 64, default: [], description: 'Port forwards from the host into the guest, in QEMU\'s hostfwd syntax: `tcp::2222-:22`.' }),

@@ -18,6 +18,7 @@ import { DefaultConnectionLimits, effectiveMaxConnections, type ConnectionLimits
 import { GroupDatabase } from './groups.js';
 import { Manager } from './manager.js';
 import { PoolService } from './pools.js';
+import { NetworkService } from './networks.js';
 import { reconcile } from './reconcile.js';
 import { LogFile } from './log-file.js';
 import { parseHttpAddress, startHttpListener, type HttpListener } from './http-listener.js';
@@ -116,10 +117,13 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaem
     const pools = new PoolService(store);
     const driver = opts.driver
       ?? new QemuDomainDriver({ ...(opts.qemuBinary ? { binary: opts.qemuBinary } : {}), cacheDir: join(dirs.stateDir, 'cache') });
-    const manager = new Manager({ store, runRoot: dirs.runDir, log: app.log, driver, resolveVolumes: (def) => pools.resolveVolumes(def),
+    // Host networking needs root (bridges, taps, nftables); the fake driver's daemons leave it out.
+    const networks = opts.driver === undefined ? new NetworkService(store, dirs.stateDir, app.log) : undefined;
+    const manager = new Manager({ store, runRoot: dirs.runDir, log: app.log, driver, resolveVolumes: (def) => pools.resolveVolumes(def), networks,
       saveDir: join(dirs.stateDir, 'save'), nvramDir: join(dirs.stateDir, 'nvram') });
     const report = await reconcile(manager, store, app.log);
     app.log.info({ ...report, stateDir: dirs.stateDir, runDir: dirs.runDir }, 'reconciled with the run directories');
+    if (networks) app.log.info(await networks.reconcile(manager.liveNames()), 'reconciled networks and taps');
     await registerApi(app, {
       manager,
       store,

@@ -41,6 +41,7 @@ import { recordEvent } from './event-log.js';
 import { recordedChangeOf } from './guest-events.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import { PendingRecords } from './pending-records.js';
+import type { NetworkService } from './networks.js';
 
 export interface ManagerOptions {
   store: Store;
@@ -53,6 +54,8 @@ export interface ManagerOptions {
   resolveVolumes?: (def: DomainDefinition) => Promise<Record<string, string>>;
   /** Where managed saves live (STATE/save); default RUN_ROOT/save. */
   saveDir?: string;
+  /** Networks (daemon/networks.ts): taps made before QEMU starts and removed when it is gone. */
+  networks?: NetworkService;
   /** Parent of each domain's UEFI variable store directory (`<dir>/<uuid>/OVMF_VARS.fd`); default `<runRoot>/nvram`. */
   nvramDir?: string;
 }
@@ -96,6 +99,7 @@ export class Manager {
   private readonly log: FastifyBaseLogger;
   readonly driver: DomainDriver;
   private readonly resolveVolumes: ManagerOptions['resolveVolumes'];
+  readonly networks: NetworkService | undefined;
   private readonly saveDir: string;
   private readonly nvramDir: string;
   private readonly jobs = new JobTable();
@@ -107,6 +111,7 @@ export class Manager {
     this.log = opts.log;
     this.driver = opts.driver;
     this.resolveVolumes = opts.resolveVolumes;
+    this.networks = opts.networks;
     this.saveDir = opts.saveDir ?? join(opts.runRoot, 'save');
     this.nvramDir = opts.nvramDir ?? join(opts.runRoot, 'nvram');
   }
@@ -307,10 +312,12 @@ export class Manager {
       try {
         const def = restore?.definition ?? rec.definition;
         const volumePaths = await this.resolveVolumes?.(def);
-        const prepared = await this.driver.prepare(def, { runDir, stateDir: join(this.nvramDir, rec.uuid), ...(volumePaths ? { volumePaths } : {}) });
+        const withTaps = this.networks ? await this.networks.prepareNics(name, def) : def;
+        const prepared = await this.driver.prepare(withTaps, { runDir, stateDir: join(this.nvramDir, rec.uuid), ...(volumePaths ? { volumePaths } : {}) });
         handle = await this.driver.launch(prepared, { paused, ...(restore ? { incoming: { path: restore.path, offset: restore.offset } } : {}) });
         crashPoint('start.spawned');
       } catch (err) {
+        await this.networks?.releaseNics(name);
         const failed: DomainStatus = { state: 'shutoff', reason: 'failed', runDir };
         await this.records.record({
           domain: name, what: `${name} failed to start`, overlay: statusOverlay(name, failed),
@@ -417,6 +424,7 @@ export class Manager {
     // QEMU is gone whatever the store says: the handle goes now, the record as soon as the
     // store takes it (reads show the domain stopped meanwhile).
     if (this.live.get(rec.name) === live) this.live.delete(rec.name);
+    await this.networks?.releaseNics(rec.name).catch((err: unknown) => this.log.warn({ domain: rec.name, err: errorMessage(err) }, 'removing the guest\'s taps failed'));
     await this.records.record({
       domain: rec.name, what: `${rec.name} stopped (${reason})`, overlay: statusOverlay(rec.name, status, null),
       write: async (tx) => {

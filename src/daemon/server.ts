@@ -27,6 +27,7 @@ import { MaxHeaderBytes, checkRequestLine, clientErrorHandler, statusOf } from '
 import type { Manager } from './manager.js';
 import { loadPeerCredentials } from './peer-cred.js';
 import { poolHandlers, registerVolumeContentRoutes, type PoolService } from './pools.js';
+import { networkHandlers } from './networks.js';
 import { deviceHandlers } from './devices.js';
 import { hostResourceHandlers } from './host-resources.js';
 import { guestStateHandlers } from './guest-state-handlers.js';
@@ -126,6 +127,7 @@ function handlers(m: Manager, info: () => DaemonInfo, pools: PoolService): Recor
     'domain.monitorCommand': async (req, o) => ({ result: await m.monitorCommand(o, name(req), req.body as MonitorBody) }),
     'host.shutdown': (req, o) => m.hostShutdown(o, (req.body as HostShutdownBody).timeout),
     ...poolHandlers(pools),
+    ...networkHandlers(m.networks),
     ...deviceHandlers(m),
     ...hostResourceHandlers(m),
     ...guestStateHandlers(m),

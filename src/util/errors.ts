@@ -55,6 +55,12 @@ export const ErrorCodes = [
   'pool.not-found',
   'pool.exists',
   'pool.invalid',
+  // networks (docs/networks.md)
+  'network.not-found',
+  'network.exists',
+  'network.invalid',
+  'network.in-use',
+  'network.host-failed',
   'volume.not-found',
   'volume.exists',
   'volume.in-use',

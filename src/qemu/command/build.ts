@@ -87,7 +87,7 @@ function diskArgs(def: DomainDefinition, ctx: CommandContext): string[] {
 }
 
 function nicArgs(def: DomainDefinition): string[] {
-  return def.nics.flatMap((nic) => ['-netdev', jsonOption(netdevProps(nic)), '-device', jsonOption(nicDeviceProps(nic))]);
+  return def.nics.flatMap((nic) => ['-netdev', jsonOption(netdevProps(nic, def.name)), '-device', jsonOption(nicDeviceProps(nic))]);
 }
 
 /**

@@ -7,6 +7,8 @@
  */
 import type { NicDefinition, NicModel } from '../../conf/index.js';
 import type { JsonProps } from './escape.js';
+import { VirtkitError } from '../../util/errors.js';
+import { tapName } from '../../util/tap-name.js';
 
 export const NicDrivers: Readonly<Record<NicModel, string>> = {
   virtio: 'virtio-net-pci',
@@ -22,7 +24,16 @@ export function nicDeviceId(nic: Pick<NicDefinition, 'id'>): string {
   return nic.id;
 }
 
-export function netdevProps(nic: Pick<NicDefinition, 'id' | 'network' | 'hostfwd'>): JsonProps {
+/**
+ * A NIC on a virtkit network (anything but `user`) is a tap the manager made before QEMU
+ * starts, named from the domain and the NIC id (util/tap-name.ts); QEMU opens it by name and
+ * runs no scripts. `vhost` is what the manager resolved (`auto` became on or off at start).
+ */
+export function netdevProps(nic: Pick<NicDefinition, 'id' | 'network' | 'hostfwd' | 'vhost'>, domain?: string): JsonProps {
+  if (nic.network !== 'user') {
+    if (domain === undefined) throw new VirtkitError('operation.unsupported', `NIC "${nic.id}": network "${nic.network}" needs a tap made by the manager, which hot-plug does not make yet; attach it to the user network or define it and restart`, { nic: nic.id });
+    return { type: 'tap', id: netdevId(nic), ifname: tapName(domain, nic.id), script: 'no', downscript: 'no', vhost: nic.vhost === 'on' };
+  }
   const props: JsonProps = { type: nic.network, id: netdevId(nic) };
   if (nic.hostfwd.length > 0) props['hostfwd'] = nic.hostfwd.map((rule) => ({ str: rule }));
   return props;
