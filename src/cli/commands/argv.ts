@@ -3,13 +3,16 @@
  * `virsh domxml-to-native`. Nothing is started. The run directory is the one `virtkit run`
  * would create (its random suffix shown as XXXXXX) unless --run-dir names one.
  */
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import type { Command } from 'commander';
 import type { DomainDefinition } from '../../conf/index.js';
 import { loadDefinitionAnyFormat } from './definition-input.js';
 import { planGuestBoot, type BootPlan } from '../../guestfs/boot/index.js';
-import { buildCommand, type CommandContext, type QemuCommand } from '../../qemu/command/index.js';
+import { buildCommand, resolveFsDrivers, type CommandContext, type QemuCommand } from '../../qemu/command/index.js';
+import { OvmfDefaults, VarsFileName } from '../../qemu/firmware/index.js';
+import { virtiofsdPath } from '../../qemu/virtiofs/index.js';
 import { DEFAULT_QEMU_BINARY, probeCapabilities, resolveAccel } from '../../qemu/index.js';
 import { VirtkitError } from '../../util/errors.js';
 import { escapeForTerminal } from '../../util/terminal-text.js';
@@ -78,6 +81,9 @@ export function displayContext(def: DomainDefinition, base: Omit<CommandContext,
   }
   const volumes = def.disks.flatMap((disk) => (disk.volume === undefined ? [] : [disk.volume]));
   if (volumes.length > 0) ctx.volumePaths = Object.fromEntries(volumes.map((v) => [v, `<volume ${v}>`]));
+  // UEFI: the domain's variable store is made at start (docs/firmware.md); shared folders: auto as this host resolves it
+  if (def.firmware === 'uefi') ctx.firmware = { code: OvmfDefaults.code, vars: `<nvram>/${VarsFileName}` };
+  if (def.filesystems !== undefined) ctx.filesystemDrivers = resolveFsDrivers(def, existsSync(virtiofsdPath()));
   return ctx;
 }
 
