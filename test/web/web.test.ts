@@ -83,6 +83,8 @@ describe.skipIf(!existsSync(Chromium))('the web manager in chromium', () => {
     // The page's own requests carry the token; one made without it from the page is refused too.
     const status = await page.evaluate(async () => (await fetch('/domains')).status);
     expect(status).toBe(401);
+    // host.info: the QEMU version once the daemon has probed it.
+    await waitFor('the QEMU version', async () => /^\d+\.\d+/.test(await page.getByTestId('qemu-version').innerText()), 60_000, 100);
     await shot('overview');
   });
 

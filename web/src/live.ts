@@ -11,7 +11,8 @@ type Listener = () => void;
 
 const StateAfter: Partial<Record<DomainEvent['type'], DomainState>> = {
   started: 'running', resumed: 'running', rebooted: 'running', reset: 'running',
-  suspended: 'paused', shutdown: 'shutoff', stopped: 'shutoff',
+  suspended: 'paused', stopped: 'shutoff',
+  // `shutdown` is the request (the power button pressed): the guest runs until `stopped`.
 };
 
 export interface Connection {
@@ -25,6 +26,8 @@ class LiveDomains {
   connection: Connection = { state: 'connecting' };
   /** performance.now() of the last change pushed, for the event-to-screen benchmark. */
   private readonly listeners = new Set<Listener>();
+  /** The newest event seq applied per domain: a row read for an older event must not overwrite a newer one. */
+  private readonly latest = new Map<string, number>();
   private started = false;
 
   subscribe(fn: Listener): () => void {
@@ -75,8 +78,11 @@ class LiveDomains {
       this.domains.set(ev.domain, { ...known, state });
     }
     this.changed();
+    this.latest.set(ev.domain, ev.seq);
     if (ev.type !== 'undefined') {
       client.info(ev.domain).then((info) => {
+        // Replies can come back out of order: only the read for the newest event counts.
+        if (this.latest.get(ev.domain) !== ev.seq) return;
         const row: DomainSummary = { name: info.name, uuid: info.uuid, state: info.state, autostart: info.autostart, tainted: info.tainted,
           ...(info.degraded ? { degraded: true } : {}) };
         if (!this.domains.has(ev.domain) && ev.type !== 'defined') return;

@@ -6,12 +6,14 @@ import { useLive } from '../live';
 import { href, useTitle } from '../router';
 import { client, operation } from '../session';
 
+/** `host.info` (src/api/web.ts), asked only of a daemon that serves it. */
 interface HostInfo {
-  qemuVersion?: string;
-  accel?: string;
-  accelReason?: string;
-  cpus?: number;
-  memoryBytes?: number;
+  hostname: string;
+  cpus: number;
+  cpuModel: string;
+  memoryBytes: number;
+  qemu: { binary: string; version: string; accelerators: string[] };
+  accel: { auto: string; reason: string };
 }
 
 export function Overview() {
@@ -51,11 +53,14 @@ export function Overview() {
         <div class="card">
           <h2>Hypervisor</h2>
           <dl>
-            <dt>QEMU</dt><dd>{host?.qemuVersion ?? 'run virtkit capabilities on the host'}</dd>
-            <dt>Accelerator in use</dt><dd>{accels.length > 0 ? accels.join(', ') : (host?.accel ?? 'no guest running')}</dd>
-            <dt>Why</dt><dd>{host?.accelReason ?? (accels.includes('tcg') ? 'accel: auto picks KVM only when it works; TCG otherwise' : '—')}</dd>
-            <dt>CPUs</dt><dd>{host?.cpus ?? navigator.hardwareConcurrency}</dd>
-            <dt>Memory</dt><dd>{host?.memoryBytes !== undefined ? `${(host.memoryBytes / 2 ** 30).toFixed(1)} GiB` : '—'}</dd>
+            <dt>Host</dt><dd>{host?.hostname ?? '…'}</dd>
+            <dt>QEMU</dt><dd data-testid="qemu-version">{host ? `${host.qemu.version} (${host.qemu.binary})` : '…'}</dd>
+            <dt>Accelerators</dt><dd>{host?.qemu.accelerators.join(', ') ?? '…'}</dd>
+            <dt>accel: auto picks</dt><dd>{host?.accel.auto ?? '…'}</dd>
+            <dt>Why</dt><dd>{host?.accel.reason ?? '…'}</dd>
+            <dt>In use by running guests</dt><dd>{accels.length > 0 ? accels.join(', ') : 'no guest running'}</dd>
+            <dt>CPUs</dt><dd>{host ? `${host.cpus} × ${host.cpuModel}` : '…'}</dd>
+            <dt>Memory</dt><dd>{host ? `${(host.memoryBytes / 2 ** 30).toFixed(1)} GiB` : '…'}</dd>
           </dl>
         </div>
         <div class="card">
