@@ -3,8 +3,8 @@
  * - `virtkit:api`: every API call once it is answered: `{ method, domain, uid, pid, client, ms, outcome }`;
  * - `vm:qmp:command` and `vm:qmp:event`: every QMP command and QEMU event (the QMP client's own
  *   channels, src/qemu/qmp/client.ts);
- * - the store's operations come from its snoop hook (what `virtkit snoop` shows), attached only
- *   while a probe listens to them.
+ * - `virtkit:store`: every store operation (what `virtkit snoop` shows), from the store itself
+ *   (src/store/store.ts).
  * A publisher builds its message only when `channel.hasSubscribers`: with nothing attached a
  * probe costs a property read. `openProbe` attaches for one `virtkit probe` client.
  */
@@ -12,7 +12,7 @@ import { channel, subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { basename, dirname } from 'node:path';
 import type { ProbeRecord } from '../api/index.js';
 import { QmpChannels } from '../qemu/index.js';
-import type { SnoopRecord, Store } from '../store/index.js';
+import { StoreChannel, isStoreOf, type SnoopRecord, type Store } from '../store/index.js';
 import { isVirtkitError } from '../util/errors.js';
 
 export const ApiChannelName = 'virtkit:api';
@@ -135,7 +135,13 @@ export function openProbe(sources: readonly ProbeSource[], ctx: ProbeContext, se
     detach.push(() => QmpChannels.event.unsubscribe(fn));
   }
   if (sources.includes('store')) {
-    detach.push(ctx.store.onOperation((rec) => send(storeRecord(rec, ctx))));
+    const fn = (m: unknown): void => {
+      const { store, record } = m as { store: unknown; record: SnoopRecord };
+      // The channel is the process's: other stores (tests run several daemons) are not this daemon's.
+      if (isStoreOf(ctx.store, store)) send(storeRecord(record, ctx));
+    };
+    StoreChannel.subscribe(fn);
+    detach.push(() => StoreChannel.unsubscribe(fn));
   }
   return () => { for (const d of detach) d(); };
 }

@@ -53,7 +53,7 @@ function wrapOpenError<T>(file: string, open: () => T): T {
   }
 }
 
-export { createStore, DefaultMaxValueBytes, type StoreOptions } from './store.js';
+export { createStore, DefaultMaxValueBytes, StoreChannel, isStoreOf, type StoreOptions } from './store.js';
 export { SqliteBackend, DefaultHistoryLimit, type SqliteBackendOptions } from './sqlite.js';
 export { PolledChangeFeed, DefaultFeedPollMs, type PolledFeedSource } from './polled-feed.js';
 export { StateDirLock, LockFileName } from './lock.js';

@@ -8,6 +8,7 @@
  * watchers after snoop has recorded the commit and before the commit's promise resolves,
  * as if the commit had published it.
  */
+import { channel } from 'node:diagnostics_channel';
 import { VirtkitError, isVirtkitError } from '../util/errors.js';
 import { affects, assertValidPath, isValidPath } from './path.js';
 import { TransactionView, conflictError } from './transaction.js';
@@ -18,6 +19,18 @@ import type {
 } from './types.js';
 
 /** Values are strings of at most this many UTF-8 bytes by default (1 MiB). */
+
+/**
+ * `virtkit:store` (node:diagnostics_channel): every store operation, `{ store, record }` with the
+ * operation as a SnoopRecord, published only while someone subscribes (`virtkit probe --channel
+ * store`), like the snoopers.
+ */
+export const StoreChannel = channel('virtkit:store');
+
+/** Whether a `virtkit:store` message's `store` is `store`'s (any view of it, whatever its origin). */
+export function isStoreOf(store: Store, published: unknown): boolean {
+  return store instanceof StoreHandle ? store.isViewOf(published) : store === published;
+}
 export const DefaultMaxValueBytes = 1 << 20;
 
 export interface StoreOptions {
@@ -74,7 +87,7 @@ class StoreCore {
   }
 
   get snooping(): boolean {
-    return this.snoopers.size > 0;
+    return this.snoopers.size > 0 || StoreChannel.hasSubscribers;
   }
 
   allocateTxId(): number {
@@ -87,7 +100,7 @@ class StoreCore {
 
   snoop(origin: Origin, tx: number | '-', op: SnoopOp, path: string | undefined, value: string | undefined,
     result: SnoopResult, revision?: number): void {
-    if (this.snoopers.size === 0) return;
+    if (this.snoopers.size === 0 && !StoreChannel.hasSubscribers) return;
     const record: SnoopRecord = {
       time: Date.now(), origin, tx, op,
       ...(path === undefined ? {} : { path }),
@@ -95,6 +108,7 @@ class StoreCore {
       result,
       ...(revision === undefined ? {} : { revision }),
     };
+    if (StoreChannel.hasSubscribers) StoreChannel.publish({ store: this, record });
     for (const snooper of this.snoopers) {
       try {
         snooper(record);
@@ -266,6 +280,11 @@ function checkValue(core: StoreCore, path: string, value: unknown): void {
 
 class StoreHandle implements Store {
   constructor(private readonly core: StoreCore, readonly origin: Origin) {}
+
+  /** See isStoreOf. */
+  isViewOf(core: unknown): boolean {
+    return core === this.core;
+  }
 
   get revision(): number {
     return this.core.backend.revision;
