@@ -166,3 +166,35 @@ export interface TraceQuery {
   event: string[];
   duration?: number;
 }
+
+/** The streams' entries of the OpenAPI document (src/api/openapi.ts). */
+export function observabilityStreams(errorResponse: unknown): Record<string, unknown> {
+  const name = { name: 'name', in: 'path', required: true, schema: { type: 'string' } };
+  const q = (n: string, schema: unknown, description: string): unknown => ({ name: n, in: 'query', required: false, schema, description });
+  const seconds = { type: 'number', exclusiveMinimum: 0, maximum: 86400 };
+  return {
+    '/domains/{name}/trace': { get: {
+      operationId: 'domain.trace',
+      summary: 'Server-sent events: `started` (the events switched on), one TraceRecord per message, then `end` or `error`; the events go off when the stream ends',
+      parameters: [name, q('event', { type: 'array', items: { type: 'string' } }, 'event name or glob, repeatable'), q('duration', seconds, 'seconds')],
+      responses: { 200: { description: 'trace records', content: { 'text/event-stream': { schema: TraceRecord } } }, default: errorResponse },
+    } },
+    '/domains/{name}/netdump': { get: {
+      operationId: 'domain.netdump',
+      summary: 'A capture of a NIC\'s traffic as pcap bytes, through a QEMU filter-dump removed at the end',
+      parameters: [name, q('iface', { type: 'string' }, 'NIC id (default the first)'), q('duration', seconds, 'seconds'), q('count', { type: 'integer', minimum: 1 }, 'packets')],
+      responses: { 200: { description: 'pcap', content: { 'application/vnd.tcpdump.pcap': {} } }, default: errorResponse },
+    } },
+    [ObservabilityPaths.probe]: { get: {
+      operationId: 'daemon.probe',
+      summary: 'Server-sent events: one ProbeRecord per API call, store operation, QMP command or QEMU event',
+      parameters: [q('channel', { type: 'array', items: { type: 'string' } }, 'api, store, qmp, qemu-event or a glob')],
+      responses: { 200: { description: 'probe records', content: { 'text/event-stream': { schema: ProbeRecord } } }, default: errorResponse },
+    } },
+    [ObservabilityPaths.metrics]: { get: {
+      operationId: 'daemon.metrics',
+      summary: 'Prometheus text exposition format 0.0.4: per running guest and the daemon\'s own figures',
+      responses: { 200: { description: 'metrics', content: { 'text/plain': {} } }, default: errorResponse },
+    } },
+  };
+}

@@ -3,6 +3,7 @@
  * Served by the daemon at `/openapi.json`.
  */
 import { Methods, StreamPaths, type MethodSpec } from './methods.js';
+import { observabilityStreams } from './observability.js';
 import { DomainEvent, ErrorBody, EventsQuery, SnoopRecord, type Schema } from './schemas.js';
 
 export const ApiVersion = '0.1.0';
@@ -75,6 +76,7 @@ export function buildOpenApi(): Record<string, unknown> {
       responses: { 101: { description: 'WebSocket: the console bytes follow' }, 426: { description: 'a plain GET: the console would open as a WebSocket' }, default: errorResponse },
     },
   };
+  Object.assign(paths, observabilityStreams(errorResponse));
   return {
     openapi: '3.1.0',
     info: { title: 'virtkit manager API', version: ApiVersion, description: 'REST + JSON over the unix socket DIR/virtkit.sock' },

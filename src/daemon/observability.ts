@@ -39,17 +39,20 @@ export class ObservabilityService {
 
   /** The running guest's handle: `domain.not-found` / `domain.invalid-state` otherwise. */
   async guest(origin: Origin, name: string): Promise<GuestHandle> {
+    return (await this.running(origin, name)).handle;
+  }
+
+  private async running(origin: Origin, name: string): Promise<{ handle: GuestHandle; state: string }> {
     const { state } = await this.manager.state(origin, name);
     const handle = this.manager.observedGuest(name);
     if (!handle || (state !== 'running' && state !== 'paused')) {
       throw new VirtkitError('domain.invalid-state', `domain "${name}" is ${state}, not running: nothing to observe`, { name, state, allowed: ['running', 'paused'] });
     }
-    return handle;
+    return { handle, state };
   }
 
   async domainStats(origin: Origin, name: string): Promise<DomainStats> {
-    const handle = await this.guest(origin, name);
-    const { state } = await this.manager.state(origin, name);
+    const { handle, state } = await this.running(origin, name);
     return this.stats.collect(name, state, handle);
   }
 
