@@ -164,12 +164,17 @@ describe.skipIf(!existsSync(Chromium))('the web manager in chromium', () => {
     await shot('vnc');
   });
 
-  it('survives a daemon restart: the list is live again and follows new changes', async () => {
-    await page.goto(`http://127.0.0.1:${port}/#/guests`);
+  it('survives a daemon restart: the console reattaches, the list is live again and follows new changes', async () => {
+    await page.goto(`http://127.0.0.1:${port}/#/guests/vncguest/console`);
+    const consoleStatus = page.locator('.console-status');
+    await waitFor('the console attached', async () => (await consoleStatus.getAttribute('data-status')) === 'connected', 30_000, 100);
+    await daemon.stop();
+    await waitFor('the console seeing the daemon go', async () => (await consoleStatus.getAttribute('data-status')) !== 'connected', 30_000, 50);
+    await daemon.start({}, httpArgs());
+    await waitFor('the console attached again', async () => (await consoleStatus.getAttribute('data-status')) === 'connected', 30_000, 100);
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Guests' }).click();
     const state = page.locator('tr[data-name="vncguest"] [data-testid="state"]');
     await waitFor('vncguest running in the list', async () => (await state.innerText()) === 'running', 30_000, 100);
-    await daemon.stop();
-    await daemon.start({}, httpArgs());
     // A change made after the restart reaches the page through the resumed event stream.
     await daemon.client().destroy('vncguest');
     await waitFor('the destroy pushed after the restart', async () => (await state.innerText()) === 'shutoff', 30_000, 100);
