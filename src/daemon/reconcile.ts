@@ -8,7 +8,7 @@
  */
 import { resolve } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
-import { releaseStaleGuestResources, type GuestHandle } from '../qemu/index.js';
+import { provenVirtiofsdRunDir, releaseStaleGuestResources, type GuestHandle } from '../qemu/index.js';
 import type { Store } from '../store/index.js';
 import { errorMessage } from '../util/errors.js';
 import { isActive, listDomainNames, readDomain } from './domain-records.js';
@@ -80,6 +80,9 @@ async function sweepOrphans(runRoot: string, known: KnownRunDirs, owned: Set<str
   report: ReconcileReport): Promise<void> {
   for (const { pid, cmdline } of await processesNamingRunRoot(runRoot)) {
     if (pid === process.pid) continue;
+    // a guest's virtiofsd (proven ours): kept with its guest, or stopped below with what stale guests left
+    const helperOf = await provenVirtiofsdRunDir(pid, cmdline);
+    if (helperOf !== undefined && known.has(resolve(helperOf))) continue;
     const verdict = await provenGuest(pid, cmdline, runRoot, known);
     if (!verdict.ours) {
       report.lookAlikes.push(pid);

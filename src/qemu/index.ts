@@ -23,3 +23,4 @@ export {
 export { followLog, type FollowOptions, type LogFollower } from './driver/trace-follow.js';
 export { releaseStaleGuestResources, type ResourceLimits, type ResourceLimitsInfo, type Screenshot } from './driver/host-resources.js';
 export type { DomainCapabilities } from './driver/domcaps.js';
+export { provenVirtiofsdRunDir } from './virtiofs/index.js';

@@ -221,11 +221,21 @@ describe.sequential('resource limits, shared folders, screens and keys on a runn
     for (const pid of helpers) expect(alive(pid)).toBe(false);
   });
 
-  it('after a kill -9 of QEMU while no daemon watched, the restarted daemon removes the group and the helper', async () => {
+  it('a daemon restart keeps a running guest\'s virtiofsd as its own; after a kill -9 of QEMU while no daemon watched, the next one removes the group and the helper', async () => {
     await bootAndAttach();
+    consoleStream?.destroy();
+    consoleStream = undefined;
     const group = await guestGroup();
     const pid = await qemuPid();
     const helpers = await virtiofsdPids();
+    await d.kill9();
+    await d.start();
+    expect((JSON.parse(await ok(['domstate', G, '--json'])) as { state: string }).state).toBe('running');
+    for (const helper of helpers) expect(alive(helper)).toBe(true);
+    expect(await group.pids()).toContain(pid);
+    // proven ours: not reported among the look-alikes that name the run root
+    const leftAlone = (await readFile(d.logPath, 'utf8')).split('\n').filter((line) => line.includes('not proven ours'));
+    for (const helper of helpers) expect(leftAlone.filter((line) => line.includes(`"pid":${helper},`))).toEqual([]);
     await d.kill9();
     process.kill(pid, 'SIGKILL');
     await waitFor('QEMU to die', async () => !alive(pid), 10_000, 50);

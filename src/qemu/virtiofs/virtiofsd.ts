@@ -91,6 +91,17 @@ export async function provenVirtiofsd(pid: number, runDir: string, index: number
 }
 
 /**
+ * The run dir whose virtiofsd `pid` (running `cmdline`) is, when proven (provenVirtiofsd);
+ * undefined for any other process.
+ */
+export async function provenVirtiofsdRunDir(pid: number, cmdline: readonly string[]): Promise<string | undefined> {
+  const socket = cmdline.find((arg) => arg.startsWith('--socket-path='))?.slice('--socket-path='.length);
+  const m = socket === undefined ? null : /^(.*)\/virtiofsd\.(\d+)\.sock$/.exec(socket);
+  if (!m) return undefined;
+  return (await provenVirtiofsd(pid, m[1]!, Number(m[2]))) ? m[1]! : undefined;
+}
+
+/**
  * Stops every virtiofsd recorded in `runDir` that is proven ours (SIGTERM, then SIGKILL), and
  * removes the records. A pid that is not proven is left alone, its record removed.
  */
