@@ -102,6 +102,11 @@ export const commandTable: readonly CommandEntry[] = [
   { verbs: ['nbd'], args: { nbd: ['file'] }, load: () => import('./commands/nbd.js') },
   { verbs: ['netdump'], args: { netdump: ['domain', 'file'] }, load: () => import('./commands/netdump.js') },
   {
+    verbs: ['net-define', 'net-start', 'net-destroy', 'net-undefine', 'net-list', 'net-info', 'net-autostart', 'net-dhcp-leases', 'net-dumpdef', 'domifaddr'],
+    args: { 'net-define': ['file'], 'net-start': ['none'], 'net-destroy': ['none'], 'net-undefine': ['none'], 'net-list': [], 'net-info': ['none'], 'net-autostart': ['none'], 'net-dhcp-leases': ['none'], 'net-dumpdef': ['none'], domifaddr: ['domain'] },
+    load: () => import('./commands/net.js'),
+  },
+  {
     verbs: ['pool-define-as', 'pool-list', 'pool-info', 'pool-refresh', 'pool-undefine'],
     args: { 'pool-define-as': ['none', { words: ['dir'] }, 'file'], 'pool-list': [], 'pool-info': ['pool'], 'pool-refresh': ['pool'], 'pool-undefine': ['pool'] },
     load: () => import('./commands/pool.js'),

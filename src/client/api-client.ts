@@ -96,6 +96,16 @@ export abstract class ApiClient {
   snapshotRevert(name: string, snapshot: string): Promise<DomainStateInfo> { return this.call('domain.snapshotRevert', { params: { name, snapshot } }); }
   snapshotDelete(name: string, snapshot: string): Promise<{ ok: true }> { return this.call('domain.snapshotDelete', { params: { name, snapshot } }); }
   dump(name: string, body: MethodInput<'domain.dump'>['body']): Promise<MethodResult<'domain.dump'>> { return this.call('domain.dump', { params: { name }, body }); }
+  // networks (docs/networks.md)
+  networkList(opts: { all?: boolean } = {}): Promise<MethodResult<'network.list'>> { return this.call('network.list', { query: opts.all ? { all: true } : {} }); }
+  networkDefine(definition: unknown): Promise<MethodResult<'network.define'>> { return this.call('network.define', { body: { definition } }); }
+  networkInfo(network: string): Promise<MethodResult<'network.info'>> { return this.call('network.info', { params: { network } }); }
+  networkStart(network: string): Promise<MethodResult<'network.start'>> { return this.call('network.start', { params: { network } }); }
+  networkDestroy(network: string, force = false): Promise<MethodResult<'network.destroy'>> { return this.call('network.destroy', { params: { network }, body: force ? { force: true } : {} }); }
+  networkUndefine(network: string): Promise<{ ok: true }> { return this.call('network.undefine', { params: { network } }); }
+  networkSetAutostart(network: string, enabled: boolean): Promise<MethodResult<'network.setAutostart'>> { return this.call('network.setAutostart', { params: { network }, body: { enabled } }); }
+  networkLeases(network: string): Promise<MethodResult<'network.leases'>> { return this.call('network.leases', { params: { network } }); }
+  domainAddresses(name: string): Promise<MethodResult<'network.domainAddresses'>> { return this.call('network.domainAddresses', { params: { name } }); }
   // pools and volumes (docs/pools.md)
   poolList(opts: { all?: boolean } = {}): Promise<PoolList> { return this.call('pool.list', { query: opts.all ? { all: true } : {} }); }
   poolDefine(body: PoolDefineBody): Promise<PoolInfo> { return this.call('pool.define', { body }); }
