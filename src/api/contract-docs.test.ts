@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { expect, test } from 'vitest';
 import { renderContractTable } from './contract-docs.js';
 import { Methods } from './methods.js';
+import { WireFile, renderWireModule } from './wire-gen.js';
 
 const page = resolve('docs/api.md');
 const section = /(<!-- contract:begin[^\n]*-->\n)([\s\S]*?)(\n<!-- contract:end -->)/;
@@ -19,6 +20,12 @@ test('docs/api.md has the contract table the method table renders', () => {
     return;
   }
   expect(section.exec(text)?.[2]).toBe(renderContractTable());
+});
+
+// The client's light copy of the routes (src/api/wire/index.ts) is regenerated with the table.
+test('src/api/wire/index.ts has the routes of the method table', () => {
+  if (process.env['VIRTKIT_REGENERATE'] === '1') writeFileSync(resolve(WireFile), renderWireModule());
+  else expect(readFileSync(resolve(WireFile), 'utf8')).toBe(renderWireModule());
 });
 
 test('the table has a row per method, with its states and access', () => {

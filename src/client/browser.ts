@@ -19,8 +19,8 @@
  */
 import type { MethodName } from '../api/index.js';
 import type { DomainEvent, SnoopRecord } from '../api/index.js';
-import { routePath } from '../api/index.js';
-import { VolumeContentPath, type VolumeInfo } from '../api/index.js';
+import type { VolumeInfo } from '../api/index.js';
+import { VolumeContentPath, routePath } from '../api/wire/index.js';
 import { VirtkitError, isVirtkitError } from '../util/errors.js';
 import { ApiClient } from './api-client.js';
 import { followEventStream, type EventsOptions, type OpenedSocket } from './events.js';

@@ -4,7 +4,7 @@
  * behind, the iterator reconnects and resumes after the last event it yielded, so nothing
  * is missed and nothing is repeated.
  */
-import { StreamCloseCodes } from '../api/index.js';
+import { StreamCloseCodes } from '../api/wire/index.js';
 import type { DomainEvent } from '../api/index.js';
 import { isVirtkitError } from '../util/errors.js';
 import { decodeEventMessage, eventsPath } from './protocol.js';

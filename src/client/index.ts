@@ -12,9 +12,8 @@
 import type { IncomingMessage } from 'node:http';
 import * as os from 'node:os';
 import type { Duplex, Readable, Writable } from 'node:stream';
-import { createWebSocketStream } from 'ws';
-import { StreamPaths, type MethodName } from '../api/index.js';
-import { managerDirs } from '../api/index.js';
+import type { MethodName } from '../api/index.js';
+import { StreamPaths, managerDirs } from '../api/wire/index.js';
 import type { DomainEvent, ProbeRecord, SnoopRecord, TraceRecord } from '../api/index.js';
 import type { VolumeInfo } from '../api/index.js';
 import { VirtkitError, isVirtkitError } from '../util/errors.js';
@@ -98,6 +97,8 @@ export class VirtkitClient extends ApiClient {
     // The Duplex listens from before the socket opens: history sent right after the handshake
     // is not lost. Until then its errors are the refusal's, which the promise reports.
     const quiet = (): void => undefined;
+    // Loaded here, not at start-up: only a console needs ws's stream adapter.
+    const { createWebSocketStream } = await import('ws');
     try {
       await this.transport.websocket(consolePath(name, mode, opts.history), (ws) => {
         stream = createWebSocketStream(ws);

@@ -4,7 +4,8 @@
  * the Prometheus text of `/metrics`.
  */
 import type { IncomingMessage } from 'node:http';
-import { ObservabilityPaths, routePath, type ProbeRecord, type TraceRecord } from '../api/index.js';
+import type { ProbeRecord, TraceRecord } from '../api/index.js';
+import { ObservabilityPaths, routePath } from '../api/wire/index.js';
 import { VirtkitError } from '../util/errors.js';
 import { readSse } from './sse.js';
 

@@ -5,9 +5,10 @@
  * the event WebSocket.
  */
 import type { Static } from '@sinclair/typebox';
-import { codeForStatus } from '../api/index.js';
-import { Methods, StreamPaths, routePath, type MethodName, type MethodSpec } from '../api/index.js';
+// Values come from the light modules (no TypeBox): a client command starts without the schemas.
+import type { MethodName, MethodSpec, Methods } from '../api/index.js';
 import type { DomainEvent } from '../api/index.js';
+import { Routes, StreamPaths, codeForStatus, routePath } from '../api/wire/index.js';
 import { ErrorCodes, VirtkitError, type ErrorCode } from '../util/errors.js';
 
 type Spec<M extends MethodName> = (typeof Methods)[M];
@@ -33,7 +34,7 @@ export function queryString(query: Record<string, unknown> | undefined): string 
 
 /** The HTTP request of one method call, from the method table. */
 export function requestFor<M extends MethodName>(method: M, input: MethodInput<M> = {}): ApiRequest {
-  const spec: MethodSpec = Methods[method];
+  const spec = Routes[method];
   const path = routePath(spec.path, input.params as Record<string, string> | undefined)
     + queryString(input.query as Record<string, unknown> | undefined);
   return spec.body ? { method: spec.http, path, body: input.body ?? {} } : { method: spec.http, path };

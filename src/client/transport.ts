@@ -5,7 +5,8 @@
  */
 import * as http from 'node:http';
 import { connect as netConnect } from 'node:net';
-import { WebSocket } from 'ws';
+// ws is loaded by the first stream that needs it: a plain call (`virtkit list`) never does.
+import type { WebSocket } from 'ws';
 import { VirtkitError } from '../util/errors.js';
 import type { OpenedSocket } from './events.js';
 import { decodeReply, errorFromBody } from './protocol.js';
@@ -89,7 +90,8 @@ export class Transport {
   async websocket(path: string, listen?: (ws: WebSocket) => void): Promise<WebSocket> {
     const socketPath = this.socketPath;
     // Each stream its own connection, as for `stream`; the host name is only for the Host header.
-    const ws = new WebSocket(`ws://localhost${path}`, { createConnection: () => netConnect(socketPath) });
+    const { WebSocket: WebSocketClass } = await import('ws');
+    const ws = new WebSocketClass(`ws://localhost${path}`, { createConnection: () => netConnect(socketPath) });
     listen?.(ws);
     const refused = new Promise<never>((_resolve, reject) => {
       ws.on('unexpected-response', (_req, res) => {

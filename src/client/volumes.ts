@@ -5,8 +5,8 @@
 import * as http from 'node:http';
 import { Transform, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { routePath } from '../api/index.js';
-import { VolumeContentPath, VolumeInUseHeader, type VolumeInfo } from '../api/index.js';
+import type { VolumeInfo } from '../api/index.js';
+import { VolumeContentPath, VolumeInUseHeader, routePath } from '../api/wire/index.js';
 import { VirtkitError } from '../util/errors.js';
 import { errorFromBody } from './protocol.js';
 
