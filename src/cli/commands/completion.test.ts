@@ -57,7 +57,7 @@ describe('bash completion', () => {
   });
 
   it('completes verbs, and options after a dash', () => {
-    expect(complete('domi')).toEqual(['domiflist', 'dominfo']);
+    expect(complete('domi')).toEqual(['domifaddr', 'domiflist', 'dominfo']);
     expect(complete('shutdown', '--t')).toEqual(['--timeout']);
   });
 
