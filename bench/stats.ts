@@ -14,3 +14,8 @@ export async function timeMs(fn: () => Promise<unknown>): Promise<number> {
 export function ratioLine(label: string, ours: number, ref: number, unit: string, refName: string): string {
   return `${label}: virtkit ${ours.toFixed(2)} ${unit}, ${refName} ${ref.toFixed(2)} ${unit}, ratio ${(ours / ref).toFixed(3)}`;
 }
+
+/** A target of the performance issue: its figures, then whether it is reached. */
+export function targetLine(label: string, reached: boolean, figures: string): string {
+  return `target ${label}: ${figures}: ${reached ? 'reached' : 'NOT REACHED'}`;
+}
