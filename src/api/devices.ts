@@ -49,6 +49,8 @@ export type AttachDiskBody = Static<typeof AttachDiskBody>;
 
 export const AttachInterfaceBody = Type.Object({
   model: Type.Optional(literals(NicModels)),
+  /** `user` (default) or a virtkit network's name (docs/networks.md): the manager makes the tap. */
+  network: Type.Optional(Type.String({ maxLength: 64 })),
   mac: Type.Optional(Type.String({ maxLength: 32 })),
   ...Scope,
 }, strict);

@@ -36,6 +36,10 @@ export interface DeviceContext {
   commit<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
   /** Host paths of a definition's `pool/volume` disks. */
   volumePaths(def: DomainDefinition): Promise<Record<string, string>>;
+  /** The tap of a NIC on a virtkit network, made before it is plugged (daemon/networks.ts); the NIC as QEMU gets it. */
+  prepareNic?(nic: NicDefinition): Promise<NicDefinition>;
+  /** Removes the tap of a NIC that was unplugged (or whose plug failed). */
+  releaseNic?(nicId: string): Promise<void>;
 }
 
 /** How long an unplug waits for the guest to release the device (ACPI eject under TCG takes well under a second). */
@@ -281,14 +285,21 @@ export async function attachInterface(ctx: DeviceContext, body: AttachInterfaceB
     mac = randomMac();
     while (used.has(mac)) mac = randomMac();
   }
-  const nic: NicDefinition = { id: nextNicId(defs.map(([, def]) => def)), model: body.model ?? 'virtio', mac, network: 'user', hostfwd: [] };
+  const nic: NicDefinition = { id: nextNicId(defs.map(([, def]) => def)), model: body.model ?? 'virtio', mac, network: body.network ?? 'user', hostfwd: [] };
   const saved = scope.config ? revalidate({ ...ctx.rec.definition, nics: [...ctx.rec.definition.nics, nic] }) : undefined;
   if (scope.live) {
     revalidate({ ...liveDef(ctx), nics: [...liveDef(ctx).nics, nic] });
-    await requireHandle(ctx).attachNic(nic);
+    // A NIC on a virtkit network gets its tap first (docs/networks.md); it goes again if the plug fails.
+    const plugged = nic.network !== 'user' && ctx.prepareNic ? await ctx.prepareNic(nic) : nic;
+    try {
+      await requireHandle(ctx).attachNic(plugged);
+    } catch (err) {
+      if (plugged !== nic) await ctx.releaseNic?.(nic.id);
+      throw err;
+    }
   }
   await recordOrUndo(ctx, scope, { ...(saved ? { saved } : {}), event: 'device-attached', reason: `interface ${nic.id} ${nic.mac} (${scopeWords(scope)})` },
-    () => requireHandle(ctx).detachNic(nic.id, { timeoutMs: DetachTimeoutMs }));
+    async () => { await requireHandle(ctx).detachNic(nic.id, { timeoutMs: DetachTimeoutMs }); await ctx.releaseNic?.(nic.id); });
   return { kind: 'interface', id: nic.id, mac: nic.mac, live: scope.live, config: scope.config };
 }
 
@@ -301,6 +312,7 @@ export async function detachInterface(ctx: DeviceContext, device: string, flags:
   if (scope.live) {
     requireGuestRunning(ctx, `interface ${found.id}`);
     await requireHandle(ctx).detachNic(found.id, { timeoutMs: DetachTimeoutMs });
+    if (found.network !== 'user') await ctx.releaseNic?.(found.id);
   }
   await record(ctx, scope, { ...(saved ? { saved } : {}), event: 'device-detached', reason: `interface ${found.id} ${found.mac} (${scopeWords(scope)})` });
   return { kind: 'interface', id: found.id, mac: found.mac, live: scope.live, config: scope.config };

@@ -563,6 +563,10 @@ export class Manager {
         rec, handle: live?.handle,
         commit: (write) => this.tx(origin, write),
         volumePaths: async (def) => (await this.resolveVolumes?.(def)) ?? {},
+        ...(this.networks ? {
+          prepareNic: async (nic) => (await this.networks!.prepareNics(name, { ...(rec.live ?? rec.definition), nics: [nic] })).nics[0]!,
+          releaseNic: (nicId) => this.networks!.releaseNic(name, nicId),
+        } : {}),
       });
     });
   }

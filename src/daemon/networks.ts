@@ -324,6 +324,11 @@ export class NetworkService {
     return { ...def, nics };
   }
 
+  /** After a NIC was unplugged: its tap goes. */
+  async releaseNic(domain: string, nicId: string): Promise<void> {
+    await deleteTap(tapName(domain, nicId)).catch((err: unknown) => this.log.warn({ domain, nicId, err: errorMessage(err) }, 'removing a tap failed'));
+  }
+
   /** After a guest's QEMU is gone (any way): its taps go. */
   async releaseNics(domain: string): Promise<void> {
     for (const tap of await listOurTaps()) {

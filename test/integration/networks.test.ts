@@ -201,6 +201,18 @@ describe.sequential('networks in a namespace of their own', { timeout: 120_000 }
     inNs('ip', ['link', 'del', 'vktestbr']);
   });
 
+  it('attach-interface --network plugs a NIC with its own tap on the bridge; detach removes the tap', async () => {
+    const before = ourTaps().length;
+    expect(await ok(['attach-interface', 'g1', '--network', 'lab', '--live'])).toMatch(/attached/);
+    const nic = (JSON.parse(await ok(['domifaddr', 'g1', '--json'])) as { nic: string; tap?: string }[]).find((i) => i.nic !== 'net0')!;
+    expect((JSON.parse(inNs('ip', ['-j', 'link', 'show', nic.tap!])) as { master?: string }[])[0]!.master).toBe('vkbr-lab');
+    await waitFor('eth1 in the guest', async () => (await sh('g1', 'ls /sys/class/net')).includes('eth1'), 20_000);
+    expect(await ok(['detach-interface', 'g1', nic.nic, '--live'])).toMatch(/detached/);
+    expect(ourTaps()).toHaveLength(before);
+    await refused(['attach-interface', 'g1', '--network', 'nosuch', '--live'], 'not defined');
+    expect(ourTaps()).toHaveLength(before);
+  });
+
   it('bad input is refused with typed errors and leaves nothing behind', async () => {
     const before = { taps: ourTaps().sort(), tables: nftTables() };
     await writeFile(join(dir, 'dup.yaml'), 'name: dup\nmode: nat\nsubnet: 10.213.7.128/25\n');

@@ -76,12 +76,13 @@ export function register(program: Command): void {
     });
 
   withScope(withConnect(program.command('attach-interface')
-    .description('attach a network interface (user-mode NAT) to a domain (hot-plug when it runs)')
+    .description('attach a network interface (user-mode NAT, or a virtkit network with --network) to a domain (hot-plug when it runs)')
     .argument('<name>', 'domain name')
     .addOption(new Option('--model <model>', 'NIC model').choices([...NicModels]).default('virtio'))
-    .option('--mac <mac>', 'MAC address (default: random 52:54:00:xx:xx:xx)')))
-    .action(async (name: string, o: ScopeOpts & { model: 'virtio' | 'e1000' | 'rtl8139'; mac?: string }) => {
-      const change = await withClient(o, (c) => c.attachInterface(name, { model: o.model, ...(o.mac ? { mac: o.mac } : {}), ...scopeOf(o) }));
+    .option('--mac <mac>', 'MAC address (default: random 52:54:00:xx:xx:xx)')
+    .option('--network <name>', 'user (default) or a virtkit network (docs/networks.md): the manager makes the tap')))
+    .action(async (name: string, o: ScopeOpts & { model: 'virtio' | 'e1000' | 'rtl8139'; mac?: string; network?: string }) => {
+      const change = await withClient(o, (c) => c.attachInterface(name, { model: o.model, ...(o.mac ? { mac: o.mac } : {}), ...(o.network ? { network: o.network } : {}), ...scopeOf(o) }));
       reportChange(change, 'Interface', 'attached', o);
     });
 

@@ -77,8 +77,9 @@ async function removeBackEnd(p: HotplugTarget, command: 'blockdev-del' | 'netdev
 }
 
 /** The netdev, then the device; on a failure the netdev is deleted again. */
-export async function plugNic(p: HotplugTarget, nic: NicDefinition): Promise<void> {
-  await exec(p, 'netdev_add', netdevProps(nic));
+/** `domain` names the tap of a NIC on a virtkit network (made by the manager before this). */
+export async function plugNic(p: HotplugTarget, nic: NicDefinition, domain?: string): Promise<void> {
+  await exec(p, 'netdev_add', netdevProps(nic, domain));
   try {
     await exec(p, 'device_add', nicDeviceProps(nic));
   } catch (err) {

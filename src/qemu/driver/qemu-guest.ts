@@ -162,7 +162,7 @@ export class QemuGuest implements GuestHandle {
   }
 
   async attachNic(nic: NicDefinition): Promise<void> {
-    await hotplug.plugNic(this.proc, nic);
+    await hotplug.plugNic(this.proc, nic, this.live.name);
     this.live = hotplug.withNic(this.live, nic);
   }
 
