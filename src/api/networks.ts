@@ -87,6 +87,8 @@ export const InterfaceAddress = Type.Object({
   network: Type.String(),
   /** The host tap of a NIC on a virtkit network. */
   tap: Type.Optional(Type.String()),
+  /** While the guest runs: whether its NIC took the vhost-net path (`auto` resolved at start). */
+  vhost: Type.Optional(Type.Union([Type.Literal('on'), Type.Literal('off')])),
   /** `a.b.c.d/len` from the network's DHCP lease; absent when there is none. */
   address: Type.Optional(Type.String()),
   source: Type.Union([Type.Literal('lease'), Type.Literal('none')]),

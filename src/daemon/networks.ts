@@ -271,7 +271,8 @@ export class NetworkService {
       const tap = tapName(domain, nic.id);
       const lease = net.def.mode === 'bridge' ? undefined
         : (await this.leases(origin, nic.network)).filter((l) => l.mac === nic.mac).sort((a, b) => b.expiry - a.expiry)[0];
-      out.push({ ...base, tap, ...(lease ? { address: `${lease.ip}/${lease.prefix}`, source: 'lease' as const } : { source: 'none' as const }) });
+      const vhost = rec.live && (nic.vhost === 'on' || nic.vhost === 'off') ? { vhost: nic.vhost } : {};
+      out.push({ ...base, tap, ...vhost, ...(lease ? { address: `${lease.ip}/${lease.prefix}`, source: 'lease' as const } : { source: 'none' as const }) });
     }
     return out;
   }

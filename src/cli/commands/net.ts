@@ -140,7 +140,7 @@ export function register(program: Command): void {
     .action(async (name: string, o: Opts) => {
       const { interfaces } = await withClient(o, (c) => c.domainAddresses(name));
       if (o.json) printJson(interfaces);
-      else printTable(['Name', 'MAC address', 'Network', 'Tap', 'Address'],
-        interfaces.map((i) => [i.nic, i.mac, i.network, i.tap ?? '-', i.address ?? '-']));
+      else printTable(['Name', 'MAC address', 'Network', 'Tap', 'vhost', 'Address'],
+        interfaces.map((i) => [i.nic, i.mac, i.network, i.tap ?? '-', i.vhost ?? '-', i.address ?? '-']));
     });
 }
