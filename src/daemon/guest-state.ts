@@ -11,6 +11,7 @@
  * migration. A managed save is a save into STATE/save/<uuid>.save, which the next start uses.
  */
 import { rm, stat } from 'node:fs/promises';
+import { statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { DomainInfo, DumpBody, DumpResult, JobInfo, ManagedSaveRemoveResult, SaveResult, StopReason } from '../api/index.js';
 import { assertStateAllowed, type StatefulMethod } from '../api/index.js';
@@ -85,8 +86,10 @@ export function managedSavePath(saveDir: string, uuid: string): string {
   return join(saveDir, `${uuid}.save`);
 }
 
-export async function hasManagedSave(saveDir: string, uuid: string): Promise<boolean> {
-  return stat(managedSavePath(saveDir, uuid)).then(() => true, () => false);
+export function hasManagedSave(saveDir: string, uuid: string): Promise<boolean> {
+  // On every info call: a synchronous stat of the local state dir that does not throw costs a
+  // microsecond; the promise stat's ENOENT error cost about 40 us (docs/performance.md).
+  return Promise.resolve(statSync(managedSavePath(saveDir, uuid), { throwIfNoEntry: false }) !== undefined);
 }
 
 /** Saves the running or paused guest `name` into `file`; QEMU is gone afterwards. */
