@@ -18,8 +18,26 @@ const SegmentPattern = /^[A-Za-z0-9_\-.@:+=,~%]+$/;
 const PathPattern = /^(?:\/[A-Za-z0-9_\-.@:+=,~%]+)+$/;
 
 /** Why a path is invalid, or undefined when it is valid. Runs in time linear in the input. */
+/**
+ * Paths already found valid. Every store read checks its path, and a daemon reads the same few
+ * thousand paths over and over (`list` reads each domain's): a Set lookup instead of the
+ * pattern test. Bounded: past the limit it starts afresh.
+ */
+const knownValid = new Set<string>();
+const MaxKnownValid = 50_000;
+
 export function pathProblem(path: unknown): string | undefined {
   if (typeof path !== 'string') return 'a path must be a string';
+  if (knownValid.has(path)) return undefined;
+  const problem = checkPath(path);
+  if (problem === undefined) {
+    if (knownValid.size >= MaxKnownValid) knownValid.clear();
+    knownValid.add(path);
+  }
+  return problem;
+}
+
+function checkPath(path: string): string | undefined {
   if (path === '/') return undefined;
   if (path.length === 0) return 'a path must not be empty';
   if (path.length > MaxPathLength) return `a path must be at most ${MaxPathLength} characters, got ${path.length}`;
