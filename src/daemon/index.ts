@@ -19,6 +19,7 @@ import { GroupDatabase } from './groups.js';
 import { Manager } from './manager.js';
 import { PoolService } from './pools.js';
 import { NetworkService } from './networks.js';
+import { BootIdPath } from './domain-records.js';
 import { reconcile } from './reconcile.js';
 import { LogFile } from './log-file.js';
 import { parseHttpAddress, startHttpListener, type HttpListener } from './http-listener.js';
@@ -123,7 +124,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaem
       saveDir: join(dirs.stateDir, 'save'), nvramDir: join(dirs.stateDir, 'nvram') });
     const report = await reconcile(manager, store, app.log);
     app.log.info({ ...report, stateDir: dirs.stateDir, runDir: dirs.runDir }, 'reconciled with the run directories');
-    if (networks) app.log.info(await networks.reconcile(manager.liveNames()), 'reconciled networks and taps');
+    // Read before autostartOnce records this boot: networks autostart with the first daemon start after a boot, before guests.
+    if (networks) app.log.info(await networks.reconcile(manager.liveNames(), { firstStartAfterBoot: (await store.read(BootIdPath)) !== bootId }), 'reconciled networks and taps');
     await registerApi(app, {
       manager,
       store,

@@ -341,9 +341,10 @@ export class NetworkService {
   /**
    * At daemon start, after the guests were adopted: taps whose domain does not run are
    * removed, active networks are adopted (a dead dnsmasq is restarted, a missing bridge makes
-   * the network inactive), and autostart networks start.
+   * the network inactive), and, at the first daemon start after a host boot (as for domains:
+   * a network destroyed on purpose stays down across daemon restarts), autostart networks start.
    */
-  async reconcile(running: readonly string[]): Promise<{ tapsRemoved: string[]; autostarted: string[] }> {
+  async reconcile(running: readonly string[], opts: { firstStartAfterBoot: boolean }): Promise<{ tapsRemoved: string[]; autostarted: string[] }> {
     const report = { tapsRemoved: [] as string[], autostarted: [] as string[] };
     const live = new Set(running);
     for (const tap of await listOurTaps().catch(() => [])) {
@@ -353,9 +354,11 @@ export class NetworkService {
     for (const name of await listNetworkNames(this.store)) {
       const rec = await readNetwork(this.store, name);
       if (!rec) continue;
+      let active = rec.active;
       try {
         if (rec.active && (rec.def.mode === 'nat' || rec.def.mode === 'isolated')) {
           if (!(await linkNamed(rec.def.bridge!))) {
+            active = false;
             await this.tearDown(rec.def);
             await this.tx({}, async (tx) => {
               await tx.write(netPath(name, 'active'), '0');
@@ -366,8 +369,9 @@ export class NetworkService {
             await startDnsmasq(rec.def, dnsmasqPaths(this.dirOf(name)));
             this.log.warn({ network: name }, 'network dnsmasq was gone: restarted');
           }
-        } else if (!rec.active && rec.autostart) {
-          await this.start({}, name);
+        }
+        if (!active && rec.autostart && opts.firstStartAfterBoot) {
+          await this.start({ client: 'autostart' }, name);
           report.autostarted.push(name);
         }
       } catch (err) {
