@@ -172,7 +172,7 @@ export const EventTypes = ['defined', 'undefined', 'started', 'suspended', 'resu
   // hot-plug, memory and CPUs (docs/hotplug.md, docs/memory-cpus.md)
   'device-attached', 'device-detached', 'memory-changed', 'vcpus-changed',
   // networks (docs/networks.md): `domain` names the network, `uuid` is empty
-  'net-started', 'net-stopped'] as const;
+  'net-started', 'net-stopped', 'net-lease'] as const;
 export type EventType = (typeof EventTypes)[number];
 
 export const DomainEvent = Type.Object({

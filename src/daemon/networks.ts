@@ -8,7 +8,7 @@
  * The manager calls `prepareNics` before a guest's QEMU starts (taps made, `vhost: auto`
  * resolved, MACs checked) and `releaseNics` on every exit it sees.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
@@ -72,8 +72,16 @@ async function activeNics(r: StoreReader): Promise<{ domain: string; nics: NicDe
   return out;
 }
 
+/** A host name from a lease as an event shows it: dnsmasq keeps only legal names, and this keeps only their letters. */
+function leaseHostname(name: string | undefined): string {
+  const clean = (name ?? '').replace(/[^A-Za-z0-9.-]/g, '').slice(0, 63);
+  return clean ? ` ${clean}` : '';
+}
+
 export class NetworkService {
   private readonly locks = new KeyedMutex();
+  /** Lease files watched for new leases (a `net-lease` event each), by network. */
+  private readonly leaseWatches = new Map<string, { watcher: FSWatcher; seen: Set<string>; timer?: NodeJS.Timeout }>();
 
   constructor(private readonly store: Store, private readonly stateDir: string, private readonly log: FastifyBaseLogger) {}
 
@@ -161,6 +169,7 @@ export class NetworkService {
       const rec = await requireNetwork(this.store.as(origin), name);
       if (rec.active) throw new VirtkitError('network.exists', `network "${name}" is already active`, { network: name });
       await this.bringUp(rec.def);
+      if (rec.def.mode === 'nat' || rec.def.mode === 'isolated') await this.watchLeases(name);
       await this.tx(origin, async (tx) => {
         await tx.write(netPath(name, 'active'), '1');
         await recordEvent(tx, 'net-started', { name, uuid: '' }, rec.def.mode);
@@ -211,6 +220,7 @@ export class NetworkService {
 
   private async tearDown(def: NetworkDefinition): Promise<void> {
     if (def.mode !== 'nat' && def.mode !== 'isolated') return;
+    this.unwatchLeases(def.name);
     await stopDnsmasq(dnsmasqPaths(this.dirOf(def.name)));
     await removeNftTable(def.name);
     await deleteOurBridge(def.bridge!, def.name);
@@ -237,6 +247,48 @@ export class NetworkService {
   }
 
   // ---- leases -----------------------------------------------------------------------------
+
+  /**
+   * Watches a network's lease file (its directory: dnsmasq creates the file) and records a
+   * `net-lease` event for each lease not seen before (`IP MAC [HOSTNAME]`). The leases there
+   * when the watch begins are not announced again. The watcher does not hold the daemon up.
+   */
+  private async watchLeases(name: string): Promise<void> {
+    if (this.leaseWatches.has(name)) return;
+    const paths = dnsmasqPaths(this.dirOf(name));
+    const key = (l: { mac: string; ip: string }): string => `${l.mac} ${l.ip}`;
+    const seen = new Set((await readLeases(paths)).map(key));
+    const check = async (): Promise<void> => {
+      for (const lease of await readLeases(paths)) {
+        if (seen.has(key(lease))) continue;
+        seen.add(key(lease));
+        await this.tx({}, (tx) => recordEvent(tx, 'net-lease', { name, uuid: '' }, `${lease.ip} ${lease.mac}${leaseHostname(lease.hostname)}`));
+      }
+    };
+    const entry: { watcher: FSWatcher; seen: Set<string>; timer?: NodeJS.Timeout } = {
+      seen,
+      watcher: watch(paths.dir, (_event, file) => {
+        if (file !== null && !String(file).startsWith('dnsmasq.leases')) return;
+        // dnsmasq rewrites the file in a few writes: read it once they settled.
+        clearTimeout(entry.timer);
+        entry.timer = setTimeout(() => {
+          check().catch((err: unknown) => this.log.warn({ network: name, err: errorMessage(err) }, 'reading the leases failed'));
+        }, 100);
+        entry.timer.unref();
+      }),
+    };
+    entry.watcher.unref();
+    entry.watcher.on('error', () => this.unwatchLeases(name));
+    this.leaseWatches.set(name, entry);
+  }
+
+  private unwatchLeases(name: string): void {
+    const entry = this.leaseWatches.get(name);
+    if (!entry) return;
+    clearTimeout(entry.timer);
+    entry.watcher.close();
+    this.leaseWatches.delete(name);
+  }
 
   async leases(origin: Origin, name: string): Promise<NetworkLease[]> {
     checkNetworkName(name);
@@ -369,6 +421,7 @@ export class NetworkService {
             await startDnsmasq(rec.def, dnsmasqPaths(this.dirOf(name)));
             this.log.warn({ network: name }, 'network dnsmasq was gone: restarted');
           }
+          if (active) await this.watchLeases(name);
         }
         if (!active && rec.autostart && opts.firstStartAfterBoot) {
           await this.start({ client: 'autostart' }, name);

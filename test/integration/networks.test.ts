@@ -166,6 +166,11 @@ describe.sequential('networks in a namespace of their own', { timeout: 120_000 }
     // The bandwidth limit is on the tap, as tc shows it.
     expect(inNs('tc', ['qdisc', 'show', 'dev', addrs[0]!.tap!])).toContain('tbf');
     expect(JSON.parse(await ok(['net-info', 'lab', '--json']))).toMatchObject({ active: true, domains: ['g1', 'g2'] });
+    // Each lease was an event of the network, with the address, MAC and host name.
+    const events = (await ok(['event', '--since', '0', '--loop', '--timeout', '2', '--json', '--domain', 'lab'])).trim().split('\n')
+      .map((l) => JSON.parse(l) as { type: string; reason?: string });
+    expect(events.map((e) => e.type)).toEqual(['net-started', 'net-lease', 'net-lease']);
+    expect(events.some((e) => e.reason?.startsWith(`${g2ip} `) && e.reason.endsWith(' g2'))).toBe(true);
   });
 
   it('an isolated network has no route out: no router handed out, forwarding dropped', async () => {
