@@ -100,4 +100,12 @@ describe('shared folders at start', () => {
     expect((caught as Error).message).toMatch(/^filesystems\[1\]\.source: must be a directory on the host/);
     expect((await ctx.manager.state(ctx.origin, 'fs')).state).toBe('shutoff');
   });
+
+  it('a guest with a shared folder is not saved (QEMU cannot migrate it) and keeps running', async () => {
+    await mkdir(join(ctx.dir, 'share'));
+    await ctx.define('sv', { overrides: { filesystems: [{ source: join(ctx.dir, 'share'), target: 'a' }] } });
+    await ctx.manager.start(ctx.origin, 'sv');
+    expect(await codeOf(ctx.manager.managedSave(ctx.origin, 'sv'))).toBe('operation.unsupported');
+    expect((await ctx.manager.state(ctx.origin, 'sv')).state).toBe('running');
+  });
 });

@@ -177,6 +177,17 @@ export class GuestResources {
   }
 }
 
+/**
+ * Refuses to migrate (save, managedsave) a guest with shared folders before anything is
+ * paused: QEMU 7.2 blocks it (vhost-user-fs is unmigratable, a mounted 9p share blocks it).
+ */
+export function assertMigratable(def: DomainDefinition): void {
+  if ((def.filesystems ?? []).length > 0) {
+    throw new VirtkitError('operation.unsupported', `filesystems: "${def.name}" has shared folders, which QEMU cannot save with the guest's memory (migration blocker); shut it down, or remove them, to save`,
+      { field: 'filesystems' });
+  }
+}
+
 export function assertVncPassword(def: DomainDefinition): void {
   if (def.graphics !== 'vnc') throw new VirtkitError('operation.unsupported', `graphics: "${def.name}" has no VNC server (graphics: ${def.graphics})`, { field: 'graphics' });
   if (def.vnc_password !== true) {

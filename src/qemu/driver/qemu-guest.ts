@@ -15,7 +15,7 @@ import type { RunState } from '../qmp/commands.js';
 import { LifecycleTracker, type GuestStop } from './events.js';
 import * as hotplug from './hotplug.js';
 import * as guestState from './guest-state.js';
-import { GuestResources, type ResourceLimits, type ResourceLimitsInfo, type Screenshot } from './host-resources.js';
+import { assertMigratable, GuestResources, type ResourceLimits, type ResourceLimitsInfo, type Screenshot } from './host-resources.js';
 import { monitorCommand, type MonitorCommand } from './monitor.js';
 import type { DeviceInfo, ExitInfo, GuestHandle, GuestRunState, LifecycleEvent, LifecycleListener, StopOptions } from './types.js';
 import type { DetachOptions, MemoryStats, VcpuInfo } from './types.js';
@@ -199,6 +199,7 @@ export class QemuGuest implements GuestHandle {
   // ---- save/restore, snapshots, memory dumps (QMP sequences in guest-state.ts)
 
   async saveState(file: guestState.StreamFile, onProgress?: guestState.ProgressListener): Promise<number> {
+    assertMigratable(this.live);
     const wasRunning = (await this.proc.status()) === 'running';
     if (wasRunning) await this.pause();
     let bytes: number;
