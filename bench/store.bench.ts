@@ -99,6 +99,17 @@ export async function run(): Promise<void> {
       unwatch();
       if (heard !== txs) throw new Error(`the event watch heard ${heard} of ${txs} events`);
       console.log(ratioLine(`... with the event followed (synchronous=${sync})`, oursFollowed, theirsTx, 'tx/s', 'file read+rewrite'));
+      if (durable) {
+        // 50 writers at once: their commits share one transaction and one fsync (group commit),
+        // each answered once that fsync is done; against the same updates one after the other.
+        const concurrent = await perSecondAsync(writes, async () => {
+          for (let n = 0; n < writes; n += 50) {
+            await Promise.all(Array.from({ length: 50 }, (_, k) =>
+              store.write(`/domain/d${(n + k) % Domains}/status`, status(n + k, 'running'))));
+          }
+        });
+        console.log(ratioLine('state update, 50 writers at once (synchronous=full, grouped commits)', concurrent, ours, 'updates/s', 'one after the other'));
+      }
       await store.close();
     }
 
