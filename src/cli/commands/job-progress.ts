@@ -18,9 +18,12 @@ export async function withJobProgress<T>(opts: ConnectOpts, domain: string | und
   const poller = connect(opts.connect);
   let drawn = false;
   let stopped = false;
+  // the wait between polls ends early when the call returns: the verb never waits for a tick
+  let wake: (() => void) | undefined;
+  let timer: NodeJS.Timeout | undefined;
   const tick = async (): Promise<void> => {
     while (!stopped) {
-      await new Promise((r) => setTimeout(r, PollMs));
+      await new Promise<void>((r) => { wake = r; timer = setTimeout(r, PollMs); });
       if (stopped) break;
       const job = await poller.jobInfo(domain).catch(() => undefined);
       if (stopped || !job || job.type === 'none') continue;
@@ -36,6 +39,8 @@ export async function withJobProgress<T>(opts: ConnectOpts, domain: string | und
     return await call();
   } finally {
     stopped = true;
+    clearTimeout(timer);
+    wake?.();
     await ticking;
     poller.close();
     if (drawn) process.stderr.write('\r\x1b[K');

@@ -8,8 +8,8 @@
  * connects (restore) and copies the stream to or from the save file after its header, so the
  * file is written by this process only and no shell is ever involved.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { open, rm, type FileHandle } from 'node:fs/promises';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
@@ -32,6 +32,16 @@ export interface StreamFile {
 }
 
 const PollMs = 20;
+/**
+ * How often a migration's progress is asked for. Its end is not polled for: QEMU's MIGRATION
+ * event (capability `events`) says it at once; the poll only feeds the progress line and is the
+ * fallback should an event be missed.
+ */
+const MigrationProgressMs = 250;
+/** The restore's reads from the save file: few large reads, each written to the socket whole by libuv. */
+const RestoreChunkBytes = 4 * 1024 * 1024;
+/** The save's copy stops reading QEMU's socket while this much is still waiting for the disk. */
+const SaveBacklogBytes = 64 * 1024 * 1024;
 /** No byte of progress for this long during a save, restore or dump: the job is given up. */
 const StallMs = 120_000;
 /** Bandwidth for a save of a paused guest: as fast as the disk takes it (libvirt does the same). */
@@ -51,7 +61,12 @@ async function queryMigrate(qmp: QmpClient): Promise<MigrationInfo> {
 async function listenOnce(path: string): Promise<{ server: Server; accepted: Promise<Socket> }> {
   await rm(path, { force: true });
   const server = createServer();
-  const accepted = new Promise<Socket>((resolve) => server.once('connection', (sock) => { server.close(); resolve(sock); }));
+  const accepted = new Promise<Socket>((resolve, reject) => {
+    server.once('connection', (sock) => { server.close(); resolve(sock); });
+    // closed without a connection (the migration failed first): the copy waiting for it ends too
+    server.once('close', () => reject(new VirtkitError('qmp.command-failed', `QEMU never connected to ${path}`, { path })));
+  });
+  accepted.catch(() => undefined);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(path, () => { server.off('error', reject); resolve(); });
@@ -63,20 +78,24 @@ async function listenOnce(path: string): Promise<{ server: Server; accepted: Pro
  * Writes the guest's migration stream into `file` from `file.offset` on. The CPUs are stopped
  * first (the state on disk is one instant), the bandwidth cap lifted, then `migrate` to the
  * driver's socket; resolves with the stream's length once QEMU reports `completed` and every
- * byte is on disk (fsync). QEMU is left in `postmigrate`; the caller quits it.
+ * byte is written (the caller fsyncs the file once its header is final). QEMU is left in
+ * `postmigrate`; the caller quits it.
  */
 export async function saveToFile(qmp: QmpClient, runDir: string, file: StreamFile, onProgress?: ProgressListener): Promise<number> {
   const sockPath = join(runDir, 'save.sock');
   const { server, accepted } = await listenOnce(sockPath);
   let written = 0;
   let copying: Promise<void> | undefined;
+  let ended: MigrationEnd | undefined;
   try {
     await qmp.executeUntyped('migrate-set-parameters', { 'max-bandwidth': UnlimitedBandwidth });
-    const out = createWriteStream(file.path, { flags: 'r+', start: file.offset });
-    copying = accepted.then((sock) => pipeline(sock, counter((n) => { written += n; }), out));
+    await enableMigrationEvents(qmp);
+    ended = migrationEnded(qmp);
+    const out = await open(file.path, 'r+');
+    copying = accepted.then((sock) => copySocketToFile(sock, out, file.offset, (n) => { written += n; })).finally(() => out.close());
     copying.catch(() => undefined);
     await qmp.executeUntyped('migrate', { uri: `unix:${sockPath}` });
-    await waitMigration(qmp, 'save', onProgress, () => written);
+    await waitMigration(qmp, ended.status, 'save', onProgress, () => written);
     await copying;
     return written;
   } catch (err) {
@@ -86,9 +105,63 @@ export async function saveToFile(qmp: QmpClient, runDir: string, file: StreamFil
     await copying?.catch(() => undefined);
     throw err;
   } finally {
+    ended?.dispose();
     server.close();
     await rm(sockPath, { force: true });
   }
+}
+
+/**
+ * Copies what QEMU sends on `sock` into `out` from `offset` on until QEMU closes its side.
+ * While one write is with the disk, what arrives meanwhile is gathered and goes out as the
+ * next single writev: the socket keeps being drained at the disk's pace instead of one 64 KiB
+ * read-write round trip at a time (the default stream pipeline, 3 to 4 times slower than
+ * `cat` on this path). More than SaveBacklogBytes waiting pauses the socket (QEMU then waits).
+ */
+function copySocketToFile(sock: Socket, out: FileHandle, offset: number, add: (n: number) => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let waiting: Buffer[] = [];
+    let waitingBytes = 0;
+    let position = offset;
+    let writing = false;
+    let ended = false;
+    let failed = false;
+    const fail = (err: Error): void => {
+      if (failed) return;
+      failed = true;
+      sock.destroy();
+      reject(err);
+    };
+    const drain = async (): Promise<void> => {
+      writing = true;
+      try {
+        while (waiting.length > 0 && !failed) {
+          const batch = waiting;
+          const bytes = waitingBytes;
+          waiting = [];
+          waitingBytes = 0;
+          if (sock.isPaused() && !ended) sock.resume();
+          await out.writev(batch, position);
+          position += bytes;
+          add(bytes);
+        }
+      } finally {
+        writing = false;
+      }
+      if (ended && !failed) resolve();
+    };
+    sock.on('data', (chunk: Buffer) => {
+      waiting.push(chunk);
+      waitingBytes += chunk.length;
+      if (waitingBytes > SaveBacklogBytes) sock.pause();
+      if (!writing) drain().catch(fail);
+    });
+    sock.once('end', () => {
+      ended = true;
+      if (!writing) drain().catch(fail);
+    });
+    sock.once('error', fail);
+  });
 }
 
 /**
@@ -98,21 +171,30 @@ export async function saveToFile(qmp: QmpClient, runDir: string, file: StreamFil
 export async function restoreFromFile(qmp: QmpClient, runDir: string, file: StreamFile, onProgress?: ProgressListener): Promise<void> {
   const sockPath = join(runDir, 'restore.sock');
   await rm(sockPath, { force: true });
-  await qmp.executeUntyped('migrate-incoming', { uri: `unix:${sockPath}` });
+  await enableMigrationEvents(qmp);
+  const ended = migrationEnded(qmp);
+  try {
+    await qmp.executeUntyped('migrate-incoming', { uri: `unix:${sockPath}` });
+    await feedIncoming(qmp, sockPath, file, ended.status, onProgress);
+  } finally {
+    ended.dispose();
+    await rm(sockPath, { force: true });
+  }
+}
+
+async function feedIncoming(qmp: QmpClient, sockPath: string, file: StreamFile, ended: Promise<string>, onProgress?: ProgressListener): Promise<void> {
   const sock = netConnect(sockPath);
   let sent = 0;
-  const input = createReadStream(file.path, { start: file.offset });
+  const input = createReadStream(file.path, { start: file.offset, highWaterMark: RestoreChunkBytes });
   const feeding = pipeline(input, counter((n) => { sent += n; }), sock);
   feeding.catch(() => undefined);
   try {
-    await waitMigration(qmp, 'restore', onProgress, () => sent);
+    await waitMigration(qmp, ended, 'restore', onProgress, () => sent);
     await feeding.catch(() => undefined); // QEMU closes its side once it has everything
   } catch (err) {
     sock.destroy();
     input.destroy();
     throw err;
-  } finally {
-    await rm(sockPath, { force: true });
   }
 }
 
@@ -121,26 +203,64 @@ function counter(add: (n: number) => void): Transform {
   return new Transform({ transform(chunk: Buffer, _enc, done) { add(chunk.length); done(null, chunk); } });
 }
 
-async function waitMigration(qmp: QmpClient, what: 'save' | 'restore', onProgress: ProgressListener | undefined, bytes: () => number): Promise<void> {
+/** QEMU announces each migration state change as a MIGRATION event (the end is what is waited for). */
+async function enableMigrationEvents(qmp: QmpClient): Promise<void> {
+  await qmp.executeUntyped('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
+}
+
+const EndStates = new Set(['completed', 'failed', 'cancelled']);
+
+interface MigrationEnd {
+  /** The end state, once QEMU's MIGRATION event says it. */
+  status: Promise<string>;
+  dispose: () => void;
+}
+
+/** The first MIGRATION event with an end state from now on; `dispose` stops listening. */
+function migrationEnded(qmp: QmpClient): MigrationEnd {
+  let off: () => void = () => undefined;
+  const status = new Promise<string>((resolve) => {
+    off = qmp.on('MIGRATION', (ev) => {
+      const s = ev.data['status'];
+      if (typeof s === 'string' && EndStates.has(s)) resolve(s);
+    });
+  });
+  return { status, dispose: () => off() };
+}
+
+/**
+ * Until the migration ends: woken by the MIGRATION event, with `query-migrate` every
+ * MigrationProgressMs for the progress (and as the fallback). Throws on failed/cancelled,
+ * and when no byte moved for StallMs.
+ */
+async function waitMigration(qmp: QmpClient, ended: Promise<string>, what: 'save' | 'restore',
+  onProgress: ProgressListener | undefined, bytes: () => number): Promise<void> {
   let last = -1;
   let lastChange = Date.now();
-  for (;;) {
-    const info = await queryMigrate(qmp);
-    const status = info.status ?? 'none';
-    if (status === 'completed') return;
-    if (status === 'failed' || status === 'cancelled') {
-      throw new VirtkitError('qmp.command-failed', `${what}: QEMU's migration ${status}${info['error-desc'] ? `: ${info['error-desc']}` : ''}`,
-        { command: 'migrate', status, desc: info['error-desc'] });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    for (;;) {
+      const info = await queryMigrate(qmp);
+      const status = info.status ?? 'none';
+      if (status === 'completed') return;
+      if (status === 'failed' || status === 'cancelled') {
+        throw new VirtkitError('qmp.command-failed', `${what}: QEMU's migration ${status}${info['error-desc'] ? `: ${info['error-desc']}` : ''}`,
+          { command: 'migrate', status, desc: info['error-desc'] });
+      }
+      const done = bytes();
+      onProgress?.({ done, total: info.ram?.total ?? 0 });
+      if (done !== last) {
+        last = done;
+        lastChange = Date.now();
+      } else if (Date.now() - lastChange > StallMs) {
+        throw new VirtkitError('operation.timeout', `${what}: no progress for ${StallMs / 1000} s (status ${status})`, { status });
+      }
+      // the event ends the wait at once; query-migrate then gives the final status and error text
+      await Promise.race([ended, new Promise<void>((resolve) => { timer = setTimeout(resolve, MigrationProgressMs); })]);
+      clearTimeout(timer);
     }
-    const done = bytes();
-    onProgress?.({ done, total: info.ram?.total ?? 0 });
-    if (done !== last) {
-      last = done;
-      lastChange = Date.now();
-    } else if (Date.now() - lastChange > StallMs) {
-      throw new VirtkitError('operation.timeout', `${what}: no progress for ${StallMs / 1000} s (status ${status})`, { status });
-    }
-    await sleep(PollMs);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
