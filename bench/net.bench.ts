@@ -5,7 +5,8 @@
  * hostfwd port on the host, the only way between two slirp guests). Everything runs in a
  * network namespace made for the run; the daemon runs inside it. Timed on the host from the
  * sender's command to its end marker on the console; median of RUNS. Under TCG the figures
- * are the emulator's, so the ratio is what matters.
+ * are the emulator's, so the ratio is what matters. Also: NIC hot-plug (attach-interface
+ * --network) to the guest's DHCP lease.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -141,6 +142,12 @@ export async function run(): Promise<void> {
     }
     daemon?.kill('SIGTERM');
     await sleep(500);
+    // A run that failed half-way may leave its dnsmasq (pid file in this run's state dir).
+    for (const line of execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' }).split('\n')) {
+      if (line.includes('dnsmasq') && line.includes(stateDir)) {
+        try { process.kill(Number(line.trim().split(/\s+/)[0]), 'SIGKILL'); } catch { /* gone */ }
+      }
+    }
     execFileSync('ip', ['netns', 'del', ns]);
     await rm(dir, { recursive: true, force: true });
     await rm(stateDir, { recursive: true, force: true });

@@ -141,6 +141,10 @@ afterAll(async () => {
     for (const g of ['g1', 'g2', 'g3']) await d.cli(['destroy', g]);
     for (const n of ['lab', 'iso', 'hostbr']) await d.cli(['net-destroy', n, '--force']);
     leaks = [...ourTaps(), ...nftTables(), ...dnsmasqPids().map(String)];
+    // A failed case may leave this run's dnsmasq (its pid file is in this state dir): it must not outlive the test.
+    for (const pid of dnsmasqPids()) {
+      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    }
     await d.cleanup();
   }
   execFileSync('ip', ['netns', 'del', NS]);
