@@ -41,7 +41,7 @@ import { recordEvent } from './event-log.js';
 import { recordedChangeOf } from './guest-events.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import { PendingRecords } from './pending-records.js';
-import type { NetworkService } from './networks.js';
+import { checkNetworkMacs, type NetworkService } from './networks.js';
 
 export interface ManagerOptions {
   store: Store;
@@ -218,6 +218,7 @@ export class Manager {
         if (owner !== undefined) {
           throw new VirtkitError('domain.exists', `UUID ${def.uuid} already belongs to domain "${owner}"`, { uuid: def.uuid, name: owner });
         }
+        if (this.networks) await checkNetworkMacs(tx, def);
         await writeNewDomain(tx, def);
         await recordEvent(tx, 'defined', def);
         crashPoint('define.in-transaction');

@@ -78,6 +78,28 @@ function leaseHostname(name: string | undefined): string {
   return clean ? ` ${clean}` : '';
 }
 
+/**
+ * At define: a NIC on a virtkit network may not have the MAC of another domain's NIC on one
+ * (they may share a bridge, and the host's taps and leases are keyed by MAC). User NICs are
+ * each behind their own QEMU NAT, so theirs may repeat.
+ */
+export async function checkNetworkMacs(r: StoreReader, def: DomainDefinition): Promise<void> {
+  const mine = def.nics.filter((n) => n.network !== 'user');
+  if (mine.length === 0) return;
+  for (const other of await listDomainNames(r)) {
+    if (other === def.name) continue;
+    const rec = await readDomain(r, other);
+    for (const n of [...(rec?.definition.nics ?? []), ...(rec?.live?.nics ?? [])]) {
+      if (n.network === 'user') continue;
+      const clash = mine.find((m) => m.mac === n.mac);
+      if (clash) {
+        throw new VirtkitError('definition.invalid', `nics: MAC ${clash.mac} of NIC "${clash.id}" is domain "${other}"'s (NIC ${n.id} on network ${n.network}); MACs on virtkit networks are unique across the host`,
+          { field: 'nics.mac', domain: other });
+      }
+    }
+  }
+}
+
 export class NetworkService {
   private readonly locks = new KeyedMutex();
   /** Lease files watched for new leases (a `net-lease` event each), by network. */
