@@ -5,18 +5,16 @@
  * Save and restore move QEMU's migration stream over a unix socket the driver owns in the run
  * directory: QEMU 7.2 has no `file:` migration URI, `exec:` runs a shell, and handing QEMU an
  * open fd needs SCM_RIGHTS, which Node's net.Socket cannot send. The driver listens (save) or
- * connects (restore) and copies the stream to or from the save file after its header, so the
- * file is written by this process only and no shell is ever involved.
+ * connects (restore), and a `cat` it starts (stream-copy.ts) copies the stream between that
+ * socket and the save file after its header; no shell is ever involved.
  */
-import { createReadStream } from 'node:fs';
-import { open, rm, type FileHandle } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { VirtkitError } from '../../util/errors.js';
 import type { QmpClient } from '../qmp/client.js';
+import { copyWithCat, seekTo, type StreamCopy } from './stream-copy.js';
 
 /** Progress of a long guest-state job: bytes done of total (0 when unknown yet). */
 export interface JobProgress {
@@ -38,10 +36,6 @@ const PollMs = 20;
  * fallback should an event be missed.
  */
 const MigrationProgressMs = 250;
-/** The restore's reads from the save file: few large reads, each written to the socket whole by libuv. */
-const RestoreChunkBytes = 4 * 1024 * 1024;
-/** The save's copy stops reading QEMU's socket while this much is still waiting for the disk. */
-const SaveBacklogBytes = 64 * 1024 * 1024;
 /** No byte of progress for this long during a save, restore or dump: the job is given up. */
 const StallMs = 120_000;
 /** Bandwidth for a save of a paused guest: as fast as the disk takes it (libvirt does the same). */
@@ -60,7 +54,8 @@ async function queryMigrate(qmp: QmpClient): Promise<MigrationInfo> {
 /** Listens on a fresh unix socket for exactly one connection. */
 async function listenOnce(path: string): Promise<{ server: Server; accepted: Promise<Socket> }> {
   await rm(path, { force: true });
-  const server = createServer();
+  // pauseOnConnect: nothing of the stream is read here; `cat` gets the socket whole
+  const server = createServer({ pauseOnConnect: true });
   const accepted = new Promise<Socket>((resolve, reject) => {
     server.once('connection', (sock) => { server.close(); resolve(sock); });
     // closed without a connection (the migration failed first): the copy waiting for it ends too
@@ -92,10 +87,23 @@ export async function saveToFile(qmp: QmpClient, runDir: string, file: StreamFil
     await enableMigrationEvents(qmp);
     ended = migrationEnded(qmp);
     const out = await open(file.path, 'r+');
-    copying = accepted.then((sock) => copySocketToFile(sock, out, file.offset, (n) => { written += n; })).finally(() => out.close());
+    copying = (async () => {
+      try {
+        await seekTo(out, file.offset);
+        const sock = await accepted;
+        try {
+          await copyWithCat(sock, out.fd, `the save into ${file.path}`).done;
+        } finally {
+          sock.destroy();
+        }
+        written = (await out.stat()).size - file.offset;
+      } finally {
+        await out.close();
+      }
+    })();
     copying.catch(() => undefined);
     await qmp.executeUntyped('migrate', { uri: `unix:${sockPath}` });
-    await waitMigration(qmp, ended.status, 'save', onProgress, () => written);
+    await waitMigration(qmp, ended.status, 'save', onProgress);
     await copying;
     return written;
   } catch (err) {
@@ -109,59 +117,6 @@ export async function saveToFile(qmp: QmpClient, runDir: string, file: StreamFil
     server.close();
     await rm(sockPath, { force: true });
   }
-}
-
-/**
- * Copies what QEMU sends on `sock` into `out` from `offset` on until QEMU closes its side.
- * While one write is with the disk, what arrives meanwhile is gathered and goes out as the
- * next single writev: the socket keeps being drained at the disk's pace instead of one 64 KiB
- * read-write round trip at a time (the default stream pipeline, 3 to 4 times slower than
- * `cat` on this path). More than SaveBacklogBytes waiting pauses the socket (QEMU then waits).
- */
-function copySocketToFile(sock: Socket, out: FileHandle, offset: number, add: (n: number) => void): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    let waiting: Buffer[] = [];
-    let waitingBytes = 0;
-    let position = offset;
-    let writing = false;
-    let ended = false;
-    let failed = false;
-    const fail = (err: Error): void => {
-      if (failed) return;
-      failed = true;
-      sock.destroy();
-      reject(err);
-    };
-    const drain = async (): Promise<void> => {
-      writing = true;
-      try {
-        while (waiting.length > 0 && !failed) {
-          const batch = waiting;
-          const bytes = waitingBytes;
-          waiting = [];
-          waitingBytes = 0;
-          if (sock.isPaused() && !ended) sock.resume();
-          await out.writev(batch, position);
-          position += bytes;
-          add(bytes);
-        }
-      } finally {
-        writing = false;
-      }
-      if (ended && !failed) resolve();
-    };
-    sock.on('data', (chunk: Buffer) => {
-      waiting.push(chunk);
-      waitingBytes += chunk.length;
-      if (waitingBytes > SaveBacklogBytes) sock.pause();
-      if (!writing) drain().catch(fail);
-    });
-    sock.once('end', () => {
-      ended = true;
-      if (!writing) drain().catch(fail);
-    });
-    sock.once('error', fail);
-  });
 }
 
 /**
@@ -183,24 +138,33 @@ export async function restoreFromFile(qmp: QmpClient, runDir: string, file: Stre
 }
 
 async function feedIncoming(qmp: QmpClient, sockPath: string, file: StreamFile, ended: Promise<string>, onProgress?: ProgressListener): Promise<void> {
-  const sock = netConnect(sockPath);
-  let sent = 0;
-  const input = createReadStream(file.path, { start: file.offset, highWaterMark: RestoreChunkBytes });
-  const feeding = pipeline(input, counter((n) => { sent += n; }), sock);
-  feeding.catch(() => undefined);
+  const input = await open(file.path, 'r');
+  let copy: StreamCopy | undefined;
+  let sock: Socket | undefined;
   try {
-    await waitMigration(qmp, ended, 'restore', onProgress, () => sent);
-    await feeding.catch(() => undefined); // QEMU closes its side once it has everything
+    await seekTo(input, file.offset);
+    sock = await connected(sockPath);
+    copy = copyWithCat(input.fd, sock, `the restore from ${file.path}`);
+    await waitMigration(qmp, ended, 'restore', onProgress);
+    // QEMU read the stream's end marker; cat has written everything it is going to
+    await copy.done.catch(() => undefined);
   } catch (err) {
-    sock.destroy();
-    input.destroy();
+    copy?.stop();
     throw err;
+  } finally {
+    sock?.destroy();
+    await input.close();
   }
 }
 
-/** A pass-through that counts the bytes going by. */
-function counter(add: (n: number) => void): Transform {
-  return new Transform({ transform(chunk: Buffer, _enc, done) { add(chunk.length); done(null, chunk); } });
+/** A connection to QEMU's incoming socket, paused: QEMU sends nothing back, `cat` writes to it. */
+function connected(path: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = netConnect(path);
+    sock.pause();
+    sock.once('error', reject);
+    sock.once('connect', () => { sock.off('error', reject); resolve(sock); });
+  });
 }
 
 /** QEMU announces each migration state change as a MIGRATION event (the end is what is waited for). */
@@ -233,8 +197,7 @@ function migrationEnded(qmp: QmpClient): MigrationEnd {
  * MigrationProgressMs for the progress (and as the fallback). Throws on failed/cancelled,
  * and when no byte moved for StallMs.
  */
-async function waitMigration(qmp: QmpClient, ended: Promise<string>, what: 'save' | 'restore',
-  onProgress: ProgressListener | undefined, bytes: () => number): Promise<void> {
+async function waitMigration(qmp: QmpClient, ended: Promise<string>, what: 'save' | 'restore', onProgress: ProgressListener | undefined): Promise<void> {
   let last = -1;
   let lastChange = Date.now();
   let timer: NodeJS.Timeout | undefined;
@@ -247,7 +210,8 @@ async function waitMigration(qmp: QmpClient, ended: Promise<string>, what: 'save
         throw new VirtkitError('qmp.command-failed', `${what}: QEMU's migration ${status}${info['error-desc'] ? `: ${info['error-desc']}` : ''}`,
           { command: 'migrate', status, desc: info['error-desc'] });
       }
-      const done = bytes();
+      // QEMU's own count of the RAM it moved (the copy runs in `cat`, which counts nothing)
+      const done = info.ram?.transferred ?? 0;
       onProgress?.({ done, total: info.ram?.total ?? 0 });
       if (done !== last) {
         last = done;
