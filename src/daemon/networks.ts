@@ -192,6 +192,7 @@ export class NetworkService {
       if (rec.active) throw new VirtkitError('network.exists', `network "${name}" is already active`, { network: name });
       await this.bringUp(rec.def);
       if (rec.def.mode === 'nat' || rec.def.mode === 'isolated') await this.watchLeases(name);
+      await this.rejoinTaps(name, rec.def.bridge);
       await this.tx(origin, async (tx) => {
         await tx.write(netPath(name, 'active'), '1');
         await recordEvent(tx, 'net-started', { name, uuid: '' }, rec.def.mode);
@@ -237,6 +238,21 @@ export class NetworkService {
     } catch (err) {
       await this.tearDown(def);
       throw err;
+    }
+  }
+
+  /**
+   * Running guests cut off by a forced net-destroy keep their taps: a new start of the network
+   * joins them to its bridge again.
+   */
+  private async rejoinTaps(name: string, bridge: string | undefined): Promise<void> {
+    if (bridge === undefined) return;
+    const users = await activeNics(this.store);
+    for (const tap of await listOurTaps()) {
+      const nic = users.find((u) => u.domain === tap.domain)?.nics.find((n) => n.id === tap.nicId);
+      if (nic?.network !== name) continue;
+      await runTool('ip', ['link', 'set', 'dev', tap.ifname, 'master', bridge])
+        .catch((err: unknown) => this.log.warn({ network: name, tap: tap.ifname, err: errorMessage(err) }, 'rejoining a tap failed'));
     }
   }
 

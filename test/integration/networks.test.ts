@@ -243,6 +243,15 @@ describe.sequential('networks in a namespace of their own', { timeout: 120_000 }
     await refused(['define', await guestDefinition('g7', [{ network: 'lab', mac }])], 'is domain "g1"\'s');
     await refused(['net-destroy', 'lab'], 'network.in-use');
     expect({ taps: ourTaps().sort(), tables: nftTables() }).toEqual(before);
+    // Forced: the guests are cut off (their taps stay, without a bridge); a new start joins them again.
+    const leases = await ok(['net-dhcp-leases', 'lab', '--json']);
+    await ok(['net-destroy', 'lab', '--force']);
+    const masters = (): (string | undefined)[] => before.taps.map((t) => (JSON.parse(inNs('ip', ['-j', 'link', 'show', t])) as { master?: string }[])[0]!.master);
+    expect(masters()).toEqual([undefined, undefined]);
+    await ok(['net-start', 'lab']);
+    expect(masters()).toEqual(['vkbr-lab', 'vkbr-lab']);
+    expect(await ok(['net-dhcp-leases', 'lab', '--json'])).toBe(leases);
+    expect(await sh('g1', 'ping -c 1 -W 5 10.213.7.1 >/dev/null 2>&1; echo rc=$?', 30_000)).toContain('rc=0');
   });
 
   it('taps go after kill -9 of QEMU, and of the daemon: the restart adopts dnsmasq and removes what dead guests left', async () => {
@@ -254,6 +263,7 @@ describe.sequential('networks in a namespace of their own', { timeout: 120_000 }
     process.kill(g2pid, 'SIGKILL');
     await waitFor('g2\'s tap to go', async () => ourTaps().length === 1, 15_000);
     const dnsmasq = dnsmasqPids();
+    const labDnsmasq = (JSON.parse(await ok(['net-info', 'lab', '--json'])) as { dnsmasqPid: number }).dnsmasqPid;
     await d.kill9();
     // While the daemon is down, g1's QEMU dies too: its tap stays until the next daemon start.
     const g1 = (await d.qemuPids())[0]!.pid;
@@ -263,6 +273,6 @@ describe.sequential('networks in a namespace of their own', { timeout: 120_000 }
     await startDaemon();
     expect(ourTaps()).toEqual([]);
     expect(dnsmasqPids()).toEqual(dnsmasq);
-    expect(JSON.parse(await ok(['net-info', 'lab', '--json']))).toMatchObject({ active: true, dnsmasqPid: dnsmasq[0] });
+    expect(JSON.parse(await ok(['net-info', 'lab', '--json']))).toMatchObject({ active: true, dnsmasqPid: labDnsmasq });
   });
 });
