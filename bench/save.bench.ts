@@ -3,9 +3,11 @@
  * header, the driver's unix socket copied into the file, QEMU quit; on restore the header
  * checks, a QEMU with -incoming defer fed from the file, the store records) against bare QEMU
  * with the same argv doing the same migration by hand over QMP: `stop`, the bandwidth cap
- * lifted, `migrate exec:cat > FILE`, `quit`; then `-incoming defer`, `migrate-incoming
- * exec:cat FILE`, `cont`. Save is timed from the request until QEMU is gone and the file
- * complete; restore until the guest runs again.
+ * lifted, `migrate exec:cat > FILE`, `quit`, the file fsynced; then `-incoming defer`,
+ * `migrate-incoming exec:cat FILE`, `cont`. Both sides learn the migration's end from QEMU's
+ * MIGRATION event and write through `cat` (virtkit's driver runs it between QEMU's socket and
+ * the file). Save is timed from the request until QEMU is gone and the file complete and on
+ * disk; restore until the guest runs again.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
