@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { VirtkitError } from '../../util/errors.js';
 import type { QmpClient } from '../qmp/client.js';
-import { copyWithCat, seekTo, type StreamCopy } from './stream-copy.js';
+import { copyWithCat, filePosition, seekTo, type StreamCopy } from './stream-copy.js';
 
 /** Progress of a long guest-state job: bytes done of total (0 when unknown yet). */
 export interface JobProgress {
@@ -103,7 +103,8 @@ export async function saveToFile(qmp: QmpClient, runDir: string, file: StreamFil
     })();
     copying.catch(() => undefined);
     await qmp.executeUntyped('migrate', { uri: `unix:${sockPath}` });
-    await waitMigration(qmp, ended.status, 'save', onProgress);
+    // QEMU's own count of the RAM it sent, of its total (the source side reports both)
+    await waitMigration(qmp, ended.status, 'save', onProgress, async (info) => ({ done: info.ram?.transferred ?? 0, total: info.ram?.total ?? 0 }));
     await copying;
     return written;
   } catch (err) {
@@ -145,7 +146,15 @@ async function feedIncoming(qmp: QmpClient, sockPath: string, file: StreamFile, 
     await seekTo(input, file.offset);
     sock = await connected(sockPath);
     copy = copyWithCat(input.fd, sock, `the restore from ${file.path}`);
-    await waitMigration(qmp, ended, 'restore', onProgress);
+    const total = (await input.stat()).size - file.offset;
+    const pid = copy.pid;
+    // the incoming side of a migration reports no byte counts: how far cat has read the file is the progress
+    let done = 0;
+    await waitMigration(qmp, ended, 'restore', onProgress, async () => {
+      const pos = pid === undefined ? undefined : await filePosition(pid, 0);
+      if (pos !== undefined) done = Math.max(done, pos - file.offset);
+      return { done, total };
+    });
     // QEMU read the stream's end marker; cat has written everything it is going to
     await copy.done.catch(() => undefined);
   } catch (err) {
@@ -197,7 +206,8 @@ function migrationEnded(qmp: QmpClient): MigrationEnd {
  * MigrationProgressMs for the progress (and as the fallback). Throws on failed/cancelled,
  * and when no byte moved for StallMs.
  */
-async function waitMigration(qmp: QmpClient, ended: Promise<string>, what: 'save' | 'restore', onProgress: ProgressListener | undefined): Promise<void> {
+async function waitMigration(qmp: QmpClient, ended: Promise<string>, what: 'save' | 'restore', onProgress: ProgressListener | undefined,
+  measure: (info: MigrationInfo) => Promise<JobProgress>): Promise<void> {
   let last = -1;
   let lastChange = Date.now();
   let timer: NodeJS.Timeout | undefined;
@@ -210,9 +220,9 @@ async function waitMigration(qmp: QmpClient, ended: Promise<string>, what: 'save
         throw new VirtkitError('qmp.command-failed', `${what}: QEMU's migration ${status}${info['error-desc'] ? `: ${info['error-desc']}` : ''}`,
           { command: 'migrate', status, desc: info['error-desc'] });
       }
-      // QEMU's own count of the RAM it moved (the copy runs in `cat`, which counts nothing)
-      const done = info.ram?.transferred ?? 0;
-      onProgress?.({ done, total: info.ram?.total ?? 0 });
+      const progress = await measure(info);
+      const done = progress.done;
+      onProgress?.(progress);
       if (done !== last) {
         last = done;
         lastChange = Date.now();

@@ -4,7 +4,7 @@ import { createServer, connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyWithCat, seekTo } from './stream-copy.js';
+import { copyWithCat, filePosition, seekTo } from './stream-copy.js';
 
 let dir: string;
 beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'virtkit-stream-copy-')); });
@@ -66,6 +66,19 @@ describe('stream copy by cat', () => {
     server.end();
     await fh.close();
     expect((await received).equals(payload)).toBe(true);
+  });
+
+  it('reads a descriptor\'s file position from /proc, as the restore\'s progress does', async () => {
+    const path = join(dir, 'position');
+    await writeFile(path, Buffer.alloc(5000));
+    const fh = await open(path, 'r');
+    try {
+      await seekTo(fh, 4321);
+      expect(await filePosition(process.pid, fh.fd)).toBe(4321);
+      expect(await filePosition(process.pid, 99_999)).toBeUndefined();
+    } finally {
+      await fh.close();
+    }
   });
 
   it('refuses to seek past the end of a short file', async () => {

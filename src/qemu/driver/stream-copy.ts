@@ -8,7 +8,7 @@
  * paths are never on a command line, and `cat` dies with its parent (util/helper-process.ts).
  */
 import { spawn } from 'node:child_process';
-import type { FileHandle } from 'node:fs/promises';
+import { readFile, type FileHandle } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { VirtkitError } from '../../util/errors.js';
 import { dieWithParent, findExecutable } from '../../util/helper-process.js';
@@ -16,6 +16,8 @@ import { dieWithParent, findExecutable } from '../../util/helper-process.js';
 /** A running copy: `done` settles when `cat` exits (rejects unless it succeeded). */
 export interface StreamCopy {
   done: Promise<void>;
+  /** The copying process (undefined when it could not be started). */
+  pid: number | undefined;
   /** Ends the copy now (a failed migration); `done` then rejects. */
   stop(): void;
 }
@@ -52,5 +54,15 @@ export function copyWithCat(input: Socket | number, output: Socket | number, wha
     });
   });
   done.catch(() => undefined);
-  return { done, stop: () => { child.kill('SIGKILL'); } };
+  return { done, pid: child.pid, stop: () => { child.kill('SIGKILL'); } };
+}
+
+/**
+ * The file position of descriptor `fd` of process `pid` (Linux's /proc/PID/fdinfo): how far
+ * `cat` has read or written its file. Undefined once the process is gone.
+ */
+export async function filePosition(pid: number, fd: number): Promise<number | undefined> {
+  const text = await readFile(`/proc/${pid}/fdinfo/${fd}`, 'utf8').catch(() => undefined);
+  const m = text === undefined ? null : /^pos:\s*(\d+)$/m.exec(text);
+  return m ? Number(m[1]) : undefined;
 }
