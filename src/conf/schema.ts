@@ -236,7 +236,7 @@ export const DomainDefinitionSchema = Type.Object({
   }),
   cpu: Type.Optional(Type.String({
     maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9_.+-]*$', 'x-rule': 'must be a CPU model name like qemu64, max or host',
-    description: 'CPU model. Absent: `qemu64` under TCG, `host` under KVM.',
+    description: 'CPU model. Absent: `qemu64` under TCG, `host` under KVM. `host` needs KVM: with `accel: auto` that resolves to TCG it runs as `max`; with `accel: tcg` it is refused.',
   })),
   accel: oneOf(Accels, { default: 'auto', description: 'Accelerator; `auto` picks KVM only when it works, else TCG.' }),
   boot: BootSchema,

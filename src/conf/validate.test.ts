@@ -131,6 +131,7 @@ describe('every rule has its message, naming the first failing field', () => {
     [`${base}machine: "pc,accel=kvm"`, 'machine: must be a machine type name like pc or q35, got "pc,accel=kvm"'],
     [`${base}cpu: "host,+vmx"`, 'cpu: must be a CPU model name like qemu64, max or host, got "host,+vmx"'],
     [`${base}accel: hvf`, 'accel: must be one of auto, kvm, tcg, got "hvf"'],
+    [`${base}cpu: host\naccel: tcg`, 'cpu: host needs KVM; with accel: tcg use max'],
     [`${base}boot: {loader: pxe}`, 'boot.loader: must be one of direct, disk, guest, got "pxe"'],
     [`${base}boot: {}`, 'boot.kernel: is required'],
     [`${base}boot: kernel`, 'boot: must be a mapping, got "kernel"'],

@@ -92,6 +92,10 @@ function checkCrossFieldRules(def: DomainDefinition): void {
   });
   checkDeviceNames(def);
   checkHostResourceRules(def);
+  if (def.cpu === 'host' && def.accel === 'tcg') {
+    // QEMU's `host` model exists only under KVM; `accel: auto` that lands on TCG runs it as `max`
+    throw definitionError(['cpu'], 'needs-kvm', 'host needs KVM; with accel: tcg use max (or accel: auto, which runs host as max under TCG)', def.cpu);
+  }
   if (def.maxvcpus !== undefined && def.maxvcpus < def.vcpus) {
     throw definitionError(['maxvcpus'], 'at-least-vcpus', `must be at least vcpus (${def.vcpus})`, def.maxvcpus);
   }

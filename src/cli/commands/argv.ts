@@ -62,7 +62,10 @@ async function chooseAccel(def: DomainDefinition, requested: string | undefined,
     return { accel: requested, reason: '--accel' };
   }
   if (def.accel !== 'auto') return { accel: def.accel, reason: `${def.accel} requested by the definition` };
-  return resolveAccel('auto', await probeCapabilities({ binary }));
+  const resolved = resolveAccel('auto', await probeCapabilities({ binary }));
+  // as the driver says it: build.ts gives `cpu: host` TCG's `max`
+  if (def.cpu === 'host' && resolved.accel !== 'kvm') return { accel: resolved.accel, reason: `${resolved.reason}; cpu host runs as max under ${resolved.accel}` };
+  return resolved;
 }
 
 /**

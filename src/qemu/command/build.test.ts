@@ -205,6 +205,15 @@ describe('buildCommand', () => {
     expect(cpu(def('cpu: max'), 'kvm')).toBe('max');
   });
 
+  test('cpu: host that accel auto resolved to TCG runs as max; under KVM it stays host', () => {
+    const cpu = (accel: 'kvm' | 'tcg') => {
+      const { argv } = buildCommand(def('cpu: host'), { ...ctx, accel });
+      return argv[argv.indexOf('-cpu') + 1];
+    };
+    expect(cpu('tcg')).toBe('max');
+    expect(cpu('kvm')).toBe('host');
+  });
+
   test('the run directory holds every socket and file the interfaces name', () => {
     const { argv } = buildCommand(def('graphics: vnc'), ctx);
     const text = argv.join(' ');

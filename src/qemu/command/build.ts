@@ -45,6 +45,14 @@ export function defaultCpuModel(accel: CommandContext['accel']): string {
   return accel === 'kvm' ? 'host' : 'qemu64';
 }
 
+/** The -cpu model QEMU gets: `host` exists only under KVM, so a definition asking for it that
+ *  `accel: auto` resolved to TCG gets `max`, TCG's nearest (every feature it can emulate);
+ *  `host` with an explicit `accel: tcg` is refused at validation (conf/validate.ts). */
+export function cpuModelFor(cpu: string | undefined, accel: CommandContext['accel']): string {
+  if (cpu === undefined) return defaultCpuModel(accel);
+  return cpu === 'host' && accel !== 'kvm' ? 'max' : cpu;
+}
+
 function kernelArgs(def: DomainDefinition, ctx: CommandContext): string[] {
   const boot = def.boot;
   let files: { kernel: string; initrd?: string | undefined; cmdline?: string | undefined };
@@ -104,7 +112,7 @@ export function buildCommand(def: DomainDefinition, ctx: CommandContext): QemuCo
     '-name', keyValueOption([['guest', def.name]], 'name'),
     '-uuid', def.uuid,
     '-machine', `${optionValue(def.machine, 'machine')},accel=${ctx.accel}${machineExtras(def, ctx.filesystemDrivers)}`,
-    '-cpu', def.cpu ?? defaultCpuModel(ctx.accel),
+    '-cpu', cpuModelFor(def.cpu, ctx.accel),
     '-m', `${def.memory / (1024 * 1024)}M`,
     '-smp', smpOption(def),
     '-pidfile', paths.pidFile,

@@ -165,7 +165,10 @@ export class QemuDomainDriver implements DomainDriver {
   private async chooseAccel(def: DomainDefinition): Promise<{ binary: string; accel: Accel; reason: string }> {
     if (def.accel !== 'auto') return { binary: this.opts.binary ?? DEFAULT_QEMU_BINARY, accel: def.accel, reason: `${def.accel} requested` };
     const caps = await this.qemuCapabilities();
-    return { binary: caps.binary, ...resolveAccel('auto', caps) };
+    const resolved = resolveAccel('auto', caps);
+    // build.ts gives `cpu: host` TCG's `max`: the reason says so, as dominfo and `run` show it
+    const reason = def.cpu === 'host' && resolved.accel !== 'kvm' ? `${resolved.reason}; cpu host runs as max under ${resolved.accel}` : resolved.reason;
+    return { binary: caps.binary, accel: resolved.accel, reason };
   }
 }
 
