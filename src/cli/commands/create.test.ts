@@ -3,11 +3,16 @@
  * a definition, schema errors named by the flag; and a bounded fuzz of the spec parsers
  * (typed errors only). The end-to-end run is test/integration/create.test.ts.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Command } from 'commander';
-import { describe, expect, test } from 'vitest';
+import { afterAll, describe, expect, test, vi } from 'vitest';
 import { isVirtkitError } from '../../util/errors.js';
+import { exitCodeFor, ExitCodes } from '../exit-codes.js';
+import { main } from '../main.js';
 import {
-  definitionFromFlags, FlagFields, fieldHelp, memoryValue, parseDiskSpec, parseGraphicsSpec, parseNicSpec, planDisks,
+  checkBootFiles, definitionFromFlags, FlagFields, fieldHelp, memoryValue, parseDiskSpec, parseGraphicsSpec, parseNicSpec, planDisks,
   register, splitSpec, validateFlags, type CreateOptions,
 } from './create.js';
 
@@ -90,6 +95,58 @@ describe('create flag specs', () => {
       expect(help, f.flags).toContain(f.flags.split(' ')[0]!);
       expect(help, f.flags).toContain(`[${f.field}]`);
     }
+  });
+});
+
+describe('create checks everything before it makes anything', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'virtkit-create-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const nowhere = join(dir, 'no.sock');
+
+  async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    let stdout = '';
+    let stderr = '';
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => { stdout += String(chunk); return true; });
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => { stderr += String(chunk); return true; });
+    try {
+      return { code: await main(['create', ...args]), stdout, stderr };
+    } finally {
+      vi.restoreAllMocks();
+      process.exitCode = undefined;
+    }
+  }
+
+  test('a pool volume name the pool would refuse is refused by its rule, --print included', async () => {
+    expect(failure(() => planDisks([parseDiskSpec('pool=images,name=x.raw,format=qcow2,size=1G')], 'web', new Map(), [])))
+      .toMatchObject({ code: 'volume.invalid-name', message: expect.stringMatching(/^--disk pool=images,name=x.raw: "x.raw" declares format raw/) as unknown });
+    expect(failure(() => planDisks([parseDiskSpec('pool=images,name=.hidden.qcow2,size=1G')], 'web', new Map(), [])).code).toBe('volume.invalid-name');
+    expect(failure(() => planDisks([parseDiskSpec('vol=images/noext')], 'web', new Map(), [])).code).toBe('volume.invalid-name');
+    expect(failure(() => planDisks([parseDiskSpec('pool=bad pool,size=1G')], 'web', new Map(), [])).code).toBe('pool.invalid');
+    const printed = await run(['--name', 'web', '--memory', '64MiB', '--disk', 'pool=images,name=x.raw,format=qcow2,size=1G', '--print']);
+    expect(printed.code).toBe(exitCodeFor('volume.invalid-name'));
+    expect(printed.stdout).toBe('');
+  });
+
+  test('vol= naming a volume the pool does not have is volume.not-found once the pool is known', () => {
+    const taken = new Map([['images', new Set(['base.qcow2'])]]);
+    expect(planDisks([parseDiskSpec('vol=images/base.qcow2')], 'web', taken, [])[0]!.field['volume']).toBe('images/base.qcow2');
+    expect(failure(() => planDisks([parseDiskSpec('vol=images/gone.qcow2')], 'web', taken, [])))
+      .toMatchObject({ code: 'volume.not-found', message: expect.stringMatching(/pool images has no volume gone.qcow2/) as unknown });
+  });
+
+  test('--kernel and --initrd that do not exist fail --define before the daemon is asked', async () => {
+    const kernel = join(dir, 'vmlinuz');
+    writeFileSync(kernel, 'k');
+    expect(() => checkBootFiles({ kernel })).not.toThrow();
+    expect(failure(() => checkBootFiles({ kernel, initrd: join(dir, 'none.img') })).message).toMatch(/^--initrd .*none.img: no such file on this host/);
+    const defined = await run(['--name', 'web', '--memory', '64MiB', '--kernel', join(dir, 'nokernel'), '--define', '-c', nowhere]);
+    expect(defined.code).toBe(ExitCodes.invalidInput);
+    expect(defined.stderr).toMatch(/--kernel .*nokernel: no such file/);
+  });
+
+  test('a missing --name or --memory is a usage error (exit 2)', async () => {
+    expect((await run(['--memory', '64MiB', '--print'])).code).toBe(ExitCodes.usage);
+    expect((await run(['--name', 'web', '--print'])).code).toBe(ExitCodes.usage);
   });
 });
 

@@ -16,6 +16,7 @@ import type { VirtkitClient } from '../../client/index.js';
 import { definitionFields, formatDefinition, formatSize, validateDefinition, type DomainDefinition } from '../../conf/index.js';
 import { createImage } from '../../storage/index.js';
 import { chooseImageFormat } from '../../storage/image/index.js';
+import { checkPoolName, checkVolumeName, checkVolumeNameFormat } from '../../storage/pool/index.js';
 import { isVirtkitError, VirtkitError } from '../../util/errors.js';
 import { escapeForTerminal } from '../../util/terminal-text.js';
 import { withClient, withConnect, type ConnectOpts } from './connect.js';
@@ -278,7 +279,15 @@ export function planDisks(requests: readonly DiskRequest[], domain: string, take
   const paths = new Set<string>();
   return requests.map((r) => {
     const spec = `${r.flag} ${describeRequest(r)}`;
-    if (r.kind === 'vol') return { request: r, field: { volume: `${r.pool}/${r.volume}`, format: formatOfName(r.volume, undefined, spec), ...r.device } };
+    if (r.kind === 'vol') {
+      asThePoolWould(spec, () => { checkPoolName(r.pool); checkVolumeName(r.volume); });
+      // `taken` knows a pool only when the daemon was asked (--define, --start)
+      const existing = taken.get(r.pool);
+      if (existing !== undefined && !existing.has(r.volume)) {
+        throw new VirtkitError('volume.not-found', `${spec}: pool ${r.pool} has no volume ${r.volume} (vol= names an existing volume; pool=${r.pool},name=${r.volume},size=... creates one)`, { option: '--disk', pool: r.pool, volume: r.volume });
+      }
+      return { request: r, field: { volume: `${r.pool}/${r.volume}`, format: formatOfName(r.volume, undefined, spec), ...r.device } };
+    }
     if (r.kind === 'path') {
       const path = resolve(r.path);
       // Two disks on one file would be created twice, and two writers on one image corrupt it.
@@ -296,8 +305,11 @@ export function planDisks(requests: readonly DiskRequest[], domain: string, take
     if (format !== 'raw' && format !== 'qcow2') throw new VirtkitError('argument.invalid', `${spec}: format= must be raw or qcow2, got "${format}"`, { option: '--disk' });
     const used = claimed.get(r.pool) ?? new Set(taken.get(r.pool) ?? []);
     claimed.set(r.pool, used);
+    asThePoolWould(spec, () => checkPoolName(r.pool));
     let name = r.name;
     if (name !== undefined) {
+      // the name the pool will be asked to create, checked by the pool's own rule
+      asThePoolWould(spec, () => checkVolumeNameFormat(name!, format));
       if (formatOfName(name, r.format, spec) !== format) throw new VirtkitError('argument.invalid', `${spec}: name= ${name} declares another format than ${format}`, { option: '--disk' });
       if (used.has(name)) {
         if (r.size !== undefined) throw new VirtkitError('argument.invalid', `${spec}: volume ${r.pool}/${name} exists; drop size= to use it, or choose another name=`, { option: '--disk' });
@@ -310,6 +322,25 @@ export function planDisks(requests: readonly DiskRequest[], domain: string, take
     used.add(name);
     return { request: r, field: { volume: `${r.pool}/${name}`, format, ...r.device }, create: { kind: 'volume', pool: r.pool, name, format, size: r.size } };
   });
+}
+
+/** Runs a pool's own name rule (storage/pool/names.ts), its error naming the --disk spec. */
+function asThePoolWould(spec: string, check: () => void): void {
+  try {
+    check();
+  } catch (err) {
+    if (isVirtkitError(err)) throw new VirtkitError(err.code, `${spec}: ${err.message}`, { ...err.data, option: '--disk' });
+    throw err;
+  }
+}
+
+/** --kernel and --initrd name files on this host: a define that cannot start is refused first. */
+export function checkBootFiles(o: Pick<CreateOptions, 'kernel' | 'initrd'>): void {
+  for (const [flag, path] of [['--kernel', o.kernel], ['--initrd', o.initrd]] as const) {
+    if (path !== undefined && !existsSync(resolve(path))) {
+      throw new VirtkitError('argument.invalid', `${flag} ${path}: no such file on this host`, { option: flag, path: resolve(path) });
+    }
+  }
 }
 
 function describeRequest(r: DiskRequest): string {
@@ -449,6 +480,8 @@ export function register(program: Command): void {
   for (const f of FlagFields) {
     const option = new Option(f.flags, fieldHelp(f.field, f.note));
     if (f.flags.startsWith('--disk ') || f.flags.startsWith('--nic ')) option.argParser(collect).default([], 'none');
+    // a missing --name or --memory is a usage error (exit 2), as a missing argument is
+    if (f.field === 'name' || f.field === 'memory') option.makeOptionMandatory();
     cmd.addOption(option);
   }
   cmd
@@ -469,7 +502,7 @@ Examples:
       // With --print the YAML owns stdout; progress goes to stderr.
       const say = (line: string): void => { (print ? process.stderr : process.stdout).write(`${escapeForTerminal(line)}\n`); };
       const requests = o.disk.map(parseDiskSpec);
-      const pools = requests.flatMap((r) => (r.kind === 'vol' ? [] : r.kind === 'pool' ? [r.pool] : []));
+      const pools = requests.flatMap((r) => (r.kind === 'path' ? [] : [r.pool]));
       // Shape errors first, before any daemon is asked anything.
       definitionFromFlags(o, []);
       o.nic.forEach(parseNicSpec);
@@ -481,6 +514,7 @@ Examples:
         process.stdout.write(formatDefinition(def, 'yaml'));
         return;
       }
+      checkBootFiles(o);
       await withClient(o, async (c) => {
         const plan = planDisks(requests, o.name!, await poolVolumeNames(c, pools), notes);
         const def = validateFlags(definitionFromFlags(o, plan), o);
