@@ -9,7 +9,7 @@ export const ErrorMeanings: Record<ErrorCode, string> = {
   'definition.not-found': 'the definition file does not exist',
   'argument.invalid': 'a command-line argument or option value is not acceptable',
   'definition.xml-refused': 'an XML document was refused before it was read: a DTD, an entity, an unknown namespace, too large or too deep; `data.line` and `data.column` say where',
-  'definition.unsupported': 'an imported document has elements or attributes virtkit cannot honour; `data.unsupported` lists them by XPath (`--lenient` imports anyway and keeps the list in `notes`)',
+  'definition.unsupported': 'an imported document has elements or attributes virtkit cannot honour; `data.unsupported` lists them by XPath (`--lenient` imports anyway and keeps the list in `notes`); at export, a definition holds what the target format cannot carry (a control character XML cannot hold: `data.path` names the field)',
   'domain.not-found': 'no domain of that name',
   'domain.exists': 'the name or UUID is taken by another domain',
   'domain.invalid-state': 'the domain is not in a state the operation accepts; `data.state` is the current state, `data.allowed` the accepted ones',

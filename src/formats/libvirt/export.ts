@@ -7,6 +7,9 @@
 import type { DomainDefinition } from '../../conf/index.js';
 import { QemuNamespace } from './import.js';
 import { exactUnit } from './units.js';
+import { codePointName, firstNonXmlChar } from './xml-chars.js';
+import { VirtkitError } from '../../util/errors.js';
+import { escapeForTerminal } from '../../util/terminal-text.js';
 
 /** Fields added to the schema by features that may not be in every build's type yet. */
 interface OptionalFields {
@@ -175,8 +178,38 @@ function unexpressed(def: DomainDefinition, extra: OptionalFields): string[] {
   return out;
 }
 
+/**
+ * The first string field holding a character XML 1.0 cannot carry (ESC, BEL and the other
+ * C0 controls but tab, newline and CR), with its path (`qemu.env.TERM`, `qemu.args[2]`).
+ */
+function unwritableField(value: unknown, path: string): { path: string; offset: number; code: number } | undefined {
+  if (typeof value === 'string') {
+    const offset = firstNonXmlChar(value);
+    return offset === -1 ? undefined : { path, offset, code: value.codePointAt(offset) ?? 0 };
+  }
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i += 1) {
+      const found = unwritableField(value[i], `${path}[${i}]`);
+      if (found !== undefined) return found;
+    }
+  } else if (typeof value === 'object' && value !== null) {
+    for (const [key, inner] of Object.entries(value)) {
+      const found = unwritableField(inner, path === '' ? key : `${path}.${key}`);
+      if (found !== undefined) return found;
+    }
+  }
+  return undefined;
+}
+
 /** A definition as libvirt domain XML (`virtkit dumpxml`, `virtkit convert --to libvirt`). */
 export function exportLibvirtXml(def: DomainDefinition): string {
+  // Refused rather than altered: no XML form of such a value reads back the same, and a
+  // document with a raw ESC is neither XML nor safe on a terminal.
+  const bad = unwritableField(def, '');
+  if (bad !== undefined) {
+    const message = `${escapeForTerminal(bad.path)}: holds ${codePointName(bad.code)} at character ${bad.offset + 1}, which XML 1.0 cannot carry, raw or as a character reference; change the field to export it as libvirt XML`;
+    throw new VirtkitError('definition.unsupported', message, { path: bad.path, unsupported: [{ path: bad.path, reason: message }], rule: 'xml-char' });
+  }
   const extra = def as DomainDefinition & OptionalFields;
   const x = new Lines();
   const usesQemu = def.qemu.args.length > 0 || Object.keys(def.qemu.env).length > 0;

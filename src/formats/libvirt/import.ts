@@ -166,6 +166,22 @@ class Reader {
   }
 }
 
+/** Children of <domain> libvirt allows once; a second would otherwise be reported as merely not honoured. */
+const SingleDomainChildren = new Set(['name', 'uuid', 'title', 'description', 'metadata', 'memory', 'currentMemory', 'maxMemory', 'memtune',
+  'vcpu', 'vcpus', 'cputune', 'bootloader', 'bootloader_args', 'os', 'features', 'cpu', 'clock', 'on_poweroff', 'on_reboot', 'on_crash', 'devices']);
+
+function refuseRepeatedSingletons(root: XmlElement): void {
+  const seen = new Map<string, XmlElement>();
+  for (const el of root.children) {
+    if (!SingleDomainChildren.has(el.name)) continue;
+    const first = seen.get(el.name);
+    if (first !== undefined) {
+      throw new VirtkitError('definition.invalid', `line ${el.line}, column ${el.column}: ${el.xpath}: <${el.name}> appears twice (first at line ${first.line}, column ${first.column}); libvirt allows one`, { xpath: el.xpath, line: el.line, column: el.column, rule: 'libvirt' });
+    }
+    seen.set(el.name, el);
+  }
+}
+
 function invalid(path: string, message: string): VirtkitError {
   return new VirtkitError('definition.invalid', `${path}: ${message}`, { xpath: path, rule: 'libvirt' });
 }
@@ -249,7 +265,15 @@ function importIdentity(ctx: Ctx, root: XmlElement): void {
 }
 
 function bytesOf(ctx: Ctx, el: XmlElement): number {
-  return scaledBytes(ctx.r.text(el), ctx.r.attr(el, 'unit'), 'KiB', el.xpath);
+  const text = ctx.r.text(el);
+  const unit = ctx.r.attr(el, 'unit');
+  try {
+    return scaledBytes(text, unit, 'KiB', el.xpath);
+  } catch (err) {
+    // units.ts knows the XPath; the element knows where it is in the document.
+    if (!(err instanceof VirtkitError)) throw err;
+    throw new VirtkitError(err.code, `line ${el.line}, column ${el.column}: ${err.message}`, { ...(err.data ?? {}), line: el.line, column: el.column });
+  }
 }
 
 function importMemory(ctx: Ctx, root: XmlElement): void {
@@ -836,6 +860,7 @@ export function importLibvirtXml(text: string, options: ImportOptions = {}): Lib
   if (root.name !== 'domain') {
     throw new VirtkitError('definition.invalid', `${root.xpath}: the root element must be <domain>, got <${root.name}>`, { xpath: root.xpath, rule: 'libvirt' });
   }
+  refuseRepeatedSingletons(root);
   const names = resolveNamespaces(root);
   const r = new Reader(names, options.onRead);
   const ctx: Ctx = { r, def: {}, sources: new Map() };

@@ -10,6 +10,7 @@
  */
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { VirtkitError } from '../../util/errors.js';
+import { codePointName, firstNonXmlChar, isXmlChar } from './xml-chars.js';
 
 /** A libvirt domain document is a few KiB; a megabyte of whitespace would still fit. */
 export const MaxXmlBytes = 4 * 1024 * 1024;
@@ -89,30 +90,85 @@ function refuseDeclarations(text: string): void {
 
 const BuiltinEntities: Readonly<Record<string, string>> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: '\'' };
 
-/** A character XML 1.0 allows (its `Char` production). */
-function isXmlChar(code: number): boolean {
-  return code === 0x9 || code === 0xa || code === 0xd || (code >= 0x20 && code <= 0xd7ff)
-    || (code >= 0xe000 && code <= 0xfffd) || (code >= 0x10000 && code <= 0x10ffff);
+/** Not well-formed XML, placed at `offset`: the same error whether the parser or this reader finds it. */
+function malformed(text: string, offset: number, what: string): VirtkitError {
+  const at = positionAt(text, offset);
+  return new VirtkitError('definition.invalid', `line ${at.line}, column ${at.column}: invalid XML: ${what}`, { path: 'definition', rule: 'syntax', ...at });
 }
 
 /**
  * Decode the five built-in entities and character references; any other reference is an
- * entity this reader will not expand. `offset` places errors (the start of the element).
+ * entity this reader will not expand. `offset` is where the element starts: an error points
+ * at the reference itself, the first such text from there on.
  */
 function decodeReferences(raw: string, source: string, offset: number): string {
   if (!raw.includes('&')) return raw;
+  const at = (match: string): number => {
+    const found = source.indexOf(match, offset);
+    return found === -1 ? offset : found;
+  };
   return raw.replace(/&([^;&\s]{0,32});?/g, (match, body: string) => {
-    if (!match.endsWith(';')) throw refused(source, offset, `a bare "&" is not XML (write &amp;)`);
+    if (!match.endsWith(';')) throw malformed(source, at(match), `a bare "&" is not XML (write &amp;)`);
     const builtin = BuiltinEntities[body];
     if (builtin !== undefined) return builtin;
     const numeric = /^#(?:x([0-9A-Fa-f]{1,6})|([0-9]{1,7}))$/.exec(body);
     if (numeric !== null) {
       const code = numeric[1] !== undefined ? parseInt(numeric[1], 16) : Number(numeric[2]);
-      if (!isXmlChar(code)) throw refused(source, offset, `character reference &${body}; is not an XML character`);
+      if (!isXmlChar(code)) throw malformed(source, at(match), `character reference &${body}; is not an XML character (${codePointName(code)}: XML 1.0 has no form for it, raw or referenced)`);
       return String.fromCodePoint(code);
     }
-    throw refused(source, offset, `entity reference &${body}; is refused: only &amp; &lt; &gt; &quot; &apos; and character references are read`);
+    throw refused(source, at(match), `entity reference &${body}; is refused: only &amp; &lt; &gt; &quot; &apos; and character references are read`);
   });
+}
+
+/** A raw character XML 1.0 does not allow (ESC, BEL, ...): refused as a reference to it is. */
+function refuseNonXmlChars(text: string): void {
+  const i = firstNonXmlChar(text);
+  if (i !== -1) throw malformed(text, i, `character ${codePointName(text.codePointAt(i) ?? 0)} is not an XML character (XML 1.0 has no form for it, raw or referenced)`);
+}
+
+/**
+ * The encoding a document declares must be UTF-8: the text reached here decoded as UTF-8,
+ * so a document that says UTF-16 or Latin-1 would be read as something it does not say.
+ */
+function refuseOtherEncodings(text: string): void {
+  const decl = /^\uFEFF?<\?xml\s[^?]*?encoding\s*=\s*(["'])([^"']*)\1/.exec(text);
+  const encoding = decl?.[2];
+  if (encoding !== undefined && !/^utf-?8$/i.test(encoding)) {
+    throw malformed(text, text.indexOf(encoding), `encoding ${JSON.stringify(encoding.slice(0, 40))} is not read: virtkit reads UTF-8 documents only (convert with iconv -t UTF-8 and change the declaration)`);
+  }
+}
+
+/**
+ * Where nesting first goes deeper than `max`: a scan of tags that skips comments, CDATA,
+ * processing instructions and quoted attribute values. Run only on a document the
+ * validator accepted, to place the depth error.
+ */
+function firstTooDeep(text: string, max: number): number {
+  let depth = 0;
+  let i = text.indexOf('<');
+  while (i !== -1) {
+    const skipTo = text.startsWith('<!--', i) ? text.indexOf('-->', i) : text.startsWith('<![CDATA[', i) ? text.indexOf(']]>', i) : text.startsWith('<?', i) ? text.indexOf('?>', i) : undefined;
+    if (skipTo !== undefined) {
+      if (skipTo === -1) return -1;
+      i = text.indexOf('<', skipTo);
+      continue;
+    }
+    let j = i + 1;
+    let quote = '';
+    for (; j < text.length; j += 1) {
+      const ch = text[j];
+      if (quote !== '') { if (ch === quote) quote = ''; } else if (ch === '"' || ch === '\'') quote = ch;
+      else if (ch === '>') break;
+    }
+    if (text[i + 1] === '/') depth -= 1;
+    else if (text[j - 1] !== '/') {
+      depth += 1;
+      if (depth > max) return i;
+    }
+    i = text.indexOf('<', j);
+  }
+  return -1;
 }
 
 type OrderedNode = Record<string, unknown>;
@@ -226,6 +282,8 @@ export function readXml(text: string): XmlElement {
   if (text.length > MaxXmlBytes) {
     throw new VirtkitError('definition.xml-refused', `definition: an XML document may have at most ${MaxXmlBytes} characters, got ${text.length}`, { rule: 'size' });
   }
+  refuseOtherEncodings(text);
+  refuseNonXmlChars(text);
   refuseDeclarations(text);
   const valid = XMLValidator.validate(text, { allowBooleanAttributes: false });
   if (valid !== true) {
@@ -238,7 +296,8 @@ export function readXml(text: string): XmlElement {
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     if (/nested tags/i.test(message)) {
-      throw new VirtkitError('definition.xml-refused', `definition: XML elements may nest at most ${MaxXmlDepth} deep`, { rule: 'depth' });
+      const at = positionAt(text, Math.max(0, firstTooDeep(text, MaxXmlDepth)));
+      throw new VirtkitError('definition.xml-refused', `line ${at.line}, column ${at.column}: XML elements may nest at most ${MaxXmlDepth} deep`, { rule: 'depth', ...at });
     }
     throw new VirtkitError('definition.invalid', `definition: invalid XML: ${message}`, { path: 'definition', rule: 'syntax' });
   }
