@@ -6,6 +6,7 @@
  */
 import type { DomainDefinition } from '../../conf/index.js';
 import { QemuNamespace } from './import.js';
+import { VirtkitNamespace } from './metadata.js';
 import { exactUnit } from './units.js';
 import { codePointName, firstNonXmlChar } from './xml-chars.js';
 import { VirtkitError } from '../../util/errors.js';
@@ -111,7 +112,6 @@ function exportDisks(x: Lines, def: DomainDefinition): void {
       if (disk.readonly) x.add(empty('readonly'));
       if (disk.shareable === true) x.add(empty('shareable'));
       if (bootDisk !== undefined && bootDisk === disk.id) x.add(empty('boot', [['order', 1]]));
-      if (disk.id !== disk.target) x.add(comment(`virtkit: disk id ${disk.id} (libvirt names it by its target)`));
     });
   }
 }
@@ -121,7 +121,6 @@ function exportNics(x: Lines, def: DomainDefinition): void {
     x.block(open('interface', [['type', 'user']]), 'interface', () => {
       x.add(empty('mac', [['address', nic.mac]]));
       x.add(empty('model', [['type', nic.model]]));
-      if (nic.hostfwd.length > 0) x.add(comment(`virtkit: port forwards libvirt XML cannot express here: ${nic.hostfwd.join(' ')}`));
     });
   }
 }
@@ -165,17 +164,33 @@ function exportQemu(x: Lines, def: DomainDefinition): void {
   });
 }
 
-/** What libvirt XML has no place for, said in comments. */
-function unexpressed(def: DomainDefinition, extra: OptionalFields): string[] {
-  const out: string[] = [];
-  if (def.boot.loader === 'guest' && (def.boot.entry !== undefined || def.boot.kernel !== undefined || def.boot.cmdline !== undefined)) {
-    out.push(`virtkit: boot from the guest's own configuration with ${JSON.stringify({ entry: def.boot.entry, kernel: def.boot.kernel, initrd: def.boot.initrd, cmdline: def.boot.cmdline })}`);
+/** What libvirt XML has no element for, in `<metadata>` under virtkit's namespace (metadata.ts). */
+function exportMetadata(x: Lines, def: DomainDefinition): void {
+  const items: string[] = [];
+  for (const nic of def.nics) for (const rule of nic.hostfwd) items.push(empty('virtkit:hostfwd', [['nic', nic.mac], ['rule', rule]]));
+  const boot = def.boot;
+  if (boot.loader === 'guest' && (boot.entry !== undefined || boot.kernel !== undefined || boot.initrd !== undefined || boot.cmdline !== undefined)) {
+    const entry = boot.entry;
+    items.push(empty('virtkit:boot', [
+      [typeof entry === 'number' ? 'entry-index' : 'entry', entry], ['kernel', boot.kernel], ['initrd', boot.initrd], ['cmdline', boot.cmdline],
+    ]));
   }
+  for (const disk of def.disks) if (disk.id !== disk.target) items.push(empty('virtkit:disk', [['target', disk.target], ['id', disk.id]]));
   if (def.on_host_shutdown !== 'shutdown' || def.shutdown_timeout !== 30) {
-    out.push(`virtkit: on_host_shutdown ${def.on_host_shutdown}, shutdown_timeout ${def.shutdown_timeout}s (the manager's policy; libvirt's is libvirt-guests)`);
+    items.push(empty('virtkit:host-shutdown', [['action', def.on_host_shutdown], ['timeout', def.shutdown_timeout]]));
   }
-  for (const note of extra.notes ?? []) out.push(`virtkit note: ${note}`);
-  return out;
+  if ((def as DomainDefinition & { vnc_password?: boolean }).vnc_password === true) items.push(empty('virtkit:vnc', [['password', 'required']]));
+  if (items.length === 0) return;
+  x.block('<metadata', 'metadata', () => {
+    x.block(open('virtkit:definition', [['xmlns:virtkit', VirtkitNamespace]]), 'virtkit:definition', () => {
+      for (const item of items) x.add(item);
+    });
+  });
+}
+
+/** The notes: words for people, kept as comments. */
+function noteComments(extra: OptionalFields): string[] {
+  return (extra.notes ?? []).map((note) => `virtkit note: ${note}`);
 }
 
 /**
@@ -219,6 +234,7 @@ export function exportLibvirtXml(def: DomainDefinition): string {
     x.add(textElement('uuid', def.uuid));
     if (extra.title !== undefined) x.add(textElement('title', extra.title));
     if (extra.description !== undefined) x.add(textElement('description', extra.description));
+    exportMetadata(x, def);
     x.add(memoryElement('memory', def.memory));
     x.add(memoryElement('currentMemory', def.memory));
     if (extra.memory_limit !== undefined) x.block('<memtune', 'memtune', () => x.add(memoryElement('hard_limit', extra.memory_limit ?? 0)));
@@ -246,7 +262,7 @@ export function exportLibvirtXml(def: DomainDefinition): string {
     x.add(textElement('on_crash', def.on_crash));
     exportDevices(x, def, extra);
     exportQemu(x, def);
-    for (const line of unexpressed(def, extra)) x.add(comment(line));
+    for (const line of noteComments(extra)) x.add(comment(line));
   });
   return `${x.out.join('\n')}\n`;
 }

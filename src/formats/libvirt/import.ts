@@ -8,6 +8,7 @@
 import { VirtkitError } from '../../util/errors.js';
 import { escapeForTerminal } from '../../util/terminal-text.js';
 import { genericXpath, mappingRow, unsupportedReason } from './mapping.js';
+import { VirtkitElements, VirtkitNamespace } from './metadata.js';
 import { scaledBytes } from './units.js';
 import { readXml, type XmlElement } from './xml-reader.js';
 
@@ -216,6 +217,8 @@ function resolveNamespaces(root: XmlElement): Map<XmlElement, string> {
         throw new VirtkitError('definition.xml-refused', `line ${el.line}, column ${el.column}: ${el.xpath}: bind ${QemuNamespace} to the prefix "qemu", as libvirt writes it`, { xpath: el.xpath, line: el.line, column: el.column, rule: 'namespace' });
       }
       if (uri === QemuNamespace) names.set(el, `qemu:${el.name.slice(colon + 1)}`);
+      // virtkit's own metadata is read under the prefix it is written with, and only in its namespace.
+      else if (prefix === 'virtkit' && uri !== VirtkitNamespace) names.set(el, `other:${el.name.slice(colon + 1)}`);
       else if (!inMetadata) {
         throw new VirtkitError('definition.xml-refused', `line ${el.line}, column ${el.column}: ${el.xpath}: unknown namespace ${quoted(uri)} (only ${QemuNamespace} is read)`, { xpath: el.xpath, line: el.line, column: el.column, rule: 'namespace' });
       }
@@ -438,7 +441,9 @@ function importFeaturesCpuClock(ctx: Ctx, root: XmlElement): void {
     if (migratable !== undefined && migratable !== 'on') r.refuseValue(cpu, 'migratable', 'on only');
     else r.attr(cpu, 'migratable');
     const model = r.child(cpu, 'model');
-    if (model !== undefined) r.attr(model, 'fallback');
+    if (model !== undefined && r.attr(model, 'fallback') === 'allow') {
+      r.warn(`${model.xpath}/@fallback`, 'allow is not kept: QEMU refuses a CPU model it does not know rather than fall back to another (virtkit writes forbid)');
+    }
     if (mode === 'host-passthrough') set(ctx, 'cpu', 'host', `${cpu.xpath}/@mode`);
     else if (mode === 'host-model') r.warn(`${cpu.xpath}/@mode`, 'host-model: virtkit uses the accelerator\'s default CPU (host under KVM, qemu64 under TCG)');
     else if (mode === 'custom') {
@@ -636,6 +641,10 @@ function importGraphicsVideo(ctx: Ctx, devices: XmlElement): void {
     r.use(el);
     r.attr(el, 'type');
     set(ctx, 'graphics', 'vnc', el.xpath);
+    if (r.attr(el, 'passwd') !== undefined) {
+      set(ctx, 'vnc_password', true, `${el.xpath}/@passwd`);
+      r.warn(`${el.xpath}/@passwd`, 'the password itself is not kept: the guest asks for one (vnc_password: true); set it with `virtkit vncdisplay NAME --password` once it runs');
+    }
     let tcp = false;
     for (const attr of ['port', 'autoport', 'listen', 'socket'] as const) {
       const value = r.attr(el, attr);
@@ -806,6 +815,68 @@ function importDevices(ctx: Ctx, root: XmlElement, facts: BootFacts): void {
   }
 }
 
+/**
+ * virtkit's `<metadata>` (metadata.ts): what libvirt XML has no element for, written by
+ * `dumpxml`. Read after the devices, whose NICs and disks it completes.
+ */
+function importMetadata(ctx: Ctx, root: XmlElement): void {
+  const { r } = ctx;
+  const metadata = root.children.find((c) => c.name === 'metadata');
+  const ours = metadata === undefined ? undefined : metadata.children.find((c) => r.nameOf(c) === VirtkitElements.definition);
+  // Without virtkit's element, <metadata> stays unread and is reported as not kept.
+  if (metadata === undefined || ours === undefined) return;
+  r.use(metadata);
+  r.use(ours);
+  const nics = (ctx.def['nics'] ?? []) as Def[];
+  for (const el of r.all(ours, VirtkitElements.hostfwd)) {
+    const mac = (r.attr(el, 'nic') ?? '').toLowerCase();
+    const rule = r.attr(el, 'rule');
+    const nic = nics.find((n) => String(n['mac']).toLowerCase() === mac);
+    if (nic === undefined) throw invalid(`${el.xpath}/@nic`, `names no <interface> of this domain, got ${quoted(mac)}`);
+    if (rule === undefined) throw invalid(`${el.xpath}/@rule`, 'is required');
+    nic['hostfwd'] = [...((nic['hostfwd'] ?? []) as string[]), rule];
+  }
+  const bootEl = r.child(ours, VirtkitElements.boot);
+  const boot = ctx.def['boot'] as Def | undefined;
+  if (bootEl !== undefined) {
+    if (boot?.['loader'] !== 'guest') throw invalid(bootEl.xpath, 'needs a <bootloader> (a guest loader)');
+    const index = r.attr(bootEl, 'entry-index');
+    if (index !== undefined) {
+      if (!/^[0-9]{1,3}$/.test(index)) throw invalid(`${bootEl.xpath}/@entry-index`, `must be a whole number, got ${quoted(index.slice(0, 40))}`);
+      boot['entry'] = Number(index);
+    }
+    for (const key of ['entry', 'kernel', 'initrd', 'cmdline'] as const) {
+      const value = r.attr(bootEl, key);
+      if (value !== undefined) boot[key] = value;
+    }
+  }
+  const disks = (ctx.def['disks'] ?? []) as Def[];
+  for (const el of r.all(ours, VirtkitElements.disk)) {
+    const target = r.attr(el, 'target');
+    const id = r.attr(el, 'id');
+    const disk = disks.find((d) => d['target'] === target);
+    if (disk === undefined || id === undefined) throw invalid(el.xpath, `needs the target of a <disk> of this domain and an id, got ${quoted(target)}`);
+    if (boot?.['loader'] === 'disk' && boot['disk'] === disk['id']) boot['disk'] = id;
+    disk['id'] = id;
+  }
+  const shutdown = r.child(ours, VirtkitElements.hostShutdown);
+  if (shutdown !== undefined) {
+    const action = r.attr(shutdown, 'action');
+    const timeout = r.attr(shutdown, 'timeout');
+    if (action !== undefined) set(ctx, 'on_host_shutdown', action, `${shutdown.xpath}/@action`);
+    if (timeout !== undefined) {
+      if (!/^[0-9]{1,6}$/.test(timeout)) throw invalid(`${shutdown.xpath}/@timeout`, `must be a whole number of seconds, got ${quoted(timeout.slice(0, 40))}`);
+      set(ctx, 'shutdown_timeout', Number(timeout), `${shutdown.xpath}/@timeout`);
+    }
+  }
+  const vnc = r.child(ours, VirtkitElements.vnc);
+  if (vnc !== undefined) {
+    const password = r.attr(vnc, 'password');
+    if (password !== 'required') throw invalid(`${vnc.xpath}/@password`, `must be "required", got ${quoted(password)}`);
+    set(ctx, 'vnc_password', true, `${vnc.xpath}/@password`);
+  }
+}
+
 function importQemuCommandline(ctx: Ctx, root: XmlElement): void {
   const { r } = ctx;
   const blocks = root.children.filter((c) => r.nameOf(c) === 'qemu:commandline');
@@ -872,6 +943,7 @@ export function importLibvirtXml(text: string, options: ImportOptions = {}): Lib
   const facts = importOs(ctx, root);
   importFeaturesCpuClock(ctx, root);
   importDevices(ctx, root, facts);
+  importMetadata(ctx, root);
   importQemuCommandline(ctx, root);
   r.reportUnread(root);
 

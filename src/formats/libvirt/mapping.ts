@@ -30,7 +30,25 @@ export const LibvirtMapping: readonly MappingRow[] = [
   { xpath: `${D}/uuid`, field: 'uuid' },
   { xpath: `${D}/title`, field: 'title' },
   { xpath: `${D}/description`, field: 'description' },
-  { xpath: `${D}/metadata`, unsupported: 'application metadata in other namespaces is not kept' },
+  { xpath: `${D}/metadata`, field: '-', how: 'virtkit\'s own `<virtkit:definition xmlns:virtkit="https://virtkit.dev/xmlns/domain/1">` is read back (what libvirt XML has no element for); application metadata in other namespaces is not kept' },
+  { xpath: `${D}/metadata/virtkit:definition`, field: '-', how: 'written by `dumpxml`; the prefix `virtkit` bound to virtkit\'s namespace' },
+  { xpath: `${D}/metadata/virtkit:definition/virtkit:hostfwd`, field: 'nics[].hostfwd', how: 'one port forward of the NIC whose MAC is `nic`' },
+  { xpath: `${D}/metadata/virtkit:definition/virtkit:hostfwd/@nic`, field: 'nics[].hostfwd' },
+  { xpath: `${D}/metadata/virtkit:definition/virtkit:hostfwd/@rule`, field: 'nics[].hostfwd' },
+  { xpath: `${D}/metadata/virtkit:definition/virtkit:boot`, field: 'boot', how: 'a guest loader\'s menu entry (`entry`, or `entry-index`), kernel, initrd, cmdline' },
+  { xpath: `${D}/metadata/virtkit:definition/virtkit:boot/@entry`, field: 'boot.entry' },
+  { xpath: `${D}/metadata/virtkit:definition/virtkit:boot/@entry-index`, field: 'boot.entry' },
+  { xpath: `${D}/metadata/virtkit:definition/virtkit:boot/@kernel`, field: 'boot.kernel' },
+  { xpath: `${D}/metadata/virtkit:definition/virtkit:boot/@initrd`, field: 'boot.initrd' },
+  { xpath: `${D}/metadata/virtkit:definition/virtkit:boot/@cmdline`, field: 'boot.cmdline' },
+  { xpath: `${D}/metadata/virtkit:definition/virtkit:disk`, field: 'disks[].id', how: 'the id of the disk whose target is `target`, where it differs' },
+  { xpath: `${D}/metadata/virtkit:definition/virtkit:disk/@target`, field: 'disks[].id' },
+  { xpath: `${D}/metadata/virtkit:definition/virtkit:disk/@id`, field: 'disks[].id' },
+  { xpath: `${D}/metadata/virtkit:definition/virtkit:host-shutdown`, field: 'on_host_shutdown', how: 'the manager\'s policy (libvirt\'s is libvirt-guests)' },
+  { xpath: `${D}/metadata/virtkit:definition/virtkit:host-shutdown/@action`, field: 'on_host_shutdown' },
+  { xpath: `${D}/metadata/virtkit:definition/virtkit:host-shutdown/@timeout`, field: 'shutdown_timeout' },
+  { xpath: `${D}/metadata/virtkit:definition/virtkit:vnc`, field: 'vnc_password' },
+  { xpath: `${D}/metadata/virtkit:definition/virtkit:vnc/@password`, field: 'vnc_password', how: '`required`' },
   { xpath: `${D}/memory`, field: 'memory', how: 'in `unit` (default KiB); every libvirt unit' },
   { xpath: `${D}/memory/@unit`, field: 'memory' },
   { xpath: `${D}/currentMemory`, field: '-', how: 'must equal `memory`: the guest boots with all of it (`setmem` moves the balloon once it runs)' },
@@ -202,7 +220,7 @@ export const LibvirtMapping: readonly MappingRow[] = [
   { xpath: `${Dev}/graphics/listen/@type`, field: '-' },
   { xpath: `${Dev}/graphics/listen/@address`, field: '-' },
   { xpath: `${Dev}/graphics/listen/@socket`, field: '-' },
-  { xpath: `${Dev}/graphics/@passwd`, unsupported: 'set a VNC password with `vnc_password: true` and `virtkit vncdisplay --password`' },
+  { xpath: `${Dev}/graphics/@passwd`, field: 'vnc_password', how: 'any value -> `vnc_password: true`, with a warning: the password itself is not kept (set it with `virtkit vncdisplay NAME --password` once it runs; a password never goes in a definition)' },
   { xpath: `${Dev}/graphics/@keymap`, unsupported: 'keymaps are not configurable' },
   { xpath: `${Dev}/graphics/image`, unsupported: 'SPICE image compression has no meaning for VNC' },
   { xpath: `${Dev}/audio`, unsupported: 'no sound devices' },
@@ -278,6 +296,7 @@ export function genericXpath(xpath: string): string {
  */
 export function unsupportedReason(xpath: string): string {
   const generic = genericXpath(xpath);
+  if (generic === '/domain/metadata' || generic.startsWith('/domain/metadata/') && !generic.startsWith('/domain/metadata/virtkit:definition')) return 'not supported: application metadata in other namespaces is not kept';
   const own = byPath.get(generic);
   if (own?.unsupported !== undefined) return `not supported: ${own.unsupported}`;
   if (own?.how !== undefined) return `not supported here (${own.how})`;
