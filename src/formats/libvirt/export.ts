@@ -118,7 +118,9 @@ function exportDisks(x: Lines, def: DomainDefinition): void {
 
 function exportNics(x: Lines, def: DomainDefinition): void {
   for (const nic of def.nics) {
-    x.block(open('interface', [['type', 'user']]), 'interface', () => {
+    const user = nic.network === 'user';
+    x.block(open('interface', [['type', user ? 'user' : 'network']]), 'interface', () => {
+      if (!user) x.add(empty('source', [['network', nic.network]]));
       x.add(empty('mac', [['address', nic.mac]]));
       x.add(empty('model', [['type', nic.model]]));
     });

@@ -558,7 +558,7 @@ function importInterface(ctx: Ctx, el: XmlElement, index: number, macs: Map<stri
   const type = el.attrs.get('type');
   const path = `nics[${index}]`;
   if (type !== 'user' && type !== 'network' && type !== 'bridge') {
-    r.refuseElement(el, `type ${quoted(type)}: user, network or bridge interfaces only (network and bridge become user)`);
+    r.refuseElement(el, `type ${quoted(type)}: user, network or bridge interfaces only`);
     return undefined;
   }
   r.attr(el, 'type');
@@ -566,8 +566,14 @@ function importInterface(ctx: Ctx, el: XmlElement, index: number, macs: Map<stri
   const nic: Def = { network: 'user' };
   const source = r.child(el, 'source');
   if (type !== 'user') {
+    // A libvirt network or host bridge becomes the virtkit network of that name (docs/networks.md).
     const named = source === undefined ? undefined : r.attr(source, type);
-    r.warn(el.xpath, `type ${type}${named === undefined ? '' : ` (${type} ${quoted(named)})`} became a user-mode NIC: virtkit has no ${type === 'network' ? 'networks' : 'bridges'} yet`);
+    if (named === undefined) throw invalid(`${el.xpath}/source/@${type}`, `is required for an interface of type ${type}`);
+    nic['network'] = named;
+    ctx.sources.set(`${path}.network`, `${source?.xpath ?? el.xpath}/@${type}`);
+    if (type === 'bridge') {
+      r.warn(el.xpath, `bridge ${quoted(named)} became network: ${quoted(named)}: define a virtkit network of that name with mode: bridge and bridge: ${quoted(named)} (virtkit net-define) before the guest starts`);
+    }
   }
   const mac = r.child(el, 'mac');
   const address = mac === undefined ? undefined : r.attr(mac, 'address');

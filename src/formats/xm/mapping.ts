@@ -199,7 +199,9 @@ function mapVifs(s: MapState, a: XmAssignment): void {
         if (model === undefined) unsupported(s, `${path}.model`, item.at, `model "${value}" is not one virtkit offers (virtio, e1000, rtl8139); the default (virtio) is used`);
         else nic['model'] = model;
       } else if (key === 'bridge') {
-        warn(s, `${path}.bridge`, item.at, `bridge ${value} is not joined: the NIC is a user-mode NIC (QEMU's NAT) until virtkit has networks`);
+        // The bridge becomes the virtkit network of that name, as libvirt's <interface type='bridge'> does.
+        nic['network'] = value;
+        warn(s, `${path}.bridge`, item.at, `bridge ${value} became network: ${value}: define a virtkit network of that name with mode: bridge and bridge: ${value} (virtkit net-define) before the guest starts`);
       } else if (key === 'type') {
         // ioemu / vif / netfront: which Xen back end; QEMU emulates the one NIC.
       } else if (VifIgnored[key] !== undefined) {
@@ -282,7 +284,7 @@ export const XmKeys: Readonly<Record<string, KeyRule>> = {
   },
   vif: {
     field: 'nics',
-    how: 'one user-mode NIC each: `mac=` kept, `model=` virtio/e1000/rtl8139, `bridge=` dropped with a warning (no networks yet), `script=`/`ip=`/`vifname=` ignored with a warning',
+    how: 'one NIC each: `mac=` kept, `model=` virtio/e1000/rtl8139, `bridge=NAME` -> `network: NAME` with a warning (a virtkit network of that name with `mode: bridge` must be defined; without `bridge=` a user-mode NIC), `script=`/`ip=`/`vifname=` ignored with a warning',
     map: mapVifs,
   },
   on_poweroff: lifecycle('on_poweroff'),

@@ -64,12 +64,12 @@ describe('xm fixtures', () => {
 });
 
 describe('xm reader', () => {
-  test('the seed config maps to a direct boot with the disk renamed, the bridge warned about', () => {
+  test('the seed config maps to a direct boot with the disk renamed, the bridge a network, warned about', () => {
     const read = readXmConfig(readFileSync(join(dir, 'seed-short.cfg'), 'utf8'));
     const def = validateDefinition(read.definition);
     expect(def.boot).toEqual({ loader: 'direct', kernel: '/boot/vmlinuz-xen', initrd: '/boot/initrd-xen.img', cmdline: 'root=/dev/vda ro' });
     expect(def.disks).toMatchObject([{ source: '/path/disk.img', format: 'raw', bus: 'virtio', target: 'vda', readonly: false }]);
-    expect(def.nics).toMatchObject([{ network: 'user', mac: '00:16:3e:22:15:51' }]);
+    expect(def.nics).toMatchObject([{ network: 'xenbr0', mac: '00:16:3e:22:15:51' }]);
     expect(def.memory).toBe(128 * 1024 * 1024);
     expect(read.warnings.map((w) => w.path)).toEqual(expect.arrayContaining(['disk[0]', 'vif[0].bridge', 'root']));
     expect(def.notes?.length).toBe(read.warnings.length);
