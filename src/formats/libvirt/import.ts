@@ -410,9 +410,18 @@ function importOs(ctx: Ctx, root: XmlElement): BootFacts {
       r.warn(loader.xpath, `firmware ${path} is not used: virtkit boots UEFI guests with Debian's OVMF_CODE_4M.fd`);
     }
   }
+  // Firmware features (virt-install writes them): what virtkit's OVMF does is asked for; anything else is not honoured.
+  const features = r.child(os, 'firmware');
+  for (const feature of features === undefined ? [] : r.all(features, 'feature')) {
+    const name = r.attr(feature, 'name');
+    const enabled = feature.attrs.get('enabled');
+    if ((name === 'secure-boot' || name === 'enrolled-keys') && enabled === 'no') r.attr(feature, 'enabled');
+    else r.refuseValue(feature, 'enabled', `${quoted(name)} enabled: virtkit's OVMF has no Secure Boot and no enrolled keys`);
+  }
   const nvram = r.child(os, 'nvram');
   if (nvram !== undefined) {
     r.text(nvram);
+    r.attr(nvram, 'template');
     r.warn(nvram.xpath, 'the variable store is not used: virtkit keeps a fresh one of its own for the domain');
   }
   return facts;
