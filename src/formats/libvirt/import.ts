@@ -336,6 +336,8 @@ function importCpus(ctx: Ctx, root: XmlElement): void {
     const quotaText = r.text(quota);
     const period = cputune.children.find((c) => c.name === 'period');
     const periodUs = period === undefined ? 100000 : integerText(ctx, r.use(period));
+    // libvirt writes -1 (any negative, in older versions) for no limit: cpu_quota absent.
+    if (/^-[0-9]{1,20}$/.test(quotaText)) return;
     if (!/^[0-9]{1,12}$/.test(quotaText) || periodUs === 0) {
       r.unsupported.push({ path: quota.xpath, message: `${quoted(quotaText)} is not supported: a positive quota in microseconds per period` });
     } else {

@@ -68,7 +68,7 @@ export const LibvirtMapping: readonly MappingRow[] = [
   { xpath: `${D}/cputune`, field: '-' },
   { xpath: `${D}/cputune/shares`, field: 'cpu_shares' },
   { xpath: `${D}/cputune/period`, field: 'cpu_quota', how: 'with `quota`: `cpu_quota` = quota / period in percent (period default 100000)' },
-  { xpath: `${D}/cputune/quota`, field: 'cpu_quota' },
+  { xpath: `${D}/cputune/quota`, field: 'cpu_quota', how: '`-1` (or any negative): unlimited, `cpu_quota` absent' },
   { xpath: `${D}/cputune/vcpupin`, unsupported: 'vCPU pinning is not supported' },
   { xpath: `${D}/cputune/emulatorpin`, unsupported: 'pinning is not supported' },
   { xpath: `${D}/resource`, unsupported: 'virtkit places each QEMU in its own cgroup under virtkit/' },
