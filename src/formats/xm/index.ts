@@ -39,6 +39,7 @@ export interface XmImport {
  *         settings virtkit cannot honour (without `lenient`), listed in `data.unsupported`.
  */
 export function readXmConfig(text: string, opts: XmReadOptions = {}): XmImport {
+  refuseMarkup(text, opts.sourceName);
   const assignments = parseXm(text, opts.sourceName);
   const s: MapState = {
     read: new ValueReader(opts.sourceName),
@@ -65,15 +66,27 @@ export function readXmConfig(text: string, opts: XmReadOptions = {}): XmImport {
   composeBoot(s);
   if (s.unsupported.length > 0 && opts.lenient !== true) {
     const where = opts.sourceName === undefined ? 'the xm config' : opts.sourceName;
-    const list = s.unsupported.map((u) => `${u.path} (${u.message})`);
+    // One per line, in line order, as the libvirt importer lists them.
+    const list = [...s.unsupported].sort((a, b) => lineOf(a) - lineOf(b)).map((u) => `  ${u.path}: ${u.message}`);
     throw new VirtkitError('definition.unsupported',
-      `${where}: ${s.unsupported.length === 1 ? 'a setting' : `${s.unsupported.length} settings`} cannot be honoured: ${list.join('; ')}; --lenient imports anyway and keeps the list in notes`,
-      { unsupported: s.unsupported.map((u) => `${u.path}: ${u.message}`), ...(opts.sourceName === undefined ? {} : { source: opts.sourceName }) });
+      `${where}: ${s.unsupported.length === 1 ? 'a setting' : `${s.unsupported.length} settings`} cannot be honoured (--lenient imports anyway and keeps this list in notes):\n${list.join('\n')}`,
+      { unsupported: [...s.unsupported].sort((a, b) => lineOf(a) - lineOf(b)).map((u) => `${u.path}: ${u.message}`), ...(opts.sourceName === undefined ? {} : { source: opts.sourceName }) });
   }
   const all = [...s.warnings, ...s.unsupported.map((u) => ({ path: u.path, message: `${u.message} (not imported)` }))]
     .sort((a, b) => lineOf(a) - lineOf(b));
   if (all.length > 0) s.def['notes'] = all.map((w) => `xm ${w.path}: ${w.message}`);
   return { definition: s.def, warnings: all };
+}
+
+/**
+ * A document that starts with `<` (after blanks or a byte order mark) is markup, most likely
+ * libvirt XML given with `--format xm`: say so rather than report a Python syntax error.
+ */
+function refuseMarkup(text: string, sourceName: string | undefined): void {
+  if (!/^\uFEFF?\s*</.test(text)) return;
+  const where = sourceName ?? 'the file';
+  const hint = /^\uFEFF?\s*(<\?xml[^>]*>\s*)?<domain[\s>]/.test(text) ? ': it is libvirt domain XML (use --format libvirt, or leave --format out)' : ': it starts with "<", as XML does';
+  throw new VirtkitError('definition.invalid', `${where}: not an xm config${hint}`, { path: 'definition', rule: 'xm', line: 1, column: 1, ...(sourceName === undefined ? {} : { source: sourceName }) });
 }
 
 function lineOf(w: ImportWarning): number {
