@@ -9,7 +9,7 @@ import { HttpStatus, httpStatusOf } from '../api/http-status.js';
 import { ErrorMeanings } from '../api/error-meanings.js';
 import { ErrorCodes } from '../util/errors.js';
 import { ExitCodeOf, ExitCodes, exitCodeFor } from './exit-codes.js';
-import { renderErrorTable } from './error-table.js';
+import { renderErrorTable, renderExitSummary } from './error-table.js';
 
 const page = resolve('docs/errors.md');
 const section = /(<!-- errors:begin[^\n]*-->\n)([\s\S]*?)(\n<!-- errors:end -->)/;
@@ -23,6 +23,18 @@ describe('docs/errors.md', () => {
       return;
     }
     expect(section.exec(text)?.[2]).toBe(renderErrorTable());
+  });
+
+  it('has the exit-status summary the code renders, 13 (partial) and 141 (closed pipe) among them', () => {
+    const summary = /(<!-- exit-codes:begin[^\n]*-->\n)([\s\S]*?)(\n<!-- exit-codes:end -->)/;
+    const text = readFileSync(page, 'utf8');
+    expect(text).toMatch(summary);
+    if (process.env['VIRTKIT_REGENERATE'] === '1') {
+      writeFileSync(page, text.replace(summary, (_all, begin: string, _old: string, end: string) => `${begin}${renderExitSummary()}${end}`));
+      return;
+    }
+    expect(summary.exec(text)?.[2]).toBe(renderExitSummary());
+    expect(renderExitSummary()).toMatch(/ 13 partial: .* 141 the reader of the output went away/);
   });
 
   it('has one row per error code', () => {
