@@ -117,20 +117,21 @@ describe.sequential('virtkit create', { timeout: 240_000 }, () => {
       `disk = [ "tap:qcow2:/${join(work, 'root.qcow2')},xvda1,w" ]`,
       'root = "/dev/xvda1 ro"',
       `extra = "${await guestCmdline()}"`,
-      'vif = [ "mac=00:16:3e:22:15:51,bridge=xenbr0" ]',
+      // bridge= would put the NIC on a virtkit network of that name (test/fixtures/xm covers it): user networking here.
+      'vif = [ "mac=00:16:3e:22:15:51" ]',
       '',
     ].join('\n'));
     const defined = await d.cli(['define', '--format', 'xm', cfg]);
     expect(defined.code, defined.stderr).toBe(0);
-    expect(defined.stderr).toMatch(/warning: vif\[0\]\.bridge: line 10: bridge xenbr0 is not joined/);
     const def = YAML.parse((await d.client().getDefinition('xmguest')).text) as {
       boot: { cmdline: string }; disks: { source: string; format: string; target: string }[]; nics: { mac: string; network: string }[]; notes: string[];
     };
     expect(def.disks).toMatchObject([{ source: join(work, 'root.qcow2'), format: 'qcow2', target: 'vda' }]);
     expect(def.boot.cmdline.startsWith('root=/dev/vda ro ')).toBe(true);
     expect(def.nics).toMatchObject([{ mac: '00:16:3e:22:15:51', network: 'user' }]);
-    expect(def.notes.some((n) => n.startsWith('xm vif[0].bridge: line 10:'))).toBe(true);
-    expect((await d.cli(['start', 'xmguest'])).code).toBe(0);
+    expect(def.notes.length).toBeGreaterThan(0);
+    const started = await d.cli(['start', 'xmguest']);
+    expect(started.code, started.stderr).toBe(0);
     await d.waitConsole('xmguest', Ready);
     await d.client().destroy('xmguest');
   });

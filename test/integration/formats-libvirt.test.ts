@@ -88,14 +88,29 @@ describe('libvirt XML through the CLI', () => {
 
     const lenient = await d.cli(['define', '--lenient', join(fixtures, 'lenient-virt-manager.xml')]);
     expect(lenient.code, lenient.stderr).toBe(0);
-    expect(lenient.stderr).toContain('warning: /domain/devices/interface[1]: type network');
     const def = JSON.parse((await d.cli(['dumpdef', 'debian12', '--json'])).stdout) as { notes: string[]; nics: { network: string }[] };
     expect(def.notes).toContain('/domain/devices/sound[1]: not supported: no sound devices');
-    expect(def.nics[0]?.network).toBe('user');
+    // <interface type='network'><source network='default'/>: the virtkit network of that name.
+    expect(def.nics[0]?.network).toBe('default');
     const dumped = await d.cli(['dumpxml', 'debian12']);
     validate(dumped.stdout, 'lenient');
     expect(dumped.stdout).toContain('<!-- virtkit note: /domain/devices/sound[1]: not supported: no sound devices -->');
     expect((await d.cli(['undefine', 'debian12'])).code).toBe(0);
+  });
+
+  it('refuses to dump a description XML cannot carry, and writes no raw ESC', async () => {
+    const file = join(dir, 'escape.yaml');
+    writeFileSync(file, 'name: escape\nmemory: 128MiB\ndescription: "a\\x1bb\\x07c"\n');
+    expect((await d.cli(['define', file])).code).toBe(0);
+    const dumped = await d.cli(['dumpxml', 'escape']);
+    expect(dumped.code).toBe(5);
+    expect(dumped.stderr).toContain('definition.unsupported');
+    expect(dumped.stderr).toContain('description: holds U+001B');
+    expect(`${dumped.stdout}${dumped.stderr}`).not.toMatch(/[\x00-\x08\x0b\x0c\x0e-\x1f]/);
+    const converted = await d.cli(['convert', '--to', 'libvirt', file]);
+    expect(converted.code).toBe(5);
+    expect(converted.stdout).toBe('');
+    expect((await d.cli(['undefine', 'escape'])).code).toBe(0);
   });
 
   it('takes --format and refuses an unknown one', async () => {
