@@ -184,6 +184,12 @@ describe('damaged images', () => {
     expect(long.code).toBe(0);
     expect(text(await virtkit(['fs', 'cat', img, `#${ino}`]))).toBe('slash\n');
     expect(text(await virtkit(['fs', 'stat', img, `#${ino}`]))).toContain(`Inode: ${ino}`);
+    // an inode number that cannot be is a bad argument, not a corrupt image
+    for (const ref of ['#99999', '#0', '#abc']) {
+      const res = await virtkit(['fs', 'cat', img, ref]);
+      expect(res.code, ref).toBe(5);
+      expect(String(res.stderr), ref).toMatch(/argument\.invalid: #\w*: #N takes an inode number 1\.\.\d+/);
+    }
   });
 
   it('6: names with control characters or invalid UTF-8 are quoted on a terminal, exact with -0 and --json', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { isVirtkitError, type ErrorCode } from '../../util/errors.js';
-import { PathFilesystem } from './path.js';
+import { inodeReference, PathFilesystem } from './path.js';
 import type { DirEntry, FileStat, FilesystemDriver, FsNode } from './types.js';
 
 /** An in-memory tree: directories are objects, files strings, symlinks `{ link }`. */
@@ -85,5 +85,31 @@ describe('path resolution', () => {
     expect(Buffer.concat(chunks).toString()).toBe('contents');
     const missing = fs.createReadStream('/nope');
     await expect((async () => { for await (const _ of missing) { /* drain */ } })()).rejects.toSatisfy((e) => isVirtkitError(e, 'fs.not-found'));
+  });
+});
+
+describe('#N paths', () => {
+  const codeAndMessage = (fn: () => unknown): string => {
+    try {
+      fn();
+    } catch (err) {
+      if (isVirtkitError(err)) return `${err.code}: ${err.message}`;
+      throw err;
+    }
+    return 'ok';
+  };
+
+  test('#N within 1..count starts a path at inode N; other paths are not inode references', () => {
+    expect(inodeReference('#12', 100)).toBe(12);
+    expect(inodeReference('#12/sub/file', 100)).toBe(12);
+    expect(inodeReference('/#12', 100)).toBeUndefined();
+    expect(inodeReference('etc/motd', 100)).toBeUndefined();
+  });
+
+  test('#0, #abc and a number beyond the inode count are argument.invalid naming the range', () => {
+    expect(codeAndMessage(() => inodeReference('#0', 2048))).toBe('argument.invalid: #0: #N takes an inode number 1..2048');
+    expect(codeAndMessage(() => inodeReference('#abc/x', 2048))).toBe('argument.invalid: #abc: #N takes an inode number 1..2048');
+    expect(codeAndMessage(() => inodeReference('#99999', 2048))).toBe('argument.invalid: #99999: #N takes an inode number 1..2048');
+    expect(codeAndMessage(() => inodeReference('#', 2048))).toBe('argument.invalid: #: #N takes an inode number 1..2048');
   });
 });

@@ -27,12 +27,19 @@ export function splitPath(path: string): string[] {
   return path.split('/').filter((c) => c !== '' && c !== '.');
 }
 
-/** N when `path` starts with the component `#N` (no leading slash): a path from inode N. */
-export function inodeReference(path: string): number | undefined {
-  const m = /^#([0-9]{1,10})(?:\/|$)/.exec(path);
-  if (m === null) return undefined;
-  const n = Number(m[1]);
-  return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+/**
+ * N when `path` starts with the component `#N` (no leading slash): a path from inode N. Any
+ * other first component starting with `#` (`#0`, `#abc`) is `argument.invalid`: it can only
+ * have meant an inode number (a file named `#abc` is `/#abc`). `count` is the filesystem's
+ * number of nodes, for the message and the range check.
+ */
+export function inodeReference(path: string, count?: number): number | undefined {
+  if (!path.startsWith('#')) return undefined;
+  const first = path.split('/', 1)[0]!;
+  const n = /^#[0-9]{1,15}$/.test(first) ? Number(first.slice(1)) : NaN;
+  if (Number.isSafeInteger(n) && n > 0 && (count === undefined || n <= count)) return n;
+  const range = count === undefined ? '1 or more' : `1..${count}`;
+  throw new VirtkitError('argument.invalid', `${first.slice(0, 32)}: #N takes an inode number ${range}`, { path: path.slice(0, 64), ...(count === undefined ? {} : { count }) });
 }
 
 export function joinPath(names: readonly string[]): string {
@@ -54,7 +61,7 @@ export class PathFilesystem<N extends FsNode> implements Filesystem {
     const root: Step<N> = { name: '', node: await this.driver.root() };
     let chain: Step<N>[] = [root];
     const pending = splitPath(path).reverse();
-    const start = inodeReference(path);
+    const start = inodeReference(path, this.driver.nodeCount);
     if (start !== undefined) {
       // `#N`: the walk starts at node N (a name with `/` in it is reachable no other way).
       if (this.driver.nodeByNumber === undefined) {

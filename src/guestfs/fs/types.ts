@@ -110,6 +110,8 @@ export interface FilesystemDriver<N extends FsNode = FsNode> {
   scan?(dir: N): Promise<DirScan>;
   /** Node number `n` (an inode), for `#N` paths; readers without node numbers leave it out. */
   nodeByNumber?(n: number): Promise<N>;
+  /** How many node numbers there are (1..count), for `#N` paths. */
+  readonly nodeCount?: number;
   /** The child named `name` of directory `dir`, or undefined. `name` is never `.`, `..` or empty. */
   lookup(dir: N, name: string): Promise<N | undefined>;
   stat(node: N): Promise<FileStat>;

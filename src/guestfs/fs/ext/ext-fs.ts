@@ -142,6 +142,11 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
     return { ino, inode, type: inode.type, size: inode.size };
   }
 
+  /** Inode numbers run 1..count; `#N` beyond it is an argument error (path.ts), not a corrupt image. */
+  get nodeCount(): number {
+    return this.sb.inodesCount;
+  }
+
   /** Inode `n` as a node, for `#N` paths. */
   nodeByNumber(n: number): Promise<ExtNode> {
     return this.node(n);
