@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import type { Command } from 'commander';
 import type { DomainDefinition } from '../../conf/index.js';
-import { loadDefinitionAnyFormat } from './definition-input.js';
+import { FormatOptionHelp, loadDefinitionAnyFormat } from './definition-input.js';
 import { planGuestBoot, type BootPlan } from '../../guestfs/boot/index.js';
 import { buildCommand, resolveFsDrivers, type CommandContext, type QemuCommand } from '../../qemu/command/index.js';
 import { OvmfDefaults, VarsFileName } from '../../qemu/firmware/index.js';
@@ -22,6 +22,8 @@ interface ArgvOptions {
   runDir?: string;
   binary?: string;
   accel?: string;
+  format?: string;
+  lenient?: boolean;
 }
 
 /** Where `virtkit run` puts a guest's run directory: $XDG_RUNTIME_DIR/virtkit/run, else the temp dir. */
@@ -110,7 +112,9 @@ export function register(program: Command): void {
   program
     .command('argv')
     .description('print the QEMU command line a definition makes, without starting anything (like virsh domxml-to-native)')
-    .argument('<definition>', 'definition file, YAML or JSON')
+    .argument('<definition>', 'definition file: YAML, JSON, libvirt domain XML or a Xen xm/xl config, told apart by content ("-" reads stdin)')
+    .option('--format <format>', FormatOptionHelp)
+    .option('--lenient', 'libvirt XML and xm: go on even though some elements cannot be honoured (each is reported on stderr)')
     .option('--json', 'print {"binary", "argv", "env"} as JSON')
     .option('--run-dir <dir>', 'run directory to put in the command line (default: the one virtkit run would create)')
     .option('--binary <path>', `QEMU binary (default ${DEFAULT_QEMU_BINARY})`)
@@ -121,7 +125,7 @@ Examples:
   virtkit argv guest.yaml --json | jq -r '.argv[]'
   virtkit argv guest.yaml --run-dir /tmp/r --accel tcg`)
     .action(async (path: string, opts: ArgvOptions) => {
-      const def = await loadDefinitionAnyFormat(path);
+      const def = await loadDefinitionAnyFormat(path, { ...(opts.format === undefined ? {} : { format: opts.format }), ...(opts.lenient === undefined ? {} : { lenient: opts.lenient }) });
       const binary = opts.binary ?? DEFAULT_QEMU_BINARY;
       const { accel, reason } = await chooseAccel(def, opts.accel, binary);
       const runDir = opts.runDir ?? defaultRunDir(def.name);

@@ -56,11 +56,11 @@ export function printImportWarnings(warnings: readonly ImportWarning[]): void {
 
 /**
  * A definition file in any format, validated, for the commands that use it in-process
- * (`run`, `argv`): the same rule as `define` without `--format` (by content), strict about
- * what cannot be honoured; import warnings go to stderr.
+ * (`run`, `argv`): the same rule as `define` (by content unless `--format` says, strict about
+ * what cannot be honoured unless `--lenient`); import warnings go to stderr.
  */
-export async function loadDefinitionAnyFormat(path: string): Promise<DomainDefinition> {
-  const input = await readDefinitionInput(path, {});
+export async function loadDefinitionAnyFormat(path: string, opts: { format?: string; lenient?: boolean } = {}): Promise<DomainDefinition> {
+  const input = await readDefinitionInput(path, opts);
   if (input.kind === 'definition') {
     printImportWarnings(input.warnings);
     return input.definition;

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Command } from 'commander';
-import { loadDefinitionAnyFormat } from './definition-input.js';
+import { FormatOptionHelp, loadDefinitionAnyFormat } from './definition-input.js';
 import { QemuDomainDriver, watchConsoleFor, type ExitInfo, type GuestHandle, type LifecycleEvent } from '../../qemu/index.js';
 import { timeoutOption } from '../options.js';
 
@@ -36,13 +36,17 @@ const ESCAPE_BYTE = 0x1d;
 interface RunOptions {
   untilReady?: boolean;
   timeout: number;
+  format?: string;
+  lenient?: boolean;
 }
 
 export function register(program: Command): void {
   program
     .command('run')
     .description('run a guest in the foreground with its serial console on this terminal (no daemon)')
-    .argument('<definition>', 'definition file (YAML or JSON)')
+    .argument('<definition>', 'definition file: YAML, JSON, libvirt domain XML or a Xen xm/xl config, told apart by content ("-" reads stdin)')
+    .option('--format <format>', FormatOptionHelp)
+    .option('--lenient', 'libvirt XML and xm: go on even though some elements cannot be honoured (each is reported on stderr)')
     .option('--until-ready', `boot, wait for "${READY_MARKER}" on the console, stop the guest cleanly, exit 0`)
     .addOption(timeoutOption('with --until-ready: how long to wait for the ready marker').default(120))
     .addHelpText('after', `
@@ -60,7 +64,7 @@ Examples:
 
 async function runGuest(path: string, opts: RunOptions): Promise<number> {
   const timeoutS = opts.timeout;
-  const def = await loadDefinitionAnyFormat(path);
+  const def = await loadDefinitionAnyFormat(path, { ...(opts.format === undefined ? {} : { format: opts.format }), ...(opts.lenient === undefined ? {} : { lenient: opts.lenient }) });
   // This command is the guest's manager: the driver carries out on_poweroff / on_reboot /
   // on_crash (restart, preserve until Ctrl-] or a signal, destroy); once a stop was asked for,
   // nothing restarts the guest. Here we only say what it did.
