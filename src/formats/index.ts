@@ -7,7 +7,7 @@ import { parseDefinitionDocument, validateDefinition, type DomainDefinition, typ
 import { VirtkitError } from '../util/errors.js';
 import { importLibvirtXml } from './libvirt/index.js';
 
-export { exportLibvirtXml, importLibvirtXml, LibvirtMapping, renderMappingTable, type LibvirtImport, type MappingRow } from './libvirt/index.js';
+export { exportLibvirtXml, importLibvirtNetworkXml, importLibvirtXml, LibvirtMapping, renderMappingTable, type LibvirtImport, type MappingRow } from './libvirt/index.js';
 
 export const InputFormats = ['auto', 'yaml', 'json', 'libvirt', 'xm'] as const;
 export type InputFormat = (typeof InputFormats)[number];

@@ -7,17 +7,19 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import YAML from 'yaml';
 import type { NetworkInfo } from '../../api/index.js';
+import { importLibvirtNetworkXml } from '../../formats/index.js';
 import { VirtkitError } from '../../util/errors.js';
 import { escapeForTerminal } from '../../util/terminal-text.js';
 import { printJson, printTable, withClient, withConnect, type ConnectOpts } from './connect.js';
 
 type Opts = ConnectOpts & { json?: boolean };
 
-/** A network definition file: JSON when it parses as JSON, else YAML. */
+/** A network definition file: libvirt network XML when it starts with "<", JSON when it parses as JSON, else YAML. */
 export async function readNetworkFile(file: string): Promise<unknown> {
   const text = await readFile(file, 'utf8').catch((err: unknown) => {
     throw new VirtkitError('definition.not-found', `cannot read ${file}: ${(err as Error).message}`, { file });
   });
+  if (/^\uFEFF?\s*</.test(text)) return importLibvirtNetworkXml(text);
   try {
     return text.trimStart().startsWith('{') ? JSON.parse(text) as unknown : YAML.parse(text) as unknown;
   } catch (err) {
@@ -42,7 +44,7 @@ export function describeNetwork(n: NetworkInfo): string {
 
 export function register(program: Command): void {
   withConnect(program.command('net-define')
-    .description('define a network from a YAML or JSON file: {name, mode: nat|isolated|bridge|user, bridge?, subnet?, dhcp?: {start, end}, domain?}')
+    .description('define a network from a YAML, JSON or libvirt network XML file: {name, mode: nat|isolated|bridge|user, bridge?, subnet?, dhcp?: {start, end}, domain?}')
     .argument('<file>', 'the definition file')
     .option('--json', 'print the network info as JSON')
     .addHelpText('after', '\nExample file:\n  name: lab\n  mode: nat\n  subnet: 192.168.100.0/24\n  domain: lab.test\n'))
