@@ -113,6 +113,21 @@ describe('libvirt XML through the CLI', () => {
     expect((await d.cli(['undefine', 'escape'])).code).toBe(0);
   });
 
+  it('net-define reads libvirt network XML', async () => {
+    const file = join(dir, 'net.xml');
+    writeFileSync(file, "<network><name>vklab</name><forward mode='nat'/><ip address='10.213.77.1' netmask='255.255.255.0'><dhcp><range start='10.213.77.10' end='10.213.77.20'/></dhcp></ip></network>\n");
+    const defined = await d.cli(['net-define', file]);
+    expect(defined.code, defined.stderr).toBe(0);
+    const dumped = await d.cli(['net-dumpdef', 'vklab', '--json']);
+    expect(dumped.code, dumped.stderr).toBe(0);
+    expect(JSON.parse(dumped.stdout)).toMatchObject({ name: 'vklab', mode: 'nat', subnet: '10.213.77.0/24', dhcp: { start: '10.213.77.10', end: '10.213.77.20' } });
+    expect((await d.cli(['net-undefine', 'vklab'])).code).toBe(0);
+    writeFileSync(file, "<network><name>routed</name><forward mode='route'/></network>\n");
+    const refused = await d.cli(['net-define', file]);
+    expect(refused.code).toBe(5);
+    expect(refused.stderr).toContain('/network/forward/@mode: "route" is not supported');
+  });
+
   it('takes --format and refuses an unknown one', async () => {
     const asYaml = await d.cli(['convert', '--from', 'yaml', join(fixtures, 'minimal.xml')]);
     expect(asYaml.code).toBe(5);
