@@ -100,8 +100,11 @@ describe('damaged images', () => {
     expect(text(ls).split('\n').map((l) => l.split(' ').pop())).toEqual([...inodes.filter((e) => !inGroup2(e.ino)).map((e) => e.name), '']);
     expect(text(ls)).not.toContain('?---------');
     for (const { name } of inodes.filter((e) => inGroup2(e.ino))) {
-      expect(ls.stderr).toContain(`virtkit: ${name}: fs.corrupt: ext group descriptor at offset`);
+      // the same path form as -R reports it
+      expect(ls.stderr).toContain(`virtkit: /${name}: fs.corrupt: ext group descriptor at offset`);
     }
+    const recursive = await virtkit(['fs', 'ls', '-R', img, '/']);
+    for (const { name } of inodes.filter((e) => inGroup2(e.ino))) expect(recursive.stderr).toContain(`virtkit: /${name}: fs.corrupt:`);
     expect(ls.stderr).toContain('bg_inode_table 0 of group 2 is outside the filesystem');
     expect(ls.code).toBe(13);
     const stat = await virtkit(['fs', 'stat', img, `/${inodes.find((e) => inGroup2(e.ino))!.name}`]);

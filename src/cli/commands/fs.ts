@@ -109,6 +109,12 @@ async function listRows(fs: Filesystem, path: string, opts: LsOptions, skips: Sk
   return rows;
 }
 
+/** A row's path from the root (from `#N` for such a path), as the -R walk reports damage: `/b`. */
+function damagePath(path: string, row: Row): string {
+  const names = row.names.length === 1 && row.names[0] === row.locator ? splitPath(row.locator) : [...splitPath(path), ...row.names];
+  return quotePath(names, !path.startsWith('#'));
+}
+
 async function list(fs: Filesystem, path: string, opts: LsOptions, skips: Skips): Promise<void> {
   const rows = await listRows(fs, path, opts, skips);
   if (opts.null === true) {
@@ -131,7 +137,7 @@ async function list(fs: Filesystem, path: string, opts: LsOptions, skips: Skips)
       st = await fs.lstat(row.locator);
       link = st.type === 'symlink' ? await fs.readlink(row.locator) : undefined;
     } catch (err) {
-      skips.report(shown, err);
+      skips.report(damagePath(path, row), err);
       continue;
     }
     if (opts.json === true) json.push({ ...jsonName('name', row.names.join('/')), ...statJson(st), ...(link === undefined ? {} : jsonName('target', link)) });
