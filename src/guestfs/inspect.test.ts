@@ -1,12 +1,17 @@
 import { describe, expect, test } from 'vitest';
 import { compileGlob } from './glob.js';
-import { elfArchitecture, kernelVersionString, parseOsRelease, releaseOfName } from './inspect.js';
+import { elfArchitecture, kernelVersion, kernelVersionString, parseOsRelease, releaseOfName } from './inspect.js';
 import { LruCache } from './lru.js';
 
 describe('os-release', () => {
   test('quoted, unquoted and escaped values; comments and junk ignored', () => {
     expect(parseOsRelease('# c\nNAME="Debian GNU/Linux"\nVERSION_ID=\'12\'\nID=debian\nPRETTY_NAME="A \\"quoted\\" name"\njunk\n'))
       .toEqual({ NAME: 'Debian GNU/Linux', VERSION_ID: '12', ID: 'debian', PRETTY_NAME: 'A "quoted" name' });
+  });
+
+  test('a quote left open takes the rest of its line without the stray quote; the next line is not part of it', () => {
+    expect(parseOsRelease('PRETTY_NAME="Two\nlines"\nID=arch\nNAME=\'Open\n'))
+      .toEqual({ PRETTY_NAME: 'Two', ID: 'arch', NAME: 'Open' });
   });
 });
 
@@ -60,6 +65,15 @@ describe('kernel versions', () => {
     expect(releaseOfName('initramfs-6.5.6-300.fc39.x86_64.img')).toBe('6.5.6-300.fc39.x86_64');
     expect(releaseOfName('vmlinuz')).toBeUndefined();
     expect(releaseOfName('vmlinuz.old')).toBeUndefined();
+  });
+
+  test('a kernel named without a version takes it from its own version string', () => {
+    const built = '6.6.1-arch1-1 (linux@archlinux) #1 SMP PREEMPT_DYNAMIC';
+    expect(kernelVersion('/boot/vmlinuz-linux', built)).toBe('6.6.1-arch1-1');
+    expect(kernelVersion('/boot/vmlinuz-linux-lts', built)).toBe('6.6.1-arch1-1');
+    expect(kernelVersion('/boot/vmlinuz-linux', undefined)).toBeUndefined();
+    expect(kernelVersion('/boot/vmlinuz-6.1.0-18-amd64', built)).toBe('6.1.0-18-amd64');
+    expect(kernelVersion('/boot/vmlinuz', built)).toBe('6.6.1-arch1-1');
   });
 
   test('the version string of an x86 boot header, and nothing from anything else', async () => {

@@ -76,7 +76,12 @@ const BLS_DIRS = ['/boot/loader/entries', '/loader/entries'];
 const KERNEL_NAME = /^(vmlinuz|vmlinux|bzImage|kernel)([-.].*)?$/;
 const INITRD_NAME = /^(initrd|initramfs)([-.].*)?$/;
 
-/** Parses os-release's KEY=value lines (values optionally quoted, with backslash escapes). */
+/**
+ * Parses os-release's KEY=value lines (values optionally quoted, with backslash escapes). A
+ * quoted value may not span lines in os-release (os-release(5)): a quote left open takes the
+ * rest of its line, without the stray quote, and the lines after it count only when they are
+ * KEY=value lines themselves.
+ */
 export function parseOsRelease(text: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const line of text.split('\n')) {
@@ -84,8 +89,9 @@ export function parseOsRelease(text: string): Record<string, string> {
     if (m === null) continue;
     let value = m[2]!;
     const q = value[0];
-    if ((q === '"' || q === "'") && value.endsWith(q) && value.length >= 2) {
-      value = value.slice(1, -1);
+    if (q === '"' || q === "'") {
+      const closed = value.length >= 2 && value.endsWith(q);
+      value = value.slice(1, closed ? -1 : undefined);
       if (q === '"') value = value.replace(/\\(["\\$`])/g, '$1');
     }
     out[m[1]!] = value;
@@ -151,6 +157,19 @@ export function releaseOfName(name: string): string | undefined {
 }
 
 /**
+ * A kernel's version: the release its file name carries (`vmlinuz-6.1.0-18-amd64`), else the
+ * first word of the image's own version string. A name suffix that is no version (Arch's
+ * `vmlinuz-linux`, `vmlinuz-linux-lts` name a flavour; releases start with a digit) is not one;
+ * the flavour still pairs the kernel with its initrd (`initramfs-linux.img`).
+ */
+export function kernelVersion(path: string, versionString: string | undefined): string | undefined {
+  const suffix = releaseOfName(path.slice(path.lastIndexOf('/') + 1));
+  if (suffix !== undefined && /^[0-9]/.test(suffix)) return suffix;
+  const word = versionString?.split(' ')[0];
+  return word === '' ? undefined : word;
+}
+
+/**
  * The version string of an x86 kernel image: the boot protocol header ("HdrS" at 0x202,
  * protocol 2.00 or later) points at it with kernel_version (0x20e), relative to 0x200.
  */
@@ -201,9 +220,10 @@ export async function inspectBoot(fs: Filesystem): Promise<BootReport> {
   const kernels: KernelReport[] = [];
   for (const k of kernelFiles.values()) {
     const versionString = await kernelVersionOf(fs, k.path);
-    const version = releaseOfName(k.path.slice(k.path.lastIndexOf('/') + 1)) ?? versionString?.split(' ')[0];
-    const initrd = version === undefined ? undefined
-      : initrds.find((i) => releaseOfName(i.path.slice(i.path.lastIndexOf('/') + 1)) === version)?.path;
+    const suffix = releaseOfName(k.path.slice(k.path.lastIndexOf('/') + 1));
+    const version = kernelVersion(k.path, versionString);
+    const pairsWith = new Set<string | undefined>([suffix, version].filter((x) => x !== undefined));
+    const initrd = initrds.find((i) => pairsWith.has(releaseOfName(i.path.slice(i.path.lastIndexOf('/') + 1))))?.path;
     kernels.push({
       ...withLinks(k),
       ...(version === undefined ? {} : { version }),
