@@ -14,6 +14,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { loadDefinition, parseDefinition, validateDefinition, type DomainDefinition, type LifecycleAction } from '../src/conf/index.js';
 import { READY_MARKER } from '../src/guestkit/index.js';
 import { blockdevProps, buildCommand, diskDeviceProps, runPaths, type CommandContext } from '../src/qemu/command/index.js';
+import { startVirtiofsd, stopVirtiofsds } from '../src/qemu/virtiofs/index.js';
 import { listArgvFixtures, loadArgvFixture } from './argv-fixtures.js';
 import { testGuestDefinition } from './helpers/guests.js';
 
@@ -55,6 +56,8 @@ function kernelFile(original: string): string {
   return stagedFile(original, (path) => copyFileSync(kernel, path));
 }
 
+const OvmfVarsTemplate = '/usr/share/OVMF/OVMF_VARS_4M.fd';
+
 function smallFile(original: string): string {
   return stagedFile(original, (path) => writeFileSync(path, 'initrd'));
 }
@@ -71,6 +74,13 @@ function stage(def: DomainDefinition, ctx: CommandContext, runDir: string): { de
     stagedCtx.bootFiles.kernel = kernelFile(stagedCtx.bootFiles.kernel);
     if (stagedCtx.bootFiles.initrd !== undefined) stagedCtx.bootFiles.initrd = smallFile(stagedCtx.bootFiles.initrd);
   }
+  // UEFI: OVMF's code as installed, the variable store a copy of OVMF's template (the driver
+  // makes one per domain beside its state; the fixture's path does not exist on this host).
+  if (stagedCtx.firmware !== undefined) {
+    stagedCtx.firmware.vars = stagedFile(stagedCtx.firmware.vars, (path) => copyFileSync(OvmfVarsTemplate, path));
+  }
+  // Shared folders: real directories (virtiofsd is started for the virtio-fs ones by the test).
+  for (const fs of staged.filesystems ?? []) fs.source = stagedFile(fs.source, (path) => mkdirSync(path));
   for (const disk of staged.disks) {
     if (disk.source !== undefined) disk.source = image(disk.source, disk.format);
     else if (disk.volume !== undefined && stagedCtx.volumePaths?.[disk.volume] !== undefined) {
@@ -136,6 +146,11 @@ describe('argv fixtures start a real QEMU', () => {
     mkdirSync(runDir);
     const { def, ctx } = stage(c.outcome.def, c.outcome.ctx, runDir);
     const command = buildCommand(def, ctx);
+    // QEMU connects to each virtio-fs share's vhost-user socket at start: virtiofsd must be there.
+    const drivers = ctx.filesystemDrivers ?? [];
+    for (const [index, fs] of (def.filesystems ?? []).entries()) {
+      if (drivers[index] === 'virtiofs') await startVirtiofsd(fs, runDir, index);
+    }
     const child = spawn(command.binary, [...command.argv, '-S'], { env: { ...process.env, ...command.env }, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     let exitStatus: number | null | undefined;
@@ -143,15 +158,17 @@ describe('argv fixtures start a real QEMU', () => {
     const exited = new Promise<void>((done) => child.on('exit', (code) => { exitStatus = code; done(); }));
     try {
       await waitForSocket(runPaths(runDir).qmpSocket, () => (exitStatus === undefined ? undefined : `QEMU exited (${exitStatus}): ${stderr}`));
+      // The QMP socket is listening before QEMU has finished creating the other files of the
+      // command line; its first answer comes from the main loop, after all of them.
+      const [status, peripherals] = await qmpSession(runPaths(runDir).qmpSocket, [
+        { execute: 'query-status' },
+        { execute: 'qom-list', arguments: { path: '/machine/peripheral' } },
+      ]) as [{ return: { status: string } }, { return: Array<{ name: string }> }];
       // The files land exactly where runPaths says, despite the hostile run directory name
       // (QEMU removes its pidfile when it quits, so look now).
       expect(existsSync(runPaths(runDir).pidFile), 'pidfile').toBe(true);
       expect(existsSync(runPaths(runDir).consoleLog), 'console log').toBe(def.serial);
-      const [status, peripherals] = await qmpSession(runPaths(runDir).qmpSocket, [
-        { execute: 'query-status' },
-        { execute: 'qom-list', arguments: { path: '/machine/peripheral' } },
-        { execute: 'quit' },
-      ]) as [{ return: { status: string } }, { return: Array<{ name: string }> }];
+      await qmpSession(runPaths(runDir).qmpSocket, [{ execute: 'quit' }]);
       expect(status.return.status).toBe('prelaunch');
       const wantedIds = command.argv.flatMap((arg, j) => {
         if (command.argv[j - 1] !== '-device') return [];
@@ -165,6 +182,7 @@ describe('argv fixtures start a real QEMU', () => {
     } finally {
       if (exitStatus === undefined) child.kill('SIGKILL');
       await exited;
+      await stopVirtiofsds(runDir);
     }
   });
 });
