@@ -84,6 +84,21 @@ describe('attach-disk and detach-disk', () => {
     expect(ctx.guest('g').definition.disks.map((d) => d.id)).toEqual(['sda']);
   });
 
+  it('a guest with a live hot-plug since its start is not saved (a restore would move its PCI slots); a restart clears it', async () => {
+    await running('g');
+    await on('g', (c) => attachDisk(c, { source: raw, target: 'vdb' }));
+    let caught: unknown;
+    try { await ctx.manager.save(ctx.origin, 'g', join(ctx.dir, 'g.save')); } catch (err) { caught = err; }
+    expect(isVirtkitError(caught) && caught.code).toBe('operation.unsupported');
+    expect((caught as Error).message).toMatch(/hot-plugged or unplugged since it started \(vdb\).*Restart the guest/);
+    expect(await codeOf(ctx.manager.managedSave(ctx.origin, 'g'))).toBe('operation.unsupported');
+    expect((await ctx.manager.state(ctx.origin, 'g')).state).toBe('running');
+    // started with the disk, the guest saves
+    await ctx.manager.destroy(ctx.origin, 'g');
+    await ctx.manager.start(ctx.origin, 'g');
+    expect((await ctx.manager.save(ctx.origin, 'g', join(ctx.dir, 'g.save'))).file).toBe(join(ctx.dir, 'g.save'));
+  });
+
   it('refuses a target in use, a missing image and the wrong format, changing nothing', async () => {
     await running('g');
     await on('g', (c) => attachDisk(c, { source: raw, target: 'vdb' }));

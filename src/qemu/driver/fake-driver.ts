@@ -142,6 +142,7 @@ export class FakeGuest {
     private readonly onGone: () => void,
   ) {
     this.exited = new Promise((r) => { this.resolveExit = r; });
+    this.started = def;
     this.observed = new FakeObservedState(runDir, () => this.def, pid);
     this.hotplug = new FakeHotplug({ get: () => this.def, set: (def) => { this.def = def; } }, pid);
   }
@@ -150,6 +151,8 @@ export class FakeGuest {
   readonly hotplug: FakeHotplug;
 
   get definition(): DomainDefinition { return this.def; }
+  /** The definition it was started with (a save refuses hot-plug changes since: assertMigratable). */
+  readonly started: DomainDefinition;
   /** What the guest holds in RAM: saved and restored with it, taken and reverted by memory snapshots (fake-guest-state.ts). */
   readonly memory = new Map<string, string>();
   /** @internal the live definition after an external snapshot */
@@ -709,7 +712,7 @@ export class FakeGuestHandle implements GuestHandle {
   // ---- save/restore, snapshots, memory dumps (fake-guest-state.ts) ----
   async saveState(file: StreamFile, _onProgress?: ProgressListener): Promise<number> {
     const g = this.useMonitor();
-    assertMigratable(g.definition);
+    assertMigratable(g.definition, g.started);
     const bytes = await fakeSave(file, { uuid: g.definition.uuid, memory: Object.fromEntries(g.memory) });
     g.destroy();
     return bytes;

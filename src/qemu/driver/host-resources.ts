@@ -181,11 +181,29 @@ export class GuestResources {
  * Refuses to migrate (save, managedsave) a guest with shared folders before anything is
  * paused: QEMU 7.2 blocks it (vhost-user-fs is unmigratable, a mounted 9p share blocks it).
  */
-export function assertMigratable(def: DomainDefinition): void {
+export function assertMigratable(def: DomainDefinition, started?: DomainDefinition): void {
   if ((def.filesystems ?? []).length > 0) {
     throw new VirtkitError('operation.unsupported', `filesystems: "${def.name}" has shared folders, which QEMU cannot save with the guest's memory (migration blocker); shut it down, or remove them, to save`,
       { field: 'filesystems' });
   }
+  const changed = started === undefined ? [] : hotplugChanges(started, def);
+  if (changed.length > 0) {
+    // The restoring QEMU is started from the definition and places its devices at the PCI slots
+    // it picks in order; a device plugged or unplugged since the start moves them, and QEMU
+    // refuses the stream ("Unknown ramblock ... cannot accept migration"). Refused before
+    // anything is written, so no save exists that cannot be restored.
+    throw new VirtkitError('operation.unsupported',
+      `"${def.name}" has devices hot-plugged or unplugged since it started (${changed.join(', ')}); a restore could not place them as they are now. ` +
+      'Restart the guest (shutdown, then start) to save it, or make such changes with --config only', { devices: changed });
+  }
+}
+
+/** Disk and NIC ids present in one of the two definitions only: the live changes since the start, sorted. */
+export function hotplugChanges(started: DomainDefinition, live: DomainDefinition): string[] {
+  const ids = (def: DomainDefinition): Set<string> => new Set([...def.disks.map((d) => d.id), ...def.nics.map((n) => n.id)]);
+  const before = ids(started);
+  const now = ids(live);
+  return [...[...now].filter((id) => !before.has(id)), ...[...before].filter((id) => !now.has(id))].sort();
 }
 
 export function assertVncPassword(def: DomainDefinition): void {

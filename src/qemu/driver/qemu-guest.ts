@@ -45,11 +45,14 @@ export class QemuGuest implements GuestHandle {
    * hot-plug changed since (attachDisk... below update it here, device by device, keeping the ids).
    */
   private live: DomainDefinition;
+  /** The definition it was launched or adopted with: what a restore would recreate (assertMigratable). */
+  private readonly started: DomainDefinition;
   private readonly resources: GuestResources;
 
   constructor(private readonly proc: QemuProcess, opts: QemuGuestOptions) {
     this.accel = opts.accel;
     this.live = opts.definition;
+    this.started = opts.definition;
     this.tracker = new LifecycleTracker({
       policy: opts.definition,
       actions: proc.actions,
@@ -109,9 +112,12 @@ export class QemuGuest implements GuestHandle {
     return this.proc.shutdown({ timeoutMs: opts.timeoutMs, preserve: opts.preserve ?? this.live.on_poweroff === 'preserve' });
   }
 
-  destroy(): Promise<ExitInfo> {
+  async destroy(): Promise<ExitInfo> {
     this.tracker.markDestroyRequested();
-    return this.proc.destroy();
+    await this.proc.destroy();
+    // after the `exited` event, as the contract says: the release of the guest's host
+    // resources (virtiofsd, cgroup) runs between QEMU's end and that event
+    return await this.exited;
   }
 
   async pause(): Promise<void> {
@@ -199,7 +205,7 @@ export class QemuGuest implements GuestHandle {
   // ---- save/restore, snapshots, memory dumps (QMP sequences in guest-state.ts)
 
   async saveState(file: guestState.StreamFile, onProgress?: guestState.ProgressListener): Promise<number> {
-    assertMigratable(this.live);
+    assertMigratable(this.live, this.started);
     const wasRunning = (await this.proc.status()) === 'running';
     if (wasRunning) await this.pause();
     let bytes: number;
