@@ -75,7 +75,11 @@ class GuestTraces {
   /** Events QEMU had on when their first trace came: left on at the end. */
   readonly pinned = new Set<string>();
   readonly sinks = new Map<TraceSink, ReadonlySet<string>>();
-  private follower: LogFollower | undefined;
+  /**
+   * The log follower, held as its start: two traces starting at once must share one start,
+   * not each open a follower (the second would leak, delivering every record twice).
+   */
+  private follower: Promise<LogFollower> | undefined;
   private chain: Promise<unknown> = Promise.resolve();
   /** vCPU index by thread id, for records that carry the thread (`-msg timestamp=on`). */
   private vcpus = new Map<number, number>();
@@ -94,18 +98,40 @@ class GuestTraces {
   }
 
   async follow(): Promise<void> {
-    if (this.follower) return;
+    this.follower ??= this.startFollower();
+    const starting = this.follower;
+    try {
+      await starting;
+    } catch (err) {
+      if (this.follower === starting) this.follower = undefined;
+      throw err;
+    }
+  }
+
+  private async startFollower(): Promise<LogFollower> {
     const cpus = await this.handle.monitor({ qmp: { execute: 'query-cpus-fast' } }).catch(() => []);
     for (const c of (Array.isArray(cpus) ? cpus : []) as { 'cpu-index': number; 'thread-id': number }[]) this.vcpus.set(c['thread-id'], c['cpu-index']);
-    this.follower = await followLog(runPaths(this.handle.runDir).qemuLog, (lines) => this.dispatch(lines), {
+    return followLog(runPaths(this.handle.runDir).qemuLog, (lines) => this.dispatch(lines), {
       holdWhile: () => { for (const sink of this.sinks.keys()) if (sink.congested?.()) return true; return false; },
     });
   }
 
+  /** Whether a log follower is open or opening (tests: none once the last trace ended). */
+  get following(): boolean {
+    return this.follower !== undefined;
+  }
+
   unfollowIfIdle(): void {
-    if (this.sinks.size > 0 || !this.follower) return;
-    this.follower.close();
+    if (this.sinks.size > 0) return;
+    this.stopFollowing();
+  }
+
+  /** Closes the follower (once it has started, if it is starting). */
+  stopFollowing(): void {
+    const f = this.follower;
+    if (!f) return;
     this.follower = undefined;
+    void f.then((follower) => follower.close(), () => undefined);
   }
 
   private dispatch(lines: string[]): void {
@@ -125,6 +151,18 @@ export class TraceRegistry {
   private readonly guests = new Map<GuestHandle, GuestTraces>();
 
   constructor(private readonly catalogPath?: string) {}
+
+  /** How many log followers are open or opening, over every guest (one per traced guest at most). */
+  followers(): number {
+    let n = 0;
+    for (const g of this.guests.values()) if (g.following) n += 1;
+    return n;
+  }
+
+  /** The daemon stops: every follower closes, so nothing keeps the process alive. */
+  closeAll(): void {
+    for (const g of this.guests.values()) { g.sinks.clear(); g.stopFollowing(); }
+  }
 
   /** How many traces hold `event` of this guest. */
   tracers(handle: GuestHandle, event: string): number {

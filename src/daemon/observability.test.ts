@@ -98,6 +98,25 @@ describe('trace', () => {
     await until(async () => (await states('virtio_blk_handle_read')).virtio_blk_handle_read === 'disabled/0', 'second trace released');
   });
 
+  it('two traces started at once share one log follower: a later trace sees each record once', async () => {
+    const a = new AbortController();
+    const b = new AbortController();
+    const [first, second] = await Promise.all([startTrace(['virtqueue_pop'], a), startTrace(['virtqueue_pop'], b)]);
+    a.abort();
+    b.abort();
+    await Promise.all([first.done, second.done]);
+    await until(async () => (await states('virtqueue_pop')).virtqueue_pop === 'disabled/0', 'both traces released');
+    const c = new AbortController();
+    const third = await startTrace(['virtqueue_pop', 'virtqueue_fill'], c);
+    guest.observed.traceHit('virtqueue_pop', 'vq 0x1 elem 0x2 in_num 1 out_num 0');
+    // The fill comes after the pop in the log: once it is here, any duplicate pop would be too.
+    guest.observed.traceHit('virtqueue_fill', 'vq 0x1 elem 0x2 len 0 idx 0');
+    await until(() => third.records.some((r) => r.event === 'virtqueue_fill'), 'records');
+    expect(third.records.map((r) => r.event)).toEqual(['virtqueue_pop', 'virtqueue_fill']);
+    c.abort();
+    await third.done;
+  });
+
   it('leaves an event on that was on before any trace (the shutdown trace of the command line)', async () => {
     const ac = new AbortController();
     const t = await startTrace(['qemu_system_shutdown_request'], ac);

@@ -82,6 +82,7 @@ export class ObservabilityService {
   }
 
   close(): void {
+    this.traces.closeAll();
     this.metricsRegistry?.close();
   }
 }
