@@ -8,11 +8,11 @@
  * connects (restore), and a `cat` it starts (stream-copy.ts) copies the stream between that
  * socket and the save file after its header; no shell is ever involved.
  */
-import { open, rm } from 'node:fs/promises';
+import { open, readFile, rm } from 'node:fs/promises';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { VirtkitError } from '../../util/errors.js';
+import { VirtkitError, errorMessage } from '../../util/errors.js';
 import type { QmpClient } from '../qmp/client.js';
 import { copyWithCat, filePosition, seekTo, type StreamCopy } from './stream-copy.js';
 
@@ -136,6 +136,31 @@ export async function restoreFromFile(qmp: QmpClient, runDir: string, file: Stre
     ended.dispose();
     await rm(sockPath, { force: true });
   }
+}
+
+/**
+ * A failed restore, told with QEMU's own reason: a QEMU that refuses the stream exits (the
+ * client sees only qmp.disconnected) after writing why to qemu.log, e.g. `Unknown ramblock
+ * "...", cannot accept migration`. The save file is only read, so it stays as it was.
+ */
+export async function restoreFailure(err: unknown, runDir: string, file: StreamFile): Promise<VirtkitError> {
+  const log = await readFile(join(runDir, 'qemu.log'), 'utf8').catch(() => '');
+  const last = lastQemuError(log);
+  const reason = last === undefined ? errorMessage(err) : `${errorMessage(err)}; QEMU said: ${last}`;
+  const message = `the restore from ${file.path} failed: ${reason} (the save file is unchanged)`;
+  return err instanceof VirtkitError ? new VirtkitError(err.code, message, { ...err.data, file: file.path }, { cause: err })
+    : new VirtkitError('qmp.command-failed', message, { command: 'migrate-incoming', file: file.path }, { cause: err });
+}
+
+/**
+ * QEMU's last two log lines that read as errors (`qemu-system-x86_64: ...`: the cause, then
+ * "load of migration failed"), else its last non-empty line; at most 500 characters.
+ */
+export function lastQemuError(log: string): string | undefined {
+  const lines = log.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const errors = lines.filter((l) => /^qemu-system-[^:]*:/.test(l)).slice(-2);
+  const text = errors.length > 0 ? errors.join('; ') : lines.at(-1);
+  return text?.slice(0, 500);
 }
 
 async function feedIncoming(qmp: QmpClient, sockPath: string, file: StreamFile, ended: Promise<string>, onProgress?: ProgressListener): Promise<void> {

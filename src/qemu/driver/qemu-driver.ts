@@ -14,7 +14,7 @@ import { buildCommand } from '../command/index.js';
 import { QemuProcess } from '../process.js';
 import { ShutdownTraceArgs } from '../process/shutdown-trace.js';
 import type { GuestStop } from './events.js';
-import { restoreFromFile } from './guest-state.js';
+import { restoreFailure, restoreFromFile } from './guest-state.js';
 import { domainCapabilitiesOf, type DomainCapabilities } from './domcaps.js';
 import { confineGuest, prepareHostResources, releaseGuestResources, startFilesystemHelpers } from './host-resources.js';
 import { QemuGuest } from './qemu-guest.js';
@@ -133,7 +133,10 @@ export class QemuDomainDriver implements DomainDriver {
     try {
       // into its cgroup while -S still holds the CPUs: no guest code runs unconfined
       await confineGuest(prepared.definition, proc.pid);
-      if (opts.incoming) await restoreFromFile(proc.qmp, proc.runDir, opts.incoming, opts.incoming.onProgress);
+      if (opts.incoming) {
+        const incoming = opts.incoming;
+        await restoreFromFile(proc.qmp, proc.runDir, incoming, incoming.onProgress).catch(async (err: unknown) => { throw await restoreFailure(err, proc.runDir, incoming); });
+      }
       await guest.start(opts.paused ?? false);
     } catch (err) {
       await guest.destroy().catch(() => undefined);
