@@ -7,7 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import { parseDefinition } from '../../src/conf/index.js';
 import { isVirtkitError } from '../../src/util/errors.js';
-import { EmptyForm, definitionOf, errorAt, lineDiff, lineOfPath, localProblems, stepOfPath, type WizardForm } from '../../web/src/forms.js';
+import { EmptyForm, defineAndStart, definitionOf, errorAt, lineDiff, lineOfPath, localProblems, startErrorPath, stepOfPath, stepProblems, type WizardForm } from '../../web/src/forms.js';
+import { VirtkitError } from '../../src/util/errors.js';
 import { parseRoute } from '../../web/src/router.js';
 
 const form = (over: Partial<WizardForm>): WizardForm => ({ ...EmptyForm, name: 'demo', kernel: '/boot/vmlinuz', ...over });
@@ -108,5 +109,62 @@ describe('the hash router', () => {
       const hash = Array.from({ length: rand(30) }, () => alphabet[rand(alphabet.length)]).join('');
       expect(parseRoute(hash).view).toMatch(/^(overview|guests|guest|new|storage|events|snoop)$/);
     }
+  });
+});
+
+describe('the wizard\'s submission and steps', () => {
+  /** A daemon of one guest table: define refuses a name it has (domain.exists), start fails on a kernel named "missing". */
+  function fakeDaemon() {
+    const defined = new Set<string>();
+    return {
+      defined,
+      async define(text: string) {
+        const def = JSON.parse(text) as { name: string };
+        if (defined.has(def.name)) throw new VirtkitError('domain.exists', `domain '${def.name}' already exists`, { name: def.name });
+        defined.add(def.name);
+      },
+      async start(name: string) {
+        if (kernelOf.get(name) === '/missing/vmlinuz') throw new VirtkitError('qemu.failed-to-start', "qemu: could not load kernel '/missing/vmlinuz'", { name });
+      },
+      async undefine(name: string) { defined.delete(name); },
+    };
+  }
+  const kernelOf = new Map<string, string>();
+
+  it('undefines what it defined when the start fails, so a corrected retry defines and starts', async () => {
+    const api = fakeDaemon();
+    const bad = form({ name: 'g1', kernel: '/missing/vmlinuz' });
+    kernelOf.set('g1', bad.kernel);
+    const err = await defineAndStart(bad, definitionOf(bad), api).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(VirtkitError);
+    expect((err as VirtkitError).code).toBe('qemu.failed-to-start');
+    expect(startErrorPath(bad, (err as VirtkitError).message)).toBe('boot.kernel');
+    expect(api.defined.has('g1')).toBe(false);
+    const good = form({ name: 'g1', kernel: '/boot/vmlinuz' });
+    kernelOf.set('g1', good.kernel);
+    await defineAndStart(good, definitionOf(good), api);
+    expect(api.defined.has('g1')).toBe(true);
+  });
+
+  it('leaves a guest it did not define alone when its own define is refused', async () => {
+    const api = fakeDaemon();
+    api.defined.add('other');
+    const f = form({ name: 'other' });
+    await expect(defineAndStart(f, definitionOf(f), api)).rejects.toSatisfy((e: unknown) => isVirtkitError(e, 'domain.exists'));
+    expect(api.defined.has('other')).toBe(true);
+  });
+
+  it('checks each step on Next: an empty kernel on Boot, 0 vCPUs on Resources', () => {
+    expect(stepProblems(form({ kernel: '' }), 0)?.path).toBe('boot.kernel');
+    expect(stepProblems(form({ vcpus: 0 }), 1)?.path).toBe('vcpus');
+    expect(stepProblems(form({ vcpus: 0 }), 0)).toBeUndefined();
+    expect(stepProblems(form({ name: '', vcpus: 0 }), 1)?.path).toBe('vcpus');
+    expect(stepProblems(form({}), 1)).toBeUndefined();
+  });
+
+  it('puts a NIC on a virtkit network when one is chosen, on user networking otherwise', () => {
+    const def = definitionOf(form({ nics: [{ model: 'virtio', network: 'lab' }, { model: 'e1000', network: 'user' }, { model: 'e1000' }] }));
+    expect(def.nics).toEqual([{ model: 'virtio', network: 'lab' }, { model: 'e1000' }, { model: 'e1000' }]);
+    expect(schemaError(form({ nics: [{ model: 'virtio', network: 'lab' }] }))).toBeUndefined();
   });
 });

@@ -34,7 +34,8 @@ export interface WizardForm {
   newVolumeMiB: number;
   /** The disk's image format: the chosen volume's, qcow2 for a new one, raw for an upload. */
   format: 'raw' | 'qcow2';
-  nics: { model: 'virtio' | 'e1000' | 'rtl8139' }[];
+  /** `network`: `user` (QEMU's user networking) or a virtkit network's name (net-list). */
+  nics: { model: 'virtio' | 'e1000' | 'rtl8139'; network?: string }[];
   graphics: 'none' | 'vnc';
   start: boolean;
 }
@@ -52,7 +53,7 @@ export function definitionOf(f: WizardForm): Record<string, unknown> {
     vcpus: f.vcpus,
     boot: { loader: 'direct', kernel: f.kernel, ...(f.initrd ? { initrd: f.initrd } : {}), ...(f.cmdline ? { cmdline: f.cmdline } : {}) },
     ...(f.disk !== 'none' ? { disks: [{ volume: `${f.pool}/${f.volume}`, format: f.disk === 'upload' ? 'raw' : f.disk === 'new' ? 'qcow2' : f.format }] } : {}),
-    nics: f.nics.map((n) => ({ model: n.model })),
+    nics: f.nics.map((n) => ({ model: n.model, ...(n.network && n.network !== 'user' ? { network: n.network } : {}) })),
     graphics: f.graphics,
   };
 }
@@ -73,6 +74,52 @@ export function localProblems(f: WizardForm): ShownError | undefined {
   if (!Number.isInteger(f.memoryMiB) || f.memoryMiB < 16) return bad('memory', 'must be at least 16 MiB, a whole number');
   if (!Number.isInteger(f.vcpus) || f.vcpus < 1 || f.vcpus > 255) return bad('vcpus', 'must be 1 to 255');
   if (f.disk !== 'none' && (f.pool === '' || (f.disk !== 'upload' && f.volume === ''))) return bad('disks', 'choose a pool and a volume');
+  return undefined;
+}
+
+/** The problem `localProblems` finds on one step of the wizard (what its Next checks), if any. */
+export function stepProblems(f: WizardForm, step: number): ShownError | undefined {
+  const p = localProblems(f);
+  // localProblems stops at the first problem; a later step's does not hold this one back.
+  if (p?.path !== undefined && stepOfPath(p.path) === step) return p;
+  const only = { ...f };
+  if (step !== 0) { only.name = only.name || 'x'; only.kernel = only.kernel || 'x'; }
+  const again = localProblems(only);
+  return again?.path !== undefined && stepOfPath(again.path) === step ? again : undefined;
+}
+
+/** What the wizard's submission asks of the daemon (the page's client, a fake in the tests). */
+export interface WizardApi {
+  define(text: string, opts: { format: 'json' }): Promise<unknown>;
+  start(name: string): Promise<unknown>;
+  undefine(name: string): Promise<unknown>;
+}
+
+/**
+ * Defines the form's guest and, if asked, starts it. When the start fails, the definition this
+ * submission made is undefined again (a corrected retry must not meet domain.exists), and the
+ * start's error points at the boot file it names, so it shows at that field on the Boot step.
+ */
+export async function defineAndStart(f: WizardForm, def: Record<string, unknown>, api: WizardApi, progress: (what: string) => void = () => undefined): Promise<void> {
+  progress('defining');
+  await api.define(JSON.stringify(def), { format: 'json' });
+  if (!f.start) return;
+  progress('starting');
+  try {
+    await api.start(f.name);
+  } catch (startError) {
+    // Only what this submission defined: a define that failed threw above, before this.
+    await api.undefine(f.name).catch(() => undefined);
+    throw startError;
+  }
+}
+
+/** The wizard field a start failure is about: the kernel or initrd path its message names. */
+export function startErrorPath(f: WizardForm, message: string): string | undefined {
+  if (f.kernel !== '' && message.includes(f.kernel)) return 'boot.kernel';
+  if (f.initrd !== '' && message.includes(f.initrd)) return 'boot.initrd';
+  if (/\bkernel\b/i.test(message)) return 'boot.kernel';
+  if (/\binitrd\b/i.test(message)) return 'boot.initrd';
   return undefined;
 }
 

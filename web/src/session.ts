@@ -18,6 +18,15 @@ export function takeToken(): string | undefined {
 }
 
 const token = takeToken();
+
+// A `#token=...` pasted into this tab's address bar is only a hash change: no page load reads it.
+// The new token is taken and the page starts over with it (its client holds the token it began with).
+addEventListener('hashchange', () => {
+  if (/(?:^#|&)token=/.test(location.hash)) {
+    takeToken();
+    location.reload();
+  }
+});
 export const hasToken = token !== undefined;
 export const client = new BrowserClient(token === undefined ? {} : { token });
 

@@ -39,6 +39,29 @@ function onPath(program: string): boolean {
   return (process.env.PATH ?? '').split(delimiter).some((dir) => dir !== '' && existsSync(join(dir, program)));
 }
 
+/** How long to wait for the opener's exit status before taking a still-running opener as success. */
+const OpenerPatienceMs = 15_000;
+
+/**
+ * Opens `url` with `opener` (xdg-open) and waits for its exit status: xdg-open exits 3 when it
+ * finds no browser (no DISPLAY), and that must not read as "opened". An opener still running
+ * after OpenerPatienceMs is a browser in the foreground: it is left running, detached.
+ */
+export function openInBrowser(url: string, opener = 'xdg-open', args: string[] = []): Promise<{ ok: true } | { ok: false; reason: string }> {
+  return new Promise((resolve) => {
+    // Detached and silent: the browser outlives this command, and its chatter is not ours.
+    const child = spawn(opener, [...args, url], { detached: true, stdio: 'ignore' });
+    const patience = setTimeout(() => { child.unref(); resolve({ ok: true }); }, OpenerPatienceMs);
+    patience.unref();
+    child.on('error', (err) => { clearTimeout(patience); resolve({ ok: false, reason: `${opener}: ${err.message}` }); });
+    child.on('exit', (code, signal) => {
+      clearTimeout(patience);
+      if (code === 0) resolve({ ok: true });
+      else resolve({ ok: false, reason: signal !== null ? `${opener} was killed by ${signal}` : `${opener} exited with status ${code ?? '?'}${code === 3 ? ': no browser found (no DISPLAY?)' : ''}` });
+    });
+  });
+}
+
 export function register(program: Command): void {
   withConnect(program.command('ui')
     .description('open the web manager in a browser (the daemon needs --http); --print prints its URL with the token')
@@ -51,10 +74,13 @@ export function register(program: Command): void {
         process.stdout.write(`${url}\n`);
         return;
       }
-      // Detached and silent: the browser outlives this command, and its chatter is not ours.
-      const child = spawn('xdg-open', [url], { detached: true, stdio: 'ignore' });
-      child.on('error', () => process.stdout.write(`${url}\n`));
-      child.unref();
-      process.stderr.write('virtkit ui: opened the web manager in a browser\n');
+      const opened = await openInBrowser(url);
+      if (opened.ok) {
+        process.stderr.write('virtkit ui: opened the web manager in a browser\n');
+        return;
+      }
+      // Like xdg-open's own fallbacks: the URL is still the answer, so this is not a failure.
+      process.stderr.write(`virtkit ui: could not open a browser (${opened.reason}); open this URL in a browser:\n`);
+      process.stdout.write(`${url}\n`);
     });
 }

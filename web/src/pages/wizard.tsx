@@ -7,7 +7,7 @@ import { useEffect, useState } from 'preact/hooks';
 import type { PoolSummary, VolumeInfo } from 'virtkit/client/browser';
 import { ErrorBox, shownError, type ShownError } from '../components/errors';
 import { Field, fieldId } from '../components/field';
-import { EmptyForm, definitionOf, errorAt, localProblems, stepOfPath, type DiskChoice, type WizardForm } from '../forms';
+import { EmptyForm, defineAndStart, definitionOf, errorAt, localProblems, startErrorPath, stepOfPath, stepProblems, type DiskChoice, type WizardForm } from '../forms';
 import { href, useTitle } from '../router';
 import { client } from '../session';
 
@@ -22,7 +22,10 @@ export function Wizard() {
   const [pools, setPools] = useState<PoolSummary[]>([]);
   const [volumes, setVolumes] = useState<VolumeInfo[]>([]);
   const [upload, setUpload] = useState<File>();
+  const [networks, setNetworks] = useState<string[]>([]);
   useEffect(() => { client.poolList().then((p) => setPools(p.pools), () => undefined); }, []);
+  // Defined networks (net-list --all); an inactive one is marked, since a guest's start needs it active.
+  useEffect(() => { client.networkList({ all: true }).then((n) => setNetworks(n.networks.map((x) => (x.active ? x.name : `${x.name} (inactive)`))), () => undefined); }, []);
   useEffect(() => {
     if (form.pool) client.volumeList(form.pool).then((v) => setVolumes(v.volumes), () => setVolumes([]));
   }, [form.pool]);
@@ -48,11 +51,15 @@ export function Wizard() {
         }
         def = { ...def, disks: [{ volume: `${form.pool}/${name}`, format }] };
       }
-      setProgress('defining');
-      await client.define(JSON.stringify(def), { format: 'json' });
-      if (form.start) {
-        setProgress('starting');
-        await client.start(form.name);
+      try {
+        await defineAndStart(form, def, client, setProgress);
+      } catch (e) {
+        // A start failure (qemu.failed-to-start: a kernel that does not exist) shows at the boot
+        // file it names; the guest was undefined again, so the corrected form can be retried.
+        const shown = shownError(e);
+        const path = shown.path ?? (shown.code === 'definition.invalid' ? undefined : startErrorPath(form, shown.message));
+        fail(path !== undefined ? { ...shown, path } : shown);
+        return;
       }
       location.hash = href('guests', form.name, form.start ? 'console' : 'overview');
     } catch (e) {
@@ -70,7 +77,15 @@ export function Wizard() {
           </li>
         ))}
       </ol>
-      <form onSubmit={(e) => { e.preventDefault(); if (step < Steps.length - 1) setStep(step + 1); else void create(); }} noValidate>
+      <form onSubmit={(e) => {
+        e.preventDefault();
+        if (step === Steps.length - 1) { void create(); return; }
+        // Next checks its own step's fields, so a mistake shows where it was made.
+        const problem = stepProblems(form, step);
+        if (problem) { setError(problem); return; }
+        setError(undefined);
+        setStep(step + 1);
+      }} noValidate>
         {step === 0 ? (
           <fieldset>
             <legend>Boot</legend>
@@ -149,12 +164,16 @@ export function Wizard() {
         {step === 3 ? (
           <fieldset>
             <legend>Devices</legend>
-            <Field label="Network interfaces" path="nics" error={error} hint="user-mode NAT (QEMU's user networking)">
+            <Field label="Network interfaces" path="nics" error={error} hint="user: QEMU's user-mode NAT; or a virtkit network (net-list)">
               <div id={fieldId('nics')}>
                 {form.nics.map((n, i) => (
                   <div class="row">
-                    <select aria-label={`NIC ${i + 1} model`} value={n.model} onChange={(e) => set('nics', form.nics.map((x, j) => (j === i ? { model: e.currentTarget.value as WizardForm['nics'][number]['model'] } : x)))}>
+                    <select aria-label={`NIC ${i + 1} model`} value={n.model} onChange={(e) => set('nics', form.nics.map((x, j) => (j === i ? { ...x, model: e.currentTarget.value as WizardForm['nics'][number]['model'] } : x)))}>
                       <option>virtio</option><option>e1000</option><option>rtl8139</option>
+                    </select>
+                    <select aria-label={`NIC ${i + 1} network`} value={n.network ?? 'user'} onChange={(e) => set('nics', form.nics.map((x, j) => (j === i ? { ...x, network: e.currentTarget.value } : x)))}>
+                      <option value="user">user networking</option>
+                      {networks.map((label) => { const name = label.split(' ')[0]!; return <option value={name}>network {label}</option>; })}
                     </select>
                     <button type="button" onClick={() => set('nics', form.nics.filter((_, j) => j !== i))}>Remove</button>
                   </div>
