@@ -10,10 +10,11 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { copyFile, open, readFile, rm, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { DomainEvent } from '../api/schemas.js';
 import { readDumpFile } from '../qemu/dump/index.js';
-import { isVirtkitError } from '../util/errors.js';
+import { FakeGuestHandle } from '../qemu/driver/fake-driver.js';
+import { VirtkitError, isVirtkitError } from '../util/errors.js';
 import { fakeContext, type FakeContext } from '../../test/scenarios/fake-context.js';
 import { domainPath } from './domain-records.js';
 import { replayEvents } from './event-log.js';
@@ -179,6 +180,20 @@ describe('snapshots', () => {
     expect((await manager.snapshotRevert(origin, 'g', 'e1')).state).toBe('shutoff');
     const after = JSON.parse((await ctx.store.read(domainPath('g', 'definition')))!) as { disks: { source: string }[] };
     expect(after.disks[0]!.source).toBe(join(ctx.dir, 'disk.e1.1.qcow2'));
+  });
+
+  it('a failed external snapshot removes the overlays it created and records nothing; the next try takes the same name', async () => {
+    const { manager, origin } = ctx;
+    await manager.start(origin, 'g');
+    const fail = vi.spyOn(FakeGuestHandle.prototype, 'externalSnapshot').mockRejectedValueOnce(new VirtkitError('qmp.command-failed', 'transaction: refused', {}));
+    try {
+      expect(await codeOf(manager.snapshotCreate(origin, 'g', { name: 'd1', diskOnly: true }))).toBe('qmp.command-failed');
+    } finally {
+      fail.mockRestore();
+    }
+    expect(existsSync(join(ctx.dir, 'disk.d1.qcow2'))).toBe(false);
+    expect((await manager.snapshotList(origin, 'g')).snapshots).toEqual([]);
+    expect((await manager.snapshotCreate(origin, 'g', { name: 'd1', diskOnly: true })).disks[0]!.overlay).toBe(join(ctx.dir, 'disk.d1.qcow2'));
   });
 
   it('an internal snapshot needs qcow2 disks', async () => {

@@ -12,7 +12,7 @@
  * one QMP transaction, and the saved (and live) definitions name them from the same store
  * transaction that records the snapshot.
  */
-import { stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import type { DomainStateInfo, SnapshotCreateBody, SnapshotInfo } from '../api/index.js';
 import type { DomainDefinition } from '../conf/index.js';
@@ -164,11 +164,21 @@ export async function createSnapshot(h: GuestStateHost, origin: Origin, domain: 
     } else {
       const overlays: { id: string; overlay: string; path: string; format: string }[] = [];
       for (const d of disks) overlays.push({ id: d.id, path: d.path, format: d.format, overlay: await overlayPathFor(d.path, snap) });
-      for (const o of overlays) await createOverlay(o.path, o.format, o.overlay);
-      newSaved = onOverlays(rec.definition, overlays.filter((o) => rec.definition.disks.some((d) => d.id === o.id)));
-      if (live) {
-        newLive = onOverlays(runningDef, overlays);
-        await live.handle.externalSnapshot(overlays, snap, newLive);
+      const created: string[] = [];
+      try {
+        for (const o of overlays) {
+          await createOverlay(o.path, o.format, o.overlay);
+          created.push(o.overlay);
+        }
+        newSaved = onOverlays(rec.definition, overlays.filter((o) => rec.definition.disks.some((d) => d.id === o.id)));
+        if (live) {
+          newLive = onOverlays(runningDef, overlays);
+          await live.handle.externalSnapshot(overlays, snap, newLive);
+        }
+      } catch (err) {
+        // nothing half-made: the disks stay on their images (externalSnapshot is all or none), so no overlay is in use
+        for (const file of created) await rm(file, { force: true });
+        throw err;
       }
       record = { ...base, kind: 'external', memory: false, disks: overlays.map((o) => ({ id: o.id, path: o.path, format: o.format, overlay: o.overlay })) };
     }

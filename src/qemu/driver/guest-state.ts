@@ -298,12 +298,23 @@ interface BlockInfo {
   inserted?: { 'node-name'?: string; ro: boolean; file: string; drv: string };
 }
 
+/**
+ * The device id behind query-block's `qdev`: QEMU gives the device's id when the block backend
+ * hangs off the device itself (scsi-hd: `sdb`), its QOM path otherwise (virtio-blk's backend:
+ * `/machine/peripheral/vda/virtio-backend`).
+ */
+export function deviceIdOfQdev(qdev: string | undefined): string | undefined {
+  if (qdev === undefined || qdev === '') return undefined;
+  if (!qdev.startsWith('/')) return qdev;
+  return /^\/machine\/peripheral\/([^/]+)/.exec(qdev)?.[1];
+}
+
 /** The top block node of each disk (by the disk's device id), as QEMU has them now. */
 export async function topNodes(qmp: QmpClient): Promise<Map<string, { node: string; readonly: boolean; file: string; format: string }>> {
   const blocks = (await qmp.executeUntyped('query-block')) as BlockInfo[];
   const out = new Map<string, { node: string; readonly: boolean; file: string; format: string }>();
   for (const b of blocks) {
-    const id = /^\/machine\/peripheral\/([^/]+)/.exec(b.qdev ?? '')?.[1];
+    const id = deviceIdOfQdev(b.qdev);
     const node = b.inserted?.['node-name'];
     if (id && node && b.inserted) out.set(id, { node, readonly: b.inserted.ro, file: b.inserted.file, format: b.inserted.drv });
   }

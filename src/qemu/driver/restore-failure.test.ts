@@ -1,13 +1,14 @@
 /**
  * A failed restore says why in QEMU's words (its qemu.log) and names the save file, which it
- * leaves as it was. The log reader is fuzzed: any log gives a bounded line or nothing.
+ * leaves as it was. The log reader is fuzzed: any log gives a bounded line or nothing. And the
+ * device id behind query-block's qdev, which tells a disk's block node for snapshots.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { VirtkitError } from '../../util/errors.js';
-import { lastQemuError, restoreFailure } from './guest-state.js';
+import { deviceIdOfQdev, lastQemuError, restoreFailure } from './guest-state.js';
 
 let dir: string;
 beforeEach(async () => { dir = await mkdtemp(join(tmpdir(), 'restore-failure-')); });
@@ -43,5 +44,15 @@ describe('restoreFailure', () => {
         expect(out).not.toBe('');
       }
     }
+  });
+});
+
+describe('deviceIdOfQdev (query-block on QEMU 7.2)', () => {
+  it('a scsi-hd names its id, a virtio-blk its backend\'s QOM path, an unattached backend nothing', () => {
+    expect(deviceIdOfQdev('sdb')).toBe('sdb');
+    expect(deviceIdOfQdev('/machine/peripheral/vda/virtio-backend')).toBe('vda');
+    expect(deviceIdOfQdev('/machine/unattached/device[3]')).toBeUndefined();
+    expect(deviceIdOfQdev('')).toBeUndefined();
+    expect(deviceIdOfQdev(undefined)).toBeUndefined();
   });
 });
