@@ -12,7 +12,9 @@ import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { validateDefinition } from '../conf/index.js';
 import { openStore, type Store } from '../store/index.js';
+import { policerAvailable } from '../net/index.js';
 import { NetworkService } from './networks.js';
+import { mkdir, writeFile } from 'node:fs/promises';
 
 let dir: string;
 let store: Store;
@@ -77,5 +79,28 @@ describe('network objects in the store', () => {
     await store.as({}).transaction(async (tx) => { await tx.write('/network/lab/active', '1'); });
     const def = validateDefinition({ name: 'g', memory: '64MiB', nics: [{ network: 'lab', vhost: 'on' }] });
     expect(await codeOf(svc.prepareNics('g', def))).toMatch(/^operation.unsupported: .*\/dev\/vhost-net does not exist/);
+  });
+
+  it('bandwidth.outbound without act_police is refused before any tap, naming the field and the module', async () => {
+    if (policerAvailable()) return;
+    await svc.define({}, { definition: { name: 'lab', mode: 'nat', subnet: '10.5.0.0/24' } });
+    await store.as({}).transaction(async (tx) => { await tx.write('/network/lab/active', '1'); });
+    const def = validateDefinition({ name: 'g', memory: '64MiB', nics: [{ network: 'lab', bandwidth: { outbound: '1Mbit' } }] });
+    expect(await codeOf(svc.prepareNics('g', def))).toMatch(/^operation.unsupported: .*bandwidth.outbound needs the kernel module act_police/);
+  });
+
+  it('finds act_police loaded, built in or loadable, and not in a kernel without it', async () => {
+    const sys = join(dir, 'sys');
+    const lib = join(dir, 'lib');
+    await mkdir(join(lib, 'k1'), { recursive: true });
+    await mkdir(sys, { recursive: true });
+    expect(policerAvailable('k1', sys, lib)).toBe(false);
+    await writeFile(join(lib, 'k1', 'modules.dep'), 'kernel/net/sched/sch_tbf.ko:\n');
+    expect(policerAvailable('k1', sys, lib)).toBe(false);
+    await writeFile(join(lib, 'k1', 'modules.builtin'), 'kernel/net/sched/act_police.ko\n');
+    expect(policerAvailable('k1', sys, lib)).toBe(true);
+    expect(policerAvailable('k2', sys, lib)).toBe(false);
+    await mkdir(join(sys, 'act_police'));
+    expect(policerAvailable('k2', sys, lib)).toBe(true);
   });
 });

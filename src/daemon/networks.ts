@@ -19,7 +19,7 @@ import type {
 import type { DomainDefinition, NicDefinition } from '../conf/index.js';
 import {
   applyBandwidth, applyNftTable, checkNetworkName, contains, createBridge, createTap, deleteOurBridge, deleteTap, dnsmasqPaths,
-  linkNamed, listOurTaps, listRoutes, overlaps, parseIpv4, parseNetworkDefinition, parseRate, parseSubnet, provenDnsmasq,
+  linkNamed, listOurTaps, listRoutes, noPolicerError, overlaps, parseIpv4, policerAvailable, parseNetworkDefinition, parseRate, parseSubnet, provenDnsmasq,
   readLeases, removeNftTable, runTool, startDnsmasq, stopDnsmasq, type NetworkDefinition,
 } from '../net/index.js';
 import { withRetry, type Origin, type Store, type StoreReader, type Transaction } from '../store/index.js';
@@ -402,10 +402,12 @@ export class NetworkService {
         }
         if (nic.bandwidth?.inbound) parseRate(nic.bandwidth.inbound, 'bandwidth.inbound');
         if (nic.bandwidth?.outbound) parseRate(nic.bandwidth.outbound, 'bandwidth.outbound');
+        // Before the tap: a refusal here leaves nothing to undo.
+        if (nic.bandwidth?.outbound !== undefined && !policerAvailable()) throw noPolicerError(nic.id);
         const tap = tapName(domain, nic.id);
         await createTap(tap, domain, nic.id, net.def.bridge!, nic.mac);
         made.push(tap);
-        if (nic.bandwidth) await applyBandwidth(tap, nic.bandwidth);
+        if (nic.bandwidth) await applyBandwidth(tap, nic.bandwidth, nic.id);
         nics.push({ ...nic, vhost: nic.vhost === 'off' || !hasVhost ? 'off' : 'on' });
       }
     } catch (err) {
