@@ -46,7 +46,10 @@ export const DomainInfo = Type.Object({
   pid: Type.Optional(Type.Integer()),
   /** Guest memory in bytes. */
   memory: Type.Integer(),
+  /** vCPUs present: while it runs, the running guest's count (setvcpus --live changes it). */
   vcpus: Type.Integer(),
+  /** The most vCPUs it may have (maxvcpus), when CPU hot-plug is set up. */
+  maxVcpus: Type.Optional(Type.Integer()),
   autostart: Type.Boolean(),
   /** Why the guest is tainted (custom-argv, custom-env, custom-monitor: docs/manager.md), empty when it is not. */
   tainted: Type.Array(Type.String()),

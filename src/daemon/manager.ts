@@ -824,12 +824,15 @@ export function stateOf(rec: DomainRecord): DomainStateInfo {
 }
 
 export function infoOf(rec: DomainRecord): DomainInfo {
+  // a running guest's CPUs are the live definition's: setvcpus --live changes them and not the saved one
+  const cpus = (rec.status.state === 'running' || rec.status.state === 'paused') && rec.live ? rec.live : rec.definition;
   const info: DomainInfo = {
     name: rec.name,
     uuid: rec.uuid,
     ...stateOf(rec),
     memory: rec.definition.memory,
-    vcpus: rec.definition.vcpus,
+    vcpus: cpus.vcpus,
+    ...(cpus.maxvcpus !== undefined ? { maxVcpus: cpus.maxvcpus } : {}),
     autostart: rec.autostart,
     tainted: rec.tainted,
   };

@@ -33,7 +33,7 @@ export function register(program: Command): void {
         ['State', i.reason ? `${i.state} (${i.reason})` : i.state],
         ...(i.pid !== undefined ? [['PID', String(i.pid)] as [string, string]] : []),
         ...(i.accel !== undefined ? [['Accelerator', i.accel] as [string, string]] : []),
-        ['Memory', formatBytes(i.memory)], ['vCPUs', String(i.vcpus)],
+        ['Memory', formatBytes(i.memory)], ['vCPUs', i.maxVcpus !== undefined ? `${i.vcpus} (maximum ${i.maxVcpus})` : String(i.vcpus)],
         ['Autostart', i.autostart ? 'enable' : 'disable'],
         ['Tainted', i.tainted.length ? i.tainted.join(', ') : 'no'],
         ...(i.degraded ? [['Monitor', 'lost, reconnecting (degraded: monitor calls fail meanwhile)'] as [string, string]] : []),
