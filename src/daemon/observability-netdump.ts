@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { NicDefinition } from '../conf/index.js';
 import { netdevId, type GuestHandle } from '../qemu/index.js';
 import { VirtkitError } from '../util/errors.js';
+import { PcapVnetHeaderStripper } from './observability-pcap-vnet.js';
 
 const PcapGlobalHeaderBytes = 24;
 const PcapRecordHeaderBytes = 16;
@@ -87,6 +88,15 @@ export function netdumpRefusal(nic: NicDefinition): VirtkitError | undefined {
   return undefined;
 }
 
+/**
+ * Whether the packets filter-dump sees on this NIC's netdev carry the virtio-net header: a
+ * tap (every NIC not on user networking) under a virtio NIC uses vnet_hdr; slirp and the
+ * emulated NICs pass plain frames.
+ */
+export function carriesVnetHeader(nic: NicDefinition): boolean {
+  return nic.network !== 'user' && nic.model === 'virtio';
+}
+
 export interface NetdumpOptions {
   iface?: string;
   durationMs?: number;
@@ -121,6 +131,7 @@ export async function startNetdump(handle: GuestHandle, name: string, opts: Netd
   await rm(file, { force: true });
   await handle.monitor({ qmp: { execute: 'object-add', arguments: { 'qom-type': 'filter-dump', id, netdev: netdevId(nic), queue: 'all', file } } });
   const counter = new PcapRecordCounter(opts.count ?? Infinity);
+  const stripper = carriesVnetHeader(nic) ? new PcapVnetHeaderStripper() : undefined;
   let fh: FileHandle | undefined;
   let offset = 0;
   let stopped: Promise<void> | undefined;
@@ -134,7 +145,7 @@ export async function startNetdump(handle: GuestHandle, name: string, opts: Netd
       const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
       if (bytesRead === 0) return;
       offset += bytesRead;
-      const chunk = buf.subarray(0, bytesRead);
+      const chunk = stripper ? stripper.push(Buffer.from(buf.subarray(0, bytesRead))) : buf.subarray(0, bytesRead);
       const used = counter.accept(chunk);
       if (used > 0) sink.write(Buffer.from(chunk.subarray(0, used)));
       if (counter.done) return;
