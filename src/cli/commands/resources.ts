@@ -6,7 +6,7 @@
  */
 import type { Command } from 'commander';
 import type { ResourceLimitsResult } from '../../api/index.js';
-import { formatSize, parseSize } from '../../conf/index.js';
+import { MinMemoryBytes, formatSize, parseSize } from '../../conf/index.js';
 import { VirtkitError } from '../../util/errors.js';
 import { printJson, withClient, withConnect, type ConnectOpts } from './connect.js';
 
@@ -27,13 +27,27 @@ export function parseSet(text: string, previous: Partial<Record<SetField, number
   if (!/^[0-9]{1,9}$/.test(value)) {
     throw new VirtkitError('argument.invalid', `--set ${field}: expected a whole number or none, got ${JSON.stringify(value.slice(0, 60))}`, { option: '--set' });
   }
-  return { ...previous, [field!]: Number(value) };
+  const n = Number(value);
+  const [min, max, why] = field === 'cpu_quota' ? [1, 25500, 'percent of one host CPU; none removes the limit'] : [2, 262144, 'the cgroup weight; none is the default 1024'];
+  if (n < min || n > max) {
+    throw new VirtkitError('argument.invalid', `--set ${field}: must be ${min}-${max} (${why}), got ${n}`, { option: '--set', field: field!, min, max });
+  }
+  return { ...previous, [field!]: n };
 }
+
+/** The smallest hard limit (the definition's memory_limit minimum). */
+const MinHardLimit = MinMemoryBytes;
 
 /** virsh's --hard-limit: a plain number is KiB; a size with a unit (512M, 1GiB) as in definitions; -1 or unlimited removes it. */
 export function parseHardLimit(text: string): number | null {
   if (text === '-1' || text === 'unlimited') return null;
-  return /^[0-9]+$/.test(text) ? Number(text) * 1024 : parseSize(text);
+  const plainKiB = /^[0-9]+$/.test(text);
+  const bytes = plainKiB ? Number(text) * 1024 : parseSize(text);
+  if (bytes < MinHardLimit) {
+    const least = plainKiB ? `${MinHardLimit / 1024} (KiB)` : formatSize(MinHardLimit);
+    throw new VirtkitError('argument.invalid', `--hard-limit: must be at least ${least}, got ${text} (-1 or unlimited removes the limit)`, { option: '--hard-limit', min: MinHardLimit });
+  }
+  return bytes;
 }
 
 function scopeOf(o: LimitOpts): { live?: true; config?: true } {
