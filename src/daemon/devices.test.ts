@@ -112,6 +112,10 @@ describe('attach-disk and detach-disk', () => {
     expect(await codeOf(on('g', (c) => attachDisk(c, { source: raw, target: 'sdb', bus: 'virtio' })))).toBe('definition.invalid');
     expect(await codeOf(on('g', (c) => attachDisk(c, { source: raw, target: 'hdb' })))).toBe('operation.unsupported');
     expect(await codeOf(on('g', (c) => detachDisk(c, 'vdz', {})))).toBe('device.not-found');
+    // the image vdb holds, once more: QEMU's write lock would refuse it, virtkit names the disk first
+    await expect(on('g', (c) => attachDisk(c, { source: raw, target: 'vdc' }))).rejects.toThrow(`the running guest of "g" already has ${raw} as disk vdb`);
+    expect(await codeOf(on('g', (c) => attachDisk(c, { source: raw, target: 'vdc', readonly: true })))).toBe('device.exists');
+    await expect(on('g', (c) => detachDisk(c, 'vdz', {}))).rejects.toThrow('the running guest and the saved definition of "g" have no disk vdz');
     expect(await records('g')).toEqual(before);
     expect([...ctx.guest('g').hotplug.nodes]).toEqual(nodes);
     expect(await events('device-attached')).toHaveLength(1);

@@ -190,6 +190,20 @@ function newDisk(ctx: DeviceContext, scope: Scope, body: AttachDiskBody): DiskDe
   return disk;
 }
 
+/**
+ * An image is used by one disk of a guest unless every use is read-only: QEMU takes a write
+ * lock on a writable image, and a second disk on it fails (`Failed to get "write" lock`).
+ */
+function assertImageFree(ctx: DeviceContext, scope: Scope, disk: DiskDefinition, hostPath: string): void {
+  for (const [where, def] of scopeDefs(ctx, scope)) {
+    const holder = def.disks.find((d) => (d.source !== undefined ? d.source === hostPath : d.volume === disk.volume) && !(d.readonly && disk.readonly));
+    if (holder !== undefined) {
+      throw new VirtkitError('device.exists', `${where} of "${ctx.rec.name}" already has ${hostPath} as disk ${holder.target}; an image can be attached twice only read-only both times`,
+        { name: ctx.rec.name, target: holder.target, path: hostPath });
+    }
+  }
+}
+
 export async function attachDisk(ctx: DeviceContext, body: AttachDiskBody): Promise<DeviceChange> {
   const scope = resolveScope(ctx, body);
   const disk = newDisk(ctx, scope, body);
@@ -204,6 +218,7 @@ export async function attachDisk(ctx: DeviceContext, body: AttachDiskBody): Prom
   const hostPath = disk.source ?? (await ctx.volumePaths({ ...ctx.rec.definition, disks: [disk] }))[disk.volume!];
   if (hostPath === undefined) throw new VirtkitError('volume.not-found', `no host path for volume ${disk.volume ?? ''}`, { volume: disk.volume });
   await checkImage(hostPath, disk.format);
+  assertImageFree(ctx, scope, disk, hostPath);
   if (scope.live) await requireHandle(ctx).attachDisk(disk, hostPath);
   await recordOrUndo(ctx, scope, { ...(saved ? { saved } : {}), event: 'device-attached', reason: `disk ${disk.target} (${scopeWords(scope)})` },
     () => requireHandle(ctx).detachDisk(disk.id, { timeoutMs: DetachTimeoutMs }));
@@ -227,13 +242,13 @@ async function recordOrUndo(ctx: DeviceContext, scope: Scope, change: Parameters
 function findIn<T>(ctx: DeviceContext, scope: Scope, explicit: boolean, what: string, key: string, pick: (def: DomainDefinition) => T | undefined): { scope: Scope; found: T } {
   const inLive = scope.live ? pick(liveDef(ctx)) : undefined;
   const inSaved = scope.config ? pick(ctx.rec.definition) : undefined;
-  const missing = (where: string): VirtkitError => new VirtkitError('device.not-found', `${where} of "${ctx.rec.name}" has no ${what} ${key}`, { name: ctx.rec.name, device: key });
+  const missing = (where: string, verb = 'has'): VirtkitError => new VirtkitError('device.not-found', `${where} of "${ctx.rec.name}" ${verb} no ${what} ${key}`, { name: ctx.rec.name, device: key });
   if (explicit) {
     if (scope.live && inLive === undefined) throw missing('the running guest');
     if (scope.config && inSaved === undefined) throw missing('the saved definition');
   }
   const found = inLive ?? inSaved;
-  if (found === undefined) throw missing(scope.live ? 'the running guest and the saved definition' : 'the saved definition');
+  if (found === undefined) throw missing(scope.live ? 'the running guest and the saved definition' : 'the saved definition', scope.live ? 'have' : 'has');
   return { scope: { live: inLive !== undefined, config: inSaved !== undefined }, found };
 }
 
