@@ -219,5 +219,8 @@ describe('dump', () => {
     expect(info.kernel?.release).toBe('6.1.0-fake');
     expect(info.cpus).toHaveLength(1);
     expect(await codeOf(manager.dump(origin, 'g', { file: 'rel.core' }))).toBe('argument.invalid');
+    // a directory that is not there is told before QEMU is asked
+    await expect(manager.dump(origin, 'g', { file: '/nonexistent/x.core' })).rejects.toThrow('/nonexistent/x.core: no directory /nonexistent');
+    expect(await codeOf(manager.dump(origin, 'g', { file: join(file, 'x.core') }))).toBe('output.unwritable');
   });
 });

@@ -10,9 +10,9 @@
  * if it is not (or checks the uuid if it is), and starts it with the stream as its incoming
  * migration. A managed save is a save into STATE/save/<uuid>.save, which the next start uses.
  */
-import { rm, stat } from 'node:fs/promises';
-import { statSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { access, rm, stat } from 'node:fs/promises';
+import { constants, statSync } from 'node:fs';
+import { dirname, isAbsolute, join } from 'node:path';
 import type { DomainInfo, DumpBody, DumpResult, JobInfo, ManagedSaveRemoveResult, SaveResult, StopReason } from '../api/index.js';
 import { assertStateAllowed, type StatefulMethod } from '../api/index.js';
 import type { DomainDefinition } from '../conf/index.js';
@@ -172,9 +172,23 @@ export async function managedSaveRemove(h: GuestStateHost, origin: Origin, name:
   });
 }
 
+/** QEMU writes the dump itself and tells a missing directory only as a failed job: checked first. */
+async function assertWritableDir(file: string): Promise<void> {
+  const dir = dirname(file);
+  try {
+    if (!(await stat(dir)).isDirectory()) throw new VirtkitError('output.unwritable', `${file}: ${dir} is not a directory`, { path: file });
+    await access(dir, constants.W_OK);
+  } catch (err) {
+    if (err instanceof VirtkitError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new VirtkitError('output.unwritable', `${file}: ${code === 'ENOENT' || code === 'ENOTDIR' ? `no directory ${dir}` : `cannot write in ${dir} (${code ?? errorMessage(err)})`}`, { path: file });
+  }
+}
+
 /** The guest's memory into `file` via the driver's dump-guest-memory; the guest's state is unchanged. */
 export async function dumpGuest(h: GuestStateHost, origin: Origin, name: string, body: DumpBody): Promise<DumpResult> {
   requireAbsolute(body.file, 'the dump file');
+  await assertWritableDir(body.file);
   const format = body.format ?? 'elf';
   return h.lock(name, () => h.jobs.run(name, 'dump', async (progress) => {
     const rec = await requireDomain(h.store.as(origin), name);

@@ -9,7 +9,7 @@ import type {
   HostResourceMethods, ResourceLimitsBody, ResourceLimitsQuery, ResourceLimitsResult, ScreenshotResult, SendKeyBody, VncDisplayResult,
   VncPasswordResult, DomainCapabilitiesResult,
 } from '../api/index.js';
-import { formatSize, type DomainDefinition } from '../conf/index.js';
+import { formatSize, videoModelOf, type DomainDefinition } from '../conf/index.js';
 import { runPaths, type DomainDriver, type GuestHandle } from '../qemu/index.js';
 import type { Origin } from '../store/index.js';
 import { VirtkitError } from '../util/errors.js';
@@ -96,7 +96,13 @@ export async function setVncPassword(ctx: DeviceContext): Promise<VncPasswordRes
 }
 
 export async function screenshot(ctx: DeviceContext): Promise<ScreenshotResult> {
-  const shot = await requireHandle(ctx).screenshot();
+  const handle = requireHandle(ctx);
+  const def = handle.liveDefinition();
+  // QEMU's own answer ("There is no QemuConsole I can screendump from") says the same, untyped
+  if (videoModelOf(def) === 'none') {
+    throw new VirtkitError('operation.unsupported', `video: "${ctx.rec.name}" has no display to take a screenshot of (graphics: ${def.graphics}, no video card)`, { field: 'video' });
+  }
+  const shot = await handle.screenshot();
   return { format: 'png', width: shot.width, height: shot.height, data: shot.png.toString('base64') };
 }
 
