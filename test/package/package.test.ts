@@ -1,6 +1,6 @@
 /**
  * The npm package as users get it: `npm pack` of the built tree, unpacked into a fresh
- * node_modules, then `import('virtkit')` and `import('virtkit/client')` from outside the
+ * node_modules, then `import('virtkit')`, `import('virtkit/client')` and `import('virtkit/observability')` from outside the
  * repository. Catches `exports` entries that name files the package does not ship.
  * Dependencies are linked from this checkout's node_modules (no registry access needed).
  */
@@ -66,6 +66,19 @@ describe('the packed npm package', () => {
     expect(out.client).toEqual(expect.arrayContaining(['connect', 'VirtkitClient', 'VirtkitError']));
     expect(out.browser).toEqual(expect.arrayContaining(['BrowserClient']));
     expect(out.valid).toBe('p');
+  });
+
+  it('imports the trace analyzers as virtkit/observability', async () => {
+    const script = `
+      const obs = await import('virtkit/observability');
+      class Count extends obs.Analyzer { n = 0; virtqueue_pop() { this.n++; } }
+      const a = new Count();
+      await obs.runAnalyzer(a, [{ event: 'virtqueue_pop', time: '2026-01-01T00:00:00.000Z', args: {} }]);
+      console.log(JSON.stringify({ keys: Object.keys(obs), n: a.n }));`;
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: work });
+    const out = JSON.parse(stdout) as { keys: string[]; n: number };
+    expect(out.keys).toEqual(expect.arrayContaining(['Analyzer', 'runAnalyzer', 'readTraceFile', 'parseRecordLine']));
+    expect(out.n).toBe(1);
   });
 
   it('runs its command from the package', async () => {
