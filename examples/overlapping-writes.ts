@@ -9,6 +9,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { Analyzer, runAnalyzer, type TraceArgs, type TraceRecord } from '../src/observability/index.js';
+import { runExampleMain } from './example-main.js';
 
 export interface WriteRange {
   vdev: string;
@@ -59,11 +60,5 @@ export class OverlappingWrites extends Analyzer {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const file = process.argv[2];
-  if (!file) {
-    process.stderr.write('usage: overlapping-writes TRACE.jsonl\n');
-    process.exit(2);
-  }
-  const a = await runAnalyzer(new OverlappingWrites(), file);
-  process.stdout.write(`${a.report()}\n`);
+  await runExampleMain('overlapping-writes', async (file) => (await runAnalyzer(new OverlappingWrites(), file)).report());
 }

@@ -12,6 +12,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { Analyzer, runAnalyzer, type TraceArgs, type TraceRecord } from '../src/observability/index.js';
+import { runExampleMain } from './example-main.js';
 
 export interface Outstanding {
   vq: string;
@@ -51,11 +52,5 @@ export class VirtqueueLeaks extends Analyzer {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const file = process.argv[2];
-  if (!file) {
-    process.stderr.write('usage: virtqueue-leaks TRACE.jsonl\n');
-    process.exit(2);
-  }
-  const a = await runAnalyzer(new VirtqueueLeaks(), file);
-  process.stdout.write(`${a.report()}\n`);
+  await runExampleMain('virtqueue-leaks', async (file) => (await runAnalyzer(new VirtqueueLeaks(), file)).report());
 }

@@ -6,13 +6,14 @@
  * move; /metrics parsed strictly; the probes of a define/start/destroy sequence.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OverlappingWrites } from '../../examples/overlapping-writes.js';
 import { VirtqueueLeaks } from '../../examples/virtqueue-leaks.js';
+import { exitCodeFor } from '../../src/cli/exit-codes.js';
 import type { VirtkitClient } from '../../src/client/index.js';
 import { runAnalyzer, readTraceFile, type TraceRecord } from '../../src/observability/index.js';
 import { testGuestDefinition } from '../helpers/guests.js';
@@ -120,6 +121,17 @@ describe('trace', () => {
     for (const o of writes.overlaps) {
       expect(o.first.vdev).toBe(o.second.vdev);
       expect(o.first.sector < o.second.sector + o.second.nsectors && o.second.sector < o.first.sector + o.first.nsectors).toBe(true);
+    }
+  });
+
+  it('the built examples refuse a missing or non-JSON file with the error\'s message and exit code, not a stack trace', async () => {
+    const bad = join(tmp, 'not-a-trace.jsonl');
+    await writeFile(bad, 'not json\n');
+    for (const [example, file, said] of [['overlapping-writes', join(tmp, 'missing.jsonl'), /missing\.jsonl: ENOENT/], ['virtqueue-leaks', bad, /not-a-trace\.jsonl:1: not a trace record/]] as const) {
+      const r = await run(process.execPath, [join(dirname(CliPath), '..', 'dist', 'examples', `${example}.js`), file]).then(() => ({ code: 0, stderr: '' }), (e: { code: number; stderr: string }) => e);
+      expect(r.code).toBe(exitCodeFor('argument.invalid'));
+      expect(r.stderr).toMatch(said);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
     }
   });
 
