@@ -114,7 +114,7 @@ export function openProbe(sources: readonly ProbeSource[], ctx: ProbeContext, se
       const c = m as { socket: string; command: string; outcome: string; ms: number };
       const domain = domainOfSocket(c.socket);
       send({
-        time: new Date().toISOString(), channel: 'qmp', name: c.command, latencyMs: c.ms, outcome: c.outcome === 'return' ? 'ok' : c.outcome,
+        time: new Date().toISOString(), channel: 'qmp', name: c.command, latencyMs: round(c.ms), outcome: c.outcome === 'return' ? 'ok' : c.outcome,
         ...(domain !== undefined ? { domain } : {}), pid: process.pid, detail: basename(dirname(c.socket)),
       });
     };

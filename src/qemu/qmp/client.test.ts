@@ -243,6 +243,10 @@ describe('QmpChannels', () => {
         expect.objectContaining({ command: 'stop', outcome: 'return', socket: fake.path }),
         expect.objectContaining({ event: expect.objectContaining({ event: 'STOP' }) }),
       ]));
+      // Measured finer than Date.now()'s whole milliseconds (a local round trip is far below one).
+      const call = seen.find((m) => (m as { command?: string }).command === 'stop') as { ms: number };
+      expect(call.ms).toBeGreaterThan(0);
+      expect(Number.isInteger(call.ms)).toBe(false);
     } finally {
       unsubscribe('vm:qmp:command', onMessage);
       unsubscribe('vm:qmp:event', onMessage);

@@ -148,10 +148,11 @@ export class QmpClient {
     const id = `virtkit-${this.nextId++}`;
     const timeoutMs = opts.timeoutMs ?? this.callTimeoutMs;
     const message = JSON.stringify(args === undefined ? { execute: command, id } : { execute: command, arguments: args, id });
-    const started = Date.now();
+    // Nanoseconds: a QMP round trip takes well under a millisecond, which Date.now() rounds away.
+    const started = process.hrtime.bigint();
     const trace = (outcome: string): void => {
       if (QmpChannels.command.hasSubscribers) {
-        QmpChannels.command.publish({ socket: this.socketPath, command, args, outcome, ms: Date.now() - started });
+        QmpChannels.command.publish({ socket: this.socketPath, command, args, outcome, ms: Number(process.hrtime.bigint() - started) / 1e6 });
       }
     };
     return new Promise((resolve, reject) => {
