@@ -232,6 +232,9 @@ describe('setmem, setmaxmem, dommemstat', () => {
     for (const size of [1024 * MiB, 64 * MiB, 256 * MiB + 1]) {
       expect(await codeOf(on('g', (c) => setMemory(c, { size })))).toMatch(/memory.out-of-range|argument.invalid/);
     }
+    // a virsh user's plain KiB number, read as bytes: told as below the floor, in bytes too (docs/memory-cpus.md)
+    await expect(on('g', (c) => setMemory(c, { size: 131072 }))).rejects.toThrow(/^128KiB \(131072 bytes\) is below the floor of "g", 128MiB/);
+    expect(await codeOf(on('g', (c) => setMemory(c, { size: 256 * MiB + 1 })))).toBe('argument.invalid');
     expect((await on('g', (c) => memoryStats(c))).actual).toBe(256 * MiB);
     expect(await events('memory-changed')).toEqual(['g: target 256MiB, actual 256MiB']);
   });

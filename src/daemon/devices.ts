@@ -353,13 +353,15 @@ export async function setMemory(ctx: DeviceContext, body: MemorySizeBody, opts: 
   const max = handle.liveDefinition().memory;
   const floor = memoryFloor(max);
   const size = body.size;
-  if (size % MiB !== 0) throw new VirtkitError('argument.invalid', `the memory size must be a whole number of MiB, got ${size} bytes`, { field: 'size', size });
   if (size > max) {
     throw new VirtkitError('memory.out-of-range', `${formatSize(size)} is above the maximum of "${ctx.rec.name}", ${formatSize(max)} (its boot memory; setmaxmem raises it for the next start)`, { size, max, floor });
   }
   if (size < floor) {
-    throw new VirtkitError('memory.out-of-range', `${formatSize(size)} is below the floor of "${ctx.rec.name}", ${formatSize(floor)} (64 MiB or a quarter of the maximum, whichever is more)`, { size, max, floor });
+    // in bytes too: a virsh user's plain number (KiB there, bytes here) shows what it was read as
+    throw new VirtkitError('memory.out-of-range', `${formatSize(size)} (${size} bytes) is below the floor of "${ctx.rec.name}", ${formatSize(floor)} (64 MiB or a quarter of the maximum, whichever is more)`, { size, max, floor });
   }
+  // the range first, so that a size far off is told as such rather than as a fraction of a MiB
+  if (size % MiB !== 0) throw new VirtkitError('argument.invalid', `the memory size must be a whole number of MiB, got ${size} bytes`, { field: 'size', size });
   await handle.setMemory(size);
   // A paused guest's balloon driver cannot move until it runs again: answer at once.
   const waitMs = ctx.rec.status.state === 'paused' ? 0 : opts.settleMs ?? BalloonSettleMs;
