@@ -27,7 +27,7 @@ export function register(program: Command): void {
       if (o.count !== undefined && !/^[1-9]\d{0,8}$/.test(o.count)) {
         throw new VirtkitError('argument.invalid', `--count ${o.count}: expected a whole number of packets above 0`, { option: 'count' });
       }
-      const out = await openOutput(file);
+      const out = await openOutput(file, '');
       const ac = new AbortController();
       const onSigint = (): void => ac.abort();
       process.once('SIGINT', onSigint);

@@ -26,11 +26,12 @@ export function formatTraceRecord(r: TraceRecord): string {
 }
 
 /** The output file, created before the trace starts: a trace never starts only to fail writing. */
-export async function openOutput(path: string): Promise<FileHandle> {
+/** Opens the file a command writes; `named` is how the command line named it (an option, or none for an argument). */
+export async function openOutput(path: string, named = '--output '): Promise<FileHandle> {
   try {
     return await open(path, 'w', 0o644);
   } catch (err) {
-    throw new VirtkitError('output.unwritable', `--output ${path}: ${(err as NodeJS.ErrnoException).code ?? 'cannot be written'}`, { path, errno: (err as NodeJS.ErrnoException).code });
+    throw new VirtkitError('output.unwritable', `${named}${path}: ${(err as NodeJS.ErrnoException).code ?? 'cannot be written'}`, { path, errno: (err as NodeJS.ErrnoException).code });
   }
 }
 
