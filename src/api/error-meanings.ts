@@ -55,6 +55,7 @@ export const ErrorMeanings: Record<ErrorCode, string> = {
   'network.exists': 'a network of that name exists, or its bridge or subnet is taken',
   'network.invalid': 'the network definition is not acceptable (name, mode, subnet, DHCP range, bridge)',
   'network.in-use': 'running guests use the network (net-destroy --force stops them from using it)',
+  'network.invalid-state': 'the network is not in a state the operation accepts (net-destroy of an inactive network); `data.active` is its state',
   'network.host-failed': 'a host networking tool (ip, nft, tc, dnsmasq) failed; its message says why',
   'volume.not-found': 'no volume of that name in the pool',
   'volume.exists': 'a volume of that name exists in the pool',

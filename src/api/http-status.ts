@@ -57,6 +57,7 @@ export const HttpStatus: Record<ErrorCode, number> = {
   'network.exists': 409,
   'network.invalid': 400,
   'network.in-use': 409,
+  'network.invalid-state': 409,
   'network.host-failed': 500,
   'volume.not-found': 404,
   'volume.exists': 409,

@@ -84,6 +84,7 @@ export const ExitCodeOf: Record<ErrorCode, ExitCode> = {
   'network.exists': E.invalidState,
   'network.invalid': E.invalidInput,
   'network.in-use': E.invalidState,
+  'network.invalid-state': E.invalidState,
   'network.host-failed': E.failure,
   'volume.not-found': E.notFound,
   'volume.exists': E.invalidState,

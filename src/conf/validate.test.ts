@@ -184,6 +184,8 @@ describe('every rule has its message, naming the first failing field', () => {
     [`${base}nics: [{network: "br/0"}]`, 'nics[0].network: must be user or a network name'],
     [`${base}nics: [{network: lab, vhost: maybe}]`, 'nics[0].vhost: must be one of auto, on, off, got "maybe"'],
     [`${base}nics: [{network: lab, bandwidth: {inbound: 10Mfurlongs}}]`, 'nics[0].bandwidth.inbound: must be a rate like 10Mbit'],
+    [`${base}nics: [{vhost: off}]`, 'nics[0].vhost: applies only to a NIC on a virtkit network (network: NAME), not to network: user'],
+    [`${base}nics: [{network: user, bandwidth: {inbound: 1Mbit}}]`, 'nics[0].bandwidth: applies only to a NIC on a virtkit network'],
     [`${base}nics: [{hostfwd: "tcp::22-:22"}]`, 'nics[0].hostfwd: must be a list'],
     [`${base}nics: [{hostfwd: ["tcp::22-:22,restrict=on"]}]`, 'nics[0].hostfwd[0]: must be a forwarding rule like tcp::2222-:22'],
     [`${base}nics: [{hostfwd: ["tcp::70000-:22"]}]`, 'nics[0].hostfwd[0]: ports must be 1 to 65535, got "tcp::70000-:22"'],

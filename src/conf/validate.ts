@@ -128,6 +128,12 @@ function checkCrossFieldRules(def: DomainDefinition): void {
       throw definitionError(['nics', i, 'mac'], 'unique', `must differ from nics[${previous}].mac`, nic.mac);
     }
     macs.set(nic.mac, i);
+    // vhost-net and tc limits act on a tap; QEMU's user networking has none.
+    for (const field of ['vhost', 'bandwidth'] as const) {
+      if (nic.network === 'user' && nic[field] !== undefined) {
+        throw definitionError(['nics', i, field], 'network', 'applies only to a NIC on a virtkit network (network: NAME), not to network: user', undefined, false);
+      }
+    }
     nic.hostfwd.forEach((rule, j) => {
       const ports = [...rule.matchAll(/:([0-9]+)(?=-|$)/g)].map((m) => Number(m[1]));
       if (ports.some((port) => port < 1 || port > 65535)) {

@@ -121,9 +121,32 @@ export async function removeLive(w: StoreWriter, name: string): Promise<void> {
   await w.rm(domainPath(name, 'live'));
 }
 
-/** Whether the saved definition is no longer the one the guest runs with (key order aside). */
+/**
+ * Whether the saved definition is no longer the one the guest runs with (key order aside). What
+ * the start resolved is not a difference: `vhost: auto` (or absent) running as on or off, and a
+ * NIC on a `user`-mode virtkit network running as a user NIC.
+ */
 export function definitionDiffers(rec: Pick<DomainRecord, 'definition' | 'live'>): boolean {
-  return rec.live !== undefined && !isDeepStrictEqual(rec.live, rec.definition);
+  return rec.live !== undefined && !isDeepStrictEqual(withoutResolved(rec.live, rec.definition), rec.definition);
+}
+
+/** The live definition with the values the start resolved put back as the saved one has them. */
+function withoutResolved(live: DomainDefinition, saved: DomainDefinition): DomainDefinition {
+  const savedNics = new Map(saved.nics.map((n) => [n.id, n]));
+  return {
+    ...live,
+    nics: live.nics.map((nic) => {
+      const was = savedNics.get(nic.id);
+      if (!was || was.mac !== nic.mac) return nic;
+      const out = { ...nic };
+      if (was.vhost === undefined || was.vhost === 'auto') {
+        if (was.vhost === undefined) delete out.vhost;
+        else out.vhost = was.vhost;
+      }
+      if (nic.network === 'user' && was.network !== 'user') out.network = was.network;
+      return out;
+    }),
+  };
 }
 
 export async function writeNewDomain(w: StoreWriter, def: DomainDefinition): Promise<void> {

@@ -73,6 +73,12 @@ describe('network objects in the store', () => {
     expect(await svc.prepareNics('g', user)).toBe(user);
   });
 
+  it('net-destroy of a defined but inactive network is network.invalid-state, of an unknown one network.not-found', async () => {
+    await svc.define({}, { definition: { name: 'lab', mode: 'nat', subnet: '10.5.0.0/24' } });
+    expect(await codeOf(svc.destroy({}, 'lab', {}))).toMatch(/^network.invalid-state: network "lab" is not active/);
+    expect(await codeOf(svc.destroy({}, 'nosuch', {}))).toMatch(/^network.not-found: /);
+  });
+
   it('vhost: on without /dev/vhost-net is refused, naming the device', async () => {
     if (existsSync('/dev/vhost-net')) return;
     await svc.define({}, { definition: { name: 'lab', mode: 'nat', subnet: '10.5.0.0/24' } });

@@ -269,7 +269,7 @@ export class NetworkService {
     await this.locks.run(name, async () => {
       const r = this.store.as(origin);
       const rec = await requireNetwork(r, name);
-      if (!rec.active) throw new VirtkitError('network.not-found', `network "${name}" is not active`, { network: name });
+      if (!rec.active) throw new VirtkitError('network.invalid-state', `network "${name}" is not active (net-start ${name})`, { network: name, active: false });
       const users = (await activeNics(r)).filter((a) => a.nics.some((n) => n.network === name)).map((a) => a.domain);
       if (users.length > 0 && body.force !== true) {
         throw new VirtkitError('network.in-use', `network "${name}" is used by running domains: ${users.join(', ')} (--force cuts them off)`, { network: name, domains: users });

@@ -60,6 +60,7 @@ export const ErrorCodes = [
   'network.exists',
   'network.invalid',
   'network.in-use',
+  'network.invalid-state',
   'network.host-failed',
   'volume.not-found',
   'volume.exists',

@@ -115,7 +115,8 @@ export function register(program: Command): void {
     .action(async (name: string, o: ConnectOpts & { inactive?: boolean; json?: boolean }) => {
       const { interfaces } = await withClient(o, (c) => c.interfaceList(name, o.inactive ? { inactive: true } : {}));
       if (o.json) return printJson(interfaces);
-      printTable(['Interface', 'Type', 'Source', 'Model', 'MAC'], interfaces.map((n) => [n.id, n.type, '-', n.model, n.mac]));
+      // As virsh: Type network (a virtkit network, named in Source) or user (QEMU's user networking, no source).
+      printTable(['Interface', 'Type', 'Source', 'Model', 'MAC'], interfaces.map((n) => [n.id, n.type === 'user' ? 'user' : 'network', n.type === 'user' ? '-' : n.type, n.model, n.mac]));
     });
 
   withConnect(program.command('setmem')
