@@ -4,6 +4,7 @@
  * shows in /proc/partitions and goes away on detach, a NIC in /sys/class/net, setmem moves
  * MemTotal, setvcpus adds a CPU that the guest can online. One boot for the whole file.
  */
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -137,6 +138,11 @@ describe.sequential('hot-plug on a running guest through the CLI', { timeout: 12
     expect(nics).toEqual(['eth0', 'lo']);
     expect(await sh('cat /sys/class/net/eth0/address')).toBe('52:54:00:9a:00:01\n');
     expect(JSON.parse(await ok(['domiflist', G, '--json']))).toEqual([{ id: 'net0', type: 'user', model: 'virtio', mac: '52:54:00:9a:00:01' }]);
+    // a restored QEMU would put the NIC at another PCI slot and refuse the stream: no save is written
+    const saved = await cli(['save', G, join(dir, 'after-plug.save')]);
+    expect([saved.code, saved.stderr]).toEqual([ExitCodes.unsupported, expect.stringMatching(/operation\.unsupported: .*hot-plugged or unplugged since it started \(net0\)/)]);
+    expect(existsSync(join(dir, 'after-plug.save'))).toBe(false);
+    expect(JSON.parse(await ok(['domstate', G, '--json']))).toMatchObject({ state: 'running' });
     await ok(['detach-interface', G, '52:54:00:9a:00:01']);
     expect((await sh('ls /sys/class/net')).split(/\s+/).filter(Boolean)).toEqual(['lo']);
   });
