@@ -112,7 +112,8 @@ export class GuestStatsCollector {
         vcpus: threads.map((t) => ({ index: t.index, threadId: t.threadId, timeSeconds: t.cpu ? round(t.cpu.user + t.cpu.system) : null })),
       },
       memory: { definedBytes: def.memory, rssBytes: rss, ...(f.balloonBytes !== undefined ? { balloonBytes: f.balloonBytes } : {}) },
-      block: f.block,
+      // Only the definition's disks: QEMU also lists nodes such as UEFI's pflash pair.
+      block: f.block.filter((b) => def.disks.some((d) => d.id === b.id)),
       net,
     };
   }

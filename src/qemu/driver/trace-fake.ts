@@ -58,10 +58,12 @@ export class FakeObservedState {
       case 'query-cpus-fast':
         return Array.from({ length: this.def().vcpus }, (_v, i) => ({ 'cpu-index': i, 'thread-id': this.pid * 100 + i, target: 'x86_64' }));
       case 'query-blockstats':
-        return this.def().disks.map((d) => {
+        return [...this.def().disks.map((d) => {
           const s = this.blockStats.get(d.id) ?? { rd_bytes: 0, wr_bytes: 0, rd_operations: 0, wr_operations: 0 };
           return { device: '', qdev: `/machine/peripheral/${d.id}/virtio-backend`, stats: { ...s, flush_operations: 0, rd_total_time_ns: 0, wr_total_time_ns: 0 } };
-        });
+        }),
+        // Block nodes that are no disk of the definition, as a UEFI guest's pflash pair is in QEMU's answer.
+        { device: '', qdev: '/machine/system.flash0', stats: { rd_bytes: 0, wr_bytes: 0, rd_operations: 0, wr_operations: 0, flush_operations: 0, rd_total_time_ns: 0, wr_total_time_ns: 0 } }];
       case 'query-balloon':
         throw new VirtkitError('qmp.command-failed', 'query-balloon: No balloon device has been activated', { command: execute, class: 'DeviceNotActive', desc: 'No balloon device has been activated' });
       case 'query-rx-filter':
