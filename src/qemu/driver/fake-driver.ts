@@ -21,7 +21,7 @@ import type { DomainCapabilities } from './domcaps.js';
 import {
   FakeDomainCapabilities, fakeResourceLimits, fakeScreenshot, fakeSendKeys, fakeVncPassword, fakeWithLimits,
 } from './fake-host-resources.js';
-import { assertMigratable, checkFilesystemSources, type ResourceLimits, type ResourceLimitsInfo } from './host-resources.js';
+import { assertMigratable, checkFilesystemSources, diskAndNicIds, type ResourceLimits, type ResourceLimitsInfo } from './host-resources.js';
 import { appendFileSync, existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -712,7 +712,7 @@ export class FakeGuestHandle implements GuestHandle {
   // ---- save/restore, snapshots, memory dumps (fake-guest-state.ts) ----
   async saveState(file: StreamFile, _onProgress?: ProgressListener): Promise<number> {
     const g = this.useMonitor();
-    assertMigratable(g.definition, g.started);
+    assertMigratable(g.definition, diskAndNicIds(g.started));
     const bytes = await fakeSave(file, { uuid: g.definition.uuid, memory: Object.fromEntries(g.memory) });
     g.destroy();
     return bytes;

@@ -181,7 +181,7 @@ export class GuestResources {
  * Refuses to migrate (save, managedsave) a guest with shared folders before anything is
  * paused: QEMU 7.2 blocks it (vhost-user-fs is unmigratable, a mounted 9p share blocks it).
  */
-export function assertMigratable(def: DomainDefinition, started?: DomainDefinition): void {
+export function assertMigratable(def: DomainDefinition, started?: ReadonlySet<string>): void {
   if ((def.filesystems ?? []).length > 0) {
     throw new VirtkitError('operation.unsupported', `filesystems: "${def.name}" has shared folders, which QEMU cannot save with the guest's memory (migration blocker); shut it down, or remove them, to save`,
       { field: 'filesystems' });
@@ -198,12 +198,34 @@ export function assertMigratable(def: DomainDefinition, started?: DomainDefiniti
   }
 }
 
-/** Disk and NIC ids present in one of the two definitions only: the live changes since the start, sorted. */
-export function hotplugChanges(started: DomainDefinition, live: DomainDefinition): string[] {
-  const ids = (def: DomainDefinition): Set<string> => new Set([...def.disks.map((d) => d.id), ...def.nics.map((n) => n.id)]);
-  const before = ids(started);
-  const now = ids(live);
-  return [...[...now].filter((id) => !before.has(id)), ...[...before].filter((id) => !now.has(id))].sort();
+/** The disk and NIC device ids of a definition. */
+export function diskAndNicIds(def: DomainDefinition): Set<string> {
+  return new Set([...def.disks.map((d) => d.id), ...def.nics.map((n) => n.id)]);
+}
+
+/**
+ * The disk and NIC device ids QEMU was started with, from its command line (`-device` JSON with
+ * a `drive` or `netdev`): what a restore would recreate. Read from the command line rather than
+ * kept in memory, so a guest adopted after a daemon restart is judged the same.
+ */
+export function diskAndNicIdsOfCommandLine(argv: readonly string[]): Set<string> {
+  const out = new Set<string>();
+  for (let i = 0; i + 1 < argv.length; i++) {
+    if (argv[i] !== '-device' || !argv[i + 1]!.startsWith('{')) continue;
+    try {
+      const dev = JSON.parse(argv[i + 1]!) as Record<string, unknown>;
+      if (typeof dev['id'] === 'string' && (typeof dev['drive'] === 'string' || typeof dev['netdev'] === 'string')) out.add(dev['id']);
+    } catch {
+      // not JSON: not a device virtkit's builder wrote
+    }
+  }
+  return out;
+}
+
+/** Disk and NIC ids present at the start or now only: the live changes since the start, sorted. */
+export function hotplugChanges(started: ReadonlySet<string>, live: DomainDefinition): string[] {
+  const now = diskAndNicIds(live);
+  return [...[...now].filter((id) => !started.has(id)), ...[...started].filter((id) => !now.has(id))].sort();
 }
 
 export function assertVncPassword(def: DomainDefinition): void {

@@ -15,7 +15,7 @@ import type { RunState } from '../qmp/commands.js';
 import { LifecycleTracker, type GuestStop } from './events.js';
 import * as hotplug from './hotplug.js';
 import * as guestState from './guest-state.js';
-import { assertMigratable, GuestResources, type ResourceLimits, type ResourceLimitsInfo, type Screenshot } from './host-resources.js';
+import { assertMigratable, diskAndNicIdsOfCommandLine, GuestResources, type ResourceLimits, type ResourceLimitsInfo, type Screenshot } from './host-resources.js';
 import { monitorCommand, type MonitorCommand } from './monitor.js';
 import type { DeviceInfo, ExitInfo, GuestHandle, GuestRunState, LifecycleEvent, LifecycleListener, StopOptions } from './types.js';
 import type { DetachOptions, MemoryStats, VcpuInfo } from './types.js';
@@ -45,14 +45,14 @@ export class QemuGuest implements GuestHandle {
    * hot-plug changed since (attachDisk... below update it here, device by device, keeping the ids).
    */
   private live: DomainDefinition;
-  /** The definition it was launched or adopted with: what a restore would recreate (assertMigratable). */
-  private readonly started: DomainDefinition;
+  /** The disk and NIC ids on QEMU's command line: what a restore would recreate (assertMigratable). */
+  private readonly started: ReadonlySet<string>;
   private readonly resources: GuestResources;
 
   constructor(private readonly proc: QemuProcess, opts: QemuGuestOptions) {
     this.accel = opts.accel;
     this.live = opts.definition;
-    this.started = opts.definition;
+    this.started = diskAndNicIdsOfCommandLine(proc.commandLine);
     this.tracker = new LifecycleTracker({
       policy: opts.definition,
       actions: proc.actions,

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { VirtkitError } from '../../util/errors.js';
 import { deviceIdOfQdev, lastQemuError, restoreFailure } from './guest-state.js';
+import { diskAndNicIdsOfCommandLine } from './host-resources.js';
 
 let dir: string;
 beforeEach(async () => { dir = await mkdtemp(join(tmpdir(), 'restore-failure-')); });
@@ -54,5 +55,25 @@ describe('deviceIdOfQdev (query-block on QEMU 7.2)', () => {
     expect(deviceIdOfQdev('/machine/unattached/device[3]')).toBeUndefined();
     expect(deviceIdOfQdev('')).toBeUndefined();
     expect(deviceIdOfQdev(undefined)).toBeUndefined();
+  });
+});
+
+describe('diskAndNicIdsOfCommandLine (what a restore recreates)', () => {
+  it('takes the ids of -device entries with a drive or a netdev, nothing else', () => {
+    const argv = ['qemu-system-x86_64', '-device', '{"driver":"pvpanic","id":"pvpanic0"}', '-device', '{"driver":"virtio-blk-pci","id":"vda","drive":"vda-format"}',
+      '-device', '{"driver":"scsi-hd","id":"sdb","drive":"sdb-format"}', '-device', '{"driver":"virtio-net-pci","id":"net0","netdev":"net0-netdev"}',
+      '-device', 'e1000,id=old', '-device', '{broken', '-name', 'g'];
+    expect([...diskAndNicIdsOfCommandLine(argv)]).toEqual(['vda', 'sdb', 'net0']);
+    expect(diskAndNicIdsOfCommandLine(['-device'])).toEqual(new Set());
+  });
+
+  it('fuzz: any argv gives a set of strings, never a throw', () => {
+    let x = 0x1234567;
+    const r = (): number => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x / 0x1_0000_0000; };
+    const pieces = ['-device', '{', '}', '"id"', ':', '"drive"', '"netdev"', ',', '"x"', '1', 'null', '[', ']'];
+    for (let i = 0; i < 3000; i++) {
+      const argv = Array.from({ length: Math.floor(r() * 8) }, () => (r() < 0.4 ? '-device' : Array.from({ length: Math.floor(r() * 10) }, () => pieces[Math.floor(r() * pieces.length)]).join('')));
+      for (const id of diskAndNicIdsOfCommandLine(argv)) expect(typeof id).toBe('string');
+    }
   });
 });
