@@ -22,7 +22,7 @@ import { VirtkitError } from '../util/errors.js';
 import { findStaticBusybox } from './busybox.js';
 import { writeCpio, type CpioEntry } from './cpio.js';
 import { parseCpioSpec } from './cpio-spec.js';
-import { POWER_BUTTON_HANDLER, READY_MARKER, renderInitScript, renderPowerButtonHandler, renderProfile } from './init-script.js';
+import { POWER_BUTTON_HANDLER, READY_MARKER, UDHCPC_SCRIPT, renderInitScript, renderPowerButtonHandler, renderProfile, renderUdhcpcScript } from './init-script.js';
 import { findHostKernel, type HostKernel } from './kernel.js';
 import { readModule, resolveModules } from './modules.js';
 import { extractPvhKernel } from './vmlinux.js';
@@ -106,6 +106,8 @@ function baseLayoutSpec(busybox: string, acpi: boolean): string {
     'dir /usr 0755 0 0',
     'dir /usr/bin 0755 0 0',
     'dir /usr/sbin 0755 0 0',
+    'dir /usr/share 0755 0 0',
+    'dir /usr/share/udhcpc 0755 0 0',
     'dir /dev 0755 0 0',
     'nod /dev/console 0600 0 0 c 5 1',
     'nod /dev/ttyS0 0600 0 0 c 4 64',
@@ -178,6 +180,7 @@ export async function buildGuest(options: BuildGuestOptions): Promise<BuiltGuest
     yield textFile('/init', 0o755, renderInitScript({ hostname: name, acpi, modules: modules.load.map((m) => guestModulePath(m.name)) }));
     yield textFile('/etc/hostname', 0o644, `${name}\n`);
     yield textFile('/etc/profile', 0o644, renderProfile());
+    yield textFile(UDHCPC_SCRIPT, 0o755, renderUdhcpcScript());
     if (acpi) yield textFile(POWER_BUTTON_HANDLER, 0o755, renderPowerButtonHandler());
     // One module in memory at a time: read (and decompress) each as the archive reaches it.
     for (const mod of modules.load) {

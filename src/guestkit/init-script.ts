@@ -12,6 +12,41 @@ export const READY_MARKER = 'virtkit-guest: ready';
  */
 export const POWER_BUTTON_HANDLER = '/etc/acpi/PWRF/00000080';
 
+/** Where busybox udhcpc looks for the script that applies a lease (it has none built in). */
+export const UDHCPC_SCRIPT = '/usr/share/udhcpc/default.script';
+
+/**
+ * The udhcpc script: on `bound`/`renew` it sets the address (`$ip/$mask`), the default routes
+ * (`$router`) and /etc/resolv.conf (`$dns`, `$domain`); on `deconfig` it clears the address.
+ * The values come from the DHCP server, so they are only ever passed as arguments, quoted.
+ */
+export function renderUdhcpcScript(): string {
+  return [
+    '#!/bin/sh',
+    '# udhcpc calls this with the event as $1 and the lease in the environment.',
+    'case "$1" in',
+    '  deconfig)',
+    '    ip -4 addr flush dev "$interface"',
+    '    ip link set "$interface" up',
+    '    ;;',
+    '  bound|renew)',
+    '    ip -4 addr flush dev "$interface"',
+    '    ip addr add "$ip/${mask:-24}" ${broadcast:+broadcast "$broadcast"} dev "$interface"',
+    '    if [ -n "$router" ]; then',
+    '      while ip route del default dev "$interface" 2>/dev/null; do :; done',
+    '      for r in $router; do ip route add default via "$r" dev "$interface"; done',
+    '    fi',
+    '    : >/etc/resolv.conf',
+    '    [ -n "$domain" ] && echo "search $domain" >>/etc/resolv.conf',
+    '    for d in $dns; do echo "nameserver $d" >>/etc/resolv.conf; done',
+    '    echo "virtkit-guest: lease $ip on $interface"',
+    '    ;;',
+    'esac',
+    'exit 0',
+    '',
+  ].join('\n');
+}
+
 export interface InitScriptOptions {
   hostname: string;
   /** Module paths inside the guest, in load order. */
@@ -44,9 +79,24 @@ export function renderInitScript(options: InitScriptOptions): string {
     'ip link set lo up',
     '# With a NIC on QEMU user networking (slirp), take the address its DHCP server would',
     '# hand out, without waiting for DHCP: port forwards work as soon as the guest is ready.',
+    '# virtkit.net=dhcp on the kernel command line (a NIC on a virtkit network, whose dnsmasq',
+    '# leases another subnet) asks udhcpc for a lease instead, in the background, applied by',
+    `# ${UDHCPC_SCRIPT}.`,
+    '# virtkit.hostname=NAME on the kernel command line names this guest (and its DHCP requests).',
+    'for arg in $(cat /proc/cmdline); do',
+    '  case "$arg" in virtkit.hostname=?*) hostname "${arg#virtkit.hostname=}" ;; esac',
+    'done',
     'if [ -e /sys/class/net/eth0 ]; then',
-    '  ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2',
-    '  echo nameserver 10.0.2.3 >/etc/resolv.conf',
+    '  ip link set eth0 up',
+    '  case " $(cat /proc/cmdline) " in',
+    '    *" virtkit.net=dhcp "*)',
+    `      udhcpc -b -i eth0 -x hostname:"$(hostname)" -s ${UDHCPC_SCRIPT} >/dev/null 2>&1 || echo "virtkit-guest: udhcpc did not start"`,
+    '      ;;',
+    '    *)',
+    '      ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2',
+    '      echo nameserver 10.0.2.3 >/etc/resolv.conf',
+    '      ;;',
+    '  esac',
     'fi',
   ];
   lines.push(...renderSharedFolderMounts());
