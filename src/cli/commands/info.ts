@@ -28,6 +28,11 @@ export function register(program: Command): void {
     .action(async (name: string, o: Opts) => {
       const i = await withClient(o, (c) => c.info(name));
       if (o.json) { printJson(i); return; }
+      // While it runs: which path each NIC's packets take (vhost: auto resolved at start).
+      const nics = i.pid === undefined ? [] : (await withClient(o, (c) => c.domainAddresses(name))).interfaces.map((n): [string, string] => [
+        `NIC ${n.nic}`,
+        n.network === 'user' ? 'user networking (QEMU)' : `network ${n.network}, tap ${n.tap ?? '-'}, ${n.vhost === 'on' ? 'vhost on (vhost-net in the kernel)' : 'vhost off (virtio-net in QEMU)'}`,
+      ]);
       const rows: [string, string][] = [
         ['Name', i.name], ['UUID', i.uuid],
         ['State', i.reason ? `${i.state} (${i.reason})` : i.state],
@@ -40,6 +45,7 @@ export function register(program: Command): void {
         ...(i.definitionDiffers !== undefined
           ? [['Definition', i.definitionDiffers ? 'saved differs from live (applies at next start; dumpdef --live)' : 'live = saved'] as [string, string]]
           : []),
+        ...nics,
         ...(i.runDir !== undefined ? [['Run dir', i.runDir] as [string, string]] : []),
         ['Managed save', i.managedSave ? 'yes (the next start resumes from it)' : 'no'],
       ];
