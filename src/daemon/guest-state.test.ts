@@ -8,7 +8,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, open, readFile, rm, truncate, utimes, writeFile } from 'node:fs/promises';
+import { copyFile, open, readFile, readdir, rm, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { DomainEvent } from '../api/schemas.js';
@@ -63,6 +63,24 @@ describe('save and restore', () => {
     expect(info.state).toBe('running');
     expect(ctx.guest('g').memory.get('n')).toBe('41');
     expect(await events('started')).toEqual([undefined, 'restored']);
+  });
+
+  it('a save that fails leaves an older save at the same path as it was, and no partial file', async () => {
+    const { manager, origin } = ctx;
+    await manager.start(origin, 'g');
+    const file = join(ctx.dir, 'g.save');
+    await manager.save(origin, 'g', file);
+    const before = await readFile(file);
+    await manager.restore(origin, { file });
+    const failing = vi.spyOn(FakeGuestHandle.prototype, 'saveState').mockRejectedValueOnce(new VirtkitError('operation.unsupported', 'refused'));
+    try {
+      expect(await codeOf(manager.save(origin, 'g', file))).toBe('operation.unsupported');
+    } finally {
+      failing.mockRestore();
+    }
+    expect((await readFile(file)).equals(before)).toBe(true);
+    expect((await readdir(ctx.dir)).filter((f) => f.includes('.partial-'))).toEqual([]);
+    expect(await manager.state(origin, 'g')).toMatchObject({ state: 'running' });
   });
 
   it('a paused guest comes back paused; a restore defines the domain when it is gone', async () => {

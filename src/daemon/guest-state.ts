@@ -10,9 +10,10 @@
  * if it is not (or checks the uuid if it is), and starts it with the stream as its incoming
  * migration. A managed save is a save into STATE/save/<uuid>.save, which the next start uses.
  */
-import { access, rm, stat } from 'node:fs/promises';
+import { access, open, rename, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { constants, statSync } from 'node:fs';
-import { dirname, isAbsolute, join } from 'node:path';
+import { basename, dirname, isAbsolute, join } from 'node:path';
 import type { DomainInfo, DumpBody, DumpResult, JobInfo, ManagedSaveRemoveResult, SaveResult, StopReason } from '../api/index.js';
 import { assertStateAllowed, type StatefulMethod } from '../api/index.js';
 import type { DomainDefinition } from '../conf/index.js';
@@ -92,6 +93,16 @@ export function hasManagedSave(saveDir: string, uuid: string): Promise<boolean> 
   return Promise.resolve(statSync(managedSavePath(saveDir, uuid), { throwIfNoEntry: false }) !== undefined);
 }
 
+/** Makes a rename in `dir` durable (the directory entry itself is synced). */
+async function syncDirectory(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Saves the running or paused guest `name` into `file`; QEMU is gone afterwards. */
 export async function saveGuest(h: GuestStateHost, origin: Origin, name: string, file: string, method: 'domain.save' | 'domain.managedSave'): Promise<SaveResult> {
   requireAbsolute(file, 'the save file');
@@ -101,19 +112,30 @@ export async function saveGuest(h: GuestStateHost, origin: Origin, name: string,
     const definition = rec.live ?? rec.definition;
     const disks = (await h.diskPaths(definition)).filter((d) => !d.readonly);
     const paused = (await live.handle.state()) !== 'running';
-    const offset = await writeProvisionalHeader(file, { definition, paused, savedAt: new Date().toISOString() }, disks);
+    // Written beside `file` under another name and renamed over it once complete and synced: a
+    // save that fails or is refused (by the driver, after this point) leaves an older save at
+    // `file` as it was, and `file` never names a half-written save.
+    const partial = join(dirname(file), `.${basename(file)}.partial-${randomBytes(6).toString('hex')}`);
+    const offset = await writeProvisionalHeader(partial, { definition, paused, savedAt: new Date().toISOString() }, disks);
     live.setIntent('saved');
     let streamBytes: number;
     try {
-      streamBytes = await live.handle.saveState({ path: file, offset }, progress);
+      streamBytes = await live.handle.saveState({ path: partial, offset }, progress);
     } catch (err) {
       live.setIntent(undefined);
-      await rm(file, { force: true });
+      await rm(partial, { force: true });
       throw err;
     }
-    await live.recorded();
-    // QEMU is gone: the disks are as the restored guest must find them
-    await completeHeader(file, offset, { complete: true, definition, paused, savedAt: new Date().toISOString(), streamBytes, disks: await diskIdentities(disks) });
+    try {
+      await live.recorded();
+      // QEMU is gone: the disks are as the restored guest must find them
+      await completeHeader(partial, offset, { complete: true, definition, paused, savedAt: new Date().toISOString(), streamBytes, disks: await diskIdentities(disks) });
+      await rename(partial, file);
+      await syncDirectory(dirname(file));
+    } catch (err) {
+      await rm(partial, { force: true });
+      throw err;
+    }
     return { file, bytes: offset + streamBytes };
   }));
 }
