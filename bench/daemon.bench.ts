@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { availableParallelism } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type VirtkitClient } from '../src/client/index.js';
@@ -21,9 +21,9 @@ import { probeCapabilities, resolveAccel } from '../src/qemu/caps.js';
 import { buildCommand } from '../src/qemu/command/index.js';
 import { QemuProcess } from '../src/qemu/process.js';
 import { measureLibvirt, nodeIdleRssMiB, sqliteCommitFloorMs } from './references.js';
+import { startBenchDaemon } from './daemon-process.js';
 import { median, ratioLine, targetLine, timeMs } from './stats.js';
 
-const cli = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'virtkit.js');
 /** Started paused: the daemon's side (QMP, console, exit watch) is the same, and paused guests leave the shared cores alone. */
 const GuestsForRss = 10;
 
@@ -34,18 +34,9 @@ async function rssMiB(pid: number): Promise<number> {
 }
 
 async function startDaemon(stateDir: string, nodeFlags: readonly string[] = []): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, [...nodeFlags, cli, 'daemon', '--state-dir', stateDir, '--log-level', 'warn'], { stdio: 'ignore' });
-  const c = connect(join(stateDir, 'virtkit.sock'));
-  for (let i = 0; i < 300; i++) {
-    try {
-      await c.daemonInfo();
-      c.close();
-      return proc;
-    } catch {
-      await sleep(50);
-    }
-  }
-  throw new Error('daemon did not start');
+  const { proc, client } = await startBenchDaemon(stateDir, nodeFlags);
+  client.close();
+  return proc;
 }
 
 /** Calls per second of `fn` run back to back on each of `clients` for `ms`. */

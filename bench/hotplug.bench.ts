@@ -5,23 +5,22 @@
  * request until the guest's shell, already waiting in a loop for /sys/block/vda, prints its
  * marker; each run ends with an unplug (not timed) so the next one plugs the same disk again.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { connect, type VirtkitClient } from '../src/client/index.js';
+import type { VirtkitClient } from '../src/client/index.js';
 import { parseDefinition } from '../src/conf/index.js';
 import { buildGuest, READY_MARKER } from '../src/guestkit/index.js';
 import { buildCommand, probeCapabilities, resolveAccel, runPaths } from '../src/qemu/index.js';
 import { QemuProcess } from '../src/qemu/process.js';
+import { startBenchDaemon } from './daemon-process.js';
 import { median, ratioLine } from './stats.js';
 
 const RUNS = 5;
-const cli = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'virtkit.js');
 
 /** A console that collects what the guest prints and runs one "wait for the disk" loop per run. */
 class GuestShell {
@@ -51,19 +50,7 @@ class GuestShell {
   }
 }
 
-async function startDaemon(stateDir: string): Promise<{ proc: ChildProcess; client: VirtkitClient }> {
-  const proc = spawn(process.execPath, [cli, 'daemon', '--state-dir', stateDir, '--log-level', 'warn'], { stdio: 'ignore' });
-  const client = connect(join(stateDir, 'virtkit.sock'));
-  for (let i = 0; i < 300; i++) {
-    try {
-      await client.daemonInfo();
-      return { proc, client };
-    } catch {
-      await sleep(50);
-    }
-  }
-  throw new Error('daemon did not start');
-}
+const startDaemon = (stateDir: string): Promise<{ proc: ChildProcess; client: VirtkitClient }> => startBenchDaemon(stateDir);
 
 async function openSocket(path: string): Promise<Duplex> {
   for (let i = 0; i < 200; i++) {

@@ -6,19 +6,18 @@
  * lines raw; and `/metrics` scrape time with 100 defined and 10 running (paused) guests,
  * against a `list --all` of the same daemon.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type VirtkitClient } from '../src/client/index.js';
 import { qemuProcessesUnder } from '../src/daemon/reconcile.js';
 import { buildGuest } from '../src/guestkit/index.js';
+import { startBenchDaemon } from './daemon-process.js';
 import { median, ratioLine, timeMs } from './stats.js';
 
-const cli = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'virtkit.js');
 const exec = promisify(execFile);
 const TraceEvents = ['virtio_blk_handle_read', 'virtio_blk_handle_write', 'virtio_blk_req_complete', 'virtqueue_pop', 'virtqueue_fill'];
 const DdRuns = 5;
@@ -26,21 +25,9 @@ const DdMiB = 16;
 const FloodLines = 200_000;
 
 async function startDaemon(stateDir: string): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, [cli, 'daemon', '--state-dir', stateDir, '--log-level', 'warn'], { stdio: 'ignore' });
-  const c = connect(join(stateDir, 'virtkit.sock'));
-  try {
-    for (let i = 0; i < 300; i++) {
-      try {
-        await c.daemonInfo();
-        return proc;
-      } catch {
-        await sleep(50);
-      }
-    }
-  } finally {
-    c.close();
-  }
-  throw new Error('daemon did not start');
+  const { proc, client } = await startBenchDaemon(stateDir);
+  client.close();
+  return proc;
 }
 
 class GuestShell {

@@ -9,36 +9,23 @@
  * the file). Save is timed from the request until QEMU is gone and the file complete and on
  * disk; restore until the guest runs again.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
-import { connect, type VirtkitClient } from '../src/client/index.js';
+import type { VirtkitClient } from '../src/client/index.js';
 import { parseDefinition } from '../src/conf/index.js';
 import { buildGuest, READY_MARKER } from '../src/guestkit/index.js';
 import { buildCommand, probeCapabilities, resolveAccel, type QmpClient } from '../src/qemu/index.js';
 import { QemuProcess } from '../src/qemu/process.js';
+import { startBenchDaemon } from './daemon-process.js';
 import { median, ratioLine, timeMs } from './stats.js';
 
 const RUNS = 5;
-const cli = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'virtkit.js');
 
-async function startDaemon(stateDir: string): Promise<{ proc: ChildProcess; client: VirtkitClient }> {
-  const proc = spawn(process.execPath, [cli, 'daemon', '--state-dir', stateDir, '--log-level', 'warn'], { stdio: 'ignore' });
-  const client = connect(join(stateDir, 'virtkit.sock'));
-  for (let i = 0; i < 300; i++) {
-    try {
-      await client.daemonInfo();
-      return { proc, client };
-    } catch {
-      await sleep(50);
-    }
-  }
-  throw new Error('daemon did not start');
-}
+const startDaemon = (stateDir: string): Promise<{ proc: ChildProcess; client: VirtkitClient }> => startBenchDaemon(stateDir);
 
 /**
  * Runs `start` (a migrate or migrate-incoming) and resolves when QEMU's MIGRATION event says
