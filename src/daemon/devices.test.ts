@@ -16,6 +16,7 @@ import {
 } from './devices.js';
 import { requireDomain } from './domain-records.js';
 import { replayEvents } from './event-log.js';
+import { codeOf } from '../../test/helpers/error-code.js';
 
 const MiB = 1024 * 1024;
 let ctx: FakeContext;
@@ -33,15 +34,6 @@ afterEach(async () => { await ctx.cleanup(); });
 
 function on<T>(name: string, fn: (c: DeviceContext) => Promise<T> | T): Promise<T> {
   return ctx.manager.withDevices(ctx.origin, name, async (c) => fn(c));
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    return isVirtkitError(err) ? err.code : `plain: ${String(err)}`;
-  }
-  return 'ok';
 }
 
 async function records(name: string): Promise<{ saved: string[]; live: string[] | undefined; differs: boolean | undefined }> {

@@ -14,11 +14,12 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { DomainEvent } from '../api/schemas.js';
 import { readDumpFile } from '../qemu/dump/index.js';
 import { FakeGuestHandle } from '../qemu/driver/fake-driver.js';
-import { VirtkitError, isVirtkitError } from '../util/errors.js';
+import { VirtkitError } from '../util/errors.js';
 import { fakeContext, type FakeContext } from '../../test/scenarios/fake-context.js';
 import { domainPath } from './domain-records.js';
 import { replayEvents } from './event-log.js';
 import { readSaveFile } from './save-file.js';
+import { codeOf } from '../../test/helpers/error-code.js';
 
 let ctx: FakeContext;
 let disk: string;
@@ -30,15 +31,6 @@ beforeEach(async () => {
   await ctx.define('g', { overrides: { disks: [{ source: disk, format: 'qcow2', target: 'vda' }] } });
 });
 afterEach(async () => { await ctx.cleanup(); });
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    return isVirtkitError(err) ? err.code : `plain: ${String(err)}`;
-  }
-  return 'ok';
-}
 
 async function events(type: DomainEvent['type']): Promise<(string | undefined)[]> {
   const out: (string | undefined)[] = [];

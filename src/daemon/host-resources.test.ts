@@ -13,6 +13,7 @@ import { fakeSentKeys } from '../qemu/driver/fake-host-resources.js';
 import type { DeviceContext } from './devices.js';
 import { requireDomain } from './domain-records.js';
 import { resourceLimits, screenshot, sendKey, setResourceLimits, setVncPassword, vncDisplay } from './host-resources.js';
+import { codeOf } from '../../test/helpers/error-code.js';
 
 let ctx: FakeContext;
 beforeEach(async () => { ctx = await fakeContext(); });
@@ -20,15 +21,6 @@ afterEach(async () => { await ctx.cleanup(); });
 
 function on<T>(name: string, fn: (c: DeviceContext) => Promise<T> | T): Promise<T> {
   return ctx.manager.withDevices(ctx.origin, name, async (c) => fn(c));
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    return isVirtkitError(err) ? err.code : `plain: ${String(err)}`;
-  }
-  return 'ok';
 }
 
 async function limits(name: string): Promise<{ saved: unknown; live: unknown }> {

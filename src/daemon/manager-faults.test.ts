@@ -7,24 +7,15 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { DomainEvent } from '../api/schemas.js';
-import { isVirtkitError } from '../util/errors.js';
 import { fakeContext, type FakeContext } from '../../test/scenarios/fake-context.js';
 import { replayEvents } from './event-log.js';
 import { passthroughTaints } from './manager.js';
+import { codeOf } from '../../test/helpers/error-code.js';
 
 let ctx: FakeContext;
 
 beforeEach(async () => { ctx = await fakeContext(); });
 afterEach(async () => { await ctx.cleanup(); });
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    return isVirtkitError(err) ? err.code : `plain: ${String(err)}`;
-  }
-  return 'ok';
-}
 
 async function taintEvents(): Promise<[string, string | undefined][]> {
   const out: [string, string | undefined][] = [];

@@ -19,20 +19,12 @@ import { replayEvents } from './event-log.js';
 import { Manager } from './manager.js';
 import { PoolService } from './pools.js';
 import { createApp, registerApi } from './server.js';
+import { codeOf } from '../../test/helpers/error-code.js';
 
 let ctx: FakeContext;
 
 beforeEach(async () => { ctx = await fakeContext(); });
 afterEach(async () => { await ctx.cleanup(); });
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    return isVirtkitError(err) ? err.code : `plain: ${String(err)}`;
-  }
-  return 'ok';
-}
 
 async function events(since = 0): Promise<[string, string, string | undefined][]> {
   const out: [string, string, string | undefined][] = [];

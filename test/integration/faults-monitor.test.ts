@@ -27,9 +27,9 @@ import type { QemuGuest } from '../../src/qemu/driver/qemu-guest.js';
 import type { GuestHandle, LaunchOptions, PreparedLaunch } from '../../src/qemu/index.js';
 import { runPaths } from '../../src/qemu/index.js';
 import { openStore, type Origin, type Store } from '../../src/store/index.js';
-import { isVirtkitError } from '../../src/util/errors.js';
 import { guestPaths, testGuest } from '../helpers/guests.js';
 import { typeOnConsole } from '../scenarios/manager-scenarios.js';
+import { codeOf } from '../helpers/error-code.js';
 
 const Ready = 'virtkit-guest: ready';
 const log = Fastify({ logger: false }).log;
@@ -49,15 +49,6 @@ let dir: string;
 let store: Store;
 let driver: HookedDriver;
 let manager: Manager;
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    return isVirtkitError(err) ? err.code : `plain: ${String(err)}`;
-  }
-  return 'ok';
-}
 
 async function waitFor(what: string, fn: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
