@@ -9,18 +9,7 @@ import YAML from 'yaml';
 import { VirtkitError } from '../util/errors.js';
 import { buildCommand } from '../qemu/command/index.js';
 import { DomainDefinitionSchema, formatDefinition, parseDefinition, validateDefinition, type DomainDefinition } from './index.js';
-
-/** mulberry32: small, fast, good enough to drive a fuzzer. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as rng } from '../../test/helpers/prng.js';
 
 const seeds = [
   `name: web1

@@ -4,18 +4,7 @@ import {
   MaxPathLength, affects, ancestorsOf, assertValidPath, baseName, decodeSegment, encodeSegment, isAtOrBelow,
   isValidPath, joinPath, parentPath, parsePath,
 } from './path.js';
-
-/** A small deterministic PRNG, so a failing fuzz case reproduces. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as prng } from '../../test/helpers/prng.js';
 
 // Characters weighted towards the ones that matter to the grammar.
 const Alphabet = ['/', '/', '/', '.', '..', 'a', 'B', '9', '-', '_', '@', ':', '%', ' ', '\n', '\u0000', 'é', '🐧', '\\', '*',

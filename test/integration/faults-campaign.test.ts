@@ -20,6 +20,7 @@ import YAML from 'yaml';
 import type { VirtkitClient } from '../../src/client/index.js';
 import { guestPaths, testGuest } from '../helpers/guests.js';
 import { DaemonHarness } from './daemon-harness.js';
+import { mulberry32 as prng } from '../helpers/prng.js';
 
 const Rounds = Number(process.env.VIRTKIT_CAMPAIGN_ROUNDS ?? 60);
 const Seed = Number(process.env.VIRTKIT_CAMPAIGN_SEED ?? Date.now() % 1_000_000);
@@ -32,18 +33,6 @@ const Phases: Phase[] = ['define', 'start', 'shutdown', 'destroy', 'undefine'];
 
 /** How long each phase's call takes, about: the kill lands uniformly within it (or just before). */
 const WindowMs: Record<Phase, number> = { define: 40, start: 700, shutdown: 1500, destroy: 400, undefine: 120, 'first-start': 1500 };
-
-/** A small seeded PRNG (mulberry32): a failing campaign is replayed with VIRTKIT_CAMPAIGN_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const harnesses: DaemonHarness[] = [];
 

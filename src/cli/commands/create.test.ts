@@ -15,6 +15,7 @@ import {
   checkBootFiles, definitionFromFlags, FlagFields, fieldHelp, memoryValue, parseDiskSpec, parseGraphicsSpec, parseNicSpec, planDisks,
   register, splitSpec, validateFlags, type CreateOptions,
 } from './create.js';
+import { mulberry32 } from '../../../test/helpers/prng.js';
 
 function failure(fn: () => unknown): { code: string; message: string } {
   try {
@@ -151,13 +152,7 @@ describe('create checks everything before it makes anything', () => {
 });
 
 test('fuzz: 5,000 mutated --disk and --nic specs give a request or argument.invalid', () => {
-  let a = 0x11b;
-  const random = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const random = mulberry32(0x11b);
   const seeds = ['/img/a.qcow2,size=8G,bus=virtio,format=qcow2', 'pool=images,size=4G,name=x.raw', 'vol=p/v.qcow2,readonly=on', 'user,hostfwd=tcp::2222-:22,mac=52:54:00:00:00:01'];
   const pieces = [',', ',,', '=', 'size=', 'pool=', 'vol=', '/', 'G', '1e400', '-1', '\u0000', '\n', 'readonly=maybe', 'hostfwd=', '__proto__=1', 'constructor='];
   for (let i = 0; i < 5000; i++) {

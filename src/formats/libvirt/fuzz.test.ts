@@ -12,22 +12,11 @@ import { validateDefinition } from '../../conf/index.js';
 import { VirtkitError } from '../../util/errors.js';
 import { exportLibvirtXml } from './export.js';
 import { importLibvirtXml } from './import.js';
+import { mulberry32 as prng } from '../../../test/helpers/prng.js';
 
 const Runs = 10_000;
 const fixtureDir = resolve('test/fixtures/libvirt');
 const seeds = readdirSync(fixtureDir).filter((f) => f.endsWith('.xml')).map((f) => readFileSync(join(fixtureDir, f), 'utf8'));
-
-/** mulberry32: small, fast, reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const Inserts = [
   '<', '>', '&', '&amp;', '&lt;', '&#0;', '&#x110000;', '&#65;', '&foo;', '"', '\'', '<!--', '-->', '<![CDATA[x]]>', '<!DOCTYPE d>',

@@ -9,17 +9,7 @@ import { join, resolve } from 'node:path';
 import { expect, test } from 'vitest';
 import { isVirtkitError } from '../../util/errors.js';
 import { readXmConfig } from './index.js';
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as rng } from '../../../test/helpers/prng.js';
 
 const dir = resolve('test/fixtures/xm');
 const seeds = readdirSync(dir).filter((f) => f.endsWith('.cfg')).sort().map((f) => readFileSync(join(dir, f), 'utf8'));

@@ -9,18 +9,7 @@ import { serveConnection } from './connection.js';
 import type { NbdExport } from './export.js';
 import { Command, IHAVEOPT, InfoType, Option, REQUEST_MAGIC } from './protocol.js';
 import { SnapshotOverlay } from './snapshot-overlay.js';
-
-/** Deterministic PRNG (mulberry32), so a failing iteration can be replayed from its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as rng } from '../../../test/helpers/prng.js';
 
 /** A server-side stream fed from a byte string; counts what the server writes back. */
 function feed(input: Buffer): { stream: Duplex; written: () => number } {
