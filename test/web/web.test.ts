@@ -211,9 +211,16 @@ describe.skipIf(!existsSync(Chromium))('the web manager in chromium', () => {
     await shot('events');
     await page.getByRole('link', { name: 'Snoop' }).click();
     await page.getByRole('heading', { name: 'Store snoop' }).waitFor();
-    await c.setAutostart('webguest', true);
-    // The store operations of that change, as they happen.
-    await page.getByTestId('snoop').getByText('/domain/webguest/autostart').first().waitFor();
+    // The store operations of an autostart change, as they happen. The page
+    // subscribes after its heading renders, so a change made in between is
+    // not shown ("since this page opened"): toggle until one arrives.
+    const row = page.getByTestId('snoop').getByText('/domain/webguest/autostart').first();
+    let on = false;
+    await waitFor('an autostart change in the snoop table', async () => {
+      on = !on;
+      await c.setAutostart('webguest', on);
+      return row.waitFor({ timeout: 2_000 }).then(() => true, () => false);
+    }, 60_000, 0);
     await shot('snoop');
   });
 });
