@@ -196,6 +196,80 @@ describe('crash consistency of grouped commits', () => {
   });
 });
 
+describe('crash consistency of defines', () => {
+  it('leaves each domain whole or absent after kill -9 in the middle of defines and undefines', async () => {
+    const dir = tempDir();
+    // 10 writers at once, each defining a domain as the manager lays it out (5 leaves, its
+    // UUID's entry, the event) and undefining the one before; each prints what was acknowledged.
+    const writer = `
+      const store = openStore(stateDir);
+      let started = false;
+      const uuid = (k, n) => '00000000-0000-4000-8000-' + String(k * 1000000 + n).padStart(12, '0');
+      await Promise.all(Array.from({ length: 10 }, async (_, k) => {
+        for (let n = 1; ; n++) {
+          const name = 'd' + k + '-' + n;
+          await store.transaction(async (tx) => {
+            if (await tx.exists('/domain/' + name)) throw new Error('exists');
+            await tx.write('/domain/' + name + '/uuid', uuid(k, n));
+            await tx.write('/domain/' + name + '/definition', JSON.stringify({ name, uuid: uuid(k, n), pad: 'x'.repeat(500) }));
+            await tx.write('/domain/' + name + '/status', '{"state":"shutoff"}');
+            await tx.write('/domain/' + name + '/autostart', 'false');
+            await tx.write('/domain/' + name + '/tainted', '[]');
+            await tx.write('/uuid/' + uuid(k, n), name);
+            await tx.write('/event', JSON.stringify({ type: 'defined', domain: name }));
+          });
+          process.stdout.write('defined ' + name + '\\n');
+          if (n > 1) {
+            const prev = 'd' + k + '-' + (n - 1);
+            await store.transaction(async (tx) => {
+              await tx.rm('/domain/' + prev);
+              await tx.rm('/uuid/' + uuid(k, n - 1));
+              await tx.write('/event', JSON.stringify({ type: 'undefined', domain: prev }));
+            });
+            process.stdout.write('undefined ' + prev + '\\n');
+          }
+          if (!started && n === 2) { started = true; console.log('ready'); }
+        }
+      }));`;
+    for (let round = 0; round < 4; round++) {
+      const child = await startChild(dir, writer);
+      let text = '';
+      child.stdout!.on('data', (d: Buffer) => { text += d.toString(); });
+      await new Promise((resolve) => setTimeout(resolve, 20 + Math.random() * 150));
+      await killAndWait(child);
+      const defined = new Set([...text.matchAll(/^defined (\S+)$/gm)].map((m) => m[1]!));
+      const undefinedNames = new Set([...text.matchAll(/^undefined (\S+)$/gm)].map((m) => m[1]!));
+      expect(defined.size).toBeGreaterThan(0);
+      const store = openStore(dir);
+      try {
+        const names = (await store.list('/domain')) ?? [];
+        for (const name of names) {
+          // Whole: every leaf, a definition naming it, and its UUID's entry pointing back.
+          expect(await store.list(`/domain/${name}`)).toEqual(['autostart', 'definition', 'status', 'tainted', 'uuid']);
+          const uuid = await store.readOrThrow(`/domain/${name}/uuid`);
+          expect(JSON.parse(await store.readOrThrow(`/domain/${name}/definition`))).toMatchObject({ name, uuid });
+          expect(await store.read(`/uuid/${uuid}`)).toBe(name);
+        }
+        for (const uuid of (await store.list('/uuid')) ?? []) {
+          expect(names).toContain(await store.readOrThrow(`/uuid/${uuid}`));
+        }
+        // What this run was told is committed is on disk. A writer undefines a domain only after
+        // its next define committed, so its newest define on disk is at least its last
+        // acknowledged one; and no acknowledged undefine is undone.
+        const newest = (names_: Iterable<string>, k: number): number =>
+          Math.max(0, ...[...names_].filter((n) => n.startsWith(`d${k}-`)).map((n) => Number(n.split('-')[1])));
+        for (let k = 0; k < 10; k++) expect(newest(names, k)).toBeGreaterThanOrEqual(newest(defined, k));
+        for (const name of undefinedNames) expect(names).not.toContain(name);
+        // The next run starts its names again at 1: clear the tree it would collide with.
+        await store.rm('/domain');
+        await store.rm('/uuid');
+      } finally {
+        await store.close();
+      }
+    }
+  });
+});
+
 describe('change feed', () => {
   it('hears the commits of another process, in revision order, with their origin', async () => {
     const dir = tempDir();

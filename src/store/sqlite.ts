@@ -3,11 +3,18 @@
  * Every commit is one SQLite transaction (BEGIN IMMEDIATE ... COMMIT), so a crash at any
  * instant leaves the old or the new state, never half of a commit.
  *
- * Tables: `nodes` (one row per path, with its value and revisions), `changes` (the bounded
- * change log behind `changesSince` and the change feed, with each change's origin) and
- * `meta` (revision counters). better-sqlite3 is synchronous; the async methods resolve at
- * once, so the interface also fits a networked backend. Reads use prepared statements and
- * no transaction.
+ * Tables: `tree` (one row per node, keyed by its parent's path and its own name, with its
+ * value and revisions), `changes` (the bounded change log behind `changesSince` and the change
+ * feed, with each change's origin) and `meta` (the compaction mark). better-sqlite3 is
+ * synchronous; the async methods resolve at once, so the interface also fits a networked
+ * backend. Reads use prepared statements and no transaction.
+ *
+ * What a commit writes is what bounds a durable commit besides its fsync, so the layout keeps
+ * it small (docs/store.md, "On disk"): one B-tree for the nodes, whose key (parent, name)
+ * serves both the lookup of a path and the listing of a directory (a node's children and a
+ * subtree are key ranges), so no index is written beside it; the store's revision is the last
+ * revision of the log, not a counter rewritten by every commit; and a commit that creates
+ * several children of one node updates that node's child revision once.
  *
  * Other writers of the same file (another process, another connection) are noticed through
  * `PRAGMA data_version`, which changes exactly when another connection committed: a commit
@@ -25,8 +32,12 @@ import type {
   StoreBackend, StoreChange,
 } from './types.js';
 
-/** 2 added the origin of each change to the log. */
-export const SchemaVersion = 2;
+/**
+ * 2 added the origin of each change to the log; 3 keyed the nodes by (parent, name) in `tree`
+ * (was `nodes`, keyed by path, with an index by parent) and took the revision from the log.
+ * Older files are upgraded in place when opened, in one transaction.
+ */
+export const SchemaVersion = 3;
 /** Changes kept in the log by default (at least; pruning runs in batches of PruneBatch). */
 export const DefaultHistoryLimit = 10_000;
 const PruneBatch = 1_000;
@@ -67,14 +78,14 @@ CREATE TABLE IF NOT EXISTS meta (
   key   TEXT PRIMARY KEY,
   value INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS nodes (
-  path      TEXT PRIMARY KEY,
-  parent    TEXT,
+CREATE TABLE IF NOT EXISTS tree (
+  parent    TEXT NOT NULL,
+  name      TEXT NOT NULL,
   value     TEXT NOT NULL,
   mod_rev   INTEGER NOT NULL,
-  child_rev INTEGER NOT NULL
+  child_rev INTEGER NOT NULL,
+  PRIMARY KEY (parent, name)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS nodes_by_parent ON nodes (parent, path);
 CREATE TABLE IF NOT EXISTS changes (
   revision      INTEGER PRIMARY KEY,
   op            TEXT NOT NULL,
@@ -85,7 +96,18 @@ CREATE TABLE IF NOT EXISTS changes (
   origin_client TEXT
 );
 INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0), ('compacted', 0);
-INSERT OR IGNORE INTO nodes (path, parent, value, mod_rev, child_rev) VALUES ('/', NULL, '', 0, 0);
+INSERT OR IGNORE INTO tree (parent, name, value, mod_rev, child_rev) VALUES ('', '', '', 0, 0);
+`;
+
+/**
+ * The nodes by path, as schema 2 stored them: for people reading the file with sqlite3 and
+ * for tests; nothing writes through it. The root is the row with an empty parent.
+ */
+const NodesView = `
+CREATE VIEW IF NOT EXISTS nodes (path, parent, value, mod_rev, child_rev) AS
+  SELECT CASE parent WHEN '' THEN '/' WHEN '/' THEN '/' || name ELSE parent || '/' || name END,
+         CASE parent WHEN '' THEN NULL ELSE parent END, value, mod_rev, child_rev
+  FROM tree;
 `;
 
 const ChangeColumns = 'revision, op, path, value, origin_pid, origin_uid, origin_client';
@@ -93,6 +115,26 @@ const ChangeColumns = 'revision, op, path, value, origin_pid, origin_uid, origin
 const OriginColumns = ['origin_pid INTEGER', 'origin_uid INTEGER', 'origin_client TEXT'];
 
 interface NodeRow { value: string; mod_rev: number; child_rev: number }
+
+/** The key of a node in `tree`: its parent's path ('' for the root) and its name ('' for the root). */
+function keyOf(path: string): [parent: string, name: string] {
+  const i = path.lastIndexOf('/');
+  if (path.length === 1) return ['', ''];
+  return [i === 0 ? '/' : path.slice(0, i), path.slice(i + 1)];
+}
+
+/**
+ * Schema 1 and 2 kept the nodes in `nodes`, keyed by path with an index by parent: their rows
+ * move to `tree`, in the opening transaction, so a crash leaves the old layout or the new one.
+ */
+function moveNodesToTree(db: Database.Database): void {
+  const kind = db.prepare("SELECT type FROM sqlite_master WHERE name = 'nodes'").pluck().get() as string | undefined;
+  if (kind !== 'table') return;
+  const insert = db.prepare('INSERT OR REPLACE INTO tree (parent, name, value, mod_rev, child_rev) VALUES (?, ?, ?, ?, ?)');
+  const rows = db.prepare('SELECT path, value, mod_rev, child_rev FROM nodes').all() as Array<NodeRow & { path: string }>;
+  for (const row of rows) insert.run(...keyOf(row.path), row.value, row.mod_rev, row.child_rev);
+  db.exec('DROP INDEX IF EXISTS nodes_by_parent; DROP TABLE nodes;');
+}
 interface ChangeRow {
   revision: number; op: ChangeOp; path: string; value: string | null;
   origin_pid: number | null; origin_uid: number | null; origin_client: string | null;
@@ -119,6 +161,11 @@ export class SqliteBackend implements StoreBackend, PolledFeedSource {
   private readonly applyInTransaction: (checks: CommitChecks | undefined, mutations: readonly Mutation[],
     origin: Origin | undefined) => CommitOutcome;
   private readonly group: CommitGroupQueue<CommitRequest, CommitOutcome> | undefined;
+  /**
+   * Child revisions a commit being applied has yet to write, by parent path: a commit that
+   * creates five nodes under one parent updates the parent once, with the last revision.
+   */
+  private readonly childRevisions = new Map<string, number>();
 
   /** Opens (creating if needed) the database at `file`. The caller holds the state dir lock. */
   constructor(file: string, options: SqliteBackendOptions = {}) {
@@ -140,6 +187,8 @@ export class SqliteBackend implements StoreBackend, PolledFeedSource {
         for (const column of OriginColumns) {
           if (!columns.has(column.split(' ')[0]!)) db.exec(`ALTER TABLE changes ADD COLUMN ${column}`);
         }
+        moveNodesToTree(db);
+        db.exec(NodesView);
         db.pragma(`user_version = ${SchemaVersion}`);
       }).immediate();
     } catch (err) {
@@ -149,8 +198,9 @@ export class SqliteBackend implements StoreBackend, PolledFeedSource {
     this.db = db;
     this.stmt = prepareStatements(db);
     this.dataVersion = this.stmt.dataVersion.get() as number;
-    this.currentRevision = this.stmt.getMeta.get('revision') as number;
-    this.compacted = this.stmt.getMeta.get('compacted') as number;
+    this.currentRevision = 0;
+    this.compacted = 0;
+    this.loadCounters();
     const apply = db.transaction((checks: CommitChecks | undefined, mutations: readonly Mutation[], origin: Origin | undefined) =>
       this.apply(checks, mutations, origin));
     this.applyInTransaction = (checks, mutations, origin) => apply.immediate(checks, mutations, origin);
@@ -181,7 +231,7 @@ export class SqliteBackend implements StoreBackend, PolledFeedSource {
   private lookup(path: string): NodeRecord | undefined {
     const cached = this.nodeCache.get(path);
     if (cached !== undefined) return cached ?? undefined;
-    const row = this.stmt.getNode.get(path) as NodeRow | undefined;
+    const row = this.stmt.getNode.get(...keyOf(path)) as NodeRow | undefined;
     const node = row && { value: row.value, modRevision: row.mod_rev, childRevision: row.child_rev };
     if (this.nodeCache.size >= MaxCachedNodes) this.nodeCache.clear();
     this.nodeCache.set(path, node ?? null);
@@ -193,7 +243,7 @@ export class SqliteBackend implements StoreBackend, PolledFeedSource {
     if (node === undefined) return undefined;
     let names = this.childCache.get(path);
     if (names === undefined) {
-      names = (this.stmt.listChildren.all(path) as string[]).map(baseName);
+      names = this.stmt.listChildren.all(path) as string[];
       if (this.childCache.size >= MaxCachedNodes) this.childCache.clear();
       this.childCache.set(path, names);
     }
@@ -396,7 +446,11 @@ export class SqliteBackend implements StoreBackend, PolledFeedSource {
   }
 
   private loadCounters(): void {
-    this.currentRevision = this.stmt.getMeta.get('revision') as number;
+    // The last logged change carries the store's revision: every revision is logged, and
+    // pruning keeps the newest. `meta.revision` covers a log that is still empty, and files
+    // of schema 2, which rewrote it at every commit.
+    const logged = (this.stmt.lastRevision.get() as number | null) ?? 0;
+    this.currentRevision = Math.max(logged, this.stmt.getMeta.get('revision') as number);
     this.compacted = this.stmt.getMeta.get('compacted') as number;
   }
 
@@ -414,17 +468,23 @@ export class SqliteBackend implements StoreBackend, PolledFeedSource {
       }
     }
     const changes: StoreChange[] = [];
+    this.childRevisions.clear();
     for (const m of mutations) {
       const change = this.applyMutation(m, origin);
       if (change !== undefined) changes.push(change);
     }
-    if (changes.length > 0) {
+    for (const [parent, revision] of this.childRevisions) {
+      this.stmt.bumpChildRev.run(revision, ...keyOf(parent));
+      this.nodeCache.delete(parent);
+    }
+    this.childRevisions.clear();
+    if (changes.length > 0 && this.currentRevision - this.compacted >= this.historyLimit + PruneBatch) {
+      this.compacted = this.currentRevision - this.historyLimit;
+      this.stmt.pruneChanges.run(this.compacted);
+      this.stmt.setMeta.run(this.compacted, 'compacted');
+      // Not needed while the log holds the newest change (pruning keeps it), but it keeps
+      // `meta` telling the truth to whoever reads the file.
       this.stmt.setMeta.run(this.currentRevision, 'revision');
-      if (this.currentRevision - this.compacted >= this.historyLimit + PruneBatch) {
-        this.compacted = this.currentRevision - this.historyLimit;
-        this.stmt.pruneChanges.run(this.compacted);
-        this.stmt.setMeta.run(this.compacted, 'compacted');
-      }
     }
     return { ok: true, revision: this.currentRevision, changes };
   }
@@ -435,7 +495,7 @@ export class SqliteBackend implements StoreBackend, PolledFeedSource {
       case 'write': {
         const revision = ++this.currentRevision;
         if (this.lookup(m.path) !== undefined) {
-          stmt.updateValue.run(m.value, revision, m.path);
+          stmt.updateValue.run(m.value, revision, ...keyOf(m.path));
           this.nodeCache.delete(m.path);
         } else {
           this.createNode(m.path, m.value, revision);
@@ -455,13 +515,15 @@ export class SqliteBackend implements StoreBackend, PolledFeedSource {
       case 'rm': {
         const parent = parentPath(m.path);
         if (parent === undefined) throw new VirtkitError('store.invalid-path', 'the root cannot be removed', { path: m.path });
-        if (stmt.deleteNode.run(m.path).changes === 0) return undefined;
-        stmt.deleteDescendants.run(`${m.path}/`, `${m.path}0`);
+        if (stmt.deleteNode.run(...keyOf(m.path)).changes === 0) return undefined;
+        // The subtree: the nodes whose parent is the removed node or lies below it.
+        stmt.deleteChildren.run(m.path);
+        stmt.deleteDeeper.run(`${m.path}/`, `${m.path}0`);
         // A subtree may have any number of cached entries: start afresh.
         this.nodeCache.clear();
         this.childCache.clear();
         const revision = ++this.currentRevision;
-        stmt.bumpChildRev.run(revision, parent);
+        this.childRevisions.set(parent, revision);
         this.logChange(revision, 'rm', m.path, null, origin);
         return origin === undefined ? { revision, op: 'rm', path: m.path } : { revision, op: 'rm', path: m.path, origin };
       }
@@ -479,8 +541,8 @@ export class SqliteBackend implements StoreBackend, PolledFeedSource {
     const parent = parentPath(path);
     if (parent === undefined) throw new VirtkitError('store.invalid-path', 'the root cannot be written', { path });
     if (this.lookup(parent) === undefined) this.createNode(parent, '', revision);
-    this.stmt.insertNode.run(path, parent, value, revision, revision);
-    this.stmt.bumpChildRev.run(revision, parent);
+    this.stmt.insertNode.run(parent, baseName(path), value, revision, revision);
+    this.childRevisions.set(parent, revision);
     this.nodeCache.delete(path);
     this.nodeCache.delete(parent);
     this.childCache.delete(parent);
@@ -509,14 +571,16 @@ function prepareStatements(db: Database.Database) {
     dataVersion: db.prepare('PRAGMA data_version').pluck(),
     getMeta: db.prepare('SELECT value FROM meta WHERE key = ?').pluck(),
     setMeta: db.prepare('UPDATE meta SET value = ? WHERE key = ?'),
-    getNode: db.prepare('SELECT value, mod_rev, child_rev FROM nodes WHERE path = ?'),
-    listChildren: db.prepare('SELECT path FROM nodes WHERE parent = ? ORDER BY path').pluck(),
-    insertNode: db.prepare('INSERT INTO nodes (path, parent, value, mod_rev, child_rev) VALUES (?, ?, ?, ?, ?)'),
-    updateValue: db.prepare('UPDATE nodes SET value = ?, mod_rev = ? WHERE path = ?'),
-    bumpChildRev: db.prepare('UPDATE nodes SET child_rev = ? WHERE path = ?'),
-    deleteNode: db.prepare('DELETE FROM nodes WHERE path = ?'),
-    // Descendants of /a are exactly the paths in ['/a/', '/a0'): '0' follows '/' in ASCII.
-    deleteDescendants: db.prepare('DELETE FROM nodes WHERE path >= ? AND path < ?'),
+    lastRevision: db.prepare('SELECT max(revision) FROM changes').pluck(),
+    getNode: db.prepare('SELECT value, mod_rev, child_rev FROM tree WHERE parent = ? AND name = ?'),
+    listChildren: db.prepare('SELECT name FROM tree WHERE parent = ? ORDER BY name').pluck(),
+    insertNode: db.prepare('INSERT INTO tree (parent, name, value, mod_rev, child_rev) VALUES (?, ?, ?, ?, ?)'),
+    updateValue: db.prepare('UPDATE tree SET value = ?, mod_rev = ? WHERE parent = ? AND name = ?'),
+    bumpChildRev: db.prepare('UPDATE tree SET child_rev = ? WHERE parent = ? AND name = ?'),
+    deleteNode: db.prepare('DELETE FROM tree WHERE parent = ? AND name = ?'),
+    deleteChildren: db.prepare('DELETE FROM tree WHERE parent = ?'),
+    // Nodes deeper below /a have a parent in ['/a/', '/a0'): '0' follows '/' in ASCII.
+    deleteDeeper: db.prepare('DELETE FROM tree WHERE parent >= ? AND parent < ?'),
     insertChange: db.prepare('INSERT INTO changes (revision, op, path, value) VALUES (?, ?, ?, ?)'),
     insertChangeWithOrigin: db.prepare(`INSERT INTO changes (revision, op, path, value, origin_pid, origin_uid, origin_client)
       VALUES (?, ?, ?, ?, ?, ?, ?)`),
