@@ -30,8 +30,10 @@ export function renderWireModule(): string {
 import type { MethodName } from '../methods.js';
 
 // The contract's other plain-value modules a client needs (they import no schema).
-export { codeForStatus } from '../http-status.js';
+export { codeForStatus, httpStatusOf } from '../http-status.js';
 export { managerDirs } from '../paths.js';
+// The RPC channel's frames and constants (hand-written: they do not come from the table).
+export * from './rpc.js';
 
 export interface WireRoute {
   readonly http: 'GET' | 'POST' | 'PUT' | 'DELETE';

@@ -24,6 +24,7 @@ import { readSse } from './sse.js';
 import { metricsText, netdumpStream, probeRecords, traceRecords, type NetdumpOptions, type ProbeOptions, type TraceOptions } from './observability.js';
 import { downloadVolume, uploadVolume, type DownloadOptions, type ProgressCallback } from './volumes.js';
 import { Transport } from './transport.js';
+import { RpcChannel, RpcUnavailable } from './rpc.js';
 
 export { VirtkitError, isVirtkitError };
 export type * from '../api/index.js';
@@ -45,16 +46,38 @@ export interface ConsoleOptions {
   history?: boolean;
 }
 
+export interface ClientOptions {
+  /** Connections the HTTP side keeps (calls when `transport` is 'http', streams). Default 4. */
+  maxSockets?: number;
+  /**
+   * How method calls travel: 'rpc' (the default) over the daemon's RPC channel, one upgraded
+   * connection with calls in flight side by side, falling back to HTTP on a daemon without
+   * it; 'http', one HTTP request per call (the REST routes). Streams are HTTP either way.
+   */
+  transport?: 'rpc' | 'http';
+}
+
 export class VirtkitClient extends ApiClient {
   private readonly transport: Transport;
+  private rpc: RpcChannel | undefined;
 
-  constructor(readonly socketPath: string = defaultSocketPath(), opts: { maxSockets?: number } = {}) {
+  constructor(readonly socketPath: string = defaultSocketPath(), opts: ClientOptions = {}) {
     super();
     this.transport = new Transport(socketPath, opts);
+    if (opts.transport !== 'http') this.rpc = new RpcChannel(socketPath);
   }
 
   /** Call any method of the table by name; the named methods are thin wrappers. */
   async call<M extends MethodName>(method: M, input: MethodInput<M> = {}): Promise<MethodResult<M>> {
+    if (this.rpc !== undefined) {
+      try {
+        return (await this.rpc.call(method, input as MethodInput<MethodName>)) as MethodResult<M>;
+      } catch (err) {
+        if (!(err instanceof RpcUnavailable)) throw err;
+        // A daemon that predates the channel: HTTP from now on.
+        this.rpc = undefined;
+      }
+    }
     return (await this.transport.json(requestFor(method, input))) as MethodResult<M>;
   }
 
@@ -125,6 +148,7 @@ export class VirtkitClient extends ApiClient {
   metrics(): Promise<string> { return metricsText((p, s) => this.transport.stream(p, s)); }
 
   close(): void {
+    this.rpc?.close();
     this.transport.close();
   }
 
@@ -136,6 +160,6 @@ function isStreamReset(err: unknown): boolean {
 }
 
 /** A client for the daemon at `socketPath` (default: VIRTKIT_CONNECT or the default state dir). */
-export function connect(socketPath?: string, opts: { maxSockets?: number } = {}): VirtkitClient {
+export function connect(socketPath?: string, opts: ClientOptions = {}): VirtkitClient {
   return new VirtkitClient(socketPath ?? defaultSocketPath(), opts);
 }

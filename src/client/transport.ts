@@ -124,7 +124,7 @@ export class Transport {
   }
 }
 
-function connectionError(socketPath: string, err: Error): Error {
+export function connectionError(socketPath: string, err: Error): Error {
   if (err.name === 'AbortError') return err;
   const errno = (err as NodeJS.ErrnoException).code;
   if (errno === 'ENOENT' || errno === 'ECONNREFUSED' || errno === 'EACCES' || errno === 'ECONNRESET' || errno === 'EPIPE') {

@@ -35,6 +35,9 @@ import { observabilityHandlers, registerObservability } from './observability.js
 import { webHandlers } from './web-host.js';
 import { apiCallDone } from './observability-probes.js';
 import { registerStreams, StreamNameOf } from './streams.js';
+import { RpcProtocol } from '../api/wire/index.js';
+import { RpcServer } from './rpc.js';
+import { MethodCodecs, type CallInput, type SerializerCompiler, type ValidatorCompiler } from './rpc-codecs.js';
 
 export const BodyLimitBytes = 1024 * 1024;
 
@@ -72,7 +75,7 @@ function decodedOr(text: string): string {
 }
 
 /** The access class a call needs: its method's, or admin for a definition that passes anything to QEMU. */
-function accessNeeded(method: MethodName, spec: MethodSpec, req: FastifyRequest, caller: Caller): AccessClass {
+function accessNeeded(method: MethodName, spec: MethodSpec, req: { body?: unknown }, caller: Caller): AccessClass {
   if ((method === 'domain.define' || method === 'domain.updateDefinition') && !accessClassesOf(caller).includes('admin')) {
     return definitionAccess(req.body as DefineBody, caller);
   }
@@ -247,9 +250,39 @@ export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promi
   });
 
   const table: Partial<Record<MethodName, Handler>> = handlers(opts.manager, opts.info, opts.pools);
+  const bound = new Map<MethodName, Handler>();
+  /**
+   * One call of a method, by a route or by an RPC frame, once its input passed the method's
+   * schemas: the access class, the state precondition, the handler, the audit line, metrics.
+   */
+  const invoke = async (method: MethodName, req: CallInput, caller: Caller): Promise<unknown> => {
+    const spec: MethodSpec = Methods[method];
+    let handler = bound.get(method);
+    if (handler === undefined) bound.set(method, handler = table[method] ?? boundByName(opts.manager, method));
+    const started = performance.now();
+    const origin = originOf(caller);
+    const domain = (req.params as { name?: string } | undefined)?.name;
+    const needed = accessNeeded(method, spec, req, caller);
+    access.authorize(caller, needed, method, domain);
+    try {
+      // The state precondition, checked here for every method that declares one (the
+      // manager checks again under the domain's lock, with the same function).
+      if (isStatefulMethod(method) && domain !== undefined) {
+        const { state } = await opts.manager.state(origin, domain);
+        assertStateAllowed(method, domain, state, { force: (req.query as { force?: unknown } | undefined)?.force === true });
+      }
+      // The handlers read only the request's params, query and body.
+      const result = await handler(req as unknown as FastifyRequest, origin);
+      access.record(caller, method, needed, domain ?? (result as { name?: string } | undefined)?.name);
+      apiCallDone(method, domain, caller, started);
+      return result;
+    } catch (err) {
+      access.record(caller, method, needed, domain, err);
+      apiCallDone(method, domain, caller, started, err);
+      throw err;
+    }
+  };
   for (const [method, spec] of Object.entries(Methods) as [MethodName, MethodSpec][]) {
-    const handler = table[method] ?? boundByName(opts.manager, method);
-    const stateful = isStatefulMethod(method);
     app.route({
       method: spec.http,
       url: spec.path,
@@ -261,32 +294,25 @@ export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promi
         response: { [spec.status ?? 200]: spec.result },
       },
       handler: async (req, reply) => {
-        const started = performance.now();
-        const caller = access.callerOf(req.raw);
-        const origin = originOf(caller);
-        const domain = (req.params as { name?: string } | undefined)?.name;
-        const needed = accessNeeded(method, spec, req, caller);
-        access.authorize(caller, needed, method, domain);
-        try {
-          // The state precondition, checked here for every method that declares one (the
-          // manager checks again under the domain's lock, with the same function).
-          if (stateful && domain !== undefined) {
-            const { state } = await opts.manager.state(origin, domain);
-            assertStateAllowed(method, domain, state, { force: (req.query as { force?: unknown } | undefined)?.force === true });
-          }
-          const result = await handler(req, origin);
-          access.record(caller, method, needed, domain ?? (result as { name?: string } | undefined)?.name);
-          apiCallDone(method, domain, caller, started);
-          void reply.status(spec.status ?? 200);
-          return result;
-        } catch (err) {
-          access.record(caller, method, needed, domain, err);
-          apiCallDone(method, domain, caller, started, err);
-          throw err;
-        }
+        const result = await invoke(method, req as CallInput, access.callerOf(req.raw));
+        void reply.status(spec.status ?? 200);
+        return result;
       },
     });
   }
+
+  // The RPC channel (src/daemon/rpc.ts): the same calls over upgraded connections of this socket.
+  const rpc = new RpcServer({
+    codecs: new MethodCodecs(Methods,
+      () => app.validatorCompiler as unknown as ValidatorCompiler, () => app.serializerCompiler as unknown as SerializerCompiler),
+    call: (method, input, caller) => invoke(method, input, caller),
+    callerOf: (req) => access.callerOf(req),
+    refusalOf: (socket) => gate.refusalOf(socket),
+    errorReply,
+    onServerError: (err) => app.log.error({ err: errorMessage(err) }, 'request failed'),
+    idleTimeoutMs: limits.idleTimeoutMs,
+  });
+  app.addHook('preClose', async () => rpc.closeAll());
 
   // An empty POST body is an empty object: `virtkit start` sends no body.
   // A callback hook, not an async one: it runs on every request, GETs included, and an async
@@ -326,6 +352,7 @@ export async function registerApi(app: FastifyInstance, opts: ApiOptions): Promi
     consoleOf: (name) => opts.manager.consoleOf(name),
     pidOfClient,
     connectionRefusal: (socket) => gate.refusalOf(socket),
+    upgrades: new Map([[RpcProtocol, (req, socket, head) => rpc.upgrade(req, socket, head)]]),
     // The class comes from the one access table (src/api/access.ts), not from the caller's guess.
     authorize: (_access, req, kind) => {
       const domain = kind.startsWith('console.') ? ConsoleDomain.exec(req.url ?? '')?.[1] : undefined;

@@ -12,7 +12,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { WebSocket, WebSocketServer } from 'ws';
 import { StreamSpecs, type AccessClass, type StreamName } from '../api/index.js';
 import { StreamCloseCodes, StreamPaths } from '../api/index.js';
 import { EventsQuery as EventsQuerySchema } from '../api/index.js';
@@ -50,6 +50,11 @@ export interface StreamOptions {
   maxBufferedBytes?: number;
   /** Why a connection is refused (over its uid's connection limit); undefined when it is admitted. */
   connectionRefusal?: (socket: Duplex) => VirtkitError | undefined;
+  /**
+   * Other protocols served by upgrade on this socket, by the `Upgrade` header's token in lower
+   * case (the RPC channel, src/daemon/rpc.ts); a handler that throws refuses the upgrade.
+   */
+  upgrades?: ReadonlyMap<string, (req: IncomingMessage, socket: Duplex, head: Buffer) => void>;
 }
 
 /** The `{ error }` envelope and status of a stream's failure. */
@@ -225,11 +230,16 @@ export function registerStreams(app: FastifyInstance, opts: StreamOptions): void
     return reply.status(426).send({ error: error.toJSON() });
   });
 
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
+  // ws (about 13 MiB of a daemon's memory) is loaded at the first upgrade, not with the daemon.
+  let wss: WebSocketServer | undefined;
+  const websocketServer = async (): Promise<WebSocketServer> =>
+    wss ??= new (await import('ws')).WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
   // Sockets between the upgrade request and the WebSocket (an authorizer may take a while).
   const pending = new Set<Duplex>();
 
   const upgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> => {
+    // Before the checks: accept() must follow them in the same turn.
+    const server = await websocketServer();
     const refusal = opts.connectionRefusal?.(socket);
     if (refusal) throw refusal;
     checkRequestLine(req);
@@ -239,13 +249,13 @@ export function registerStreams(app: FastifyInstance, opts: StreamOptions): void
       const q = parseEventsQuery(url.searchParams);
       await authorize('events', req);
       checkCursor(opts.store, q);
-      accept(req, socket, head, (ws) => serveEvents(ws, q));
+      accept(server, req, socket, head, (ws) => serveEvents(ws, q));
     } else if (consoleName !== undefined) {
       const name = decodedName(consoleName);
       const q = parseConsoleQuery(url.searchParams);
       const mux = await consoleFor(name, q, req);
       // The upgrade completes in this same turn (no verifyClient), so the checks still hold.
-      accept(req, socket, head, (ws) => {
+      accept(server, req, socket, head, (ws) => {
         const stream = websocketDuplex(ws, maxBuffered);
         try {
           // Contents and the new client join in one turn: no output between them is lost or doubled.
@@ -261,9 +271,9 @@ export function registerStreams(app: FastifyInstance, opts: StreamOptions): void
     }
   };
 
-  const accept = (req: IncomingMessage, socket: Duplex, head: Buffer, serve: (ws: WebSocket) => void): void => {
+  const accept = (server: WebSocketServer, req: IncomingMessage, socket: Duplex, head: Buffer, serve: (ws: WebSocket) => void): void => {
     if (socket.destroyed) return;
-    wss.handleUpgrade(req, socket, head, (ws) => {
+    server.handleUpgrade(req, socket, head, (ws) => {
       ws.on('error', () => { /* the reader went away; 'close' follows */ });
       serve(ws);
     });
@@ -286,6 +296,17 @@ export function registerStreams(app: FastifyInstance, opts: StreamOptions): void
   };
 
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const other = opts.upgrades?.get(req.headers.upgrade?.toLowerCase() ?? '');
+    if (other) {
+      socket.on('error', () => socket.destroy());
+      try {
+        checkRequestLine(req);
+        other(req, socket, head);
+      } catch (err) {
+        refuse(socket, err);
+      }
+      return;
+    }
     pending.add(socket);
     socket.on('error', () => socket.destroy());
     upgrade(req, socket, head).catch((err: unknown) => refuse(socket, err)).finally(() => pending.delete(socket));
@@ -295,13 +316,13 @@ export function registerStreams(app: FastifyInstance, opts: StreamOptions): void
   // with "going away" so clients know to come back.
   app.addHook('preClose', async () => {
     for (const s of pending) s.destroy();
-    const open = [...wss.clients];
+    const open = [...wss?.clients ?? []];
     for (const ws of open) ws.close(StreamCloseCodes.goingAway, 'daemon stopping');
     await Promise.race([
       Promise.all(open.map((ws) => new Promise((resolve) => { if (ws.readyState === ws.CLOSED) resolve(undefined); else ws.once('close', resolve); }))),
       new Promise((resolve) => setTimeout(resolve, 500).unref()),
     ]);
-    for (const ws of wss.clients) ws.terminate();
+    for (const ws of wss?.clients ?? []) ws.terminate();
   });
 }
 
