@@ -7,7 +7,7 @@
  */
 import { connect as netConnect, type Socket } from 'node:net';
 import type { MethodName } from '../api/index.js';
-import { LineSplitter, MaxRpcFrameChars, RpcPath, RpcProtocol, httpStatusOf, type RpcReplyFrame } from '../api/wire/index.js';
+import { LineSplitter, RpcPath, RpcProtocol, httpStatusOf, type RpcReplyFrame } from '../api/wire/index.js';
 import { VirtkitError } from '../util/errors.js';
 import { errorFromBody, type MethodInput } from './protocol.js';
 import { connectionError } from './transport.js';
@@ -21,6 +21,11 @@ interface Pending {
 }
 
 const HeaderEnd = '\r\n\r\n';
+/**
+ * The longest answer frame read: answers have no size limit on the REST side either (a list
+ * of thousands of domains), so this bound only keeps a broken daemon from growing the client.
+ */
+const MaxReplyChars = 256 * 1024 * 1024;
 /** The longest handshake answer read before giving up on it. */
 const MaxHandshakeChars = 64 * 1024;
 
@@ -31,7 +36,7 @@ class Channel {
   closed = false;
 
   constructor(readonly socket: Socket, idleMs: number, private readonly onClosed: (c: Channel) => void) {
-    this.lines = new LineSplitter(MaxRpcFrameChars, (line) => this.reply(line));
+    this.lines = new LineSplitter(MaxReplyChars, (line) => this.reply(line));
     socket.on('data', (chunk: string) => this.receive(chunk));
     socket.on('close', () => this.fail(new VirtkitError('connection.failed', 'the daemon closed the connection during the call',
       { socketPath: socket.remoteAddress ?? '' })));
@@ -44,7 +49,7 @@ class Channel {
 
   receive(chunk: string): void {
     if (!this.lines.push(chunk)) {
-      this.fail(new VirtkitError('internal', `the daemon sent an RPC frame longer than ${MaxRpcFrameChars} characters`));
+      this.fail(new VirtkitError('internal', `the daemon sent an RPC frame longer than ${MaxReplyChars} characters`));
       this.socket.destroy();
     }
   }

@@ -7,8 +7,8 @@
  * differs. What it saves per call is the HTTP framing on both sides: request and status
  * lines, headers, the parser, fastify's routing and reply objects (docs/performance.md).
  *
- * Bounded like the HTTP side: a frame longer than `MaxRpcFrameChars` is refused and the
- * connection closed; at most `MaxInFlight` calls run per connection (reading pauses beyond);
+ * Bounded like the HTTP side: a frame longer than `MaxRpcFrameChars` is refused and skipped
+ * as it arrives (never held); at most `MaxInFlight` calls run per connection (reading pauses beyond);
  * a reader that leaves more than `MaxUnsentBytes` unread stops the reading of new frames; a
  * connection with no call in flight and no traffic for the idle timeout is closed.
  */
@@ -129,7 +129,10 @@ class RpcConnection {
   private waitingDrain = false;
 
   constructor(private readonly socket: Socket, private readonly caller: Caller, private readonly opts: RpcServerOptions) {
-    this.lines = new LineSplitter(MaxRpcFrameChars, (line) => this.frame(line));
+    // An over-long line is answered and skipped as it arrives: never held, and the frames after it are read.
+    this.lines = new LineSplitter(MaxRpcFrameChars, (line) => this.frame(line), () => this.send(null, {
+      error: { code: 'request.too-large', message: `an RPC frame is longer than ${MaxRpcFrameChars} characters`, data: { limit: MaxRpcFrameChars } },
+    }));
     // Node's HTTP server forbids setEncoding on its sockets, upgraded ones too: decode here
     // (a character split across two chunks stays whole).
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
@@ -142,11 +145,7 @@ class RpcConnection {
   }
 
   receive(bytes: Buffer): void {
-    if (!this.lines.push(this.decoder.write(bytes))) {
-      this.send(null, { error: { code: 'request.too-large', message: `an RPC frame is longer than ${MaxRpcFrameChars} characters`, data: { limit: MaxRpcFrameChars } } });
-      this.socket.end();
-      this.socket.pause();
-    }
+    this.lines.push(this.decoder.write(bytes));
   }
 
   close(): void {
@@ -231,7 +230,7 @@ class RpcConnection {
           this.throttle();
         });
       }
-    } else if (s.isPaused() && !this.lines.overflow) {
+    } else if (s.isPaused()) {
       s.resume();
     }
   }

@@ -46,49 +46,64 @@ export type RpcReplyFrame =
 /**
  * Cuts a text stream into lines (frames) without holding more than `maxChars` of an
  * unfinished one. Feed it decoded text as it arrives; it calls `line` for each complete line
- * (without its newline; empty lines are skipped) and returns false once a line grew past the
- * bound, after which it takes nothing more.
+ * (without its newline; empty lines are skipped). A line longer than the bound is never
+ * kept: with `tooLong`, that is called once for it, the rest of the line is skipped as it
+ * arrives and the lines after it are read again; without, the splitter stops and `push`
+ * returns false from then on.
  */
 export class LineSplitter {
   private partial = '';
-  private overflowed = false;
+  private skipping = false;
+  private stopped = false;
 
-  constructor(private readonly maxChars: number, private readonly line: (text: string) => void) {}
+  constructor(
+    private readonly maxChars: number,
+    private readonly line: (text: string) => void,
+    private readonly tooLong?: () => void,
+  ) {}
 
-  get overflow(): boolean { return this.overflowed; }
+  /** The splitter stopped at an over-long line (only without `tooLong`). */
+  get overflow(): boolean { return this.stopped; }
 
-  /** Bytes of an unfinished line kept (memory bound check). */
+  /** Characters of an unfinished line kept (the memory bound). */
   get pendingChars(): number { return this.partial.length; }
 
   push(chunk: string): boolean {
-    if (this.overflowed) return false;
     let start = 0;
-    let nl = chunk.indexOf('\n');
-    if (nl === -1) return this.keep(chunk);
-    // The first line completes what the previous chunks left.
-    const first = this.partial.length > 0 ? this.partial + chunk.slice(0, nl) : chunk.slice(0, nl);
-    this.partial = '';
-    if (first.length > this.maxChars) return this.fail();
-    if (first.length > 0) this.line(first);
-    start = nl + 1;
-    while ((nl = chunk.indexOf('\n', start)) !== -1) {
-      if (nl - start > this.maxChars) return this.fail();
-      if (nl > start) this.line(chunk.slice(start, nl));
+    while (!this.stopped) {
+      const nl = chunk.indexOf('\n', start);
+      if (nl === -1) {
+        this.keep(chunk.slice(start));
+        break;
+      }
+      if (this.skipping) {
+        this.skipping = false;
+      } else if (this.partial.length + nl - start > this.maxChars) {
+        this.refuse();
+      } else {
+        const text = this.partial.length > 0 ? this.partial + chunk.slice(start, nl) : chunk.slice(start, nl);
+        this.partial = '';
+        if (text.length > 0) this.line(text);
+      }
       start = nl + 1;
     }
-    return this.keep(chunk.slice(start));
+    return !this.stopped;
   }
 
-  private keep(rest: string): boolean {
-    if (rest.length === 0) return true;
-    if (this.partial.length + rest.length > this.maxChars) return this.fail();
+  private keep(rest: string): void {
+    if (rest.length === 0 || this.skipping) return;
+    if (this.partial.length + rest.length > this.maxChars) {
+      this.refuse();
+      // The line goes on past this chunk: skip up to its end.
+      this.skipping = !this.stopped;
+      return;
+    }
     this.partial += rest;
-    return true;
   }
 
-  private fail(): boolean {
-    this.overflowed = true;
+  private refuse(): void {
     this.partial = '';
-    return false;
+    if (this.tooLong) this.tooLong();
+    else this.stopped = true;
   }
 }
