@@ -1,8 +1,8 @@
 /**
  * The manager daemon: API call rates on one connection and with 50 concurrent clients,
- * define+undefine of 100 domains (sequential, against the SQLite commit floor; and 50 at
- * once, grouped commits), start/destroy latency against bare QEMU driven the same way without
- * the daemon, and the daemon's RSS idle and with running guests against Node's own floor.
+ * start/destroy latency against bare QEMU driven the same way without the daemon, and the
+ * daemon's RSS idle and with running guests against Node's own floor (define + undefine:
+ * define.bench.ts).
  * libvirt is measured in the same run through its Python binding when installed (see
  * references.ts); without it the ratios against libvirt are not measured.
  */
@@ -20,7 +20,7 @@ import { buildGuest } from '../src/guestkit/index.js';
 import { probeCapabilities, resolveAccel } from '../src/qemu/caps.js';
 import { buildCommand } from '../src/qemu/command/index.js';
 import { QemuProcess } from '../src/qemu/process.js';
-import { measureLibvirt, nodeIdleRssMiB, sqliteCommitFloorMs } from './references.js';
+import { measureLibvirt, nodeIdleRssMiB } from './references.js';
 import { startBenchDaemon } from './daemon-process.js';
 import { median, ratioLine, targetLine, timeMs } from './stats.js';
 
@@ -127,8 +127,8 @@ export async function run(): Promise<void> {
     else {
       console.log(`libvirt ${(libvirt.version / 1e6).toFixed(0)}.${((libvirt.version / 1e3) % 1e3).toFixed(0)} through its Python binding at ${libvirt.uri}`
         + `${libvirt.uri.startsWith('test:') ? ' (the in-process test driver: no RPC, so its rates are not comparable)' : ''}:`
-        + ` dom.info ${libvirt.info.toFixed(0)} calls/s, listAllDomains (${libvirt.domains} domains) ${libvirt.list.toFixed(0)} calls/s,`
-        + ` define+undefine x100 ${libvirt.defineUndefine100Ms.toFixed(0)} ms${libvirt.rssMiB === undefined ? '' : `, libvirtd RSS ${libvirt.rssMiB.toFixed(1)} MiB`}`);
+        + ` dom.info ${libvirt.info.toFixed(0)} calls/s, listAllDomains (${libvirt.domains} domains) ${libvirt.list.toFixed(0)} calls/s`
+        + `${libvirt.rssMiB === undefined ? '' : `, libvirtd RSS ${libvirt.rssMiB.toFixed(1)} MiB`}`);
     }
 
     await one.define(named('bench'), { baseDir });
@@ -153,33 +153,6 @@ export async function run(): Promise<void> {
         ratioLine('list', listOne, libvirt.list, 'calls/s', 'libvirt')));
       console.log(targetLine('1 info, 50 clients, >= 4x libvirt one connection', infoMany >= 4 * libvirt.info,
         ratioLine('info x50', infoMany, libvirt.info, 'calls/s', 'libvirt one connection')));
-    }
-
-    // Durable define + undefine x100: one store commit each (200), against the same number
-    // of bare SQLite commits (WAL, synchronous=FULL) on the same filesystem, measured now.
-    const defineMs = await timeMs(async () => {
-      for (let i = 0; i < 100; i++) await one.define(named(`tmp${i}`), { baseDir });
-      for (let i = 0; i < 100; i++) await one.undefine(`tmp${i}`);
-    });
-    const floorMs = sqliteCommitFloorMs(work, 200);
-    console.log(targetLine('2 define+undefine x100 sequential, within 1.5x of the SQLite floor', defineMs <= 1.5 * floorMs,
-      ratioLine('define+undefine x100', defineMs, floorMs, 'ms', '200 SQLite commits (synchronous=FULL)')));
-    if (libvirt !== undefined) console.log(ratioLine('define+undefine x100, sequential', defineMs, libvirt.defineUndefine100Ms, 'ms', 'libvirt'));
-    // 50 clients define at once, then undefine at once: their commits share fsyncs.
-    const many = Array.from({ length: 50 }, () => connect(socket, { maxSockets: 1 }));
-    clients.push(...many);
-    await Promise.all(many.map((c) => c.daemonInfo()));
-    const concurrentMs = await timeMs(async () => {
-      await Promise.all(many.map((c, i) => c.define(named(`par${i}`), { baseDir })));
-      await Promise.all(many.map((c, i) => c.undefine(`par${i}`)));
-    });
-    const concurrentRate = 100 / (concurrentMs / 1000);
-    console.log(`define+undefine, 50 clients at once: ${concurrentMs.toFixed(0)} ms for 100 operations, ${concurrentRate.toFixed(0)} ops/s `
-      + `(sequential: ${(200 / (defineMs / 1000)).toFixed(0)} ops/s)`);
-    if (libvirt !== undefined) {
-      const theirs = 200 / (libvirt.defineUndefine100Ms / 1000);
-      console.log(targetLine('2 define+undefine with 50 clients, aggregate >= 5x libvirt sequential', concurrentRate >= 5 * theirs,
-        ratioLine('define/undefine x50 concurrent', concurrentRate, theirs, 'ops/s', 'libvirt sequential')));
     }
 
     // Start and destroy latency: the daemon against the same QEMU driven directly.
