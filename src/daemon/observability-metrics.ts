@@ -4,13 +4,13 @@
  * domains by state; the daemon's own: API calls by method and outcome with a latency
  * histogram, store revision and changes since the daemon started, QEMU events by name, and
  * the daemon process's CPU and memory. Everything per guest is gathered at scrape time; between scrapes
- * the only cost is counting API calls and QEMU events.
+ * the only cost is counting API calls and QEMU events, in plain numbers (observability-counts.ts).
+ * This module, and prom-client with it, is imported at the first scrape.
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Registry, type Metric } from 'prom-client';
 import type { DomainStats } from '../api/index.js';
-import { QmpChannels, type QmpEvent } from '../qemu/index.js';
 import type { Store } from '../store/index.js';
-import { observeApiCalls } from './observability-probes.js';
+import { ApiLatencyBuckets, type DaemonCounts } from './observability-counts.js';
 
 export interface MetricsSource {
   store: Store;
@@ -18,11 +18,41 @@ export interface MetricsSource {
   domainStates: () => Promise<string[]>;
   /** The figures of every running guest. */
   runningStats: () => Promise<DomainStats[]>;
+  /** API calls and QEMU events counted since the daemon started. */
+  counts: DaemonCounts;
+}
+
+/**
+ * The API latency histogram as prom-client prints a Histogram, from the counts: prom-client's
+ * own Histogram cannot be given bucket counts, and the calls before the first scrape are in them.
+ * The registry reads only these fields of a metric.
+ */
+function latencyHistogram(counts: DaemonCounts, registry: Registry): void {
+  const name = 'virtkit_api_call_duration_seconds';
+  const help = 'API call latency, by method';
+  const metric = {
+    name, help, type: 'histogram', aggregator: 'sum',
+    get: async () => {
+      const values: { value: number; labels: Record<string, string | number>; sharedLabels: Record<string, string>; metricName: string }[] = [];
+      for (const [method, l] of counts.apiLatency) {
+        const sharedLabels = { method };
+        let cumulative = 0;
+        ApiLatencyBuckets.forEach((le, i) => {
+          cumulative += l.buckets[i]!;
+          values.push({ value: cumulative, labels: { le }, sharedLabels, metricName: `${name}_bucket` });
+        });
+        values.push({ value: l.count, labels: { le: '+Inf' }, sharedLabels, metricName: `${name}_bucket` });
+        values.push({ value: l.sum, labels: {}, sharedLabels, metricName: `${name}_sum` });
+        values.push({ value: l.count, labels: {}, sharedLabels, metricName: `${name}_count` });
+      }
+      return { name, help, type: 'histogram', aggregator: 'sum', values };
+    },
+  };
+  registry.registerMetric(metric as unknown as Metric);
 }
 
 export class DaemonMetrics {
   readonly registry = new Registry();
-  private readonly detach: (() => void)[] = [];
   /** The guests' figures of the scrape in progress. */
   private gathered: Promise<DomainStats[]> | undefined;
   /** Scrapes at once share one (a registry is not re-entrant per scrape otherwise). */
@@ -40,19 +70,22 @@ export class DaemonMetrics {
     new Gauge({ name: 'virtkit_daemon_resident_memory_bytes', help: 'Resident set of the daemon process', registers: [r], collect() { this.set(process.memoryUsage.rss()); } });
     new Gauge({ name: 'virtkit_daemon_heap_used_bytes', help: 'V8 heap in use by the daemon', registers: [r], collect() { this.set(process.memoryUsage().heapUsed); } });
     new Gauge({ name: 'virtkit_daemon_start_time_seconds', help: 'When the daemon started (Unix time)', registers: [r], collect() { this.set(Math.round(Date.now() / 1000 - process.uptime())); } });
-    const apiCalls = new Counter({ name: 'virtkit_api_calls_total', help: 'API calls answered, by method and outcome (ok or the error code)', labelNames: ['method', 'outcome'], registers: [r] });
-    const apiLatency = new Histogram({
-      name: 'virtkit_api_call_duration_seconds', help: 'API call latency, by method', labelNames: ['method'], registers: [r],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    const { counts } = source;
+    new Counter({
+      name: 'virtkit_api_calls_total', help: 'API calls answered, by method and outcome (ok or the error code)', labelNames: ['method', 'outcome'], registers: [r],
+      collect() {
+        this.reset();
+        for (const [method, outcomes] of counts.apiCalls) for (const [outcome, n] of outcomes) this.inc({ method, outcome }, n);
+      },
     });
-    this.detach.push(observeApiCalls((method, outcome, seconds) => {
-      apiCalls.inc({ method, outcome });
-      apiLatency.observe({ method }, seconds);
-    }));
-    const qemuEvents = new Counter({ name: 'virtkit_qemu_events_total', help: 'QEMU (QMP) events received, by event', labelNames: ['event'], registers: [r] });
-    const onEvent = (m: unknown): void => { qemuEvents.inc({ event: (m as { event: QmpEvent }).event.event }); };
-    QmpChannels.event.subscribe(onEvent);
-    this.detach.push(() => QmpChannels.event.unsubscribe(onEvent));
+    latencyHistogram(counts, r);
+    new Counter({
+      name: 'virtkit_qemu_events_total', help: 'QEMU (QMP) events received, by event', labelNames: ['event'], registers: [r],
+      collect() {
+        this.reset();
+        for (const [event, n] of counts.qemuEvents) this.inc({ event }, n);
+      },
+    });
 
     const startRevision = source.store.revision;
     new Gauge({ name: 'virtkit_store_revision', help: 'The state store\'s current revision', registers: [r], collect() { this.set(source.store.revision); } });
@@ -117,7 +150,6 @@ export class DaemonMetrics {
   }
 
   close(): void {
-    for (const d of this.detach) d();
     this.registry.clear();
   }
 }

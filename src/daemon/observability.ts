@@ -13,7 +13,8 @@ import { VirtkitError, errorMessage, isVirtkitError } from '../util/errors.js';
 import { authorizeStream, originOf } from './access.js';
 import { statusOf, type ErrorBody } from './http-errors.js';
 import type { Manager } from './manager.js';
-import { DaemonMetrics } from './observability-metrics.js';
+import { DaemonCounts } from './observability-counts.js';
+import type { DaemonMetrics } from './observability-metrics.js';
 import { startNetdump } from './observability-netdump.js';
 import { openProbe, probeSourcesMatching } from './observability-probes.js';
 import { GuestStatsCollector } from './observability-stats.js';
@@ -30,7 +31,9 @@ const MaxDurationSeconds = 86_400;
 export class ObservabilityService {
   readonly traces = new TraceRegistry();
   readonly stats = new GuestStatsCollector();
-  private metricsRegistry: DaemonMetrics | undefined;
+  /** API calls and QEMU events, counted from `registerObservability` on. */
+  private counts: DaemonCounts | undefined;
+  private metricsRegistry: Promise<DaemonMetrics> | undefined;
 
   /** Set when the routes are registered (the metrics read the store's revision). */
   store: Store | undefined;
@@ -70,20 +73,30 @@ export class ObservabilityService {
     return out.filter((s): s is DomainStats => s !== undefined);
   }
 
-  metrics(): DaemonMetrics {
+  /** Starts counting what `/metrics` reports (API calls, QEMU events). */
+  startCounting(store: Store): void {
+    this.store = store;
+    this.counts ??= new DaemonCounts();
+  }
+
+  /** The registry, built at the first scrape: prom-client is loaded then, not with the daemon. */
+  metrics(): Promise<DaemonMetrics> {
     const daemonOrigin: Origin = { client: 'metrics' };
     const store = this.store;
-    if (!store) throw new VirtkitError('internal', 'the metrics need the store (registerObservability)');
-    return this.metricsRegistry ??= new DaemonMetrics({
+    const counts = this.counts;
+    if (!store || !counts) throw new VirtkitError('internal', 'the metrics need the store (registerObservability)');
+    return this.metricsRegistry ??= import('./observability-metrics.js').then(({ DaemonMetrics }) => new DaemonMetrics({
       store,
+      counts,
       domainStates: async () => (await this.manager.list(daemonOrigin, true)).map((d) => d.state),
       runningStats: () => this.allStats(daemonOrigin),
-    });
+    }));
   }
 
   close(): void {
     this.traces.closeAll();
-    this.metricsRegistry?.close();
+    this.counts?.close();
+    void this.metricsRegistry?.then((m) => m.close(), () => undefined);
   }
 }
 
@@ -152,9 +165,8 @@ function queryOf(req: FastifyRequest): URLSearchParams {
 /** Registers the trace, netdump, probe and metrics endpoints (one line in server.ts `registerApi`). */
 export function registerObservability(app: FastifyInstance, opts: { manager: Manager; store: Store; pidOfClient: (client: string) => number | undefined }): void {
   const svc = serviceOf(opts.manager);
-  svc.store = opts.store;
   // From the start: API calls and QEMU events are counted before the first scrape.
-  svc.metrics();
+  svc.startCounting(opts.store);
   app.addHook('onClose', async () => svc.close());
 
   /** Runs the checks; a refusal is answered with its `{ error }` envelope. */
@@ -278,7 +290,7 @@ export function registerObservability(app: FastifyInstance, opts: { manager: Man
   app.get(ObservabilityPaths.metrics, async (req, reply) => {
     const ok = await checked(reply, async () => { authorizeStream(req.raw, 'daemon.metrics'); return true; });
     if (!ok) return reply;
-    const m = svc.metrics();
+    const m = await svc.metrics();
     const text = await m.text();
     return reply.status(200).header('content-type', m.contentType).send(text);
   });
