@@ -17,36 +17,12 @@ import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { httpStatusOf } from '../api/index.js';
 import { VirtkitError, errorMessage, isVirtkitError } from '../util/errors.js';
+import type { HttpAddress } from './http-address.js';
 import { StaticFiles, defaultWebRoot, isStaticPath } from './web-static.js';
 import { TokenProtocolPrefix, loadOrCreateToken, removeListenerRecord, tokenMatches, writeListenerRecord } from './web-token.js';
 import { VncBridge, VncRoute, vncSocketPath } from './web-vnc.js';
 
-export interface HttpAddress {
-  host: string;
-  port: number;
-}
-
-const LoopbackHosts = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
-
-/**
- * `HOST:PORT` of `--http`. Loopback only: the token travels in clear text, so another address
- * waits for TLS. PORT 0 picks a free port (`virtkit ui` finds it).
- */
-export function parseHttpAddress(text: string): HttpAddress {
-  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(text.trim());
-  if (!m) {
-    throw new VirtkitError('argument.invalid', `--http: expected HOST:PORT such as 127.0.0.1:8006, got "${text}"`, { option: '--http', value: text });
-  }
-  const host = m[1]!;
-  const port = Number(m[2]);
-  if (port > 65535) throw new VirtkitError('argument.invalid', `--http: port ${port} is above 65535`, { option: '--http', value: text });
-  if (!LoopbackHosts.has(host)) {
-    throw new VirtkitError('argument.invalid',
-      `--http: ${host} is not a loopback address; the web listener serves 127.0.0.1, ::1 or localhost only until it speaks TLS`,
-      { option: '--http', value: text });
-  }
-  return { host: host === 'localhost' ? '127.0.0.1' : host.replace(/^\[|\]$/g, ''), port };
-}
+export { parseHttpAddress, type HttpAddress } from './http-address.js';
 
 export interface HttpListenerOptions {
   address: HttpAddress;

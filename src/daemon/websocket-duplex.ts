@@ -9,7 +9,8 @@
  * `StreamCloseCodes.slowReader` and its reason says why.
  */
 import { Duplex } from 'node:stream';
-import { WebSocket, type RawData } from 'ws';
+// Types only: the instance's own state constants are read, so ws loads with the first upgrade (streams.ts).
+import type { RawData, WebSocket } from 'ws';
 import { StreamCloseCodes } from '../api/index.js';
 
 /** What one stream may keep waiting for a reader before it is dropped. */
@@ -20,7 +21,7 @@ export const DefaultMaxBufferedBytes = 1024 * 1024;
  * with the slow-reader code. Returns whether the message was queued.
  */
 export function sendBounded(ws: WebSocket, data: Buffer | string, maxBufferedBytes: number): boolean {
-  if (ws.readyState !== WebSocket.OPEN) return false;
+  if (ws.readyState !== ws.OPEN) return false;
   const size = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
   if (ws.bufferedAmount + size > maxBufferedBytes) {
     ws.close(StreamCloseCodes.slowReader, `reader too slow: over ${maxBufferedBytes} bytes waiting`);
@@ -43,7 +44,7 @@ function toBuffer(data: RawData): Buffer {
  */
 export function websocketDuplex(ws: WebSocket, maxBufferedBytes = DefaultMaxBufferedBytes): Duplex {
   const closeSocket = (code: number, reason: string): void => {
-    if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(code, reason);
+    if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);
   };
   const duplex = new Duplex({
     read() {
