@@ -24,6 +24,7 @@ import {
   ConnectionGate, ConnectionTracker, DefaultConnectionLimits, capConnections, effectiveMaxConnections, type ConnectionLimits,
 } from './connection-limits.js';
 import { MaxHeaderBytes, checkRequestLine, clientErrorHandler, statusOf } from './http-errors.js';
+import { lazySchemaCompilers } from './lazy-compilers.js';
 import type { Manager } from './manager.js';
 import { loadPeerCredentials } from './peer-cred.js';
 import { poolHandlers, registerVolumeContentRoutes, type PoolService } from './pools.js';
@@ -196,6 +197,8 @@ export function createApp(logger: LoggerConfig, limits: ConnectionLimits = Defau
       void (reply as FastifyReply).status(status).send(body);
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+    // Each route's validators and serializer are compiled at its first call (lazy-compilers.ts).
+    schemaController: { compilersFactory: lazySchemaCompilers() },
   }) as unknown as FastifyInstance;
   tracker.watch(app.server);
   capConnections(app.server, effectiveMaxConnections(limits), (fields, msg) => app.log.warn(fields, msg));
