@@ -161,7 +161,13 @@ function handshake(socketPath: string): Promise<{ socket: Socket; rest: string; 
       }
       const head = text.slice(0, end);
       const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0);
-      if (status !== 101) return; // a refusal: read to the end (the daemon closes after it)
+      if (status !== 101) {
+        // A refusal (the daemon closes after it), or a server that took the upgrade request for
+        // a plain one and keeps the connection: done once its body is in.
+        const length = /^content-length:\s*(\d+)/im.exec(head)?.[1];
+        if (length !== undefined && Buffer.byteLength(text.slice(end + HeaderEnd.length)) >= Number(length)) onEnd();
+        return;
+      }
       upgraded = true;
       socket.off('data', onData);
       socket.off('end', onEnd);
@@ -170,15 +176,16 @@ function handshake(socketPath: string): Promise<{ socket: Socket; rest: string; 
       resolve({ socket, rest: text.slice(end + HeaderEnd.length), idleMs: Math.max(500, timeout * 1000 - 1000) });
     };
     const onEnd = (): void => {
-      if (upgraded) return;
+      if (upgraded || socket.destroyed) return;
       const end = text.indexOf(HeaderEnd);
       const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
       let body: unknown;
       try { body = JSON.parse(end === -1 ? '' : text.slice(end + HeaderEnd.length)); } catch { body = undefined; }
       socket.destroy();
       const err = errorFromBody(status, body);
-      // An older daemon answers an upgrade it does not know with request.invalid (or a plain 404).
-      if (status === 404 || (status === 400 && err.code === 'request.invalid')) reject(new RpcUnavailable(err.message));
+      // An older daemon answers an upgrade it does not know with request.invalid (or a plain
+      // 404); a server without upgrades at all answers the request as a plain GET.
+      if (status === 404 || (status === 400 && err.code === 'request.invalid') || (status >= 200 && status < 300)) reject(new RpcUnavailable(err.message));
       else reject(err);
     };
     const onError = (err: Error): void => {

@@ -7,6 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -289,6 +290,38 @@ describe('frames on a live channel', () => {
       child.on('exit', () => resolve(text));
     });
     expect(JSON.parse(out)).toMatchObject({ code: 'access.denied', data: { access: 'read', method: 'domain.info', uid: Nobody } });
+  });
+});
+
+describe('the client on a server without the channel', () => {
+  it('falls back to one HTTP request per call, whether the server refuses the upgrade or ignores it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vk-rpc-old-'));
+    const seen: string[] = [];
+    for (const refuses of [true, false]) {
+      const server = createServer((req, res) => {
+        seen.push(`${req.method ?? ''} ${req.url ?? ''}`);
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ domains: [] }));
+      });
+      // An older daemon refuses an upgrade it does not know, with the envelope; a plain server has no upgrade listener.
+      if (refuses) {
+        server.on('upgrade', (_req, socket: Socket) => {
+          const body = JSON.stringify({ error: { code: 'request.invalid', message: 'no WebSocket endpoint at /v1/rpc' } });
+          socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+        });
+      }
+      const path = join(dir, `s${String(refuses)}.sock`);
+      await new Promise<void>((r) => server.listen(path, r));
+      const c = connect(path);
+      expect(await c.list()).toEqual({ domains: [] });
+      expect(await c.list()).toEqual({ domains: [] });
+      c.close();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+    // Refused: two plain requests; ignored: the upgrade request answered as a GET, then two plain ones.
+    expect(seen).toEqual(['GET /domains', 'GET /domains', 'GET /v1/rpc', 'GET /domains', 'GET /domains']);
+    await rm(dir, { recursive: true, force: true });
   });
 });
 
