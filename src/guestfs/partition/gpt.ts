@@ -5,10 +5,17 @@
  * fails any check is replaced by the backup, with a warning; when both fail the table is
  * corrupt.
  */
-import { crc32 } from 'node:zlib';
+import type * as Zlib from 'node:zlib';
 import type { BlockDevice } from '../../storage/block/index.js';
 import { ByteView, corrupt, formatGuid } from '../bytes.js';
 import type { Partition } from './types.js';
+
+/** node:zlib is loaded by the first GPT check: a command reading a disk without one never needs it. */
+let zlib: typeof Zlib | undefined;
+async function crc32(bytes: Uint8Array): Promise<number> {
+  zlib ??= await import('node:zlib');
+  return zlib.crc32(bytes);
+}
 
 const SIGNATURE = 'EFI PART';
 const MIN_HEADER_SIZE = 92;
@@ -62,7 +69,7 @@ async function readHeader(dev: BlockDevice, lba: number, ss: number): Promise<Gp
   if (headerSize < MIN_HEADER_SIZE || headerSize > ss) throw corrupt('gpt header', offset, `header size ${headerSize} is invalid`);
   const storedCrc = v.u32(16);
   bytes.fill(0, 16, 20);
-  if (crc32(bytes.subarray(0, headerSize)) !== storedCrc) throw corrupt('gpt header', offset, 'header CRC32 mismatch');
+  if ((await crc32(bytes.subarray(0, headerSize))) !== storedCrc) throw corrupt('gpt header', offset, 'header CRC32 mismatch');
   const header: GptHeader = {
     lba: v.u64(24), backupLba: v.u64(32), diskGuid: formatGuid(v.slice(56, 16)),
     entriesLba: v.u64(72), entryCount: v.u32(80), entrySize: v.u32(84), entriesCrc: v.u32(88),
@@ -79,7 +86,7 @@ async function readEntries(dev: BlockDevice, h: GptHeader, ss: number): Promise<
   const length = h.entryCount * h.entrySize;
   if (h.entriesLba < 1 || offset + length > dev.size) throw corrupt('gpt entries', offset, 'lie outside the disk');
   const bytes = await dev.read(offset, length);
-  if (crc32(bytes) !== h.entriesCrc) throw corrupt('gpt entries', offset, 'entry array CRC32 mismatch');
+  if ((await crc32(bytes)) !== h.entriesCrc) throw corrupt('gpt entries', offset, 'entry array CRC32 mismatch');
   const out: Partition[] = [];
   for (let i = 0; i < h.entryCount; i++) {
     const e = new ByteView(bytes, 'gpt entry', offset).view(i * h.entrySize, h.entrySize);

@@ -7,10 +7,7 @@
 import { VirtkitError } from '../../util/errors.js';
 import type { ByteSource } from './byte-source.js';
 import { HostFile } from './host-file.js';
-import { Qcow2Image, resolveBackingPath } from './qcow2.js';
 import { RawImage } from './raw.js';
-import { VdiImage } from './vdi.js';
-import { VmdkImage } from './vmdk.js';
 import { ImageFormats, type Image, type ImageFormat, type ImageInfo } from './types.js';
 
 /** Deepest backing chain we follow (the image itself is depth 0). */
@@ -86,8 +83,11 @@ async function openLayer(file: ByteSource, format: ImageFormat, backingFormat: s
     }
     seen.add(file.identity);
     if (format === 'raw') return RawImage.fromFile(file);
-    if (format === 'vmdk') return await VmdkImage.open(file, openBacking);
-    if (format === 'vdi') return await VdiImage.open(file);
+    // The other formats' readers are imported when an image of theirs is opened: a command
+    // reading a raw image loads none of them (docs/performance.md, "CLI start-up").
+    if (format === 'vmdk') return await (await import('./vmdk.js')).VmdkImage.open(file, openBacking);
+    if (format === 'vdi') return await (await import('./vdi.js')).VdiImage.open(file);
+    const { Qcow2Image, resolveBackingPath } = await import('./qcow2.js');
     return await Qcow2Image.open(file, {
       openBacking: async (header) => {
         if (header.backingFile === null || !withBacking) return null;
