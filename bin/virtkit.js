@@ -1,6 +1,71 @@
 #!/usr/bin/env node
-import { main } from '../dist/src/cli/main.js';
-import { exitQuietlyOnClosedPipe } from '../dist/src/cli/closed-pipe.js';
+/**
+ * `virtkit`. A known verb runs from its bundle (dist/cli/, written by `npm run build` through
+ * scripts/build-cli.mjs): one CommonJS file, compiled from the V8 code cache written beside
+ * it. Everything else runs from the unbundled build (dist/src/cli/main.js): no verb, `help`,
+ * completion, an unknown verb, a verb left unbundled (the daemon), and every verb when the
+ * bundles are missing or older than dist/src (`tsc` ran after the last `npm run build`).
+ *
+ * This file is CommonJS (bin/package.json) and so is the bundle: Node then never starts its
+ * ESM loader for a bundled verb, which alone costs about 5 ms. It runs before every command,
+ * so it makes a few system calls and no more.
+ */
+'use strict';
+const { readFileSync, statSync } = require('node:fs');
+const { dirname, join } = require('node:path');
 
-exitQuietlyOnClosedPipe();
-process.exitCode = await main(process.argv.slice(2));
+const dist = join(__dirname, '..', 'dist');
+const argv = process.argv.slice(2);
+
+/** The bundle of the verb `words` names (the first word that is not an option), if there is a current one. */
+function bundleFor(words) {
+  const verb = words.find((a) => !a.startsWith('-'));
+  if (verb === undefined) return undefined;
+  try {
+    const table = join(dist, 'cli', 'verbs.json');
+    if (statSync(table).mtimeMs < statSync(join(dist, 'src', 'cli', 'main.js')).mtimeMs) return undefined;
+    const { verbs } = JSON.parse(readFileSync(table, 'utf8'));
+    const file = Object.hasOwn(verbs, verb) ? verbs[verb] : undefined;
+    if (typeof file !== 'string') return undefined;
+    const path = join(dist, 'cli', file);
+    statSync(path);
+    return path;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Loads a bundle as require() would, but hands V8 the code cache beside it. Under
+ * --enable-source-maps it is plain require(), so Node maps every stack trace; otherwise the
+ * internal-error path maps its own (src/cli/stack-map.ts).
+ */
+function loadBundle(file) {
+  const vm = require('node:vm');
+  const importModuleDynamically = vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER;
+  if (importModuleDynamically === undefined || process.sourceMapsEnabled === true) return require(file);
+  const Module = require('node:module');
+  let cachedData;
+  try {
+    cachedData = readFileSync(`${file}.cache`);
+  } catch {
+    // No cache: V8 compiles the source.
+  }
+  const script = new vm.Script(Module.wrap(readFileSync(file, 'utf8')), { filename: file, cachedData, importModuleDynamically });
+  const module = { exports: {} };
+  script.runInThisContext().call(module.exports, module.exports, Module.createRequire(file), module, file, dirname(file));
+  return module.exports;
+}
+
+async function unbundled() {
+  const [{ main }, { exitQuietlyOnClosedPipe }] = await Promise.all([import('../dist/src/cli/main.js'), import('../dist/src/cli/closed-pipe.js')]);
+  return { main, exitQuietlyOnClosedPipe };
+}
+
+const bundle = bundleFor(argv);
+(bundle === undefined ? unbundled() : Promise.resolve(loadBundle(bundle)))
+  .then(({ main, exitQuietlyOnClosedPipe }) => {
+    exitQuietlyOnClosedPipe();
+    return main(argv);
+  })
+  .then((code) => { process.exitCode = code; });

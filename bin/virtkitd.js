@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `virtkitd [options]` is `virtkit daemon [options]`.
-import { main } from '../dist/src/cli/main.js';
-
-process.exitCode = await main(['daemon', ...process.argv.slice(2)]);
+// `virtkitd [options]` is `virtkit daemon [options]` (CommonJS, as bin/package.json says).
+'use strict';
+import('../dist/src/cli/main.js')
+  .then(({ main }) => main(['daemon', ...process.argv.slice(2)]))
+  .then((code) => { process.exitCode = code; });

@@ -7,16 +7,16 @@
  * filesystem readers and nothing of the manager, the HTTP server or the definition schema.
  * Start-up time is part of every command's latency (and of `virtkit run`'s boot time), so
  * only help and shell completion, which need the whole tree, load every module.
+ *
+ * `npm run build` also bundles each entry of the table into one file (dist/cli/, written by
+ * scripts/build-cli.mjs from this table), and bin/virtkit.js runs a known verb from its
+ * bundle; this file is what runs the rest (no verb, `help`, completion, unknown verbs, the
+ * daemon) and any verb whose bundle is missing or older than this build.
  */
-import { Command, CommanderError } from 'commander';
-import { isVirtkitError } from '../util/errors.js';
-import { CLOSED_PIPE_EXIT, isClosedPipe } from './closed-pipe.js';
-import { ExitCodes, exitCodeFor } from './exit-codes.js';
+import type { Command } from 'commander';
+import { ExitCodes } from './exit-codes.js';
+import { newProgram, runCli, type CommandModule } from './run-verb.js';
 import { nearestWord } from './suggest.js';
-
-interface CommandModule {
-  register(program: Command): void;
-}
 
 /**
  * What a positional argument completes to in the shell (`virtkit completion bash`):
@@ -164,12 +164,7 @@ export function unknownVerbMessage(word: string): string {
  * known, every module otherwise (no verb, `help`).
  */
 export async function buildProgram(argv: readonly string[] = []): Promise<Command> {
-  const program = new Command('virtkit')
-    .description('virtkit: define, run and inspect QEMU virtual machines, their disks and filesystems')
-    .version('0.1.0')
-    .showHelpAfterError()
-    // Set before the verbs are added, so they inherit it: errors come back to main() as exceptions.
-    .exitOverride();
+  const program = newProgram();
   const verb = verbOf(argv);
   const entry = verb === undefined ? undefined : commandTable.find((e) => e.verbs.includes(verb));
   const versionOnly = verb === undefined && argv.some((a) => a === '-V' || a === '--version');
@@ -180,25 +175,10 @@ export async function buildProgram(argv: readonly string[] = []): Promise<Comman
 }
 
 export async function main(argv: string[]): Promise<number> {
-  try {
-    const verb = verbOf(argv);
-    if (verb !== undefined && !knownVerbs().includes(verb)) {
-      process.stderr.write(unknownVerbMessage(verb));
-      return ExitCodes.usage;
-    }
-    const program = await buildProgram(argv);
-    await program.parseAsync(argv, { from: 'user' });
-    return process.exitCode === undefined ? 0 : Number(process.exitCode);
-  } catch (err) {
-    // Commander exits 0 after --help/--version and 1 on a usage error; usage errors have their own code.
-    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : ExitCodes.usage;
-    // The reader went away (`| head`): stop quietly, as `ls | head` does (closed-pipe.ts).
-    if (isClosedPipe(err)) return CLOSED_PIPE_EXIT;
-    if (isVirtkitError(err)) {
-      process.stderr.write(`virtkit: error: ${err.describe()}\n`);
-      return exitCodeFor(err.code);
-    }
-    process.stderr.write(`virtkit: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    return 70;
+  const verb = verbOf(argv);
+  if (verb !== undefined && !knownVerbs().includes(verb)) {
+    process.stderr.write(unknownVerbMessage(verb));
+    return ExitCodes.usage;
   }
+  return runCli(argv, () => buildProgram(argv));
 }
