@@ -10,16 +10,13 @@ export function corrupt(structure: string, offset: number, message: string, extr
 }
 
 export class ByteView {
-  private readonly dv: DataView;
   constructor(
     readonly bytes: Uint8Array,
     /** Names the structure in errors: `ext4 superblock`, `gpt header`, ... */
     readonly structure: string,
     /** Device offset of bytes[0], reported in errors. */
     readonly baseOffset: number,
-  ) {
-    this.dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  }
+  ) {}
 
   get length(): number {
     return this.bytes.length;
@@ -31,25 +28,29 @@ export class ByteView {
     }
   }
 
+  // Fields are assembled from the bytes: a view is made per directory block and per inode in
+  // a tree walk, and a DataView for each would be most of its cost.
   u8(off: number): number {
     this.check(off, 1);
-    return this.dv.getUint8(off);
+    return this.bytes[off]!;
   }
 
   u16(off: number): number {
     this.check(off, 2);
-    return this.dv.getUint16(off, true);
+    const b = this.bytes;
+    return b[off]! | (b[off + 1]! << 8);
   }
 
   u32(off: number): number {
     this.check(off, 4);
-    return this.dv.getUint32(off, true);
+    const b = this.bytes;
+    return (b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16) | (b[off + 3]! << 24)) >>> 0;
   }
 
   /** A 64-bit field as a number; values beyond 2^53 are corrupt for any disk we can read. */
   u64(off: number): number {
     this.check(off, 8);
-    const v = this.dv.getBigUint64(off, true);
+    const v = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength).getBigUint64(off, true);
     if (v > BigInt(Number.MAX_SAFE_INTEGER)) {
       throw corrupt(this.structure, this.baseOffset + off, `64-bit field ${v} is out of range`);
     }

@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { VirtkitError } from '../../util/errors.js';
 import {
   DEFAULT_MAX_READ_BYTES, MAX_PATH_BYTES, MAX_SYMLINKS,
-  type DirEntry, type DirScan, type FileStat, type Filesystem, type FilesystemDriver, type FilesystemInfo, type FsNode,
+  type DirEntry, type DirRef, type DirScan, type FileStat, type Filesystem, type FilesystemDriver, type FilesystemInfo, type FsNode,
   type ReadFileOptions,
 } from './types.js';
 
@@ -44,6 +44,10 @@ export function inodeReference(path: string, count?: number): number | undefined
 
 export function joinPath(names: readonly string[]): string {
   return `/${names.join('/')}`;
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
 }
 
 export class PathFilesystem<N extends FsNode> implements Filesystem {
@@ -124,6 +128,18 @@ export class PathFilesystem<N extends FsNode> implements Filesystem {
     if (node.type !== 'directory') throw new VirtkitError('fs.not-a-directory', `${path} is not a directory`, { path });
     if (this.driver.scan !== undefined) return this.driver.scan(node);
     return { entries: await this.driver.list(node), damaged: [] };
+  }
+
+  async scandirs(dirs: readonly DirRef[], maxBytes: number): Promise<(DirScan | Error)[]> {
+    const numbers = dirs.map((d) => d.node);
+    const { driver } = this;
+    if (driver.scanNumbered === undefined || dirs.length === 0 || numbers.some((n) => n === undefined)) {
+      return [await this.scandir(dirs[0]!.path).catch((err: unknown) => asError(err))];
+    }
+    const scans = await driver.scanNumbered(numbers as number[], maxBytes);
+    return scans.map((scan, i) => (scan instanceof VirtkitError && scan.code === 'fs.not-a-directory'
+      ? new VirtkitError('fs.not-a-directory', `${dirs[i]!.path} is not a directory`, { path: dirs[i]!.path })
+      : scan));
   }
 
   async stat(path: string): Promise<FileStat> {

@@ -36,6 +36,12 @@ export interface DirScan {
   readonly damaged: readonly VirtkitError[];
 }
 
+/** A directory named for `scandirs`: its path (or `#N` locator), and its node number when known. */
+export interface DirRef {
+  readonly path: string;
+  readonly node?: number;
+}
+
 export interface FileStat {
   readonly type: FileType;
   /** Permission and special bits (`0o7777`), without the type bits. */
@@ -80,6 +86,14 @@ export interface Filesystem {
   readdir(path: string): Promise<DirEntry[]>;
   /** Like readdir, but a partly damaged directory gives what could be read and the errors of the rest. */
   scandir(path: string): Promise<DirScan>;
+  /**
+   * For tree walks: the scans of several directories at once, each named by a path and, when
+   * known, its node number (which spares resolving the path). Results are given for the first
+   * directories (at least one) whose blocks fit in `maxBytes`: each is the directory's scan or
+   * the error `scandir` of its path would have thrown. A reader that can reads the blocks of
+   * all of them together.
+   */
+  scandirs?(dirs: readonly DirRef[], maxBytes: number): Promise<(DirScan | Error)[]>;
   /** Follows symlinks. */
   stat(path: string): Promise<FileStat>;
   /** Does not follow a final symlink. */
@@ -108,6 +122,12 @@ export interface FilesystemDriver<N extends FsNode = FsNode> {
   list(dir: N): Promise<DirEntry[]>;
   /** Entries of `dir` as far as they could be read, and the errors of its damaged parts. */
   scan?(dir: N): Promise<DirScan>;
+  /**
+   * Tree walks: the scans of directories by node number, as many of the first as fit in
+   * `maxBytes` (at least one), their blocks read together. `fs.not-a-directory` for a node
+   * that is not a directory; other errors as `scan` would throw them.
+   */
+  scanNumbered?(numbers: readonly number[], maxBytes: number): Promise<(DirScan | VirtkitError)[]>;
   /** Node number `n` (an inode), for `#N` paths; readers without node numbers leave it out. */
   nodeByNumber?(n: number): Promise<N>;
   /** How many node numbers there are (1..count), for `#N` paths. */

@@ -3,7 +3,7 @@
  * file data through extents or indirect blocks, inline data, symlinks. Read-only; the
  * journal is never replayed. Metadata caches are bounded LRUs.
  */
-import type { BlockDevice } from '../../../storage/block/index.js';
+import { readInto, type BlockDevice } from '../../../storage/block/index.js';
 import { VirtkitError } from '../../../util/errors.js';
 import { ByteView, corrupt } from '../../bytes.js';
 import { LruCache } from '../../lru.js';
@@ -15,6 +15,7 @@ import {
 } from './block-map.js';
 import { dirBlockChecksum, parseDirBlock, type DirParseOptions, type RawDirEntry } from './directory.js';
 import { inlineDataTail } from './inline-data.js';
+import { planReads, type BlockWant } from './read-plan.js';
 import { I_BLOCK_SIZE, InodeFlags, ROOT_INO, inodeChecksumMatches, inodeSeed, parseInode, type ExtInode } from './inode.js';
 import {
   Incompat, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, descriptorBlock, parseSuperblock, type Superblock,
@@ -23,6 +24,13 @@ import {
 export interface ExtNode extends FsNode {
   readonly ino: number;
   readonly inode: ExtInode;
+}
+
+/** Consecutive blocks of a directory: logical block `logical` onwards, at `physical` on the device. */
+interface DirPiece {
+  readonly logical: number;
+  readonly physical: number;
+  readonly count: number;
 }
 
 interface DirListing {
@@ -44,6 +52,18 @@ const DIR_CACHE_ENTRIES = 1 << 18;
 export const MAX_DIR_ENTRIES = 1 << 21;
 /** Directory blocks are read in runs of at most this many bytes. */
 const DIR_READ_CHUNK = 1 << 20;
+/**
+ * Inode tables are read and cached in pieces of this many bytes (256 inodes of 256 bytes), not
+ * a block per inode: a walk reads the inodes of a group's directories one after another.
+ */
+const INODE_TABLE_PIECE = 64 << 10;
+const INODE_TABLE_CACHE_BYTES = 4 << 20;
+const GROUP_CACHE_ENTRIES = 1 << 16;
+/** Batched directory reads (scanNumbered): neighbours up to this far apart share a request. */
+const MERGE_GAP_BYTES = 64 << 10;
+
+/** Why one directory of a batch could not be listed: its error, or that its inode is not a directory. */
+export type NumberedScan = DirScan | VirtkitError;
 
 export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
   readonly info: FilesystemInfo;
@@ -51,6 +71,10 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
   private readonly inodes = new LruCache<number, ExtInode>(INODE_CACHE_ENTRIES);
   private readonly extents = new LruCache<number, Extent[]>(EXTENT_CACHE_ENTRIES, (e) => e.length + 1);
   private readonly dirs = new LruCache<number, DirListing>(DIR_CACHE_ENTRIES, (d) => d.entries.length + 1);
+  private readonly inodeTablePieces = new LruCache<number, ByteView>(INODE_TABLE_CACHE_BYTES, (b) => b.length);
+  private readonly inodeTables = new LruCache<number, number>(GROUP_CACHE_ENTRIES);
+  /** Where scanNumbered's reads land (parsed before the next batch reuses it). */
+  private scratch = new Uint8Array(0);
   private readonly dirOptions: DirParseOptions;
   private readonly warned = new Set<string>();
 
@@ -102,6 +126,8 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
    * there would present blocks that are not inodes (block 0 reads as zeros) as inodes.
    */
   private async inodeTableBlock(group: number): Promise<number> {
+    const known = this.inodeTables.get(group);
+    if (known !== undefined) return known;
     const { sb } = this;
     const { block, index } = descriptorBlock(sb, group);
     const descs = await this.readMetaBlock(block, 'ext group descriptor');
@@ -112,11 +138,15 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
       throw corrupt('ext group descriptor', d.baseOffset + 0x8,
         `bg_inode_table ${table} of group ${group} is outside the filesystem (blocks ${sb.firstDataBlock + 1}..${sb.blocksCount - tableBlocks})`, { group, block: table });
     }
+    this.inodeTables.set(group, table);
     return table;
   }
 
-  /** Inode `ino`, cached. Throws `fs.corrupt` for a number out of range or a bad inode. */
-  async readInode(ino: number): Promise<ExtInode> {
+  /**
+   * Inode `ino`, cached (unless `cache` is false: a walk reads each directory's inode once).
+   * Throws `fs.corrupt` for a number out of range or a bad inode.
+   */
+  async readInode(ino: number, cache = true): Promise<ExtInode> {
     const hit = this.inodes.get(ino);
     if (hit !== undefined) return hit;
     const { sb } = this;
@@ -126,19 +156,47 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
     const group = Math.floor((ino - 1) / sb.inodesPerGroup);
     const byteInTable = ((ino - 1) % sb.inodesPerGroup) * sb.inodeSize;
     const table = await this.inodeTableBlock(group);
-    const block = await this.readMetaBlock(table + Math.floor(byteInTable / sb.blockSize), 'ext inode table');
-    const raw = block.view(byteInTable % sb.blockSize, sb.inodeSize, 'ext inode');
+    const piece = await this.inodeTablePiece(table, Math.floor(byteInTable / sb.blockSize));
+    const at = (table + Math.floor(byteInTable / sb.blockSize) - piece.first) * sb.blockSize + (byteInTable % sb.blockSize);
+    // A cached inode keeps a copy of its own bytes, not the whole piece it came from; a walk's
+    // one-time read takes a view (no allocation per inode).
+    const bytes = cache ? piece.view.bytes.slice(at, at + sb.inodeSize) : piece.view.bytes.subarray(at, at + sb.inodeSize);
+    const raw = new ByteView(bytes, 'ext inode', piece.view.baseOffset + at);
     const flags = raw.u32(0x20);
     const inode = parseInode(ino, raw, maxFileSize(sb, flags));
     if (sb.csumSeed !== undefined && !inodeChecksumMatches(sb.csumSeed, ino, raw)) {
       this.checksumMismatch(corrupt('ext inode', raw.baseOffset, `inode ${ino} checksum mismatch`, { ino }));
     }
-    this.inodes.set(ino, inode);
+    if (cache) this.inodes.set(ino, inode);
     return inode;
   }
 
-  private async node(ino: number): Promise<ExtNode> {
-    const inode = await this.readInode(ino);
+  /**
+   * The piece of an inode table holding block `blockInTable` of the table that starts at
+   * `table`, cached. The device may end inside the table (a truncated image): a piece is read
+   * up to the device's end, and an inode block beyond it is `fs.corrupt`, as a metadata block is.
+   */
+  private async inodeTablePiece(table: number, blockInTable: number): Promise<{ first: number; view: ByteView }> {
+    const { sb } = this;
+    const bs = sb.blockSize;
+    const perPiece = Math.max(1, Math.floor(INODE_TABLE_PIECE / bs));
+    const tableBlocks = Math.ceil((sb.inodesPerGroup * sb.inodeSize) / bs);
+    const first = table + blockInTable - (blockInTable % perPiece);
+    const block = table + blockInTable;
+    const deviceBlocks = Math.floor(this.dev.size / bs);
+    const hit = this.inodeTablePieces.get(first);
+    if (hit !== undefined && (block - first + 1) * bs <= hit.length) return { first, view: hit };
+    if (block >= sb.blocksCount || block >= deviceBlocks) {
+      throw corrupt('ext inode table', block * bs, `block ${block} is outside the filesystem or the device`, { block });
+    }
+    const count = Math.min(perPiece, table + tableBlocks - first, deviceBlocks - first);
+    const view = new ByteView(await this.dev.read(first * bs, count * bs), 'ext inode table', first * bs);
+    this.inodeTablePieces.set(first, view);
+    return { first, view };
+  }
+
+  private async node(ino: number, cache = true): Promise<ExtNode> {
+    const inode = await this.readInode(ino, cache);
     return { ino, inode, type: inode.type, size: inode.size };
   }
 
@@ -158,13 +216,13 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
     return root;
   }
 
-  /** Block runs of `node` covering logical blocks [first, first+count). */
-  private async runs(node: ExtNode, first: number, count: number): Promise<BlockRun[]> {
+  /** Block runs of `node` covering logical blocks [first, first+count); `cache` false for a walk's one-time reads. */
+  private async runs(node: ExtNode, first: number, count: number, cache = true): Promise<BlockRun[]> {
     if ((node.inode.flags & InodeFlags.extents) === 0) return indirectRuns(this, node.inode, first, count);
     let extents = this.extents.get(node.ino);
     if (extents === undefined) {
       extents = await loadExtents(this, node.inode);
-      this.extents.set(node.ino, extents);
+      if (cache) this.extents.set(node.ino, extents);
     }
     return extentRuns(extents, first, count);
   }
@@ -214,20 +272,30 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
     if (hit !== undefined) return hit;
     const entries: RawDirEntry[] = [];
     const damaged: VirtkitError[] = [];
-    if (this.isInline(dir)) {
-      const content = this.inlineContent(dir);
-      const at = dir.inode.offset + 0x28;
-      parseDirBlock(new ByteView(content.subarray(4, I_BLOCK_SIZE), 'ext inline directory', at + 4), this.dirOptions, entries);
-      if (content.length > I_BLOCK_SIZE) {
-        parseDirBlock(new ByteView(content.subarray(I_BLOCK_SIZE), 'ext inline directory', at), this.dirOptions, entries);
-      }
-    } else {
-      await this.readDirBlocks(dir, entries, damaged);
+    if (this.isInline(dir)) this.parseInlineDir(dir, entries);
+    else await this.readDirBlocks(dir, entries, damaged);
+    const listing: DirListing = { entries: await this.resolveTypes(entries), damaged };
+    this.dirs.set(dir.ino, listing);
+    return listing;
+  }
+
+  private parseInlineDir(dir: ExtNode, entries: RawDirEntry[]): void {
+    const content = this.inlineContent(dir);
+    const at = dir.inode.offset + 0x28;
+    parseDirBlock(new ByteView(content.subarray(4, I_BLOCK_SIZE), 'ext inline directory', at + 4), this.dirOptions, entries);
+    if (content.length > I_BLOCK_SIZE) {
+      parseDirBlock(new ByteView(content.subarray(I_BLOCK_SIZE), 'ext inline directory', at), this.dirOptions, entries);
     }
-    // Without the filetype feature the type is the inode's. An inode that cannot be read
-    // leaves its entry listed by name with type unknown: the name was read, the rest was
-    // not, and looking up the other names must not fail because of it.
-    const resolved = await Promise.all(entries.map(async (e) => {
+  }
+
+  /**
+   * Without the filetype feature the type is the inode's. An inode that cannot be read
+   * leaves its entry listed by name with type unknown: the name was read, the rest was
+   * not, and looking up the other names must not fail because of it.
+   */
+  private async resolveTypes(entries: RawDirEntry[]): Promise<RawDirEntry[]> {
+    if (!entries.some((e) => e.typeFromInode)) return entries;
+    return Promise.all(entries.map(async (e) => {
       if (!e.typeFromInode) return e;
       try {
         return { ...e, type: (await this.readInode(e.inode)).type };
@@ -236,9 +304,59 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
         return e;
       }
     }));
-    const listing: DirListing = { entries: resolved, damaged };
-    this.dirs.set(dir.ino, listing);
-    return listing;
+  }
+
+  /** Records `err` as damage of the directory being read; under a strict policy it is thrown. */
+  private damageRecorder(damaged: VirtkitError[]): (err: VirtkitError) => void {
+    return (err) => {
+      if (this.policy.strict === true) throw err;
+      damaged.push(err);
+    };
+  }
+
+  /** Where a directory's blocks are: its runs cut into pieces of at most DIR_READ_CHUNK, each inside the device, in logical order. */
+  private async dirPieces(dir: ExtNode, skip: (err: VirtkitError) => void, cache = true): Promise<DirPiece[]> {
+    const bs = this.sb.blockSize;
+    if (dir.size > this.sb.blocksCount * bs) throw corrupt('ext directory', dir.inode.offset, `size ${dir.size} exceeds the filesystem`, { ino: dir.ino });
+    const perChunk = Math.max(1, Math.floor(DIR_READ_CHUNK / bs));
+    const pieces: DirPiece[] = [];
+    for (const run of await this.runs(dir, 0, Math.ceil(dir.size / bs), cache)) {
+      if (run.physical === null) {
+        skip(corrupt('ext directory', dir.inode.offset, `directory ${dir.ino} has a hole at block ${run.logical}`, { ino: dir.ino }));
+        continue;
+      }
+      for (let i = 0; i < run.length; i += perChunk) {
+        const count = Math.min(perChunk, run.length - i);
+        const devOffset = (run.physical + i) * bs;
+        if (devOffset + count * bs > this.dev.size) {
+          skip(corrupt('ext directory', devOffset, `directory ${dir.ino} block lies beyond the end of the device`, { ino: dir.ino }));
+          continue;
+        }
+        pieces.push({ logical: run.logical + i, physical: run.physical + i, count });
+      }
+    }
+    return pieces;
+  }
+
+  /** The records of `piece` (its bytes read) appended to `entries`; checksums checked, damage to `skip`. */
+  private parseDirPiece(dir: ExtNode, seed: number | undefined, piece: DirPiece, bytes: Uint8Array, entries: RawDirEntry[],
+    skip: (err: VirtkitError) => void): void {
+    const bs = this.sb.blockSize;
+    for (let b = 0; b < piece.count; b++) {
+      const view = new ByteView(bytes.subarray(b * bs, (b + 1) * bs), 'ext directory entry', (piece.physical + b) * bs);
+      if (seed !== undefined && dirBlockChecksum(seed, view) === 'mismatch') {
+        this.checksumMismatch(corrupt('ext directory block', view.baseOffset, `directory ${dir.ino} block ${piece.logical + b} checksum mismatch`, { ino: dir.ino }));
+      }
+      // A bad record is reported (or thrown, strict) and the names around it are still read.
+      parseDirBlock(view, this.dirOptions, entries, skip);
+    }
+    if (entries.length > MAX_DIR_ENTRIES) {
+      throw new VirtkitError('fs.too-large', `directory ${dir.ino} has more than ${MAX_DIR_ENTRIES} entries`, { ino: dir.ino, limit: MAX_DIR_ENTRIES });
+    }
+  }
+
+  private dirSeed(dir: ExtNode): number | undefined {
+    return this.sb.csumSeed === undefined ? undefined : inodeSeed(this.sb.csumSeed, dir.inode);
   }
 
   /**
@@ -246,42 +364,124 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
    * and the rest of the directory is still read; under a strict policy it throws.
    */
   private async readDirBlocks(dir: ExtNode, entries: RawDirEntry[], damaged: VirtkitError[]): Promise<void> {
-    const skip = (err: VirtkitError): void => {
-      if (this.policy.strict === true) throw err;
-      damaged.push(err);
-    };
-    const seed = this.sb.csumSeed === undefined ? undefined : inodeSeed(this.sb.csumSeed, dir.inode);
+    const skip = this.damageRecorder(damaged);
+    const seed = this.dirSeed(dir);
     const bs = this.sb.blockSize;
-    const limit = this.sb.blocksCount * bs;
-    if (dir.size > limit) throw corrupt('ext directory', dir.inode.offset, `size ${dir.size} exceeds the filesystem`, { ino: dir.ino });
-    const blockCount = Math.ceil(dir.size / bs);
-    const perChunk = Math.max(1, Math.floor(DIR_READ_CHUNK / bs));
-    for (const run of await this.runs(dir, 0, blockCount)) {
-      if (run.physical === null) {
-        skip(corrupt('ext directory', dir.inode.offset, `directory ${dir.ino} has a hole at block ${run.logical}`, { ino: dir.ino }));
-        continue;
-      }
-      for (let i = 0; i < run.length; i += perChunk) {
-        const n = Math.min(perChunk, run.length - i);
-        const devOffset = (run.physical + i) * bs;
-        if (devOffset + n * bs > this.dev.size) {
-          skip(corrupt('ext directory', devOffset, `directory ${dir.ino} block lies beyond the end of the device`, { ino: dir.ino }));
+    for (const piece of await this.dirPieces(dir, skip)) {
+      this.parseDirPiece(dir, seed, piece, await this.dev.read(piece.physical * bs, piece.count * bs), entries, skip);
+    }
+  }
+
+  /**
+   * For tree walks: the listings of the directories with inode numbers `inos`, as many of the
+   * first as fit in `maxBytes` of directory blocks (the first always). Their blocks are read
+   * together, sorted by place and merged into few requests (read-plan.ts); listings are not
+   * cached, as a walk reads each directory once. Each result is the directory's scan, or the
+   * typed error that a scan of it alone would have thrown (`fs.not-a-directory` for an inode
+   * that is not a directory). Damage and checksums follow the read policy as `scan` does.
+   */
+  async scanNumbered(inos: readonly number[], maxBytes: number): Promise<NumberedScan[]> {
+    const bs = this.sb.blockSize;
+    const results: NumberedScan[] = [];
+    interface Pending { readonly index: number; readonly dir: ExtNode; readonly entries: RawDirEntry[]; readonly damaged: VirtkitError[]; readonly pieces: DirPiece[] }
+    const pending: Pending[] = [];
+    const wants: BlockWant[] = [];
+    const wantOwner: { pending: Pending; piece: DirPiece }[] = [];
+    let bytes = 0;
+    const failed = (index: number, err: unknown): void => {
+      if (!(err instanceof VirtkitError)) throw err;
+      results[index] = err;
+    };
+    for (let index = 0; index < inos.length; index++) {
+      const ino = inos[index]!;
+      try {
+        const dir = await this.node(ino, false);
+        if (dir.type !== 'directory') {
+          results[index] = new VirtkitError('fs.not-a-directory', `#${ino} is not a directory`, { path: `#${ino}` });
           continue;
         }
-        const bytes = await this.dev.read(devOffset, n * bs);
-        for (let b = 0; b < n; b++) {
-          const view = new ByteView(bytes.subarray(b * bs, (b + 1) * bs), 'ext directory entry', devOffset + b * bs);
-          if (seed !== undefined && dirBlockChecksum(seed, view) === 'mismatch') {
-            this.checksumMismatch(corrupt('ext directory block', view.baseOffset, `directory ${dir.ino} block ${run.logical + i + b} checksum mismatch`, { ino: dir.ino }));
-          }
-          // A bad record is reported (or thrown, strict) and the names around it are still read.
-          parseDirBlock(view, this.dirOptions, entries, skip);
+        const cached = this.dirs.get(ino);
+        if (cached !== undefined) {
+          results[index] = this.scanOf(cached);
+          continue;
         }
-        if (entries.length > MAX_DIR_ENTRIES) {
-          throw new VirtkitError('fs.too-large', `directory ${dir.ino} has more than ${MAX_DIR_ENTRIES} entries`, { ino: dir.ino, limit: MAX_DIR_ENTRIES });
+        if (this.isInline(dir)) {
+          const entries: RawDirEntry[] = [];
+          this.parseInlineDir(dir, entries);
+          results[index] = this.scanOf({ entries: await this.resolveTypes(entries), damaged: [] });
+          continue;
         }
+        const size = Math.ceil(dir.size / bs) * bs;
+        if (index > 0 && bytes + size > maxBytes) break;
+        if (size > maxBytes) {
+          // Too large to batch: read alone, a chunk at a time, as a scan of it alone would.
+          const entries: RawDirEntry[] = [];
+          const damaged: VirtkitError[] = [];
+          await this.readDirBlocks(dir, entries, damaged);
+          results[index] = this.scanOf({ entries: await this.resolveTypes(entries), damaged });
+          break;
+        }
+        bytes += size;
+        const p: Pending = { index, dir, entries: [], damaged: [], pieces: [] };
+        p.pieces.push(...(await this.dirPieces(dir, this.damageRecorder(p.damaged), false)));
+        pending.push(p);
+        for (const piece of p.pieces) {
+          wants.push({ physical: piece.physical, count: piece.count });
+          wantOwner.push({ pending: p, piece });
+        }
+      } catch (err) {
+        failed(index, err);
       }
     }
+    const maxBlocks = Math.max(1, Math.floor(Math.max(maxBytes, DIR_READ_CHUNK) / bs));
+    const plan = planReads(wants, { maxBlocks, gapBlocks: Math.floor(MERGE_GAP_BYTES / bs), maxGapTotal: maxBlocks });
+    // The reads land in one buffer kept from batch to batch: fresh megabytes per batch would
+    // be garbage the allocator is slow to give back (the walk's peak RSS).
+    const total = plan.reads.reduce((n, r) => n + r.count * bs, 0);
+    if (this.scratch.length < total) this.scratch = new Uint8Array(total);
+    const readBytes: (Uint8Array | VirtkitError)[] = [];
+    let at = 0;
+    for (const read of plan.reads) {
+      const target = this.scratch.subarray(at, at + read.count * bs);
+      at += target.length;
+      try {
+        await readInto(this.dev, read.first * bs, target);
+        readBytes.push(target);
+      } catch (err) {
+        if (!(err instanceof VirtkitError)) throw err;
+        readBytes.push(err);
+      }
+    }
+    // Each directory's pieces are parsed in logical order, whatever order they were read in.
+    const bytesOf = new Map<DirPiece, Uint8Array | VirtkitError>();
+    wantOwner.forEach((w, i) => {
+      const read = plan.reads[plan.readOf[i]!]!;
+      const got = readBytes[plan.readOf[i]!]!;
+      const start = (w.piece.physical - read.first) * bs;
+      bytesOf.set(w.piece, got instanceof VirtkitError ? got : got.subarray(start, start + w.piece.count * bs));
+    });
+    for (const p of pending) {
+      try {
+        const seed = this.dirSeed(p.dir);
+        const skip = this.damageRecorder(p.damaged);
+        for (const piece of p.pieces) {
+          const got = bytesOf.get(piece)!;
+          if (got instanceof VirtkitError) throw got;
+          this.parseDirPiece(p.dir, seed, piece, got, p.entries, skip);
+        }
+        results[p.index] = this.scanOf({ entries: await this.resolveTypes(p.entries), damaged: p.damaged });
+      } catch (err) {
+        failed(p.index, err);
+      }
+    }
+    // The batch ends at the first directory that did not fit; results past it are not given.
+    const given = results.length;
+    for (let i = 0; i < given; i++) if (!(i in results)) throw new Error(`internal: directory ${inos[i]} of a batch was not scanned`);
+    return results;
+  }
+
+  private scanOf(listing: { readonly entries: readonly RawDirEntry[]; readonly damaged: readonly VirtkitError[] }): DirScan {
+    return { entries: listing.entries.map((e) => ({ name: e.name, type: e.type, inode: e.inode })), damaged: listing.damaged };
   }
 
   async list(dir: ExtNode): Promise<DirEntry[]> {
@@ -291,8 +491,7 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
   }
 
   async scan(dir: ExtNode): Promise<DirScan> {
-    const { entries, damaged } = await this.listing(dir);
-    return { entries: entries.map((e) => ({ name: e.name, type: e.type, inode: e.inode })), damaged };
+    return this.scanOf(await this.listing(dir));
   }
 
   /** A name not found in a partly damaged directory may be in the damaged part: that error, not fs.not-found. */

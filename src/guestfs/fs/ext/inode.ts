@@ -89,31 +89,38 @@ export function parseInode(ino: number, raw: ByteView, maxSize: number): ExtInod
   };
 }
 
+/** Scratch for le32: one 4-byte buffer reused, as the checksums run once per inode read. */
+const LE32 = new Uint8Array(4);
+const LE32_VIEW = new DataView(LE32.buffer);
+const ZEROS2 = new Uint8Array(2);
+
 function le32(n: number): Uint8Array {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, n >>> 0, true);
-  return b;
+  LE32_VIEW.setUint32(0, n >>> 0, true);
+  return LE32;
 }
 
 /**
  * Whether the metadata_csum checksum of inode `ino` matches (ext4_inode_csum: crc32c of the
  * inode number, its generation and the inode with its checksum fields zeroed, from the
- * filesystem's seed). Only the low 16 bits are stored in a 128-byte inode.
+ * filesystem's seed). Only the low 16 bits are stored in a 128-byte inode. The inode is
+ * checksummed in place, its checksum fields standing in as zeros (no copy per inode).
  */
 export function inodeChecksumMatches(seed: number, ino: number, raw: ByteView): boolean {
-  const bytes = Uint8Array.from(raw.bytes);
+  const bytes = raw.bytes;
   const hasHi = raw.length > 128 && raw.u16(0x80) >= 4;
   const storedLo = raw.u16(0x7c);
   const storedHi = hasHi ? raw.u16(0x82) : 0;
-  bytes[0x7c] = 0;
-  bytes[0x7d] = 0;
-  if (hasHi) {
-    bytes[0x82] = 0;
-    bytes[0x83] = 0;
-  }
   let crc = crc32cUpdate(seed, le32(ino));
   crc = crc32cUpdate(crc, le32(raw.u32(0x64)));
-  crc = crc32cUpdate(crc, bytes);
+  crc = crc32cUpdate(crc, bytes.subarray(0, 0x7c));
+  crc = crc32cUpdate(crc, ZEROS2);
+  if (hasHi) {
+    crc = crc32cUpdate(crc, bytes.subarray(0x7e, 0x82));
+    crc = crc32cUpdate(crc, ZEROS2);
+    crc = crc32cUpdate(crc, bytes.subarray(0x84));
+  } else {
+    crc = crc32cUpdate(crc, bytes.subarray(0x7e));
+  }
   return hasHi ? crc === ((storedHi << 16) | storedLo) >>> 0 : (crc & 0xffff) === storedLo;
 }
 
