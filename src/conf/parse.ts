@@ -7,6 +7,7 @@ import YAML, { LineCounter } from 'yaml';
 import { errorMessage, VirtkitError } from '../util/errors.js';
 import { definitionError } from './errors.js';
 import { DomainDefinitionSchema, type DomainDefinition } from './schema.js';
+import { parsePlainYaml } from './plain-yaml.js';
 import { formatSize } from './size.js';
 import { validateDefinition, type ValidateOptions } from './validate.js';
 
@@ -66,6 +67,11 @@ function parseText(text: string, format: DefinitionFormat): unknown {
       throw syntaxError('json', message, jsonErrorPosition(text, message));
     }
   }
+  // Definitions as people write them (block mappings and lists of plain values) take the fast
+  // reader, which reads them exactly as the full parser does; anything else, errors included,
+  // goes to the full parser.
+  const plain = parsePlainYaml(text);
+  if (plain !== undefined) return plain;
   // Aliases are capped so a "billion laughs" document cannot blow up memory.
   const lineCounter = new LineCounter();
   const doc = YAML.parseDocument(text, { uniqueKeys: true, prettyErrors: false, lineCounter });
