@@ -9,6 +9,7 @@
  * (guest-events.ts). The driver carries out on_poweroff / on_reboot / on_crash and classifies
  * how QEMU ended; the manager sends no QMP of its own except the audited monitor passthrough.
  */
+import { lstatSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
@@ -242,11 +243,12 @@ export class Manager {
         await tx.rm(uuidPath(cur.uuid));
         await recordEvent(tx, 'undefined', cur);
       });
-      await rm(this.runDirOf(rec.uuid), { recursive: true, force: true });
-      // the domain's UEFI variable store goes with it (docs/firmware.md)
-      await rm(join(this.nvramDir, rec.uuid), { recursive: true, force: true });
-      // and its managed save (a plain save file is the user's: restore defines the domain again)
-      await rm(managedSavePath(this.saveDir, rec.uuid), { force: true });
+      // Its run dir, its UEFI variable store (docs/firmware.md) and its managed save go with it
+      // (a plain save file is the user's: restore defines the domain again). Most domains have
+      // none of them: an lstat (microseconds) spares three trips through the thread pool.
+      await Promise.all([this.runDirOf(rec.uuid), join(this.nvramDir, rec.uuid), managedSavePath(this.saveDir, rec.uuid)]
+        .filter((path) => lstatSync(path, { throwIfNoEntry: false }) !== undefined)
+        .map((path) => rm(path, { recursive: true, force: true })));
     });
     this.log.info({ domain: name }, 'domain undefined');
   }
