@@ -81,3 +81,36 @@ describe.skipIf(QEMU === undefined || !kvmAccessible)('the KVM verdict', () => {
     expect(await testBoots()).toBe(3);
   });
 });
+
+describe.skipIf(QEMU === undefined)('the capabilities cache', () => {
+  let dir: string;
+  let fake: string;
+  /** Every run of the binary, but the KVM test boot (that one has its own per-boot verdict). */
+  const runs = async (): Promise<string[]> => (await readFile(join(dir, 'runs'), 'utf8').catch(() => '')).split('\n').filter(Boolean);
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'virtkit-caps-cache-'));
+    fake = join(dir, 'qemu-system-x86_64');
+    await writeFile(fake, [
+      '#!/bin/sh',
+      `case "$*" in *accel=kvm*) echo 'Linux version 6.1.0 (fake)'; exit 0;; esac`,
+      `echo "$*" >> ${join(dir, 'runs')}`,
+      `exec ${QEMU} "$@"`,
+      '',
+    ].join('\n'));
+    await chmod(fake, 0o755);
+  });
+  afterAll(async () => { await rm(dir, { recursive: true, force: true }); });
+
+  it('runs QEMU only when the cache does not match the binary: a start with a valid cache probes nothing', async () => {
+    const probe = (): Promise<QemuCapabilities> =>
+      probeCapabilities({ binary: fake, cacheDir: join(dir, 'cache'), kvmVerdictPath: join(dir, 'kvm-verdict.json'), kvmCheckKernel: '/dev/null' });
+    const first = await probe();
+    const probed = (await runs()).length;
+    expect(probed).toBeGreaterThan(0); // -accel help and the -machine none instance
+    expect(await probe()).toEqual(first);
+    expect(await runs()).toHaveLength(probed);
+    await utimes(fake, new Date(), new Date(Date.now() + 5000)); // a rebuilt binary at the same path
+    await probe();
+    expect((await runs()).length).toBeGreaterThan(probed);
+  });
+});

@@ -13,6 +13,7 @@ import { isAbsolute, join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { VirtkitError, errorMessage } from '../util/errors.js';
 import { findExecutable } from '../util/helper-process.js';
+import { mark } from '../util/timeline.js';
 import { kvmVerdictLocation, readKvmVerdict, writeKvmVerdict, type BinaryIdentity } from './kvm-verdict.js';
 import { QemuProcess } from './process.js';
 import { runQemuOnce, runQemuUntilMarker } from './process/spawn.js';
@@ -78,6 +79,7 @@ export async function probeCapabilities(opts: ProbeOptions = {}): Promise<QemuCa
   const caps = cached?.caps ?? (await probeBinary(binary));
   if (cached === undefined) await writeCache(cacheDir, cachePath, { key, caps });
   const kvm = await checkKvm(key, caps.accelerators, cacheDir, opts);
+  mark(cached === undefined ? 'capabilities: probed' : 'capabilities: from cache');
   return { ...caps, kvm };
 }
 

@@ -6,9 +6,11 @@
  * here. See docs/qemu-driver.md for the run directory layout and how an exit is classified.
  */
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { connect as netConnect, type Socket } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { VirtkitError, isVirtkitError } from '../util/errors.js';
+import { mark } from '../util/timeline.js';
 import { QmpClient } from './qmp/client.js';
 import type { RunState } from './qmp/commands.js';
 import type { QmpEvent } from './qmp/events.js';
@@ -18,6 +20,7 @@ import { runActionsOf, type RunActions } from './process/actions.js';
 import { isProcessAlive, isQemuOfRunDir, parsePidfile, readCmdline } from './process/proc.js';
 import { logSize, shutdownFromLog } from './process/shutdown-trace.js';
 import { qemuErrorSummary, readLogSince, spawnQemu, type QemuCommandLine } from './process/spawn.js';
+import { connectWhenCreated, notListeningYet } from './process/socket-wait.js';
 
 export type { QemuCommandLine } from './process/spawn.js';
 export type { RunActions } from './process/actions.js';
@@ -34,6 +37,12 @@ export interface LaunchCommandOptions {
   startTimeoutMs?: number;
   /** Own session, outliving the caller (default). False for short-lived helpers such as the capabilities probe. */
   detached?: boolean;
+  /**
+   * The command line's console socket waits for its first client (`wait=on`: QEMU blocks before
+   * it creates the machine): connect it as soon as it exists and hold that connection for
+   * takeConsole(), so the console is attached before the guest's first instruction.
+   */
+  consoleFirst?: boolean;
 }
 
 export interface ShutdownOptions {
@@ -103,6 +112,8 @@ export class QemuProcess {
    * from there on were not seen as QMP events (shutdown-trace.ts). Cleared once reconnected.
    */
   private unseenLogFrom: number | undefined;
+  /** The console connection made during launch, until takeConsole(). */
+  private heldConsole: Socket | undefined;
 
   private constructor(
     readonly pid: number,
@@ -150,6 +161,7 @@ export class QemuProcess {
 
     const { child, logOffset } = await spawnQemu(opts.command, paths.qemuLog, { detached: opts.detached ?? true });
     const pid = child.pid!;
+    mark('qemu: spawned');
     let exitedEarly: { code: number | null; signal: NodeJS.Signals | null } | undefined;
     child.once('exit', (code, signal) => (exitedEarly = { code, signal }));
 
@@ -165,23 +177,39 @@ export class QemuProcess {
     };
 
     const deadline = Date.now() + (opts.startTimeoutMs ?? 15_000);
-    let qmp: QmpClient | undefined;
-    while (!qmp) {
-      if (exitedEarly) throw await startFailure(`QEMU exited during start-up (status ${String(exitedEarly.code ?? exitedEarly.signal)})`);
-      if (Date.now() > deadline) throw await startFailure(`QEMU did not open its QMP socket ${paths.qmpSocket} in time`);
-      try {
-        qmp = await QmpClient.connect(paths.qmpSocket, { timeoutMs: Math.max(1000, deadline - Date.now()) });
-      } catch (err) {
-        if (!isVirtkitError(err, 'qmp.disconnected')) throw await startFailure(`QMP did not answer: ${(err as Error).message}`);
-        await sleep(20);
-      }
+    // Connected as soon as QEMU creates the sockets (socket-wait.ts); QMP greets once QEMU's main
+    // loop runs, i.e. after the machine is created (and, without -S, after the CPUs started).
+    const waitFor = <T>(path: string, what: string, attempt: () => Promise<T>): Promise<T> => connectWhenCreated(path, attempt, {
+      deadline,
+      giveUp: () => (exitedEarly ? new Error(`QEMU exited during start-up (status ${String(exitedEarly.code ?? exitedEarly.signal)})`) : undefined),
+      timedOut: () => new Error(`QEMU did not open its ${what} ${path} in time`),
+      // a QMP socket closed before the greeting (QEMU on its way out): wait, the exit tells
+      notYet: (err) => notListeningYet(err) ?? (isVirtkitError(err, 'qmp.disconnected') ? 'missing' : undefined),
+    });
+    const connectQmp = waitFor(paths.qmpSocket, 'QMP socket',
+      () => QmpClient.connect(paths.qmpSocket, { timeoutMs: Math.max(1000, deadline - Date.now()) }));
+    const connectConsole = opts.consoleFirst
+      ? waitFor(paths.consoleSocket, 'console socket', () => connectUnix(paths.consoleSocket)).then((sock) => {
+        mark('console: connected (QEMU waited for it)');
+        return sock;
+      })
+      : Promise.resolve(undefined);
+    const [qmpResult, consoleResult] = await Promise.allSettled([connectQmp, connectConsole]);
+    if (qmpResult.status === 'rejected' || consoleResult.status === 'rejected') {
+      if (qmpResult.status === 'fulfilled') qmpResult.value.close();
+      if (consoleResult.status === 'fulfilled') consoleResult.value?.destroy();
+      const err = (qmpResult.status === 'rejected' ? qmpResult.reason : (consoleResult as PromiseRejectedResult).reason) as Error;
+      throw await startFailure(isVirtkitError(err) ? `QMP did not answer: ${err.message}` : err.message);
     }
+    const qmp = qmpResult.value;
+    mark('qmp: connected');
     // QEMU writes the pidfile itself (-pidfile); a command line without one still gets one, so attach works.
     if (parsePidfile(await readFile(paths.pidFile, 'utf8').catch(() => '')) === undefined) {
       await writeFile(paths.pidFile, `${pid}\n`, { mode: 0o600 });
     }
     const proc = new QemuProcess(pid, runDir, qmp, { argv: opts.command.argv, child });
     if (exitedEarly) proc.childExit = exitedEarly;
+    if (consoleResult.value) proc.holdConsole(consoleResult.value);
     await proc.applyStartState(opts.paused ?? false);
     return proc;
   }
@@ -354,11 +382,38 @@ export class QemuProcess {
     this.qmp.close();
   }
 
+  /**
+   * Just launched: a command line with -S holds the CPUs (prelaunch), one without runs them.
+   * Known from the command line, so no status round trip stands between QMP and `cont`.
+   */
   private async applyStartState(paused: boolean): Promise<void> {
-    const status = await this.status();
-    const stopped = status === 'prelaunch' || status === 'paused';
-    if (!paused && stopped) await this.qmp.execute('cont');
-    if (paused && !stopped) await this.qmp.execute('stop');
+    const held = this.commandLine.includes('-S');
+    if (!paused && held) await this.qmp.execute('cont');
+    if (paused && !held) await this.qmp.execute('stop');
+  }
+
+  /** Whether QEMU was started with its CPUs held (-S): nothing ran before the first `cont`. */
+  get startedHeld(): boolean {
+    return this.commandLine.includes('-S');
+  }
+
+  /** Keeps the console connection made during launch (LaunchCommandOptions.consoleFirst) until it is taken. */
+  private holdConsole(sock: Socket): void {
+    this.heldConsole = sock;
+    sock.on('error', () => undefined); // until taken: QEMU going away is told by `exited`
+    const drop = (): void => { if (this.heldConsole === sock) sock.destroy(); };
+    this.exited.then(drop, drop);
+  }
+
+  /**
+   * The console connection made during launch, once (later calls, and a process launched
+   * without consoleFirst, get undefined). Until taken it is not read: QEMU's writes wait in
+   * the socket, none is lost.
+   */
+  takeConsole(): Socket | undefined {
+    const sock = this.heldConsole;
+    this.heldConsole = undefined;
+    return sock;
   }
 
   /**
@@ -568,4 +623,20 @@ async function liveOwner(paths: RunPaths): Promise<number | undefined> {
   if (pid === undefined || !(await isProcessAlive(pid))) return undefined;
   const cmdline = await readCmdline(pid);
   return cmdline && isQemuOfRunDir(cmdline, paths.qmpSocket) ? pid : undefined;
+}
+
+/** A connected unix socket, or the connect error (ENOENT, ECONNREFUSED...). */
+function connectUnix(path: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = netConnect(path);
+    const onError = (err: Error): void => {
+      sock.destroy();
+      reject(err);
+    };
+    sock.once('error', onError);
+    sock.once('connect', () => {
+      sock.off('error', onError);
+      resolve(sock);
+    });
+  });
 }

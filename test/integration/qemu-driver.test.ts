@@ -50,6 +50,24 @@ async function launchPaused(driver: QemuDomainDriver, def: DomainDefinition, run
   return { guest, prepared, events: record(guest) };
 }
 
+/** prepare -> launch with the console attached first (QEMU waits for it; no -S) -> ready marker. */
+async function bootConsoleFirst(driver: QemuDomainDriver, def: DomainDefinition, runDir: string): Promise<Booted> {
+  const prepared = await driver.prepare(def, { runDir });
+  const guest = await driver.launch(prepared, { consoleFirst: true });
+  const events = record(guest);
+  const console = await guest.openConsole();
+  let text = '';
+  console.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+  console.on('error', () => undefined);
+  await waitForText({ output: () => text }, READY, 0, BOOT_TIMEOUT_MS);
+  return { guest, prepared, console, output: () => text, events };
+}
+
+/** QEMU's arguments as it runs them. */
+function cmdlineOf(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
+}
+
 /** prepare -> launch paused -> console -> resume -> ready marker. */
 async function boot(driver: QemuDomainDriver, def: DomainDefinition, runDir: string): Promise<Booted> {
   const { guest, prepared, events } = await launchPaused(driver, def, runDir);
@@ -126,7 +144,7 @@ describe('QemuDomainDriver with real guests', () => {
     await writeFile(disk, Buffer.alloc(1024 * 1024));
     defA = await definition({ on_poweroff: 'restart', nics: [{ model: 'virtio' }], disks: [{ source: disk, format: 'raw', readonly: true }] });
     const defP = await definition({ name: 'preserver', accel: 'tcg', on_poweroff: 'preserve' });
-    [a, p] = await Promise.all([boot(driver, defA, join(scratch, 'a')), boot(driver, defP, join(scratch, 'p'))]);
+    [a, p] = await Promise.all([boot(driver, defA, join(scratch, 'a')), bootConsoleFirst(driver, defP, join(scratch, 'p'))]);
     pids.push(a.guest.pid, p.guest.pid);
   });
 
@@ -135,8 +153,9 @@ describe('QemuDomainDriver with real guests', () => {
     if (scratch) await rm(scratch, { recursive: true, force: true });
   });
 
-  it('prepares (accelerator with its reason, -S) and launches paused: started, then resumed by the host', async () => {
-    expect(a.prepared.command.argv).toContain('-S');
+  it('prepares (accelerator with its reason) and launches paused under -S: started, then resumed by the host', async () => {
+    expect(a.prepared.command.argv).not.toContain('-S');
+    expect(cmdlineOf(a.guest.pid)).toContain('-S');
     expect(a.prepared.accelReason).toMatch(/^auto: /);
     expect(a.guest.accel).toBe(a.prepared.accel);
     expect(a.events.slice(0, 2)).toEqual([{ type: 'started', paused: true }, { type: 'resumed', by: 'host' }]);
@@ -144,6 +163,22 @@ describe('QemuDomainDriver with real guests', () => {
     const caps = await driver.capabilities();
     expect(caps.accelerators).toContain('tcg');
     expect(caps.kvm.usable).toBe(a.prepared.accel === 'kvm');
+  });
+
+  it('attaches the console first without -S: QEMU waited for that connection, which got every byte the guest printed', async () => {
+    const argv = cmdlineOf(p.guest.pid);
+    expect(argv).not.toContain('-S');
+    expect(argv.find((a) => a.startsWith('socket,id=console,'))).toMatch(/,server=on,wait=on,/);
+    // QEMU said it waited for a client before it went on creating the machine
+    expect(await readFile(join(scratch, 'p', 'qemu.log'), 'utf8')).toContain('waiting for connection');
+    expect(p.events[0]).toEqual({ type: 'started', paused: false });
+    // what the held connection passed on is what QEMU logged, from the first byte
+    const seen = p.output();
+    expect(seen).toContain(READY);
+    const logged = await readFile(join(scratch, 'p', 'console.log'), 'latin1');
+    expect(logged.startsWith(seen)).toBe(true);
+    // the held connection is handed out once; the next openConsole is a connection of its own
+    expect(p.console).not.toBe(await p.guest.openConsole().then((c) => { c.destroy(); return c; }));
   });
 
   it('reports a raw monitor stop and cont as paused/resumed by the monitor', async () => {
@@ -255,6 +290,8 @@ describe('QemuDomainDriver with real guests', () => {
     const guest = await driver.launch(prepared);
     pids.push(guest.pid);
     const events = record(guest);
+    // nothing had to come first: QEMU ran the CPUs by itself, no -S and no `cont`
+    expect(cmdlineOf(guest.pid)).not.toContain('-S');
     // the pvpanic port, poked from the monitor
     await guest.monitor({ hmp: 'o /b 0x505 1' });
     await waitForEvent(events, 0, (ev) => ev.type === 'reset', 20_000);

@@ -13,6 +13,7 @@ import type { Command } from 'commander';
 import { FormatOptionHelp, loadDefinitionAnyFormat } from './definition-input.js';
 import { QemuDomainDriver, watchConsoleFor, type ExitInfo, type GuestHandle, type LifecycleEvent } from '../../qemu/index.js';
 import { timeoutOption } from '../options.js';
+import { mark, markProcessStart } from '../../util/timeline.js';
 
 /** Exit statuses of `virtkit run` once the guest has started. */
 export const RunExit = {
@@ -63,11 +64,14 @@ Examples:
 }
 
 async function runGuest(path: string, opts: RunOptions): Promise<number> {
+  markProcessStart();
+  mark('cli: run verb entered');
   const timeoutS = opts.timeout;
   const def = await loadDefinitionAnyFormat(path, { ...(opts.format === undefined ? {} : { format: opts.format }), ...(opts.lenient === undefined ? {} : { lenient: opts.lenient }) });
   // This command is the guest's manager: the driver carries out on_poweroff / on_reboot /
   // on_crash (restart, preserve until Ctrl-] or a signal, destroy); once a stop was asked for,
   // nothing restarts the guest. Here we only say what it did.
+  mark('cli: definition loaded');
   const driver = new QemuDomainDriver({
     onActionError: (err, { action }) => note(`${action === 'restart' ? 'restart' : 'stop'} failed: ${String(err)}`),
   });
@@ -76,7 +80,10 @@ async function runGuest(path: string, opts: RunOptions): Promise<number> {
     // accelerator, and for boot.loader guest the kernel and initrd out of the guest's own disk
     const prepared = await driver.prepare(def, { runDir });
     note(`starting ${def.name} (accel ${prepared.accel}: ${prepared.accelReason})`);
-    const guest = await driver.launch(prepared, { paused: true });
+    // consoleFirst: QEMU waits for our console connection before it creates the machine, then
+    // runs the CPUs by itself: every byte reaches this terminal, and no QMP round trip stands
+    // before the guest's first instruction (docs/running.md)
+    const guest = await driver.launch(prepared, { consoleFirst: true });
     let console: Duplex;
     try {
       console = await guest.openConsole();
@@ -84,9 +91,9 @@ async function runGuest(path: string, opts: RunOptions): Promise<number> {
       await guest.destroy();
       throw err;
     }
+    console.once('data', () => mark('console: first byte'));
     console.on('data', (chunk: Buffer) => process.stdout.write(chunk));
     console.on('error', () => undefined); // QEMU going away is reported through guest.exited
-    await guest.resume();
     const stopper = new GuestStopper(guest, def.shutdown_timeout * 1000);
     const offSignals = onStopSignals(() => stopper.request());
     // Nobody left to show the console to (`virtkit run ... | head`): stop the guest, once.
@@ -125,6 +132,7 @@ async function untilReady(guest: GuestHandle, console: Duplex, stopper: GuestSto
     return RunExit.notReady;
   }
   if (outcome === 'ready') {
+    mark('console: marker seen');
     process.stdout.write('\n');
     note('guest is ready; stopping it');
     stopper.request();

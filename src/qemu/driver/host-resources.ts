@@ -30,7 +30,8 @@ export function limitsOf(def: Pick<DomainDefinition, 'cpu_shares' | 'cpu_quota' 
   return { cpu_shares: def.cpu_shares, cpu_quota: def.cpu_quota, memory_limit: def.memory_limit };
 }
 
-function hasLimits(def: DomainDefinition): boolean {
+/** The definition asks for cgroup limits (cpu_shares, cpu_quota, memory_limit). */
+export function hasLimits(def: DomainDefinition): boolean {
   return def.cpu_shares !== undefined || def.cpu_quota !== undefined || def.memory_limit !== undefined;
 }
 

@@ -1,7 +1,8 @@
 /**
  * QemuDomainDriver: the DomainDriver of real QEMU. Phases, after libvirt's qemu_process:
  * prepare (capabilities, accelerator, boot files, command line: nothing runs yet) ->
- * launch (spawn with -S, connect QMP, start the CPUs unless paused) or attach (adopt the QEMU
+ * launch (spawn, the CPUs held by -S only when something must come first: launch-argv.ts;
+ * connect QMP; start held CPUs unless paused) or attach (adopt the QEMU
  * of a run dir after a daemon restart) -> a QemuGuest handle that carries the lifecycle
  * events and the on_* policy until QEMU is gone. See docs/qemu-driver.md.
  */
@@ -16,10 +17,12 @@ import { ShutdownTraceArgs } from '../process/shutdown-trace.js';
 import type { GuestStop } from './events.js';
 import { restoreFailure, restoreFromFile } from './guest-state.js';
 import { domainCapabilitiesOf, type DomainCapabilities } from './domcaps.js';
-import { confineGuest, prepareHostResources, releaseGuestResources, startFilesystemHelpers } from './host-resources.js';
+import { confineGuest, hasLimits, prepareHostResources, releaseGuestResources, startFilesystemHelpers } from './host-resources.js';
 import { QemuGuest } from './qemu-guest.js';
+import { launchArgv } from './launch-argv.js';
 import { readFirmwareDescriptors, OvmfDefaults } from '../firmware/index.js';
 import { virtiofsdInstalled } from '../virtiofs/index.js';
+import { mark } from '../../util/timeline.js';
 import type { DomainDriver, GuestHandle, HostCapabilities, LaunchOptions, PrepareOptions, PreparedLaunch } from './types.js';
 
 export interface QemuDriverOptions {
@@ -80,11 +83,12 @@ export class QemuDomainDriver implements DomainDriver {
   /**
    * The accelerator (`auto` asks the capabilities, whose KVM verdict comes from a functional
    * check; an explicit one needs no probe), the boot files of `boot.loader: guest` (read out of
-   * the guest's disk into the run dir), the command line with -S.
+   * the guest's disk into the run dir), the command line (launch adds -S when the CPUs must wait).
    */
   async prepare(def: DomainDefinition, opts: PrepareOptions): Promise<PreparedLaunch> {
     const runDir = resolvePath(opts.runDir);
     const { binary, accel, reason } = await this.chooseAccel(def);
+    mark('driver: accelerator chosen');
     await mkdir(runDir, { recursive: true, mode: 0o700 });
     await chmod(runDir, 0o700);
     const volumePaths = opts.volumePaths;
@@ -95,9 +99,10 @@ export class QemuDomainDriver implements DomainDriver {
     const command = buildCommand(def, {
       binary, accel, runDir, ...(volumePaths ? { volumePaths } : {}), ...(bootFiles ? { bootFiles } : {}), ...resources,
     });
-    // -S: nothing runs before QMP is connected and the caller had its chance to open the console;
-    // the shutdown trace logs a power-off QMP could not report (monitor lost: process/shutdown-trace.ts)
-    const argv = [...(command.argv.includes('-S') ? [] : ['-S']), ...ShutdownTraceArgs, ...command.argv];
+    // the shutdown trace logs a power-off QMP could not report (monitor lost: process/shutdown-trace.ts);
+    // whether the CPUs wait for QMP (-S) is decided at launch (launch-argv.ts)
+    const argv = [...ShutdownTraceArgs, ...command.argv];
+    mark('driver: argv built');
     return {
       definition: def, runDir, accel, accelReason: reason, command: { binary: command.binary, argv, env: command.env },
       ...(resources.filesystemDrivers ? { filesystemDrivers: resources.filesystemDrivers } : {}),
@@ -113,14 +118,19 @@ export class QemuDomainDriver implements DomainDriver {
   async launch(prepared: PreparedLaunch, opts: LaunchOptions = {}): Promise<GuestHandle> {
     // a restore: QEMU waits for the saved stream (migrate-incoming, guest-state.ts) instead of booting
     const incomingArgs = opts.incoming ? ['-incoming', 'defer'] : [];
+    // -S only when something must come before the guest's first instruction (launch-argv.ts)
+    const holdCpus = opts.paused === true || opts.incoming !== undefined || hasLimits(prepared.definition);
+    const { argv, consoleHeld } = launchArgv([...prepared.command.argv, ...incomingArgs], { holdCpus, consoleFirst: opts.consoleFirst === true });
     // virtiofsd first: QEMU connects to its socket while it starts
     await startFilesystemHelpers(prepared.definition, prepared.runDir, prepared.filesystemDrivers);
     let proc: QemuProcess;
     try {
       proc = await QemuProcess.launchCommand({
-        command: { binary: prepared.command.binary, argv: [...prepared.command.argv, ...incomingArgs], env: { ...prepared.command.env } },
+        command: { binary: prepared.command.binary, argv, env: { ...prepared.command.env } },
         runDir: prepared.runDir,
-        paused: true,
+        // the CPUs stay as the command line has them; guest.start() below continues held ones
+        paused: argv.includes('-S'),
+        consoleFirst: consoleHeld,
         ...(opts.startTimeoutMs !== undefined ? { startTimeoutMs: opts.startTimeoutMs } : {}),
       });
     } catch (err) {
@@ -131,13 +141,15 @@ export class QemuDomainDriver implements DomainDriver {
     // loader: guest: QEMU read the extracted kernel and initrd into memory when it created the machine; no copy stays in the run dir
     await removeBootFiles(prepared.runDir);
     try {
-      // into its cgroup while -S still holds the CPUs: no guest code runs unconfined
+      // into its cgroup: with limits while -S still holds the CPUs, so no guest code runs
+      // unconfined; without, only the accounting of QEMU's first moments is the parent's
       await confineGuest(prepared.definition, proc.pid);
       if (opts.incoming) {
         const incoming = opts.incoming;
         await restoreFromFile(proc.qmp, proc.runDir, incoming, incoming.onProgress).catch(async (err: unknown) => { throw await restoreFailure(err, proc.runDir, incoming); });
       }
       await guest.start(opts.paused ?? false);
+      mark(opts.paused ? 'driver: launched paused' : 'driver: running');
     } catch (err) {
       await guest.destroy().catch(() => undefined);
       throw err;

@@ -93,12 +93,12 @@ export class QemuGuest implements GuestHandle {
   }
 
   /**
-   * Starts the CPUs of a QEMU launched with -S, unless `paused`; emits `started`. Only for a
-   * launch (QemuDomainDriver.launch), before the handle is returned.
+   * Starts the CPUs of a QEMU launched with -S, unless `paused` (one launched without -S runs
+   * them already: launch-argv.ts); emits `started`. Only for a launch
+   * (QemuDomainDriver.launch), before the handle is returned.
    */
   async start(paused: boolean): Promise<void> {
-    const status = await this.proc.status();
-    if (!paused && (status === 'prelaunch' || status === 'paused')) await this.tracker.own(() => this.proc.resume());
+    if (!paused && this.proc.startedHeld) await this.tracker.own(() => this.proc.resume());
     this.emit({ type: 'started', paused });
   }
 
@@ -198,8 +198,10 @@ export class QemuGuest implements GuestHandle {
     return monitorCommand(this.proc.qmp, command);
   }
 
+  /** The first call after a launch with `consoleFirst` gets the connection made before the guest ran. */
   openConsole(): Promise<Duplex> {
-    return openConsole(this.proc.runDir);
+    const held = this.proc.takeConsole();
+    return held ? Promise.resolve(held) : openConsole(this.proc.runDir);
   }
 
   // ---- save/restore, snapshots, memory dumps (QMP sequences in guest-state.ts)

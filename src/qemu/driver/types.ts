@@ -97,8 +97,15 @@ export interface PrepareOptions {
 }
 
 export interface LaunchOptions {
-  /** Leave the guest's CPUs stopped after start (QEMU always starts with -S). Default false. */
+  /** Leave the guest's CPUs stopped after start (QEMU starts with -S then). Default false. */
   paused?: boolean;
+  /**
+   * Boot-time console (`virtkit run`): connect the serial console before the guest's first
+   * instruction and hand that connection to the first openConsole(), so nothing the guest prints
+   * is lost, without holding the CPUs for a QMP round trip (QEMU waits for the console client
+   * instead). The caller must read the console it takes. Default false.
+   */
+  consoleFirst?: boolean;
   /** Bound on QEMU creating its QMP socket and answering. */
   startTimeoutMs?: number;
   /** Restore: the guest's state is loaded from this saved migration stream instead of booting (save/restore). */

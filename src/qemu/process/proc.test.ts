@@ -57,9 +57,10 @@ describe('isQemuOfRunDir', () => {
 });
 
 describe('qemuErrorSummary', () => {
-  it('keeps QEMU\'s error line and drops warnings', () => {
+  it('keeps QEMU\'s error line and drops warnings and info lines (the console waiting for its client)', () => {
     const stderr = [
       'qemu-system-x86_64: warning: host doesn\'t support requested feature: CPUID.01H:ECX.pni [bit 0]',
+      'qemu-system-x86_64: -chardev socket,id=console,path=/run/g/console.sock,server=on,wait=on: info: QEMU waiting for connection on: disconnected:unix:/run/g/console.sock,server=on',
       'qemu-system-x86_64: -blockdev {"driver":"file"}: Could not open \'x.qcow2\': No such file or directory',
       '',
     ].join('\n');

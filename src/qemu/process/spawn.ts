@@ -95,11 +95,12 @@ export async function readLogSince(logPath: string, offset: number): Promise<str
 
 /**
  * QEMU's own error lines from its stderr, without the `qemu-system-x86_64: ` prefix noise kept
- * intact (users search for it) but with warnings dropped when an error line exists.
+ * intact (users search for it) but with warnings and info lines dropped when an error line exists.
  */
 export function qemuErrorSummary(stderr: string): string {
   const lines = stderr.split('\n').map((l) => l.trim()).filter((l) => l !== '');
-  const errors = lines.filter((l) => !/^[^:]*: warning: /.test(l) && !/terminating on signal/.test(l));
+  // `info:` lines are QEMU telling what it does (e.g. waiting for the console's first client)
+  const errors = lines.filter((l) => !/^[^:]*: warning: /.test(l) && !/: info: /.test(l) && !/terminating on signal/.test(l));
   const chosen = errors.length > 0 ? errors : lines;
   return chosen.slice(-3).join('; ');
 }
