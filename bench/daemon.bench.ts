@@ -1,8 +1,7 @@
 /**
  * The manager daemon: API call rates on one connection and with 50 concurrent clients,
- * start/destroy latency against bare QEMU driven the same way without the daemon, and the
- * daemon's RSS idle and with running guests against Node's own floor (define + undefine:
- * define.bench.ts).
+ * start/destroy latency against bare QEMU driven the same way without the daemon (define +
+ * undefine: define.bench.ts; the daemon's memory: memory.bench.ts and scale.bench.ts).
  * libvirt is measured in the same run through its Python binding when installed (see
  * references.ts); without it the ratios against libvirt are not measured.
  */
@@ -12,7 +11,6 @@ import { createServer } from 'node:http';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type VirtkitClient } from '../src/client/index.js';
 import { parseDefinition } from '../src/conf/index.js';
 import { qemuProcessesUnder } from '../src/daemon/reconcile.js';
@@ -20,18 +18,12 @@ import { buildGuest } from '../src/guestkit/index.js';
 import { probeCapabilities, resolveAccel } from '../src/qemu/caps.js';
 import { buildCommand } from '../src/qemu/command/index.js';
 import { QemuProcess } from '../src/qemu/process.js';
-import { measureLibvirt, nodeIdleRssMiB } from './references.js';
+import { measureLibvirt } from './references.js';
 import { startBenchDaemon } from './daemon-process.js';
 import { median, ratioLine, targetLine, timeMs } from './stats.js';
 
-/** Started paused: the daemon's side (QMP, console, exit watch) is the same, and paused guests leave the shared cores alone. */
-const GuestsForRss = 10;
-
-async function rssMiB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  return kb / 1024;
-}
+/** Defined beside the bench's own domain: list answers for 11 domains. */
+const IdleDomains = 10;
 
 async function startDaemon(stateDir: string, nodeFlags: readonly string[] = []): Promise<ChildProcess> {
   const { proc, client } = await startBenchDaemon(stateDir, nodeFlags);
@@ -98,7 +90,6 @@ export async function run(): Promise<void> {
   const work = await mkdtemp('/tmp/vk-bench-');
   const stateDir = join(work, 's');
   let daemon: ChildProcess | undefined;
-  const idleDaemons: ChildProcess[] = [];
   const clients: VirtkitClient[] = [];
   try {
     const guest = await buildGuest({ dir: join(work, 'g'), name: 'bench' });
@@ -107,32 +98,20 @@ export async function run(): Promise<void> {
     const named = (name: string): string => guestText.replace(/^name: .*$/m, `name: ${name}`);
 
     daemon = await startDaemon(stateDir);
-    await sleep(500);
-    const idle = await rssMiB(daemon.pid!);
-    // Two more daemons that stay idle through the whole bench (well over the 30 s after which
-    // V8's memory reducer gives back the young generation that start-up grew): one as shipped,
-    // one with the young generation capped at 1 MiB from the start.
-    const settledDaemon = await startDaemon(join(work, 's-settled'));
-    const semiDaemon = await startDaemon(join(work, 's-semi'), ['--max-semi-space-size=1']);
-    idleDaemons.push(settledDaemon, semiDaemon);
-    const settledSince = Date.now();
-    await sleep(500);
-    const semiFresh = await rssMiB(semiDaemon.pid!);
     const socket = join(stateDir, 'virtkit.sock');
     const one = connect(socket, { maxSockets: 1 });
     clients.push(one);
     // libvirt first, while nothing of virtkit's runs: same machine, same window.
-    const libvirt = measureLibvirt(GuestsForRss + 1);
+    const libvirt = measureLibvirt(IdleDomains + 1);
     if (libvirt === undefined) console.log('libvirt: not installed, ratio not measured');
     else {
       console.log(`libvirt ${(libvirt.version / 1e6).toFixed(0)}.${((libvirt.version / 1e3) % 1e3).toFixed(0)} through its Python binding at ${libvirt.uri}`
         + `${libvirt.uri.startsWith('test:') ? ' (the in-process test driver: no RPC, so its rates are not comparable)' : ''}:`
-        + ` dom.info ${libvirt.info.toFixed(0)} calls/s, listAllDomains (${libvirt.domains} domains) ${libvirt.list.toFixed(0)} calls/s`
-        + `${libvirt.rssMiB === undefined ? '' : `, libvirtd RSS ${libvirt.rssMiB.toFixed(1)} MiB`}`);
+        + ` dom.info ${libvirt.info.toFixed(0)} calls/s, listAllDomains (${libvirt.domains} domains) ${libvirt.list.toFixed(0)} calls/s`);
     }
 
     await one.define(named('bench'), { baseDir });
-    for (let i = 0; i < GuestsForRss; i++) await one.define(named(`idle${i}`), { baseDir });
+    for (let i = 0; i < IdleDomains; i++) await one.define(named(`idle${i}`), { baseDir });
     await rate([one], (c) => c.list({ all: true }), 300); // warm-up
     const listOne = await rate([one], (c) => c.list({ all: true }), 2000);
     const infoOne = await rate([one], (c) => c.info('bench'), 2000);
@@ -149,7 +128,7 @@ export async function run(): Promise<void> {
     if (libvirt !== undefined) {
       console.log(targetLine('1 info, one connection, >= 2x libvirt dom.info', infoOne >= 2 * libvirt.info,
         ratioLine('info', infoOne, libvirt.info, 'calls/s', 'libvirt')));
-      console.log(targetLine(`1 list (${GuestsForRss + 1} domains), one connection, >= 2x libvirt listAllDomains`, listOne >= 2 * libvirt.list,
+      console.log(targetLine(`1 list (${IdleDomains + 1} domains), one connection, >= 2x libvirt listAllDomains`, listOne >= 2 * libvirt.list,
         ratioLine('list', listOne, libvirt.list, 'calls/s', 'libvirt')));
       console.log(targetLine('1 info, 50 clients, >= 4x libvirt one connection', infoMany >= 4 * libvirt.info,
         ratioLine('info x50', infoMany, libvirt.info, 'calls/s', 'libvirt one connection')));
@@ -177,35 +156,9 @@ export async function run(): Promise<void> {
     console.log(`  start overhead over bare QEMU: ${(median(vkStart) - median(bareStart)).toFixed(1)} ms (libvirt: virsh start ~350 ms per the issue)`);
     console.log(ratioLine('destroy -> shutoff (median of 5)', median(vkDestroy), median(bareDestroy), 'ms', 'bare QEMU quit'));
     console.log(`  destroy overhead over bare QEMU: ${(median(vkDestroy) - median(bareDestroy)).toFixed(1)} ms (libvirt: virsh destroy ~1.8 s per the issue)`);
-
-    const beforeGuests = await rssMiB(daemon.pid!);
-    for (let i = 0; i < GuestsForRss; i++) await one.start(`idle${i}`, { paused: true });
-    await sleep(1000);
-    const loaded = await rssMiB(daemon.pid!);
-    const nodeFloor = await nodeIdleRssMiB();
-    console.log(`daemon RSS: idle ${idle.toFixed(1)} MiB (fresh), ${beforeGuests.toFixed(1)} MiB after the load above, `
-      + `with ${GuestsForRss} guests (started paused) ${loaded.toFixed(1)} MiB: ${((loaded - beforeGuests) / GuestsForRss).toFixed(2)} MiB per guest`);
-    console.log(`Node's own idle RSS floor: ${nodeFloor.toFixed(1)} MiB; the daemon idle adds ${(idle - nodeFloor).toFixed(1)} MiB`);
-    console.log(targetLine('3 <= 0.5 MiB per running (paused) guest', (loaded - beforeGuests) / GuestsForRss <= 0.5,
-      `${((loaded - beforeGuests) / GuestsForRss).toFixed(2)} MiB per guest over ${GuestsForRss} guests`));
-    if (libvirt?.rssMiB !== undefined) console.log(ratioLine('daemon RSS idle', idle, libvirt.rssMiB, 'MiB', 'libvirtd (11 defined, none running)'));
-    // V8's young generation grows to 2 x 16 MiB while the daemon starts and stays committed
-    // until the memory reducer runs (docs/performance.md, memory).
-    const settleMs = 35_000 - (Date.now() - settledSince);
-    if (settleMs > 0) await sleep(settleMs);
-    const settled = await rssMiB(settledDaemon.pid!);
-    const semiSettled = await rssMiB(semiDaemon.pid!);
-    settledDaemon.kill('SIGKILL');
-    semiDaemon.kill('SIGKILL');
-    console.log(`daemon RSS idle after ${((Date.now() - settledSince) / 1000).toFixed(0)} s: ${settled.toFixed(1)} MiB; `
-      + `with node --max-semi-space-size=1: ${semiFresh.toFixed(1)} MiB fresh, ${semiSettled.toFixed(1)} MiB after the same time`);
-    console.log(targetLine('3 daemon RSS idle (settled) <= 55 MiB', settled <= 55,
-      `virtkit ${settled.toFixed(1)} MiB, Node floor ${nodeFloor.toFixed(1)} MiB, ratio ${(settled / nodeFloor).toFixed(3)}`));
-    for (let i = 0; i < GuestsForRss; i++) await one.destroy(`idle${i}`);
   } finally {
     for (const c of clients) c.close();
     daemon?.kill('SIGKILL');
-    for (const d of idleDaemons) d.kill('SIGKILL');
     // Any QEMU still running from the bench's directories goes with them.
     for (const { pid } of await qemuProcessesUnder(work)) {
       try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
