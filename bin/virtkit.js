@@ -36,14 +36,14 @@ function bundleFor(words) {
 }
 
 /**
- * Loads a bundle as require() would, but hands V8 the code cache beside it. Under
- * --enable-source-maps it is plain require(), so Node maps every stack trace; otherwise the
- * internal-error path maps its own (src/cli/stack-map.ts).
+ * Loads a bundle as require() would, but hands V8 the code cache beside it (the bundles use no
+ * import(), which a script compiled this way could not run). Under --enable-source-maps it is
+ * plain require(), so Node maps every stack trace; otherwise the internal-error path maps its
+ * own (src/cli/stack-map.ts).
  */
 function loadBundle(file) {
+  if (process.sourceMapsEnabled === true) return require(file);
   const vm = require('node:vm');
-  const importModuleDynamically = vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER;
-  if (importModuleDynamically === undefined || process.sourceMapsEnabled === true) return require(file);
   const Module = require('node:module');
   let cachedData;
   try {
@@ -51,7 +51,7 @@ function loadBundle(file) {
   } catch {
     // No cache: V8 compiles the source.
   }
-  const script = new vm.Script(Module.wrap(readFileSync(file, 'utf8')), { filename: file, cachedData, importModuleDynamically });
+  const script = new vm.Script(Module.wrap(readFileSync(file, 'utf8')), { filename: file, cachedData });
   const module = { exports: {} };
   script.runInThisContext().call(module.exports, module.exports, Module.createRequire(file), module, file, dirname(file));
   return module.exports;

@@ -34,7 +34,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
-import Module from 'node:module';
+import Module, { isBuiltin } from 'node:module';
 import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import vm from 'node:vm';
@@ -47,6 +47,7 @@ const inputs = ['src', 'package-lock.json', 'tsconfig.json', 'scripts/build-cli.
 
 /** Packages a bundle imports from node_modules instead of containing. */
 const external = ['better-sqlite3', 'fastify', '@fastify/*', 'ws', 'bufferutil', 'utf-8-validate', 'prom-client', 'playwright-core', 'esbuild', 'vite'];
+const externalPackages = external.map((e) => new RegExp(`^${e.replace('*', '[^/]+')}(/|$)`));
 
 function* files(path) {
   const st = statSync(path);
@@ -121,6 +122,28 @@ const lazyChildProcessForCommander = {
   },
 };
 
+/**
+ * `await import()` of a module left outside the bundle (ws, node:zlib) becomes a require() of
+ * it: the bundle is compiled through node:vm (with its code cache), where import() needs a
+ * loader callback that Node 20 marks experimental (a warning on stderr) and that a script
+ * restored from a code cache loses. The named exports come through as esbuild's ESM interop
+ * gives them for any CommonJS module.
+ */
+const dynamicExternalsAsRequire = {
+  name: 'virtkit-dynamic-externals',
+  setup(build) {
+    build.onResolve({ filter: /.*/ }, (args) => {
+      if (args.kind !== 'dynamic-import' || args.namespace === 'virtkit-dynamic') return undefined;
+      const external = args.path.startsWith('node:') || isBuiltin(args.path) || externalPackages.some((e) => e.test(args.path));
+      return external ? { path: args.path, namespace: 'virtkit-dynamic' } : undefined;
+    });
+    build.onLoad({ filter: /.*/, namespace: 'virtkit-dynamic' }, (args) => ({
+      contents: `module.exports = require(${JSON.stringify(args.path)});\n`,
+      loader: 'js',
+    }));
+  },
+};
+
 /** A source that finds files relative to its own location, which a bundle would move. */
 function locatesItself(input) {
   return input.startsWith('src/') && /\bimport\.meta\.(url|dirname|filename)\b/.test(readFileSync(join(root, input), 'utf8'));
@@ -139,13 +162,18 @@ async function bundleAll(esbuild, dir, entries) {
     sourcemap: 'linked',
     sourcesContent: false,
     external,
-    plugins: [verbEntries, lazyChildProcessForCommander],
+    plugins: [verbEntries, lazyChildProcessForCommander, dynamicExternalsAsRequire],
     metafile: true,
     absWorkingDir: root,
     logLevel: 'warning',
     // A source using import.meta is found below and its verb left unbundled.
     logOverride: { 'empty-import-meta': 'silent' },
   });
+  // The bin compiles bundles without an import() callback: none may be left.
+  for (const [file, out] of Object.entries(result.metafile.outputs)) {
+    const dynamic = out.imports.filter((i) => i.kind === 'dynamic-import' && i.external === true).map((i) => i.path);
+    if (dynamic.length > 0) throw new Error(`build-cli: ${file} still imports ${dynamic.join(', ')} with import()`);
+  }
   const byEntry = new Map(Object.values(result.metafile.outputs).filter((o) => o.entryPoint !== undefined).map((o) => [o.entryPoint, o]));
   return entries.map((entry) => {
     const output = byEntry.get(`virtkit-verb:${entry.name}`);
@@ -161,7 +189,7 @@ async function bundleAll(esbuild, dir, entries) {
  */
 function writeCodeCaches(bundleFiles) {
   for (const file of bundleFiles) {
-    const script = new vm.Script(Module.wrap(readFileSync(file, 'utf8')), { filename: file, importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER });
+    const script = new vm.Script(Module.wrap(readFileSync(file, 'utf8')), { filename: file });
     const module = { exports: {} };
     script.runInThisContext().call(module.exports, module.exports, Module.createRequire(file), module, file, dirname(file));
     // After evaluation, so the cache also holds the functions the top-level code ran.
@@ -224,11 +252,9 @@ try {
   writeFileSync(join(tmp, verbsFile), `${JSON.stringify({ verbs })}\n`);
   install(tmp);
   // Made in place: V8 keeps the file name it compiled under in the cache, for stack traces.
-  if (vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER !== undefined) {
-    const files = Object.values(meta.bundles).map((b) => join(outDir, b.file));
-    const made = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--code-cache', ...files], { stdio: 'inherit' });
-    if (made.status !== 0) throw new Error(`build-cli: making the code caches failed (${made.status ?? made.signal})`);
-  }
+  const bundleFiles = Object.values(meta.bundles).map((b) => join(outDir, b.file));
+  const made = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--code-cache', ...bundleFiles], { stdio: 'inherit' });
+  if (made.status !== 0) throw new Error(`build-cli: making the code caches failed (${made.status ?? made.signal})`);
   const bundled = Object.keys(meta.bundles).length;
   process.stdout.write(`${basename(import.meta.url)}: ${bundled} verb bundles in ${relative(root, outDir)}/ (${Object.keys(meta.unbundled).join(', ') || 'none'} left unbundled) in ${Date.now() - started} ms\n`);
 } catch (err) {
