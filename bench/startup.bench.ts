@@ -2,19 +2,43 @@
  * CLI start-up: whole-process wall time of `virtkit list` (a daemon with 11 defined domains
  * answering) and `virtkit fs cat` (one small file of an ext4 image) against `node -e 0` on the
  * same machine in the same run. Target: within 30 ms of node's own start.
+ *
+ * Beside the times, what each run compiles (from V8's coverage of one run): files of virtkit,
+ * of node_modules, and Node's own modules; and the same commands run unbundled (dist/src, as
+ * before the per-verb bundles of scripts/build-cli.mjs) for comparison.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from '../src/client/index.js';
 import { buildGuest } from '../src/guestkit/index.js';
 import { processMs } from './references.js';
 import { targetLine } from './stats.js';
 
-const cli = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'virtkit.js');
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const cli = join(root, 'bin', 'virtkit.js');
 const Runs = 21;
+
+/** The CLI as it ran before the bundles: the command tree of dist/src, loaded module by module. */
+const unbundled = `import(${JSON.stringify(pathToFileURL(join(root, 'dist', 'src', 'cli', 'main.js')).href)}).then(async (m) => { process.exitCode = await m.main(process.argv.slice(1)); })`;
+
+interface Coverage { result: { url: string }[] }
+
+/** What one run of `argv` compiled: files of virtkit, of node_modules, and Node's own modules. */
+async function compiledBy(argv: readonly string[], env: NodeJS.ProcessEnv, dir: string): Promise<string> {
+  spawnSync(argv[0]!, argv.slice(1), { stdio: 'ignore', env: { ...env, NODE_V8_COVERAGE: dir } });
+  const urls = new Set<string>();
+  for (const name of await readdir(dir)) {
+    for (const script of (JSON.parse(await readFile(join(dir, name), 'utf8')) as Coverage).result) urls.add(script.url);
+  }
+  const files = [...urls].filter((u) => u.startsWith('file:'));
+  const ours = files.filter((u) => !u.includes('/node_modules/'));
+  const names = ours.length <= 3 ? ` (${ours.map((u) => fileURLToPath(u).slice(root.length + 1)).join(', ')})` : '';
+  return `${ours.length} of virtkit${names}, ${files.length - ours.length} of node_modules, `
+    + `${[...urls].filter((u) => u.startsWith('node:')).length} of Node's own`;
+}
 
 export async function run(): Promise<void> {
   const work = await mkdtemp('/tmp/vk-bench-startup-');
@@ -41,21 +65,38 @@ export async function run(): Promise<void> {
     const made = spawnSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', src, image, '64M']);
     if (made.status !== 0) throw new Error(`mke2fs failed: ${made.stderr.toString()}`);
 
+    // The bundles as the sources make them (a no-op after npm run build).
+    const built = spawnSync(process.execPath, [join(root, 'scripts', 'build-cli.mjs')], { stdio: 'inherit' });
+    if (built.status !== 0) throw new Error('scripts/build-cli.mjs failed');
     const env = { ...process.env, VIRTKIT_CONNECT: socket };
     // Interleaved rounds, so a burst of load elsewhere on the machine hits every command alike.
     const node: number[] = [];
     const version: number[] = [];
     const list: number[] = [];
     const cat: number[] = [];
+    const listUnbundled: number[] = [];
+    const catUnbundled: number[] = [];
+    const listArgs = ['list', '--all'];
+    const catArgs = ['fs', 'cat', image, '/etc/hostname'];
     for (let round = 0; round < 3; round++) {
       node.push(processMs([process.execPath, '-e', '0'], Runs / 3, env));
       version.push(processMs([process.execPath, cli, '--version'], Runs / 3, env));
-      list.push(processMs([process.execPath, cli, 'list', '--all'], Runs / 3, env));
-      cat.push(processMs([process.execPath, cli, 'fs', 'cat', image, '/etc/hostname'], Runs / 3, env));
+      list.push(processMs([process.execPath, cli, ...listArgs], Runs / 3, env));
+      cat.push(processMs([process.execPath, cli, ...catArgs], Runs / 3, env));
+      listUnbundled.push(processMs([process.execPath, '-e', unbundled, ...listArgs], Runs / 3, env));
+      catUnbundled.push(processMs([process.execPath, '-e', unbundled, ...catArgs], Runs / 3, env));
     }
     const best = (xs: number[]): number => Math.min(...xs);
     const floor = best(node);
-    console.log(`node -e 0: ${floor.toFixed(1)} ms; virtkit --version ${best(version).toFixed(1)} ms (+${(best(version) - floor).toFixed(1)})`);
+    const plus = (xs: number[]): string => `${best(xs).toFixed(1)} ms (+${(best(xs) - floor).toFixed(1)})`;
+    console.log(`node -e 0: ${floor.toFixed(1)} ms; virtkit --version ${plus(version)}`);
+    console.log(`unbundled (dist/src, module by module): list --all ${plus(listUnbundled)}, fs cat ${plus(catUnbundled)}`);
+    const coverage = join(work, 'coverage');
+    console.log(`compiled by node -e 0: ${await compiledBy([process.execPath, '-e', '0'], env, `${coverage}-node`)}`);
+    console.log(`compiled by virtkit list --all: ${await compiledBy([process.execPath, cli, ...listArgs], env, `${coverage}-list`)}`);
+    console.log(`compiled by virtkit fs cat: ${await compiledBy([process.execPath, cli, ...catArgs], env, `${coverage}-cat`)}`);
+    console.log(`compiled by the unbundled list --all: ${await compiledBy([process.execPath, '-e', unbundled, ...listArgs], env, `${coverage}-list-unbundled`)}`);
+    console.log(`compiled by the unbundled fs cat: ${await compiledBy([process.execPath, '-e', unbundled, ...catArgs], env, `${coverage}-cat-unbundled`)}`);
     for (const [label, xs] of [['virtkit list --all (11 domains)', list], ['virtkit fs cat (ext4 image)', cat]] as const) {
       const ms = best(xs);
       console.log(targetLine(`7 ${label} within 30 ms of node -e 0`, ms - floor <= 30,
