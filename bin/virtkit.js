@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 /**
- * `virtkit`. A known verb runs from its bundle (dist/cli/, written by `npm run build` through
- * scripts/build-cli.mjs): one CommonJS file, compiled from the V8 code cache written beside
- * it. Everything else runs from the unbundled build (dist/src/cli/main.js): no verb, `help`,
- * completion, an unknown verb, a verb left unbundled (the daemon), and every verb when the
- * bundles are missing or older than dist/src (`tsc` ran after the last `npm run build`).
+ * `virtkit`. A known verb, and `--version`, runs from its bundle (dist/cli/, written by
+ * `npm run build` through scripts/build-cli.mjs): one CommonJS file, compiled from the V8 code
+ * cache written beside it. Everything else runs from the unbundled build (dist/src/cli/main.js):
+ * no verb, `help`, completion, an unknown verb, a verb left unbundled (the daemon), and every
+ * verb when the bundles are missing or older than dist/src (`tsc` ran after the last
+ * `npm run build`).
  *
  * This file is CommonJS (bin/package.json) and so is the bundle: Node then never starts its
  * ESM loader for a bundled verb, which alone costs about 5 ms. It runs before every command,
@@ -17,9 +18,12 @@ const { dirname, join } = require('node:path');
 const dist = join(__dirname, '..', 'dist');
 const argv = process.argv.slice(2);
 
-/** The bundle of the verb `words` names (the first word that is not an option), if there is a current one. */
+/**
+ * The bundle of the verb `words` names (the first word that is not an option; `--version`
+ * when there is none and it asks for the version), if there is a current one.
+ */
 function bundleFor(words) {
-  const verb = words.find((a) => !a.startsWith('-'));
+  const verb = words.find((a) => !a.startsWith('-')) ?? (words.some((a) => a === '-V' || a === '--version') ? '--version' : undefined);
   if (verb === undefined) return undefined;
   try {
     const table = join(dist, 'cli', 'verbs.json');

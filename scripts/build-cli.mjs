@@ -68,24 +68,30 @@ function inputDigest() {
   return hash.digest('hex');
 }
 
+/** The bundle bin/virtkit.js runs for `--version` or `-V` without a verb: it registers none. */
+const VersionOnly = 'version-only';
+
 /** The table's entries as { name, verbs }: `name` is the module file under src/cli/commands/. */
 async function commandEntries() {
   const mainJs = join(root, 'dist', 'src', 'cli', 'main.js');
   if (!existsSync(mainJs)) throw new Error(`build-cli: ${relative(root, mainJs)} is missing: run tsc first (npm run build does)`);
   const { commandTable } = await import(pathToFileURL(mainJs).href);
-  return commandTable.filter((e) => e.needsAll !== true).map((e) => {
+  const entries = commandTable.filter((e) => e.needsAll !== true).map((e) => {
     // Each entry loads its module as `() => import('./commands/NAME.js')`.
     const m = /import\(\s*["']\.\/commands\/([\w-]+)\.js["']\s*\)/.exec(String(e.load));
     if (m === null) throw new Error(`build-cli: cannot tell which module the entry for ${e.verbs.join(', ')} loads: ${String(e.load)}`);
     return { name: m[1], verbs: [...e.verbs] };
   });
+  if (entries.some((e) => e.name === VersionOnly)) throw new Error(`build-cli: a command module is named ${VersionOnly}, the name of the --version bundle`);
+  // `virtkit --version` (no verb) is the program with no verb registered, as main.ts builds it.
+  return [...entries, { name: VersionOnly, verbs: ['--version'] }];
 }
 
 /** The bundle's entry: the verb module's register() behind the shared runner. */
 function entrySource(name) {
   return `export { exitQuietlyOnClosedPipe } from './closed-pipe.js';
 import { runVerbModule } from './run-verb.js';
-import { register } from './commands/${name}.js';
+${name === VersionOnly ? 'const register = (): void => {};' : `import { register } from './commands/${name}.js';`}
 
 export function main(argv: string[]): Promise<number> {
   return runVerbModule(argv, { register });

@@ -112,9 +112,10 @@ describe('CLI start-up', () => {
     expect(otherReaders).toEqual([]);
   });
 
-  it('what needs the whole command tree runs unbundled, as it did', () => {
+  it('--version runs from a bundle of its own; what needs the whole command tree runs unbundled, as it did', () => {
     const version = runCli('version', ['--version']);
     expect(version.stdout).toBe('0.1.0\n');
+    expect(version.files).toEqual(['bin/virtkit.js', `dist/cli/${bundleOf('--version').file}`]);
     const unknown = runCli('unknown', ['lst']);
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toBe('virtkit: unknown command "lst". Did you mean "list"? See "virtkit --help".\n');
