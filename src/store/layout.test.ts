@@ -210,3 +210,55 @@ describe('what a commit writes', () => {
     }
   });
 });
+
+describe('read caches', () => {
+  it('agree with the file after every commit: values, revisions and listings, across removals and re-creations', async () => {
+    // The backend keeps what it read and what it wrote; a removal drops only its subtree's
+    // entries. The file is the reference, revisions included (they decide transaction conflicts).
+    const dir = tempDir();
+    const file = join(dir, StoreFileName);
+    const warm = new SqliteBackend(file, { groupCommit: false });
+    const store = createStore(warm);
+    // The reference reads the file itself, through a read-only connection (another writer
+    // would make the warm backend drop its caches, and hide what this test looks for).
+    const reference = new Database(file, { readonly: true });
+    const nodeRow = reference.prepare('SELECT value, mod_rev, child_rev FROM nodes WHERE path = ?');
+    const childNames = reference.prepare('SELECT name FROM tree WHERE parent = ? ORDER BY name').pluck();
+    let seed = 4242;
+    const rand = (): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+    const paths: string[] = ['/'];
+    for (const a of ['a', 'b']) {
+      paths.push(`/${a}`);
+      for (const b of ['x', 'y']) {
+        paths.push(`/${a}/${b}`);
+        for (const c of ['1', '2']) paths.push(`/${a}/${b}/${c}`);
+      }
+    }
+    try {
+      for (let step = 0; step < 300; step++) {
+        await store.transaction(async (tx) => {
+          for (let n = 1 + Math.floor(rand() * 4); n > 0; n--) {
+            const path = pick(paths.slice(1));
+            const r = rand();
+            if (r < 0.5) await tx.write(path, String(step));
+            else if (r < 0.65) await tx.mkdir(path);
+            else await tx.rm(path);
+          }
+        });
+        // Warm the caches the way a daemon does: reads and listings between commits.
+        for (const path of paths) if (rand() < 0.7) { await warm.get(path); await warm.children(path); }
+        for (const path of paths) {
+          const row = nodeRow.get(path) as { value: string; mod_rev: number; child_rev: number } | undefined;
+          const expected = row && { value: row.value, modRevision: row.mod_rev, childRevision: row.child_rev };
+          expect(await warm.get(path), `${path} after commit ${step}`).toEqual(expected);
+          expect(await warm.children(path), `${path}'s children after commit ${step}`)
+            .toEqual(expected && { names: childNames.all(path) as string[], node: expected });
+        }
+      }
+    } finally {
+      reference.close();
+      await store.close();
+    }
+  });
+});

@@ -166,6 +166,8 @@ export class SqliteBackend implements StoreBackend, PolledFeedSource {
    * creates five nodes under one parent updates the parent once, with the last revision.
    */
   private readonly childRevisions = new Map<string, number>();
+  /** Nodes the commit being applied created: their children cannot exist yet, no need to look. */
+  private readonly createdNow = new Set<string>();
 
   /** Opens (creating if needed) the database at `file`. The caller holds the state dir lock. */
   constructor(file: string, options: SqliteBackendOptions = {}) {
@@ -469,6 +471,7 @@ export class SqliteBackend implements StoreBackend, PolledFeedSource {
     }
     const changes: StoreChange[] = [];
     this.childRevisions.clear();
+    this.createdNow.clear();
     for (const m of mutations) {
       const change = this.applyMutation(m, origin);
       if (change !== undefined) changes.push(change);
@@ -478,6 +481,7 @@ export class SqliteBackend implements StoreBackend, PolledFeedSource {
       this.nodeCache.delete(parent);
     }
     this.childRevisions.clear();
+    this.createdNow.clear();
     if (changes.length > 0 && this.currentRevision - this.compacted >= this.historyLimit + PruneBatch) {
       this.compacted = this.currentRevision - this.historyLimit;
       this.stmt.pruneChanges.run(this.compacted);
@@ -494,9 +498,10 @@ export class SqliteBackend implements StoreBackend, PolledFeedSource {
     switch (m.op) {
       case 'write': {
         const revision = ++this.currentRevision;
-        if (this.lookup(m.path) !== undefined) {
+        const old = this.existing(m.path);
+        if (old !== undefined) {
           stmt.updateValue.run(m.value, revision, ...keyOf(m.path));
-          this.nodeCache.delete(m.path);
+          this.cacheNode(m.path, { value: m.value, modRevision: revision, childRevision: old.childRevision });
         } else {
           this.createNode(m.path, m.value, revision);
         }
@@ -506,7 +511,7 @@ export class SqliteBackend implements StoreBackend, PolledFeedSource {
           : { revision, op: 'write', path: m.path, value: m.value, origin };
       }
       case 'mkdir': {
-        if (this.lookup(m.path) !== undefined) return undefined;
+        if (this.existing(m.path) !== undefined) return undefined;
         const revision = ++this.currentRevision;
         this.createNode(m.path, '', revision);
         this.logChange(revision, 'mkdir', m.path, null, origin);
@@ -515,13 +520,19 @@ export class SqliteBackend implements StoreBackend, PolledFeedSource {
       case 'rm': {
         const parent = parentPath(m.path);
         if (parent === undefined) throw new VirtkitError('store.invalid-path', 'the root cannot be removed', { path: m.path });
+        // The subtree: the nodes whose parent is the removed node or lies below it. Their cache
+        // entries go (the rest of the cache stays true: a daemon's reads after an undefine hit it).
+        const below = stmt.subtree.all(m.path, `${m.path}/`, `${m.path}0`) as Array<{ parent: string; name: string }>;
         if (stmt.deleteNode.run(...keyOf(m.path)).changes === 0) return undefined;
-        // The subtree: the nodes whose parent is the removed node or lies below it.
         stmt.deleteChildren.run(m.path);
         stmt.deleteDeeper.run(`${m.path}/`, `${m.path}0`);
-        // A subtree may have any number of cached entries: start afresh.
-        this.nodeCache.clear();
-        this.childCache.clear();
+        for (const path of [m.path, ...below.map((row) => `${row.parent === '/' ? '' : row.parent}/${row.name}`)]) {
+          this.nodeCache.delete(path);
+          this.childCache.delete(path);
+        }
+        this.nodeCache.delete(parent);
+        this.childCache.delete(parent);
+        this.createdNow.clear();
         const revision = ++this.currentRevision;
         this.childRevisions.set(parent, revision);
         this.logChange(revision, 'rm', m.path, null, origin);
@@ -540,12 +551,26 @@ export class SqliteBackend implements StoreBackend, PolledFeedSource {
   private createNode(path: string, value: string, revision: number): void {
     const parent = parentPath(path);
     if (parent === undefined) throw new VirtkitError('store.invalid-path', 'the root cannot be written', { path });
-    if (this.lookup(parent) === undefined) this.createNode(parent, '', revision);
+    if (this.existing(parent) === undefined) this.createNode(parent, '', revision);
     this.stmt.insertNode.run(parent, baseName(path), value, revision, revision);
     this.childRevisions.set(parent, revision);
-    this.nodeCache.delete(path);
+    this.createdNow.add(path);
+    this.cacheNode(path, { value, modRevision: revision, childRevision: revision });
     this.nodeCache.delete(parent);
     this.childCache.delete(parent);
+  }
+
+  /** `lookup` inside a commit, skipping the query for a child of a node this commit created. */
+  private existing(path: string): NodeRecord | undefined {
+    const parent = parentPath(path);
+    if (parent !== undefined && this.createdNow.has(parent) && !this.createdNow.has(path)) return undefined;
+    return this.lookup(path);
+  }
+
+  /** What a commit just wrote, so reads after it need no query (a child revision bumped later in the commit drops it again). */
+  private cacheNode(path: string, node: NodeRecord): void {
+    if (this.nodeCache.size >= MaxCachedNodes) this.nodeCache.clear();
+    this.nodeCache.set(path, node);
   }
 }
 
@@ -579,6 +604,7 @@ function prepareStatements(db: Database.Database) {
     bumpChildRev: db.prepare('UPDATE tree SET child_rev = ? WHERE parent = ? AND name = ?'),
     deleteNode: db.prepare('DELETE FROM tree WHERE parent = ? AND name = ?'),
     deleteChildren: db.prepare('DELETE FROM tree WHERE parent = ?'),
+    subtree: db.prepare('SELECT parent, name FROM tree WHERE parent = ? UNION ALL SELECT parent, name FROM tree WHERE parent >= ? AND parent < ?'),
     // Nodes deeper below /a have a parent in ['/a/', '/a0'): '0' follows '/' in ASCII.
     deleteDeeper: db.prepare('DELETE FROM tree WHERE parent >= ? AND parent < ?'),
     insertChange: db.prepare('INSERT INTO changes (revision, op, path, value) VALUES (?, ?, ?, ?)'),
