@@ -279,11 +279,27 @@ export function registerStreams(app: FastifyInstance, opts: StreamOptions): void
     });
   };
 
+  // Every follower of the stream is sent the same text for an event: serialized and encoded
+  // once, not once per follower (100 subscribers are 100 sends of each event).
+  let lastEvent: { seq: number; bytes: Buffer } | undefined;
+  const eventBytes = (ev: DomainEvent): Buffer => {
+    if (lastEvent?.seq !== ev.seq) lastEvent = { seq: ev.seq, bytes: Buffer.from(JSON.stringify(ev)) };
+    return lastEvent.bytes;
+  };
+
   const serveEvents = (ws: WebSocket, q: EventsQuery): void => {
     const send = (msg: unknown): void => { sendBounded(ws, JSON.stringify(msg), maxBuffered); };
     const dispose = openEventStream(opts.store, q, {
       cursor: (seq) => send({ cursor: seq }),
-      event: send,
+      event: (ev) => {
+        const bytes = eventBytes(ev);
+        if (ws.readyState !== ws.OPEN) return;
+        if (ws.bufferedAmount + bytes.length > maxBuffered) {
+          ws.close(StreamCloseCodes.slowReader, `reader too slow: over ${maxBuffered} bytes waiting`);
+          return;
+        }
+        ws.send(bytes, { binary: false });
+      },
       fail: (err) => {
         const { error } = errorEnvelope(err);
         send({ error });
