@@ -26,6 +26,7 @@ import { formatDefinition, parseDefinition, validateDefinition, type DomainDefin
 import type { DomainDriver, ExitInfo, GuestHandle, LifecycleEvent } from '../qemu/index.js';
 import { withRetry, type Origin, type Store, type Transaction } from '../store/index.js';
 import { VirtkitError, errorMessage } from '../util/errors.js';
+import { mark } from '../util/timeline.js';
 import { crashPoint, crashPointSoon } from './crash-points.js';
 import {
   JobTable, dumpGuest, hasManagedSave, managedRestoreOf, managedSavePath, managedSaveRemove, restoreGuest, saveGuest,
@@ -293,6 +294,7 @@ export class Manager {
   // ---- start ---------------------------------------------------------------------------
 
   async start(origin: Origin, name: string, opts: { paused?: boolean; restore?: RestoreSource } = {}): Promise<DomainInfo> {
+    mark('daemon: start called');
     return this.locks.run(name, async () => {
       // A managed save is resumed instead of a boot (guest-state.ts); checked before anything changes.
       const pre = await requireDomain(this.store.as(origin), name);
@@ -346,6 +348,7 @@ export class Manager {
       await this.adopt(rec, handle);
       if (restore?.managed) await rm(restore.path, { force: true });
       this.log.info({ domain: name, pid: handle.pid, accel: handle.accel, restored: restore !== undefined }, 'domain started');
+      mark('daemon: start recorded, console held');
       return infoOf(await requireDomain(this.store.as(origin), name));
     });
   }

@@ -70,15 +70,20 @@ const CACHE_VERSION = 1;
  */
 export async function probeCapabilities(opts: ProbeOptions = {}): Promise<QemuCapabilities> {
   const binary = findBinary(opts.binary ?? DEFAULT_QEMU_BINARY);
-  const st = await stat(binary);
-  const key: BinaryIdentity = { path: binary, mtimeMs: st.mtimeMs, size: st.size };
   const cacheDir = opts.cacheDir ?? defaultCacheDir();
   const cachePath = join(cacheDir, `qemu-caps-v${CACHE_VERSION}-${createHash('sha256').update(binary).digest('hex').slice(0, 16)}.json`);
+  // Every start reads these few small files: side by side, not one after the other.
+  const [st, cacheText, host] = await Promise.all([
+    stat(binary),
+    opts.refresh ? undefined : readFile(cachePath, 'utf8').catch(() => undefined),
+    readKvmHost(),
+  ]);
+  const key: BinaryIdentity = { path: binary, mtimeMs: st.mtimeMs, size: st.size };
 
-  const cached = opts.refresh ? undefined : await readCache(cachePath, key);
+  const cached = cacheText === undefined ? undefined : cacheOf(cacheText, key);
   const caps = cached?.caps ?? (await probeBinary(binary));
   if (cached === undefined) await writeCache(cacheDir, cachePath, { key, caps });
-  const kvm = await checkKvm(key, caps.accelerators, cacheDir, opts);
+  const kvm = await checkKvm(key, caps.accelerators, cacheDir, host, opts);
   mark(cached === undefined ? 'capabilities: probed' : 'capabilities: from cache');
   return { ...caps, kvm };
 }
@@ -143,14 +148,12 @@ export function parseAccelHelp(text: string): string[] {
  * every time; whether KVM actually runs a guest is a fact about the host, checked by a test
  * boot once per host boot and binary and cached host-wide (kvm-verdict.ts).
  */
-async function checkKvm(binary: BinaryIdentity, accelerators: string[], cacheDir: string, opts: ProbeOptions): Promise<KvmVerdict> {
-  const bootId = await readBootId();
+async function checkKvm(binary: BinaryIdentity, accelerators: string[], cacheDir: string, host: KvmHost, opts: ProbeOptions): Promise<KvmVerdict> {
+  const { bootId, devKvmError } = host;
   const verdict = (usable: boolean, reason: string): KvmVerdict => ({ usable, reason, bootId });
   if (!accelerators.includes('kvm')) return verdict(false, `${binary.path} has no KVM accelerator`);
-  try {
-    await access('/dev/kvm', fsConstants.R_OK | fsConstants.W_OK);
-  } catch (err) {
-    return verdict(false, `/dev/kvm is not usable (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`);
+  if (devKvmError !== undefined) {
+    return verdict(false, `/dev/kvm is not usable (${(devKvmError as NodeJS.ErrnoException).code ?? errorMessage(devKvmError)})`);
   }
   // Without a boot id there is no telling one boot from the next: check every time.
   const location = bootId === 'unknown' ? undefined : kvmVerdictLocation(cacheDir, opts.kvmVerdictPath);
@@ -190,6 +193,21 @@ function compareVersions(a: string, b: string): number {
   return a.localeCompare(b, 'en', { numeric: true });
 }
 
+/** What the KVM verdict depends on besides the binary: this host boot, and whether this process may open /dev/kvm. */
+interface KvmHost {
+  bootId: string;
+  /** Why /dev/kvm cannot be opened read-write by this process; undefined when it can. */
+  devKvmError: unknown;
+}
+
+async function readKvmHost(): Promise<KvmHost> {
+  const [bootId, devKvmError] = await Promise.all([
+    readBootId(),
+    access('/dev/kvm', fsConstants.R_OK | fsConstants.W_OK).then(() => undefined, (err: unknown) => err),
+  ]);
+  return { bootId, devKvmError };
+}
+
 async function readBootId(): Promise<string> {
   return (await readFile('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => 'unknown')).trim();
 }
@@ -199,13 +217,14 @@ function defaultCacheDir(): string {
   return join(xdg && isAbsolute(xdg) ? xdg : join(homedir(), '.cache'), 'virtkit');
 }
 
-async function readCache(path: string, key: BinaryIdentity): Promise<CacheFile | undefined> {
+/** The cached capabilities in `text` when they are this binary's (path, mtime and size). */
+function cacheOf(text: string, key: BinaryIdentity): CacheFile | undefined {
   try {
-    const file = JSON.parse(await readFile(path, 'utf8')) as CacheFile;
+    const file = JSON.parse(text) as CacheFile;
     const k = file.key;
     return k && k.path === key.path && k.mtimeMs === key.mtimeMs && k.size === key.size && file.caps ? file : undefined;
   } catch {
-    return undefined; // absent or unreadable: probe again
+    return undefined; // unreadable: probe again
   }
 }
 

@@ -67,14 +67,17 @@ async function runGuest(path: string, opts: RunOptions): Promise<number> {
   markProcessStart();
   mark('cli: run verb entered');
   const timeoutS = opts.timeout;
-  const def = await loadDefinitionAnyFormat(path, { ...(opts.format === undefined ? {} : { format: opts.format }), ...(opts.lenient === undefined ? {} : { lenient: opts.lenient }) });
   // This command is the guest's manager: the driver carries out on_poweroff / on_reboot /
   // on_crash (restart, preserve until Ctrl-] or a signal, destroy); once a stop was asked for,
   // nothing restarts the guest. Here we only say what it did.
-  mark('cli: definition loaded');
   const driver = new QemuDomainDriver({
     onActionError: (err, { action }) => note(`${action === 'restart' ? 'restart' : 'stop'} failed: ${String(err)}`),
   });
+  // The capabilities (their cache, the host's KVM verdict) do not depend on the definition: read
+  // while it loads. A failure is not kept; prepare() asks again and reports it.
+  void driver.qemuCapabilities().catch(() => undefined);
+  const def = await loadDefinitionAnyFormat(path, { ...(opts.format === undefined ? {} : { format: opts.format }), ...(opts.lenient === undefined ? {} : { lenient: opts.lenient }) });
+  mark('cli: definition loaded');
   const runDir = await makeRunDir(def.name);
   try {
     // accelerator, and for boot.loader guest the kernel and initrd out of the guest's own disk

@@ -9,7 +9,6 @@
 import { access, chmod, mkdir } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import type { DomainDefinition, LifecycleAction } from '../../conf/index.js';
-import { prepareGuestBoot, removeBootFiles } from '../../guestfs/boot/index.js';
 import { DEFAULT_QEMU_BINARY, probeCapabilities, resolveAccel, type Accel, type QemuCapabilities } from '../caps.js';
 import { buildCommand } from '../command/index.js';
 import { QemuProcess } from '../process.js';
@@ -93,7 +92,7 @@ export class QemuDomainDriver implements DomainDriver {
     await chmod(runDir, 0o700);
     const volumePaths = opts.volumePaths;
     const bootFiles = def.boot.loader === 'guest'
-      ? await prepareGuestBoot(def, runDir, volumePaths ? { volumePaths } : {})
+      ? await (await guestBoot()).prepareGuestBoot(def, runDir, volumePaths ? { volumePaths } : {})
       : undefined;
     const resources = await prepareHostResources(def, { stateDir: opts.stateDir ?? runDir });
     const command = buildCommand(def, {
@@ -139,7 +138,7 @@ export class QemuDomainDriver implements DomainDriver {
     }
     const guest = this.handleOf(proc, prepared.definition, prepared.accel);
     // loader: guest: QEMU read the extracted kernel and initrd into memory when it created the machine; no copy stays in the run dir
-    await removeBootFiles(prepared.runDir);
+    if (prepared.definition.boot.loader === 'guest') await (await guestBoot()).removeBootFiles(prepared.runDir);
     try {
       // into its cgroup: with limits while -S still holds the CPUs, so no guest code runs
       // unconfined; without, only the accounting of QEMU's first moments is the parent's
@@ -185,6 +184,14 @@ export class QemuDomainDriver implements DomainDriver {
     const reason = def.cpu === 'host' && resolved.accel !== 'kvm' ? `${resolved.reason}; cpu host runs as max under ${resolved.accel}` : resolved.reason;
     return { binary: caps.binary, accel: resolved.accel, reason };
   }
+}
+
+/**
+ * The guest filesystem readers and bootloader parsers that `boot.loader: guest` needs, loaded
+ * on its first use: every other start (and `virtkit run`'s start-up) goes without them.
+ */
+function guestBoot(): Promise<typeof import('../../guestfs/boot/index.js')> {
+  return import('../../guestfs/boot/index.js');
 }
 
 /** The accelerator a QEMU command line asks for (`-machine ...,accel=X` or `-accel X`), when it says. */
