@@ -96,7 +96,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       auditLogPath: join(dirs.stateDir, 'audit.log'),
       accessPolicy,
       info: () => ({ version: ApiVersion, pid: process.pid, stateDir: dirs.stateDir, runDir: dirs.runDir, bootId,
-        revision: store.revision, driver: driver.kind, apiExtensions: ['events-resume', 'snoop', 'events-websocket', 'console-websocket', 'pools', 'access-classes'] }),
+        revision: store.revision, driver: driver.kind, apiExtensions: ['events-resume', 'snoop', 'events-websocket', 'console-websocket', 'pools', 'access-classes', 'rpc-channel'] }),
     });
     // We own the store lock, so a socket file left here is a dead daemon's.
     await rm(dirs.socketPath, { force: true });
