@@ -32,8 +32,8 @@ function bundleFor(words) {
     const file = Object.hasOwn(verbs, verb) ? verbs[verb] : undefined;
     if (typeof file !== 'string') return undefined;
     const path = join(dist, 'cli', file);
-    statSync(path);
-    return path;
+    // Read here, so a build replacing dist/cli meanwhile means the unbundled run, not a crash.
+    return { path, source: readFileSync(path, 'utf8') };
   } catch {
     return undefined;
   }
@@ -45,7 +45,7 @@ function bundleFor(words) {
  * plain require(), so Node maps every stack trace; otherwise the internal-error path maps its
  * own (src/cli/stack-map.ts).
  */
-function loadBundle(file) {
+function loadBundle({ path: file, source }) {
   if (process.sourceMapsEnabled === true) return require(file);
   const vm = require('node:vm');
   const Module = require('node:module');
@@ -55,7 +55,7 @@ function loadBundle(file) {
   } catch {
     // No cache: V8 compiles the source.
   }
-  const script = new vm.Script(Module.wrap(readFileSync(file, 'utf8')), { filename: file, cachedData });
+  const script = new vm.Script(Module.wrap(source), { filename: file, cachedData });
   const module = { exports: {} };
   script.runInThisContext().call(module.exports, module.exports, Module.createRequire(file), module, file, dirname(file));
   return module.exports;
