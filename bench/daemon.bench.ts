@@ -1,16 +1,15 @@
 /**
- * The manager daemon: API call rates on one connection and with 50 concurrent clients,
+ * The manager daemon: API call rates on one connection and with 50 concurrent clients (over
+ * the typed client's RPC channel, and over the REST routes, each beside a bare Node server
+ * speaking the same protocol),
  * start/destroy latency against bare QEMU driven the same way without the daemon (define +
  * undefine: define.bench.ts; the daemon's memory: memory.bench.ts and scale.bench.ts).
  * libvirt is measured in the same run through its Python binding when installed (see
  * references.ts); without it the ratios against libvirt are not measured.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { connect, type VirtkitClient } from '../src/client/index.js';
 import { parseDefinition } from '../src/conf/index.js';
 import { qemuProcessesUnder } from '../src/daemon/reconcile.js';
@@ -20,6 +19,7 @@ import { buildCommand } from '../src/qemu/command/index.js';
 import { QemuProcess } from '../src/qemu/process.js';
 import { measureLibvirt } from './references.js';
 import { startBenchDaemon } from './daemon-process.js';
+import { ClientProcesses, aggregateRate, bareChannelRate, bareHttpRate, medianRate, rate } from './call-rates.js';
 import { median, ratioLine, targetLine, timeMs } from './stats.js';
 
 /** Defined beside the bench's own domain: list answers for 11 domains. */
@@ -30,61 +30,6 @@ async function startDaemon(stateDir: string, nodeFlags: readonly string[] = []):
   client.close();
   return proc;
 }
-
-/** Calls per second of `fn` run back to back on each of `clients` for `ms`. */
-async function rate(clients: VirtkitClient[], fn: (c: VirtkitClient) => Promise<unknown>, ms: number): Promise<number> {
-  const deadline = Date.now() + ms;
-  let calls = 0;
-  const t0 = process.hrtime.bigint();
-  await Promise.all(clients.map(async (c) => {
-    while (Date.now() < deadline) {
-      await fn(c);
-      calls++;
-    }
-  }));
-  return calls / (Number(process.hrtime.bigint() - t0) / 1e9);
-}
-
-async function bareHttpRate(socketPath: string): Promise<number> {
-  const body = JSON.stringify({ version: '0', pid: 1, stateDir: '/', runDir: '/', bootId: 'x', revision: 1, apiExtensions: [] });
-  const server = createServer((_req, res) => {
-    res.setHeader('content-type', 'application/json');
-    res.end(body);
-  });
-  await new Promise<void>((r) => server.listen(socketPath, r));
-  const c = connect(socketPath, { maxSockets: 1 });
-  try {
-    await rate([c], (x) => x.daemonInfo(), 300);
-    return await rate([c], (x) => x.daemonInfo(), 2000);
-  } finally {
-    c.close();
-    server.close();
-  }
-}
-
-const ClientProcesses = Math.max(2, Math.min(4, availableParallelism()));
-const worker = join(dirname(fileURLToPath(import.meta.url)), 'daemon-load-worker.js');
-
-/** Aggregate calls/s of `connections` clients spread over ClientProcesses processes, for `ms` after a warm-up. */
-async function aggregateRate(socket: string, method: 'list' | 'info', connections: number, ms: number): Promise<number> {
-  const start = Date.now() + 1000;
-  const end = start + ms;
-  const counts = await Promise.all(Array.from({ length: ClientProcesses }, (_, i) => {
-    const share = Math.floor(connections / ClientProcesses) + (i < connections % ClientProcesses ? 1 : 0);
-    return new Promise<number>((resolvePromise, reject) => {
-      const p = spawn(process.execPath, [worker, socket, String(share), method, String(start), String(end)], { stdio: ['ignore', 'pipe', 'inherit'] });
-      let out = '';
-      p.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
-      p.on('error', reject);
-      p.on('close', (code) => {
-        if (code === 0) resolvePromise((JSON.parse(out) as { calls: number }).calls);
-        else reject(new Error(`client process exited with ${String(code)}`));
-      });
-    });
-  }));
-  return counts.reduce((a, b) => a + b, 0) / (ms / 1000);
-}
-
 
 export async function run(): Promise<void> {
   const work = await mkdtemp('/tmp/vk-bench-');
@@ -112,26 +57,47 @@ export async function run(): Promise<void> {
 
     await one.define(named('bench'), { baseDir });
     for (let i = 0; i < IdleDomains; i++) await one.define(named(`idle${i}`), { baseDir });
+    // Calls through the typed client's default transport, the RPC channel (docs/api.md), then
+    // the REST routes (one HTTP request per call) for comparison.
     await rate([one], (c) => c.list({ all: true }), 300); // warm-up
-    const listOne = await rate([one], (c) => c.list({ all: true }), 2000);
-    const infoOne = await rate([one], (c) => c.info('bench'), 2000);
-    // The floor on this machine: Node's own HTTP server answering a constant over the same
-    // kind of socket, called by the same client.
+    const listOne = await medianRate([one], (c) => c.list({ all: true }));
+    const infoOne = await medianRate([one], (c) => c.info('bench'));
+    const rest = connect(socket, { maxSockets: 1, transport: 'http' });
+    clients.push(rest);
+    await rate([rest], (c) => c.info('bench'), 300);
+    const infoRest = await medianRate([rest], (c) => c.info('bench'));
+    const listRest = await medianRate([rest], (c) => c.list({ all: true }));
+    // The floors on this machine: bare Node servers answering a constant over the same kind of
+    // socket, called by the same client: one speaking HTTP, one the channel's framing.
     const floor = await bareHttpRate(join(work, 'bare.sock'));
-    console.log(ratioLine('info, one connection, against a bare Node HTTP server', infoOne, floor, 'calls/s', 'bare http'));
-    // 50 concurrent clients, spread over a few client processes: one Node process driving all
-    // of them saturates its core before the daemon does.
+    const channelFloor = await bareChannelRate(join(work, 'bare-channel.sock'));
+    console.log(ratioLine('info, one connection, RPC channel, against a bare Node server speaking its framing', infoOne, channelFloor, 'calls/s', 'bare channel'));
+    console.log(ratioLine('info, one connection, REST routes, against a bare Node HTTP server', infoRest, floor, 'calls/s', 'bare http'));
+    console.log(`list, one connection, REST routes: virtkit ${listRest.toFixed(0)} calls/s (RPC channel ${listOne.toFixed(0)})`);
+    // 50 concurrent clients (a connection each), spread over a few client processes: one Node
+    // process driving all of them saturates its core before the daemon does.
     const listMany = await aggregateRate(socket, 'list', 50, 2000);
     const infoMany = await aggregateRate(socket, 'info', 50, 2000);
+    const infoManyRest = await aggregateRate(socket, 'info', 50, 2000, 'http');
     console.log(`list, 50 concurrent clients in ${ClientProcesses} processes: virtkit ${listMany.toFixed(0)} calls/s aggregate (${(listMany / listOne).toFixed(2)}x one connection)`);
-    console.log(`info, 50 concurrent clients in ${ClientProcesses} processes: virtkit ${infoMany.toFixed(0)} calls/s aggregate (${(infoMany / infoOne).toFixed(2)}x one connection)`);
+    console.log(`info, 50 concurrent clients in ${ClientProcesses} processes: virtkit ${infoMany.toFixed(0)} calls/s aggregate (${(infoMany / infoOne).toFixed(2)}x one connection; `
+      + `REST routes ${infoManyRest.toFixed(0)} calls/s)`);
     if (libvirt !== undefined) {
-      console.log(targetLine('1 info, one connection, >= 2x libvirt dom.info', infoOne >= 2 * libvirt.info,
-        ratioLine('info', infoOne, libvirt.info, 'calls/s', 'libvirt')));
-      console.log(targetLine(`1 list (${IdleDomains + 1} domains), one connection, >= 2x libvirt listAllDomains`, listOne >= 2 * libvirt.list,
-        ratioLine('list', listOne, libvirt.list, 'calls/s', 'libvirt')));
-      console.log(targetLine('1 info, 50 clients, >= 4x libvirt one connection', infoMany >= 4 * libvirt.info,
-        ratioLine('info x50', infoMany, libvirt.info, 'calls/s', 'libvirt one connection')));
+      // libvirt again, after virtkit's rates: on a shared machine the load moves within a run,
+      // so the ratios take the mean of libvirt before and after.
+      const again = measureLibvirt(IdleDomains + 1);
+      const lvInfo = again === undefined ? libvirt.info : (libvirt.info + again.info) / 2;
+      const lvList = again === undefined ? libvirt.list : (libvirt.list + again.list) / 2;
+      if (again !== undefined) {
+        console.log(`libvirt again after virtkit's rates: dom.info ${again.info.toFixed(0)} calls/s, listAllDomains ${again.list.toFixed(0)} calls/s; the ratios use the mean`);
+      }
+      console.log(targetLine('1 info, one connection, >= 2x libvirt dom.info', infoOne >= 2 * lvInfo,
+        ratioLine('info', infoOne, lvInfo, 'calls/s', 'libvirt')));
+      console.log(targetLine(`1 list (${IdleDomains + 1} domains), one connection, >= 2x libvirt listAllDomains`, listOne >= 2 * lvList,
+        ratioLine('list', listOne, lvList, 'calls/s', 'libvirt')));
+      console.log(targetLine('1 info, 50 clients, >= 4x libvirt one connection', infoMany >= 4 * lvInfo,
+        ratioLine('info x50', infoMany, lvInfo, 'calls/s', 'libvirt one connection')));
+      console.log(`  REST routes against libvirt: info ${(infoRest / lvInfo).toFixed(2)}x, list ${(listRest / lvList).toFixed(2)}x, info x50 ${(infoManyRest / lvInfo).toFixed(2)}x`);
     }
 
     // Start and destroy latency: the daemon against the same QEMU driven directly.
