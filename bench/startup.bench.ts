@@ -35,7 +35,7 @@ async function compiledBy(argv: readonly string[], env: NodeJS.ProcessEnv, dir: 
   }
   const files = [...urls].filter((u) => u.startsWith('file:'));
   const ours = files.filter((u) => !u.includes('/node_modules/'));
-  const names = ours.length <= 3 ? ` (${ours.map((u) => fileURLToPath(u).slice(root.length + 1)).join(', ')})` : '';
+  const names = ours.length > 0 && ours.length <= 3 ? ` (${ours.map((u) => fileURLToPath(u).slice(root.length + 1)).join(', ')})` : '';
   return `${ours.length} of virtkit${names}, ${files.length - ours.length} of node_modules, `
     + `${[...urls].filter((u) => u.startsWith('node:')).length} of Node's own`;
 }
