@@ -76,7 +76,18 @@ function parseJson<T>(text: string | undefined, fallback: T): T {
 }
 
 /** Reads a domain's record; undefined when it is not defined. */
-export async function readDomain(r: StoreReader, name: string): Promise<DomainRecord | undefined> {
+/** A domain's values as the store holds them (texts), before any parsing. */
+export interface DomainTexts {
+  uuid: string | undefined;
+  definition: string | undefined;
+  live: string | undefined;
+  status: string | undefined;
+  autostart: string | undefined;
+  tainted: string | undefined;
+}
+
+/** Reads a domain's values as text, all at once. */
+export async function readDomainTexts(r: StoreReader, name: string): Promise<DomainTexts> {
   const [uuid, definition, live, status, autostart, tainted] = await Promise.all([
     r.read(domainPath(name, 'uuid')),
     r.read(domainPath(name, 'definition')),
@@ -85,6 +96,16 @@ export async function readDomain(r: StoreReader, name: string): Promise<DomainRe
     r.read(domainPath(name, 'autostart')),
     r.read(domainPath(name, 'tainted')),
   ]);
+  return { uuid, definition, live, status, autostart, tainted };
+}
+
+export async function readDomain(r: StoreReader, name: string): Promise<DomainRecord | undefined> {
+  return domainFromTexts(name, await readDomainTexts(r, name));
+}
+
+/** The record of a domain's texts; undefined when it has no uuid or definition (no such domain). */
+export function domainFromTexts(name: string, texts: DomainTexts): DomainRecord | undefined {
+  const { uuid, definition, live, status, autostart, tainted } = texts;
   if (uuid === undefined || definition === undefined) return undefined;
   return {
     name,
@@ -99,8 +120,12 @@ export async function readDomain(r: StoreReader, name: string): Promise<DomainRe
 
 export async function requireDomain(r: StoreReader, name: string): Promise<DomainRecord> {
   const rec = await readDomain(r, name);
-  if (!rec) throw new VirtkitError('domain.not-found', `no domain named "${name}"`, { name });
+  if (!rec) throw domainNotFound(name);
   return rec;
+}
+
+export function domainNotFound(name: string): VirtkitError {
+  return new VirtkitError('domain.not-found', `no domain named "${name}"`, { name });
 }
 
 export async function listDomainNames(r: StoreReader): Promise<string[]> {

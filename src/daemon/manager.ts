@@ -43,6 +43,7 @@ import { recordEvent } from './event-log.js';
 import { recordedChangeOf } from './guest-events.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import { PendingRecords } from './pending-records.js';
+import { DomainInfoCache } from './info-cache.js';
 import { checkNetworkMacs, type NetworkService } from './networks.js';
 
 export interface ManagerOptions {
@@ -93,6 +94,8 @@ export class Manager {
   private readonly store: Store;
   /** What the daemon observed but the store could not record yet, written as soon as it can be. */
   private readonly records: PendingRecords;
+  /** `info` derived once per revision of a domain's values (info-cache.ts). */
+  private readonly infoCache = new DomainInfoCache(infoOf);
   private readonly live = new Map<string, Live>();
   private readonly locks = new KeyedMutex();
   /** Recordings of driver events still in flight (see settled()). */
@@ -180,8 +183,8 @@ export class Manager {
   }
 
   async info(origin: Origin, name: string): Promise<DomainInfo> {
-    const rec = await requireDomain(this.store.as(origin), name);
-    return { ...infoOf(rec), ...this.degradedOf(name), ...((await hasManagedSave(this.saveDir, rec.uuid)) ? { managedSave: true } : {}) };
+    const info = await this.infoCache.info(this.store.as(origin), name);
+    return { ...info, ...this.degradedOf(name), ...((await hasManagedSave(this.saveDir, info.uuid)) ? { managedSave: true } : {}) };
   }
 
   /** `{ degraded: true }` while the driver reconnects the monitor of a guest this daemon holds. */
