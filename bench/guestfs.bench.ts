@@ -2,7 +2,8 @@
  * Guest filesystem reads: one small file, and a listing of a 10,000-file tree, from an ext4
  * image inside qcow2. virtkit's in-process API (open image + filesystem + read, per
  * operation) and CLI (whole process) against debugfs on the raw image (whole process) and,
- * when installed, virt-cat / virt-ls from libguestfs, all measured in this run.
+ * when installed, virt-cat / virt-ls from libguestfs, all measured in this run. Then the
+ * 130,000-entry tree walks of guestfs-tree.ts.
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -13,6 +14,7 @@ import { promisify } from 'node:util';
 import { openFilesystem } from '../src/guestfs/fs/index.js';
 import { walkTree } from '../src/guestfs/walk.js';
 import { openImage } from '../src/storage/image/index.js';
+import { runTreeWalks } from './guestfs-tree.js';
 import { median, ratioLine, timeMs } from './stats.js';
 
 const exec = promisify(execFile);
@@ -121,4 +123,5 @@ export async function run(): Promise<void> {
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+  await runTreeWalks(CLI);
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeName, hasInvalidBytes, nameBytes } from './name-bytes.js';
+import { decodeName, decodeNameAt, hasInvalidBytes, nameBytes } from './name-bytes.js';
 
 /** xorshift32, so a failure reproduces. */
 function prng(seed: number): () => number {
@@ -40,6 +40,19 @@ describe('guest names as bytes', () => {
       const before = seen.get(name);
       if (before !== undefined) expect(before).toBe(hex);
       seen.set(name, hex);
+    }
+  });
+});
+
+describe('decodeNameAt', () => {
+  it('decodes a range exactly as decodeName decodes its bytes, for 5,000 random byte strings', () => {
+    const next = prng(7);
+    const bytes = new Uint8Array(80);
+    for (let i = 0; i < 5000; i++) {
+      for (let k = 0; k < bytes.length; k++) bytes[k] = next() % 3 === 0 ? next() & 0xff : 0x61 + (next() % 26);
+      const start = next() % 20;
+      const end = start + (next() % 60);
+      expect(decodeNameAt(bytes, start, end)).toBe(decodeName(bytes.slice(start, end)));
     }
   });
 });

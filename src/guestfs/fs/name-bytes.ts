@@ -17,6 +17,23 @@ export function decodeName(bytes: Uint8Array): string {
   }
 }
 
+/** Names up to this long that are plain ASCII are built without a decoder (and without a view on the bytes). */
+const SHORT_NAME = 32;
+
+/** `decodeName` of `bytes[start, end)`: a tree walk decodes every name of every directory. */
+export function decodeNameAt(bytes: Uint8Array, start: number, end: number): string {
+  if (end - start <= SHORT_NAME) {
+    let name = '';
+    for (let i = start; i < end; i++) {
+      const b = bytes[i]!;
+      if (b >= 0x80) return decodeName(bytes.subarray(start, end));
+      name += String.fromCharCode(b);
+    }
+    return name;
+  }
+  return decodeName(bytes.subarray(start, end));
+}
+
 function sequenceLength(bytes: Uint8Array, i: number): number {
   const b = bytes[i]!;
   const cont = (k: number, lo = 0x80, hi = 0xbf): boolean => i + k < bytes.length && bytes[i + k]! >= lo && bytes[i + k]! <= hi;

@@ -38,3 +38,17 @@ describe('crc32cZeros', () => {
     }
   });
 });
+
+describe('crc32cUpdate over a range', () => {
+  test('equals the CRC of the subarray, at every alignment of the underlying buffer', () => {
+    const buffer = new Uint8Array(600);
+    buffer.set([9, 8, 7, 6, 5, 4, 3, 2, 1], 100);
+    buffer.set([1, 2, 3], 300);
+    for (const offset of [0, 1, 3, 8]) {
+      const bytes = buffer.subarray(offset);
+      for (const [start, end] of [[0, 590], [5, 400], [100, 109], [101, 500], [310, 590], [0, 0]] as const) {
+        expect(crc32cUpdate(0xabcdef01, bytes, start, end)).toBe(reference(0xabcdef01, bytes.subarray(start, end)));
+      }
+    }
+  });
+});

@@ -75,44 +75,55 @@ function crc32cZeros(crc: number, n: number): number {
 /** Below this many trailing zero bytes, feeding them through the tables is as fast. */
 const ZERO_RUN_MIN = 64;
 
-/** The raw CRC register update, without the customary final inversion (ext4 stores it so). */
-export function crc32cUpdate(crc: number, data: Uint8Array): number {
-  const end = data.length - trailingZeros(data);
-  const zeros = data.length - end;
-  if (zeros < ZERO_RUN_MIN) return crc32cTables(crc, data);
-  return crc32cZeros(crc32cTables(crc, data.subarray(0, end)), zeros);
+/**
+ * The raw CRC register update over `data[start, end)`, without the customary final inversion
+ * (ext4 stores it so). The range spares callers a subarray per field.
+ */
+export function crc32cUpdate(crc: number, data: Uint8Array, start = 0, end = data.length): number {
+  const last = end - trailingZeros(data, start, end);
+  const zeros = end - last;
+  if (zeros < ZERO_RUN_MIN) return crc32cTables(crc, data, start, end);
+  return crc32cZeros(crc32cTables(crc, data, start, last), zeros);
 }
 
+/** A float64 view of the last buffer scanned: a walk checks one read buffer block after block. */
+let wordsOf: ArrayBufferLike | undefined;
+let words: Float64Array<ArrayBufferLike> = new Float64Array(0);
+
 /**
- * How many zero bytes `data` ends with, eight at a time where the bytes are aligned for it:
- * a float64 word is eight zero bytes when it equals 0 and is not -0 (sign bit set).
+ * How many zero bytes `data[start, end)` ends with, eight at a time where the bytes are
+ * aligned for it: a float64 word is eight zero bytes when it equals 0 and is not -0 (sign bit).
  */
-function trailingZeros(data: Uint8Array): number {
-  let end = data.length;
-  while (end % 8 !== 0) {
-    if (data[end - 1] !== 0) return data.length - end;
-    end--;
+function trailingZeros(data: Uint8Array, start: number, end: number): number {
+  let e = end;
+  const at = data.byteOffset;
+  while (e > start && (at + e) % 8 !== 0) {
+    if (data[e - 1] !== 0) return end - e;
+    e--;
   }
-  if (data.byteOffset % 8 === 0 && end >= ZERO_RUN_MIN) {
-    const words = new Float64Array(data.buffer, data.byteOffset, end / 8);
-    let w = words.length;
-    while (w > 0) {
+  if (e - start >= ZERO_RUN_MIN) {
+    if (wordsOf !== data.buffer) {
+      wordsOf = data.buffer;
+      words = new Float64Array(data.buffer, 0, Math.floor(data.buffer.byteLength / 8));
+    }
+    const low = Math.ceil((at + start) / 8);
+    let w = (at + e) / 8;
+    while (w > low) {
       const x = words[w - 1]!;
       if (x !== 0 || 1 / x < 0) break;
       w--;
     }
-    end = w * 8;
+    e = w * 8 - at;
   }
-  while (end > 0 && data[end - 1] === 0) end--;
-  return data.length - end;
+  while (e > start && data[e - 1] === 0) e--;
+  return end - e;
 }
 
-function crc32cTables(crc: number, data: Uint8Array): number {
+function crc32cTables(crc: number, data: Uint8Array, start: number, end: number): number {
   const t = TABLES;
   let c = crc >>> 0;
-  let i = 0;
-  const n = data.length;
-  const end8 = n - (n % 8);
+  let i = start;
+  const end8 = end - ((end - start) % 8);
   while (i < end8) {
     const lo = (c ^ (data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24))) >>> 0;
     const hi = data[i + 4]! | (data[i + 5]! << 8) | (data[i + 6]! << 16) | (data[i + 7]! << 24);
@@ -120,6 +131,6 @@ function crc32cTables(crc: number, data: Uint8Array): number {
       ^ t[768 + (hi & 0xff)]! ^ t[512 + ((hi >>> 8) & 0xff)]! ^ t[256 + ((hi >>> 16) & 0xff)]! ^ t[(hi >>> 24) & 0xff]!;
     i += 8;
   }
-  while (i < n) c = t[(c ^ data[i++]!) & 0xff]! ^ (c >>> 8);
+  while (i < end) c = t[(c ^ data[i++]!) & 0xff]! ^ (c >>> 8);
   return c >>> 0;
 }

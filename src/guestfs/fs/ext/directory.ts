@@ -7,7 +7,7 @@
  */
 import type { VirtkitError } from '../../../util/errors.js';
 import { corrupt, type ByteView } from '../../bytes.js';
-import { decodeName } from '../name-bytes.js';
+import { decodeNameAt } from '../name-bytes.js';
 import type { DirEntry, FileType } from '../types.js';
 import { crc32cUpdate } from './crc32c.js';
 
@@ -80,7 +80,8 @@ export function parseDirBlock(block: ByteView, opts: DirParseOptions, out: RawDi
     const recLen = decodeRecLen(block.u16(off + 4), opts.blockSize);
     if (inode !== 0) {
       const nameLen = opts.hasFileType ? block.u8(off + 6) : block.u16(off + 6);
-      const name = decodeName(block.slice(off + 8, nameLen));
+      // recordFault checked that the name lies inside its record, and the record inside the block.
+      const name = decodeNameAt(block.bytes, off + 8, off + 8 + nameLen);
       if (name !== '.' && name !== '..') {
         const type = opts.hasFileType ? DIRENT_TYPES[block.u8(off + 7)] : undefined;
         out.push({ name, inode, type: type ?? 'unknown', typeFromInode: type === undefined });
@@ -104,5 +105,5 @@ export function dirBlockChecksum(inodeSeed: number, block: ByteView): 'none' | '
   if (at < 0 || block.u32(at) !== 0 || block.u16(at + 4) !== TAIL_SIZE || block.u8(at + 6) !== 0 || block.u8(at + 7) !== TAIL_FILE_TYPE) {
     return 'none';
   }
-  return crc32cUpdate(inodeSeed, block.slice(0, at)) === block.u32(at + 8) ? 'ok' : 'mismatch';
+  return crc32cUpdate(inodeSeed, block.bytes, 0, at) === block.u32(at + 8) ? 'ok' : 'mismatch';
 }

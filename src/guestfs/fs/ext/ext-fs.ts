@@ -18,12 +18,18 @@ import { inlineDataTail } from './inline-data.js';
 import { planReads, type BlockWant } from './read-plan.js';
 import { I_BLOCK_SIZE, InodeFlags, ROOT_INO, inodeChecksumMatches, inodeSeed, parseInode, type ExtInode } from './inode.js';
 import {
-  Incompat, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, descriptorBlock, parseSuperblock, type Superblock,
+  Incompat, RoCompat, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, descriptorBlock, parseSuperblock, type Superblock,
 } from './superblock.js';
 
 export interface ExtNode extends FsNode {
   readonly ino: number;
   readonly inode: ExtInode;
+}
+
+/** Where a group's inode table starts, and how many of its blocks hold inodes ever used. */
+interface InodeTable {
+  readonly first: number;
+  readonly usedBlocks: number;
 }
 
 /** Consecutive blocks of a directory: logical block `logical` onwards, at `physical` on the device. */
@@ -72,7 +78,7 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
   private readonly extents = new LruCache<number, Extent[]>(EXTENT_CACHE_ENTRIES, (e) => e.length + 1);
   private readonly dirs = new LruCache<number, DirListing>(DIR_CACHE_ENTRIES, (d) => d.entries.length + 1);
   private readonly inodeTablePieces = new LruCache<number, ByteView>(INODE_TABLE_CACHE_BYTES, (b) => b.length);
-  private readonly inodeTables = new LruCache<number, number>(GROUP_CACHE_ENTRIES);
+  private readonly inodeTables = new LruCache<number, InodeTable>(GROUP_CACHE_ENTRIES);
   /** Where scanNumbered's reads land (parsed before the next batch reuses it). */
   private scratch = new Uint8Array(0);
   private readonly dirOptions: DirParseOptions;
@@ -121,11 +127,14 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
   }
 
   /**
-   * First block of group `group`'s inode table. A pointer of 0, into the superblock, or with a
-   * table running past the filesystem is `fs.corrupt` for every inode of the group: reading
-   * there would present blocks that are not inodes (block 0 reads as zeros) as inodes.
+   * Group `group`'s inode table: its first block, and how many of its blocks hold inodes
+   * ever used (bg_itable_unused, kept with uninit_bg or metadata_csum; only a hint of how
+   * much to read at once, never a limit on which inodes are read). A pointer of 0, into the
+   * superblock, or with a table running past the filesystem is `fs.corrupt` for every inode of
+   * the group: reading there would present blocks that are not inodes (block 0 reads as
+   * zeros) as inodes.
    */
-  private async inodeTableBlock(group: number): Promise<number> {
+  private async inodeTableBlock(group: number): Promise<InodeTable> {
     const known = this.inodeTables.get(group);
     if (known !== undefined) return known;
     const { sb } = this;
@@ -138,8 +147,11 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
       throw corrupt('ext group descriptor', d.baseOffset + 0x8,
         `bg_inode_table ${table} of group ${group} is outside the filesystem (blocks ${sb.firstDataBlock + 1}..${sb.blocksCount - tableBlocks})`, { group, block: table });
     }
-    this.inodeTables.set(group, table);
-    return table;
+    const unusedKept = (sb.roCompat & (RoCompat.gdtCsum | RoCompat.metadataCsum)) !== 0;
+    const unused = unusedKept ? Math.min(sb.inodesPerGroup, ByteView.join(d.u16(0x1c), sb.descSize >= 64 ? d.u16(0x32) : 0)) : 0;
+    const found: InodeTable = { first: table, usedBlocks: Math.ceil(((sb.inodesPerGroup - unused) * sb.inodeSize) / sb.blockSize) };
+    this.inodeTables.set(group, found);
+    return found;
   }
 
   /**
@@ -155,8 +167,8 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
     }
     const group = Math.floor((ino - 1) / sb.inodesPerGroup);
     const byteInTable = ((ino - 1) % sb.inodesPerGroup) * sb.inodeSize;
-    const table = await this.inodeTableBlock(group);
-    const piece = await this.inodeTablePiece(table, Math.floor(byteInTable / sb.blockSize));
+    const { first: table, usedBlocks } = await this.inodeTableBlock(group);
+    const piece = await this.inodeTablePiece(table, usedBlocks, Math.floor(byteInTable / sb.blockSize));
     const at = (table + Math.floor(byteInTable / sb.blockSize) - piece.first) * sb.blockSize + (byteInTable % sb.blockSize);
     // A cached inode keeps a copy of its own bytes, not the whole piece it came from; a walk's
     // one-time read takes a view (no allocation per inode).
@@ -173,10 +185,12 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
 
   /**
    * The piece of an inode table holding block `blockInTable` of the table that starts at
-   * `table`, cached. The device may end inside the table (a truncated image): a piece is read
-   * up to the device's end, and an inode block beyond it is `fs.corrupt`, as a metadata block is.
+   * `table`, cached. A piece stops where the inodes never used start (`usedBlocks`), unless
+   * the block asked for lies beyond. The device may end inside the table (a truncated image):
+   * a piece is read up to the device's end, and an inode block beyond it is `fs.corrupt`, as a
+   * metadata block is.
    */
-  private async inodeTablePiece(table: number, blockInTable: number): Promise<{ first: number; view: ByteView }> {
+  private async inodeTablePiece(table: number, usedBlocks: number, blockInTable: number): Promise<{ first: number; view: ByteView }> {
     const { sb } = this;
     const bs = sb.blockSize;
     const perPiece = Math.max(1, Math.floor(INODE_TABLE_PIECE / bs));
@@ -189,7 +203,8 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
     if (block >= sb.blocksCount || block >= deviceBlocks) {
       throw corrupt('ext inode table', block * bs, `block ${block} is outside the filesystem or the device`, { block });
     }
-    const count = Math.min(perPiece, table + tableBlocks - first, deviceBlocks - first);
+    const end = table + Math.max(blockInTable + 1, Math.min(usedBlocks, tableBlocks));
+    const count = Math.min(perPiece, end - first, deviceBlocks - first);
     const view = new ByteView(await this.dev.read(first * bs, count * bs), 'ext inode table', first * bs);
     this.inodeTablePieces.set(first, view);
     return { first, view };

@@ -71,22 +71,56 @@ export function parseInode(ino: number, raw: ByteView, maxSize: number): ExtInod
   if (raw.length > 128 && (128 + extraIsize > raw.length || extraIsize % 4 !== 0)) {
     throw corrupt('ext inode', raw.baseOffset + 0x80, `inode ${ino} i_extra_isize ${extraIsize} is invalid`, { ino });
   }
-  const has = (fieldEnd: number): boolean => raw.length > 128 && 128 + extraIsize >= fieldEnd;
-  const flags = raw.u32(0x20);
-  return {
-    ino, offset: raw.baseOffset, mode, type: fileTypeOfMode(mode),
-    uid: raw.u16(0x2) + raw.u16(0x78) * 0x10000,
-    gid: raw.u16(0x18) + raw.u16(0x7a) * 0x10000,
-    size, nlink: raw.u16(0x1a), flags,
-    ctime: decodeTime(raw, 0xc, has(0x88) ? 0x84 : undefined),
-    mtime: decodeTime(raw, 0x10, has(0x8c) ? 0x88 : undefined),
-    atime: decodeTime(raw, 0x8, has(0x90) ? 0x8c : undefined),
-    sectors: ByteView.join(raw.u32(0x1c), raw.u16(0x74)),
-    fileAcl: ByteView.join(raw.u32(0x68), raw.u16(0x76)),
-    iBlock: raw.slice(I_BLOCK_OFFSET, I_BLOCK_SIZE),
-    raw,
-    xattrStart: raw.length > 128 ? 128 + extraIsize : 0,
-  };
+  return new InodeRecord(ino, raw, mode, size, extraIsize);
+}
+
+/**
+ * A parsed inode. What is validated is checked when it is made; the times and the i_block
+ * bytes are made when asked for, as a tree walk reads tens of thousands of directory inodes
+ * for their size and extents only.
+ */
+class InodeRecord implements ExtInode {
+  readonly offset: number;
+  readonly type: FileType;
+  readonly uid: number;
+  readonly gid: number;
+  readonly nlink: number;
+  readonly flags: number;
+  readonly sectors: number;
+  readonly fileAcl: number;
+  readonly xattrStart: number;
+
+  constructor(readonly ino: number, readonly raw: ByteView, readonly mode: number, readonly size: number, private readonly extraIsize: number) {
+    this.offset = raw.baseOffset;
+    this.type = fileTypeOfMode(mode);
+    this.uid = raw.u16(0x2) + raw.u16(0x78) * 0x10000;
+    this.gid = raw.u16(0x18) + raw.u16(0x7a) * 0x10000;
+    this.nlink = raw.u16(0x1a);
+    this.flags = raw.u32(0x20);
+    this.sectors = ByteView.join(raw.u32(0x1c), raw.u16(0x74));
+    this.fileAcl = ByteView.join(raw.u32(0x68), raw.u16(0x76));
+    this.xattrStart = raw.length > 128 ? 128 + extraIsize : 0;
+  }
+
+  private has(fieldEnd: number): boolean {
+    return this.raw.length > 128 && 128 + this.extraIsize >= fieldEnd;
+  }
+
+  get ctime(): Date {
+    return decodeTime(this.raw, 0xc, this.has(0x88) ? 0x84 : undefined);
+  }
+
+  get mtime(): Date {
+    return decodeTime(this.raw, 0x10, this.has(0x8c) ? 0x88 : undefined);
+  }
+
+  get atime(): Date {
+    return decodeTime(this.raw, 0x8, this.has(0x90) ? 0x8c : undefined);
+  }
+
+  get iBlock(): Uint8Array {
+    return this.raw.slice(I_BLOCK_OFFSET, I_BLOCK_SIZE);
+  }
 }
 
 /** Scratch for le32: one 4-byte buffer reused, as the checksums run once per inode read. */
@@ -112,14 +146,14 @@ export function inodeChecksumMatches(seed: number, ino: number, raw: ByteView): 
   const storedHi = hasHi ? raw.u16(0x82) : 0;
   let crc = crc32cUpdate(seed, le32(ino));
   crc = crc32cUpdate(crc, le32(raw.u32(0x64)));
-  crc = crc32cUpdate(crc, bytes.subarray(0, 0x7c));
+  crc = crc32cUpdate(crc, bytes, 0, 0x7c);
   crc = crc32cUpdate(crc, ZEROS2);
   if (hasHi) {
-    crc = crc32cUpdate(crc, bytes.subarray(0x7e, 0x82));
+    crc = crc32cUpdate(crc, bytes, 0x7e, 0x82);
     crc = crc32cUpdate(crc, ZEROS2);
-    crc = crc32cUpdate(crc, bytes.subarray(0x84));
+    crc = crc32cUpdate(crc, bytes, 0x84, bytes.length);
   } else {
-    crc = crc32cUpdate(crc, bytes.subarray(0x7e));
+    crc = crc32cUpdate(crc, bytes, 0x7e, bytes.length);
   }
   return hasHi ? crc === ((storedHi << 16) | storedLo) >>> 0 : (crc & 0xffff) === storedLo;
 }
