@@ -6,9 +6,11 @@
  * (docs/performance.md, "Daemon memory"). Kept at its first size while the daemon starts, it
  * stays there until calls need more.
  *
- * Not `node --max-semi-space-size=1`: that caps it for the daemon's whole life, and a call then
- * costs more CPU (more scavenges, more objects promoted: 35 against 32 us per `info` in
- * `npm run bench memory`, which also shows this costs calls nothing). The growth factor is read
+ * Only while starting: held for the daemon's whole life (as `node --max-semi-space-size=1` does)
+ * it would scavenge every MiB its calls allocate and promote the objects of calls still in
+ * flight. `npm run bench memory` finds one connection's calls within its noise either way
+ * (30-35 us of CPU per `info` against 31-32 us); many clients at once were not measured, so calls
+ * keep V8's default. The growth factor is read
  * by V8 each time it grows the young generation, so setting it at run time takes effect; V8
  * clamps a factor below 2 given on the command line, not one set later. 2 is V8's default.
  */
