@@ -10,9 +10,11 @@
  * it would scavenge every MiB its calls allocate and promote the objects of calls still in
  * flight. `npm run bench memory` finds one connection's calls within its noise either way
  * (30-35 us of CPU per `info` against 31-32 us); many clients at once were not measured, so calls
- * keep V8's default. The growth factor is read
- * by V8 each time it grows the young generation, so setting it at run time takes effect; V8
- * clamps a factor below 2 given on the command line, not one set later. 2 is V8's default.
+ * keep V8's default.
+ *
+ * V8 reads the growth factor each time it grows the young generation, so setting it at run time
+ * takes effect; it clamps a factor below 2 given on the command line, not one set later. 2 is
+ * V8's default.
  */
 import { setFlagsFromString } from 'node:v8';
 
