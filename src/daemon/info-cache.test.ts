@@ -1,12 +1,17 @@
 /**
  * `info` derived once per revision of a domain's values: the same texts give the cached answer
  * without deriving again; any changed text (a new status, a live definition, an edit), or the
- * same content in a new string, is checked; a domain gone is not-found and forgotten.
+ * same content in a new string, is checked; a domain gone is not-found and forgotten. And
+ * `list`'s rows kept per store revision.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import type { StoreReader } from '../store/index.js';
 import { domainPath } from './domain-records.js';
 import { DomainInfoCache } from './info-cache.js';
+import { FakeDomainDriver, FakeHost } from '../qemu/driver/fake-driver.js';
+import { startDaemon } from './index.js';
 import { infoOf } from './manager.js';
 
 const values = new Map<string, string>();
@@ -49,4 +54,28 @@ it('derives once per revision of the texts, and again for each change', async ()
 
   values.delete(domainPath('web', 'definition'));
   await expect(cache.info(store, 'web')).rejects.toMatchObject({ code: 'domain.not-found', data: { name: 'web' } });
+});
+
+it('lists from rows kept per store revision: no per-domain read while nothing changed, fresh rows after a change', async () => {
+  const dir = await mkdtemp('/tmp/vk-list-cache-');
+  const daemon = await startDaemon({ stateDir: join(dir, 'state'), logFile: join(dir, 'daemon.log'), driver: new FakeDomainDriver({ host: new FakeHost() }) });
+  try {
+    const m = daemon.manager;
+    for (const name of ['a', 'b', 'c']) await m.define({}, { text: `name: ${name}\nmemory: 64MiB\n` });
+    const reads: string[] = [];
+    const stop = daemon.store.onOperation((rec) => { if (rec.op === 'read' || rec.op === 'list') reads.push(`${rec.op} ${rec.path ?? ''}`); });
+    const first = await m.list({}, true);
+    expect(first.map((d) => [d.name, d.autostart])).toEqual([['a', false], ['b', false], ['c', false]]);
+    expect(reads.length).toBe(1 + 3 * 4);
+    reads.length = 0;
+    expect(await m.list({}, true)).toEqual(first);
+    expect(reads).toEqual(['list /domain']);
+    await m.setAutostart({}, 'b', true);
+    expect((await m.list({}, true)).map((d) => [d.name, d.autostart])).toEqual([['a', false], ['b', true], ['c', false]]);
+    expect(await m.list({}, false)).toEqual([]);
+    stop();
+  } finally {
+    await daemon.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
 });

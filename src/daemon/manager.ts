@@ -94,6 +94,8 @@ export class Manager {
   private readonly store: Store;
   /** What the daemon observed but the store could not record yet, written as soon as it can be. */
   private readonly records: PendingRecords;
+  /** `list`'s rows as of a store revision, reused while the revision stays. */
+  private listRows: { revision: number; rows: readonly DomainSummary[] } | undefined;
   /** `info` derived once per revision of a domain's values (info-cache.ts). */
   private readonly infoCache = new DomainInfoCache(infoOf);
   private readonly live = new Map<string, Live>();
@@ -163,21 +165,34 @@ export class Manager {
 
   async list(origin: Origin, all: boolean): Promise<DomainSummary[]> {
     const store = this.store.as(origin);
+    // The rows are a function of the store's contents: while its revision has not moved since
+    // they were read, they are reused (the listing itself is still read, so snoop shows the call).
+    const revision = store.revision;
+    const names = await listDomainNames(store);
+    let rows = this.listRows?.revision === revision ? this.listRows.rows : undefined;
+    if (rows === undefined) {
+      const fresh: DomainSummary[] = [];
+      rows = fresh;
+      for (const name of names) {
+        // One read after the other: the store answers at once, and a Promise.all per domain
+        // only adds allocations to the hottest call.
+        const uuid = await store.read(domainPath(name, 'uuid'));
+        const status = await store.read(domainPath(name, 'status'));
+        const autostart = await store.read(domainPath(name, 'autostart'));
+        const tainted = await store.read(domainPath(name, 'tainted'));
+        if (uuid === undefined || status === undefined) continue;
+        const state = visibleState(JSON.parse(status) as DomainStatus);
+        // Nearly every domain is untainted: no JSON parse for the empty list.
+        const taints = tainted === undefined || tainted === '[]' ? [] : JSON.parse(tainted) as string[];
+        fresh.push({ name, uuid, state, autostart: autostart === 'true', tainted: taints });
+      }
+      // Kept only when nothing committed while they were read.
+      if (store.revision === revision) this.listRows = { revision, rows };
+    }
     const out: DomainSummary[] = [];
-    for (const name of await listDomainNames(store)) {
-      // One read after the other: the store answers at once, and a Promise.all per domain
-      // only adds allocations to the hottest call.
-      const uuid = await store.read(domainPath(name, 'uuid'));
-      const status = await store.read(domainPath(name, 'status'));
-      const autostart = await store.read(domainPath(name, 'autostart'));
-      const tainted = await store.read(domainPath(name, 'tainted'));
-      if (uuid === undefined || status === undefined) continue;
-      const state = visibleState(JSON.parse(status) as DomainStatus);
-      if (!all && state !== 'running' && state !== 'paused') continue;
-      // Nearly every domain is untainted: no JSON parse for the empty list.
-      const taints = tainted === undefined || tainted === '[]' ? [] : JSON.parse(tainted) as string[];
-      out.push({ name, uuid, state, autostart: autostart === 'true', tainted: taints,
-        ...this.degradedOf(name) });
+    for (const row of rows) {
+      if (!all && row.state !== 'running' && row.state !== 'paused') continue;
+      out.push({ ...row, tainted: [...row.tainted], ...this.degradedOf(row.name) });
     }
     return out;
   }
