@@ -6,6 +6,7 @@
  * the RPC channel's framing, each answering a constant.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { availableParallelism } from 'node:os';
@@ -37,6 +38,25 @@ export async function medianRate(clients: VirtkitClient[], fn: (c: VirtkitClient
   for (let i = 0; i < windows; i++) rates.push(await rate(clients, fn, ms));
   rates.sort((a, b) => a - b);
   return rates[Math.floor(rates.length / 2)]!;
+}
+
+/** CPU seconds (user + system) a process has used, from /proc (clock ticks of 10 ms). */
+export function cpuSecondsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/**
+ * CPU per call, in microseconds, of the daemon (`pid`) and of this client process, over
+ * `calls` calls one after the other: unlike a rate, it does not move with the machine's load.
+ */
+export async function cpuPerCall(pid: number, c: VirtkitClient, fn: (c: VirtkitClient) => Promise<unknown>, calls = 10_000): Promise<{ daemonUs: number; clientUs: number }> {
+  const daemon0 = cpuSecondsOf(pid);
+  const client0 = process.cpuUsage();
+  for (let i = 0; i < calls; i++) await fn(c);
+  const client = process.cpuUsage(client0);
+  return { daemonUs: (cpuSecondsOf(pid) - daemon0) * 1e6 / calls, clientUs: (client.user + client.system) / calls };
 }
 
 const ConstantInfo = JSON.stringify({ version: '0', pid: 1, stateDir: '/', runDir: '/', bootId: 'x', revision: 1, apiExtensions: [] });

@@ -19,7 +19,7 @@ import { buildCommand } from '../src/qemu/command/index.js';
 import { QemuProcess } from '../src/qemu/process.js';
 import { measureLibvirt } from './references.js';
 import { startBenchDaemon } from './daemon-process.js';
-import { ClientProcesses, aggregateRate, bareChannelRate, bareHttpRate, medianRate, rate } from './call-rates.js';
+import { ClientProcesses, aggregateRate, bareChannelRate, bareHttpRate, cpuPerCall, medianRate, rate } from './call-rates.js';
 import { median, ratioLine, targetLine, timeMs } from './stats.js';
 
 /** Defined beside the bench's own domain: list answers for 11 domains. */
@@ -74,6 +74,16 @@ export async function run(): Promise<void> {
     console.log(ratioLine('info, one connection, RPC channel, against a bare Node server speaking its framing', infoOne, channelFloor, 'calls/s', 'bare channel'));
     console.log(ratioLine('info, one connection, REST routes, against a bare Node HTTP server', infoRest, floor, 'calls/s', 'bare http'));
     console.log(`list, one connection, REST routes: virtkit ${listRest.toFixed(0)} calls/s (RPC channel ${listOne.toFixed(0)})`);
+    // CPU per call of each side (load-independent, unlike the rates above).
+    const cpu = {
+      infoRpc: await cpuPerCall(daemon.pid!, one, (c) => c.info('bench')),
+      listRpc: await cpuPerCall(daemon.pid!, one, (c) => c.list({ all: true })),
+      infoRest: await cpuPerCall(daemon.pid!, rest, (c) => c.info('bench')),
+      listRest: await cpuPerCall(daemon.pid!, rest, (c) => c.list({ all: true })),
+    };
+    for (const [what, { daemonUs, clientUs }] of Object.entries(cpu)) {
+      console.log(`CPU per call, ${what}: daemon ${daemonUs.toFixed(1)} us, client ${clientUs.toFixed(1)} us (10,000 calls one after the other)`);
+    }
     // 50 concurrent clients (a connection each), spread over a few client processes: one Node
     // process driving all of them saturates its core before the daemon does.
     const listMany = await aggregateRate(socket, 'list', 50, 2000);

@@ -20,13 +20,13 @@
  *   node dist/bench/scale.bench.js subscribers SOCKET N   (the subscribers' process)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type VirtkitClient } from '../src/client/index.js';
 import { qemuProcessesUnder } from '../src/daemon/reconcile.js';
-import { aggregateRate, medianRate, rate } from './call-rates.js';
+import { aggregateRate, cpuSecondsOf, medianRate, rate } from './call-rates.js';
 import { startBenchDaemon } from './daemon-process.js';
 import { rssMiB } from './references.js';
 import { median, targetLine } from './stats.js';
@@ -71,13 +71,6 @@ async function settledRss(pid: number): Promise<number> {
     await sleep(200);
   }
   return median(reads);
-}
-
-/** CPU seconds (user + system) a process has used, from /proc (clock ticks of 10 ms). */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** A paced writer: toggles the autostart of a few domains every WriterIntervalMs until stopped. */
@@ -219,20 +212,20 @@ export async function run(): Promise<void> {
     const toggled = more.slice(Running, Running + 20);
     const quiet = startWriter(writerClient, toggled);
     await sleep(300);
-    let cpu0 = await cpuSeconds(pid);
+    let cpu0 = cpuSecondsOf(pid);
     const infoWriter = await medianRate([one], (c) => c.info('bench'));
-    const daemonCpuQuiet = await cpuSeconds(pid) - cpu0;
+    const daemonCpuQuiet = cpuSecondsOf(pid) - cpu0;
     const quietChanges = await quiet.stop();
     let pokes = 0;
     const sub = await startSubscribers(socket, Subscribers, () => writerClient.setAutostart(toggled[0]!, pokes++ % 2 === 0));
     subs = sub.proc;
     const loud = startWriter(writerClient, toggled);
     await sleep(300);
-    cpu0 = await cpuSeconds(pid);
-    const subsCpu0 = await cpuSeconds(sub.proc.pid!);
+    cpu0 = cpuSecondsOf(pid);
+    const subsCpu0 = cpuSecondsOf(sub.proc.pid!);
     const infoSubscribed = await medianRate([one], (c) => c.info('bench'));
-    const daemonCpuLoud = await cpuSeconds(pid) - cpu0;
-    const subsCpu = await cpuSeconds(sub.proc.pid!) - subsCpu0;
+    const daemonCpuLoud = cpuSecondsOf(pid) - cpu0;
+    const subsCpu = cpuSecondsOf(sub.proc.pid!) - subsCpu0;
     const loudChanges = await loud.stop();
     await sleep(500);
     const got = await sub.stop();
