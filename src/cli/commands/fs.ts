@@ -130,7 +130,8 @@ async function* rowBatches(fs: Filesystem, path: string, opts: LsOptions, skips:
   keepHeapSmall();
   const base = splitPath(path).length;
   const walk = walkTreeBatches(fs, path, { strict: opts.strict === true, onSkip: (p, err) => skips.report(quotePath(splitPath(p), true), err) });
-  for await (const items of walk) yield items.map((item) => ({ names: base === 0 ? item.names : item.names.slice(base), locator: item.locator }));
+  // A walk item is a row as it is (names and locator) when the walk starts at the root.
+  for await (const items of walk) yield base === 0 ? items : items.map((item) => ({ names: item.names.slice(base), locator: item.locator }));
 }
 
 /** A row's path from the root (from `#N` for such a path), as the -R walk reports damage: `/b`. */

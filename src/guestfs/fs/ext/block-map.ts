@@ -43,54 +43,88 @@ function checkBlockRange(sb: Superblock, structure: string, offset: number, bloc
   }
 }
 
+/** What reading one extent tree has gathered so far. */
+interface ExtentWalk {
+  readonly io: MetadataIo;
+  readonly inode: ExtInode;
+  readonly out: Extent[];
+  readonly visited: Set<number>;
+  nextLogical: number;
+}
+
+/**
+ * Checks one extent tree node and takes its leaves (depth 0) into `w.out`; for an index node,
+ * gives the child blocks to read next, in order, each at `depth - 1`.
+ */
+function parseExtentNode(w: ExtentWalk, node: ByteView, expectedDepth: number | undefined): { children: number[]; depth: number } {
+  const { inode, out } = w;
+  const at = node.baseOffset;
+  if (node.u16(0) !== EXTENT_MAGIC) throw corrupt('ext extent header', at, 'bad magic', { ino: inode.ino });
+  const entries = node.u16(2);
+  const max = node.u16(4);
+  const depth = node.u16(6);
+  if (12 + max * 12 > node.length || entries > max) {
+    throw corrupt('ext extent header', at, `${entries}/${max} entries do not fit in ${node.length} bytes`, { ino: inode.ino });
+  }
+  if (expectedDepth === undefined ? depth > MAX_EXTENT_DEPTH : depth !== expectedDepth) {
+    throw corrupt('ext extent header', at, `depth ${depth} is invalid here (expected ${expectedDepth ?? `<= ${MAX_EXTENT_DEPTH}`})`, { ino: inode.ino });
+  }
+  const children: number[] = [];
+  let previous = -1;
+  for (let i = 0; i < entries; i++) {
+    const e = 12 + i * 12;
+    const logical = node.u32(e);
+    if (logical < previous) throw corrupt('ext extent', at + e, 'entries are not sorted', { ino: inode.ino });
+    previous = logical;
+    if (depth === 0) {
+      const rawLen = node.u16(e + 4);
+      const uninit = rawLen > UNINIT_LEN;
+      const length = uninit ? rawLen - UNINIT_LEN : rawLen;
+      const physical = ByteView.join(node.u32(e + 8), node.u16(e + 6));
+      if (length === 0) throw corrupt('ext extent', at + e, 'zero length', { ino: inode.ino });
+      if (logical < w.nextLogical) throw corrupt('ext extent', at + e, `logical block ${logical} overlaps the previous extent`, { ino: inode.ino });
+      if (logical + length > 0x1_0000_0000) throw corrupt('ext extent', at + e, 'extends past logical block 2^32', { ino: inode.ino });
+      checkBlockRange(w.io.sb, 'ext extent', at + e, physical, length);
+      if (out.length >= MAX_EXTENTS_PER_FILE) throw corrupt('ext extent', at + e, `more than ${MAX_EXTENTS_PER_FILE} extents`, { ino: inode.ino });
+      out.push({ logical, physical, length, uninit });
+      w.nextLogical = logical + length;
+    } else {
+      const child = ByteView.join(node.u32(e + 4), node.u16(e + 8));
+      checkBlockRange(w.io.sb, 'ext extent index', at + e, child, 1);
+      if (w.visited.has(child)) throw corrupt('ext extent index', at + e, `tree block ${child} is referenced twice (a cycle)`, { ino: inode.ino });
+      w.visited.add(child);
+      children.push(child);
+    }
+  }
+  return { children, depth };
+}
+
+function extentRoot(inode: ExtInode): ByteView {
+  return inode.raw.view(I_BLOCK_OFFSET, 60, 'ext extent header');
+}
+
 /** Reads the whole extent tree of `inode` into a sorted, non-overlapping extent list. */
 export async function loadExtents(io: MetadataIo, inode: ExtInode): Promise<Extent[]> {
-  const out: Extent[] = [];
-  const visited = new Set<number>();
-  let nextLogical = 0;
-
+  const w: ExtentWalk = { io, inode, out: [], visited: new Set(), nextLogical: 0 };
   const walk = async (node: ByteView, expectedDepth: number | undefined): Promise<void> => {
-    const at = node.baseOffset;
-    if (node.u16(0) !== EXTENT_MAGIC) throw corrupt('ext extent header', at, 'bad magic', { ino: inode.ino });
-    const entries = node.u16(2);
-    const max = node.u16(4);
-    const depth = node.u16(6);
-    if (12 + max * 12 > node.length || entries > max) {
-      throw corrupt('ext extent header', at, `${entries}/${max} entries do not fit in ${node.length} bytes`, { ino: inode.ino });
-    }
-    if (expectedDepth === undefined ? depth > MAX_EXTENT_DEPTH : depth !== expectedDepth) {
-      throw corrupt('ext extent header', at, `depth ${depth} is invalid here (expected ${expectedDepth ?? `<= ${MAX_EXTENT_DEPTH}`})`, { ino: inode.ino });
-    }
-    let previous = -1;
-    for (let i = 0; i < entries; i++) {
-      const e = 12 + i * 12;
-      const logical = node.u32(e);
-      if (logical < previous) throw corrupt('ext extent', at + e, 'entries are not sorted', { ino: inode.ino });
-      previous = logical;
-      if (depth === 0) {
-        const rawLen = node.u16(e + 4);
-        const uninit = rawLen > UNINIT_LEN;
-        const length = uninit ? rawLen - UNINIT_LEN : rawLen;
-        const physical = ByteView.join(node.u32(e + 8), node.u16(e + 6));
-        if (length === 0) throw corrupt('ext extent', at + e, 'zero length', { ino: inode.ino });
-        if (logical < nextLogical) throw corrupt('ext extent', at + e, `logical block ${logical} overlaps the previous extent`, { ino: inode.ino });
-        if (logical + length > 0x1_0000_0000) throw corrupt('ext extent', at + e, 'extends past logical block 2^32', { ino: inode.ino });
-        checkBlockRange(io.sb, 'ext extent', at + e, physical, length);
-        if (out.length >= MAX_EXTENTS_PER_FILE) throw corrupt('ext extent', at + e, `more than ${MAX_EXTENTS_PER_FILE} extents`, { ino: inode.ino });
-        out.push({ logical, physical, length, uninit });
-        nextLogical = logical + length;
-      } else {
-        const child = ByteView.join(node.u32(e + 4), node.u16(e + 8));
-        checkBlockRange(io.sb, 'ext extent index', at + e, child, 1);
-        if (visited.has(child)) throw corrupt('ext extent index', at + e, `tree block ${child} is referenced twice (a cycle)`, { ino: inode.ino });
-        visited.add(child);
-        await walk(await io.readMetaBlock(child, 'ext extent node'), depth - 1);
-      }
-    }
+    const { children, depth } = parseExtentNode(w, node, expectedDepth);
+    for (const child of children) await walk(await io.readMetaBlock(child, 'ext extent node'), depth - 1);
   };
+  await walk(extentRoot(inode), undefined);
+  return w.out;
+}
 
-  await walk(inode.raw.view(I_BLOCK_OFFSET, 60, 'ext extent header'), undefined);
-  return out;
+/**
+ * The extents of `inode` when its whole tree is the root in the inode (depth 0: small files
+ * and most directories), without a promise; undefined when it has index nodes to read, which
+ * loadExtents does. Faults are the same errors loadExtents gives.
+ */
+export function inodeLeafExtents(io: MetadataIo, inode: ExtInode): Extent[] | undefined {
+  const root = extentRoot(inode);
+  if (root.length >= 8 && root.u16(0) === EXTENT_MAGIC && root.u16(6) !== 0) return undefined;
+  const w: ExtentWalk = { io, inode, out: [], visited: new Set(), nextLogical: 0 };
+  parseExtentNode(w, root, undefined);
+  return w.out;
 }
 
 /** Runs covering logical blocks [first, first+count) from a sorted extent list. */

@@ -11,7 +11,7 @@ import {
   MAX_PATH_BYTES, type DirEntry, type DirScan, type FileStat, type FilesystemDriver, type FilesystemInfo, type FsNode, type ReadPolicy,
 } from '../types.js';
 import {
-  extentRuns, indirectRuns, loadExtents, maxFileSize, type BlockRun, type Extent, type MetadataIo,
+  extentRuns, indirectRuns, inodeLeafExtents, loadExtents, maxFileSize, type BlockRun, type Extent, type MetadataIo,
 } from './block-map.js';
 import { dirBlockChecksum, parseDirBlock, type DirParseOptions, type RawDirEntry } from './directory.js';
 import { inlineDataTail } from './inline-data.js';
@@ -59,11 +59,11 @@ export const MAX_DIR_ENTRIES = 1 << 21;
 /** Directory blocks are read in runs of at most this many bytes. */
 const DIR_READ_CHUNK = 1 << 20;
 /**
- * Inode tables are read and cached in pieces of this many bytes (256 inodes of 256 bytes), not
- * a block per inode: a walk reads the inodes of a group's directories one after another.
+ * Inode tables are read and cached in pieces of this many bytes (1,024 inodes of 256 bytes),
+ * not a block per inode: a walk reads the inodes of a group's directories one after another.
  */
-const INODE_TABLE_PIECE = 64 << 10;
-const INODE_TABLE_CACHE_BYTES = 4 << 20;
+const INODE_TABLE_PIECE = 256 << 10;
+const INODE_TABLE_CACHE_BYTES = 2 << 20;
 const GROUP_CACHE_ENTRIES = 1 << 16;
 /** Batched directory reads (scanNumbered): neighbours up to this far apart share a request. */
 const MERGE_GAP_BYTES = 64 << 10;
@@ -169,6 +169,30 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
     const byteInTable = ((ino - 1) % sb.inodesPerGroup) * sb.inodeSize;
     const { first: table, usedBlocks } = await this.inodeTableBlock(group);
     const piece = await this.inodeTablePiece(table, usedBlocks, Math.floor(byteInTable / sb.blockSize));
+    return this.inodeIn(ino, piece, table, byteInTable, cache);
+  }
+
+  /**
+   * Inode `ino` when everything it needs is cached (its group's table position and the piece
+   * of table), without a promise; undefined when something must be read (readInode does).
+   */
+  private inodeNow(ino: number): ExtInode | undefined {
+    const { sb } = this;
+    if (!Number.isInteger(ino) || ino < 1 || ino > sb.inodesCount) return undefined;
+    const group = Math.floor((ino - 1) / sb.inodesPerGroup);
+    const table = this.inodeTables.get(group);
+    if (table === undefined) return undefined;
+    const byteInTable = ((ino - 1) % sb.inodesPerGroup) * sb.inodeSize;
+    const blockInTable = Math.floor(byteInTable / sb.blockSize);
+    const first = table.first + blockInTable - (blockInTable % Math.max(1, Math.floor(INODE_TABLE_PIECE / sb.blockSize)));
+    const view = this.inodeTablePieces.get(first);
+    if (view === undefined || (table.first + blockInTable - first + 1) * sb.blockSize > view.length) return undefined;
+    return this.inodeIn(ino, { first, view }, table.first, byteInTable, false);
+  }
+
+  /** Parses inode `ino` out of the piece of inode table that holds it (checksum checked). */
+  private inodeIn(ino: number, piece: { first: number; view: ByteView }, table: number, byteInTable: number, cache: boolean): ExtInode {
+    const { sb } = this;
     const at = (table + Math.floor(byteInTable / sb.blockSize) - piece.first) * sb.blockSize + (byteInTable % sb.blockSize);
     // A cached inode keeps a copy of its own bytes, not the whole piece it came from; a walk's
     // one-time read takes a view (no allocation per inode).
@@ -240,6 +264,13 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
       if (cache) this.extents.set(node.ino, extents);
     }
     return extentRuns(extents, first, count);
+  }
+
+  /** `runs` when no block must be read for them (extents cached, or all in the inode); else undefined. */
+  private runsNow(node: ExtNode, first: number, count: number): BlockRun[] | undefined {
+    if ((node.inode.flags & InodeFlags.extents) === 0) return undefined;
+    const extents = this.extents.get(node.ino) ?? inodeLeafExtents(this, node.inode);
+    return extents === undefined ? undefined : extentRuns(extents, first, count);
   }
 
   private inlineContent(node: ExtNode): Uint8Array {
@@ -332,10 +363,20 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
   /** Where a directory's blocks are: its runs cut into pieces of at most DIR_READ_CHUNK, each inside the device, in logical order. */
   private async dirPieces(dir: ExtNode, skip: (err: VirtkitError) => void, cache = true): Promise<DirPiece[]> {
     const bs = this.sb.blockSize;
-    if (dir.size > this.sb.blocksCount * bs) throw corrupt('ext directory', dir.inode.offset, `size ${dir.size} exceeds the filesystem`, { ino: dir.ino });
+    this.checkDirSize(dir);
+    const blocks = Math.ceil(dir.size / bs);
+    return this.piecesOf(dir, this.runsNow(dir, 0, blocks) ?? await this.runs(dir, 0, blocks, cache), skip);
+  }
+
+  private checkDirSize(dir: ExtNode): void {
+    if (dir.size > this.sb.blocksCount * this.sb.blockSize) throw corrupt('ext directory', dir.inode.offset, `size ${dir.size} exceeds the filesystem`, { ino: dir.ino });
+  }
+
+  private piecesOf(dir: ExtNode, runs: readonly BlockRun[], skip: (err: VirtkitError) => void): DirPiece[] {
+    const bs = this.sb.blockSize;
     const perChunk = Math.max(1, Math.floor(DIR_READ_CHUNK / bs));
     const pieces: DirPiece[] = [];
-    for (const run of await this.runs(dir, 0, Math.ceil(dir.size / bs), cache)) {
+    for (const run of runs) {
       if (run.physical === null) {
         skip(corrupt('ext directory', dir.inode.offset, `directory ${dir.ino} has a hole at block ${run.logical}`, { ino: dir.ino }));
         continue;
@@ -410,7 +451,10 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
     for (let index = 0; index < inos.length; index++) {
       const ino = inos[index]!;
       try {
-        const dir = await this.node(ino, false);
+        // Most directories of a walk need no read of their own before their blocks: their
+        // inode is in a cached piece of table and their extents in the inode (no promise then).
+        const inode = this.inodeNow(ino) ?? await this.readInode(ino, false);
+        const dir: ExtNode = { ino, inode, type: inode.type, size: inode.size };
         if (dir.type !== 'directory') {
           results[index] = new VirtkitError('fs.not-a-directory', `#${ino} is not a directory`, { path: `#${ino}` });
           continue;
@@ -438,7 +482,10 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
         }
         bytes += size;
         const p: Pending = { index, dir, entries: [], damaged: [], pieces: [] };
-        p.pieces.push(...(await this.dirPieces(dir, this.damageRecorder(p.damaged), false)));
+        const skip = this.damageRecorder(p.damaged);
+        this.checkDirSize(dir);
+        const blocks = Math.ceil(dir.size / bs);
+        p.pieces.push(...this.piecesOf(dir, this.runsNow(dir, 0, blocks) ?? await this.runs(dir, 0, blocks, false), skip));
         pending.push(p);
         for (const piece of p.pieces) {
           wants.push({ physical: piece.physical, count: piece.count });
@@ -484,7 +531,9 @@ export class ExtDriver implements FilesystemDriver<ExtNode>, MetadataIo {
           if (got instanceof VirtkitError) throw got;
           this.parseDirPiece(p.dir, seed, piece, got, p.entries, skip);
         }
-        results[p.index] = this.scanOf({ entries: await this.resolveTypes(p.entries), damaged: p.damaged });
+        // The parsed entries as they are (a walk copies them to sort): not cached, nobody else holds them.
+        const entries = p.entries.some((e) => e.typeFromInode) ? await this.resolveTypes(p.entries) : p.entries;
+        results[p.index] = { entries, damaged: p.damaged };
       } catch (err) {
         failed(p.index, err);
       }
