@@ -293,3 +293,44 @@ describe('LineReader', () => {
     expect(r.push(Buffer.from('\n'))).toEqual(['f']);
   });
 });
+
+describe('QmpClient.connect with pipelined commands', () => {
+  let dir: string;
+  let server: Server;
+  beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'virtkit-qmp-pipe-')); });
+  afterEach(async () => {
+    await new Promise<void>((r) => server.close(() => r()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A QEMU that greets only once it has read `lines` requests: a client that waits for the greeting first never gets one. */
+  async function greetsAfter(lines: number, answer: (reqs: Request[]) => string): Promise<{ path: string; seen: Request[] }> {
+    const path = join(dir, 'qmp.sock');
+    const seen: Request[] = [];
+    server = createServer((sock) => {
+      const reader = new LineReader();
+      sock.on('data', (chunk: Buffer) => {
+        for (const line of reader.push(chunk)) seen.push(JSON.parse(line) as Request);
+        if (seen.length === lines) sock.write(GREETING + answer(seen));
+      });
+      sock.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => server.listen(path, r));
+    return { path, seen };
+  }
+
+  it('writes qmp_capabilities and cont before the greeting, and returns once both are answered', async () => {
+    const { path, seen } = await greetsAfter(2, (reqs) => reply(reqs[0]!, {}) + event('RESUME') + reply(reqs[1]!, {}));
+    const client = await QmpClient.connect(path, { timeoutMs: 2000, pipelined: ['cont'] });
+    client.close();
+    expect(seen.map((r) => r.execute)).toEqual(['qmp_capabilities', 'cont']);
+  });
+
+  it('fails the connection when a pipelined command fails', async () => {
+    const { path } = await greetsAfter(2, (reqs) => reply(reqs[0]!, {})
+      + `${JSON.stringify({ error: { class: 'GenericError', desc: 'migration is expected' }, id: reqs[1]!.id })}\n`);
+    const err = await rejection(QmpClient.connect(path, { timeoutMs: 2000, pipelined: ['cont'] }));
+    expect(err.code).toBe('qmp.command-failed');
+    expect(err.message).toContain('migration is expected');
+  });
+});
