@@ -24,6 +24,8 @@ export interface TargetOptions {
   readonly warn?: (message: string) => void;
   /** Damage is an error at the first one (`--strict`): docs/guestfs.md, "Damaged images". */
   readonly strict?: boolean;
+  /** Read the image file on the calling thread (a command that does nothing else meanwhile): HostFileOptions.blockingReads. */
+  readonly blockingReads?: boolean;
 }
 
 /** The manager's answer for a guest name: its disk image, and whether the guest is running. */
@@ -76,8 +78,8 @@ export interface OpenedDisk {
   close(): Promise<void>;
 }
 
-export async function openDisk(resolved: ResolvedTarget): Promise<OpenedDisk> {
-  const disk = await openImage(resolved.path, { format: resolved.format });
+export async function openDisk(resolved: ResolvedTarget, options: Pick<TargetOptions, 'blockingReads'> = {}): Promise<OpenedDisk> {
+  const disk = await openImage(resolved.path, { format: resolved.format, blockingReads: options.blockingReads === true });
   try {
     const table = await readPartitionTable(disk);
     return { disk, table, close: () => disk.close() };
@@ -100,7 +102,7 @@ export interface OpenedFilesystem {
  */
 export async function openTargetFilesystem(target: string, options: TargetOptions = {}): Promise<OpenedFilesystem> {
   const resolved = await resolveTarget(target, options);
-  const opened = await openDisk(resolved);
+  const opened = await openDisk(resolved, options);
   try {
     for (const w of opened.table.warnings) options.warn?.(w);
     const { disk, table } = opened;

@@ -22,8 +22,9 @@ const TARGET_HELP = 'image file, FILE:N for partition N, or a guest name; PATH m
 
 interface CommonOptions extends GuestTargetOptions { strict?: boolean }
 
-function targetOptions(opts: CommonOptions): ReturnType<typeof guestTargetOptions> {
-  return { ...guestTargetOptions(opts), strict: opts.strict === true };
+/** The fs verbs own their process: the image is read on the main thread (docs/guestfs.md, "Tree walks"). */
+function targetOptions(opts: CommonOptions): ReturnType<typeof guestTargetOptions> & { blockingReads: boolean } {
+  return { ...guestTargetOptions(opts), strict: opts.strict === true, blockingReads: true };
 }
 
 /**

@@ -18,6 +18,8 @@ export interface OpenImageOptions {
   readonly format: ImageFormat | string;
   /** Format of the image's direct backing file when its header does not record one. */
   readonly backingFormat?: ImageFormat | string;
+  /** The image file is read on the calling thread (HostFileOptions.blockingReads); backing files are not. */
+  readonly blockingReads?: boolean;
 }
 
 export function isImageFormat(format: string): format is ImageFormat {
@@ -27,7 +29,7 @@ export function isImageFormat(format: string): format is ImageFormat {
 export async function openImage(path: string, options: OpenImageOptions): Promise<Image> {
   checkFormat(path, options.format);
   // The top image may be a block device (an LV holding a disk); a backing file must be a regular file.
-  const file = await HostFile.open(path, { allowBlockDevice: true });
+  const file = await HostFile.open(path, { allowBlockDevice: true, blockingReads: options.blockingReads === true });
   return openLayer(file, options.format, options.backingFormat, 0, new Set(), openBackingFile);
 }
 
