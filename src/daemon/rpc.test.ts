@@ -19,6 +19,7 @@ import { connect } from '../client/index.js';
 import type { Store } from '../store/index.js';
 import { mulberry32 } from '../../test/helpers/prng.js';
 import { AccessPolicy } from './access.js';
+import { DefaultConnectionLimits, type ConnectionLimits } from './connection-limits.js';
 import type { Manager } from './manager.js';
 import type { PoolService } from './pools.js';
 import { createApp, registerApi } from './server.js';
@@ -134,7 +135,7 @@ class RawChannel {
 
 interface Daemon { app: FastifyInstance; socketPath: string; auditPath: string; dir: string }
 
-async function stubDaemon(policy?: AccessPolicy): Promise<Daemon> {
+async function stubDaemon(policy?: AccessPolicy, limits?: Partial<ConnectionLimits>): Promise<Daemon> {
   const dir = await mkdtemp(join(tmpdir(), 'vk-rpc-'));
   await chmod(dir, 0o755);
   const socketPath = join(dir, 'virtkit.sock');
@@ -145,10 +146,12 @@ async function stubDaemon(policy?: AccessPolicy): Promise<Daemon> {
     info: async (_o: unknown, name: string) => ({ name, uuid: 'u', state: states.get(name) ?? 'shutoff', memory: 1, vcpus: 1, autostart: false, tainted: [] }),
     list: async () => [],
     suspend: async (_o: unknown, name: string) => { states.set(name, 'paused'); return { state: 'paused' }; },
+    // A call that takes a while (longer than the short idle timeout of one test).
+    reset: async () => { await new Promise((r) => setTimeout(r, 700)); },
     consoleOf: () => undefined,
   } as unknown as Manager;
   const store = { revision: 0, onOperation: () => () => undefined } as unknown as Store;
-  const app = createApp(false);
+  const app = createApp(false, { ...DefaultConnectionLimits, ...limits });
   await registerApi(app, {
     manager, store, pools: {} as PoolService, auditLogPath: auditPath, ...(policy ? { accessPolicy: policy } : {}),
     info: () => ({ version: '0', pid: process.pid, stateDir: dir, runDir: dir, bootId: 'b', revision: 0, apiExtensions: [] }),
@@ -290,6 +293,32 @@ describe('frames on a live channel', () => {
       child.on('exit', () => resolve(text));
     });
     expect(JSON.parse(out)).toMatchObject({ code: 'access.denied', data: { access: 'read', method: 'domain.info', uid: Nobody } });
+  });
+});
+
+describe('the idle timeout on a channel', () => {
+  let d: Daemon;
+  beforeAll(async () => { d = await stubDaemon(undefined, { idleTimeoutMs: 300 }); });
+  afterAll(async () => { await stopDaemon(d); });
+
+  it('keeps a channel whose call outlasts the timeout, and closes it once idle, each time', async () => {
+    const ch = await RawChannel.open(d.socketPath);
+    for (let round = 0; round < 2; round++) {
+      expect(await ch.call(`{"id":${round},"method":"domain.reset","params":{"name":"web"}}`)).toEqual({ id: round, result: { ok: true } });
+      expect(ch.closed).toBe(false);
+    }
+    // Idle now: the daemon closes it (the wait ends at the close; no third answer comes).
+    await ch.until(3);
+    expect(ch.closed).toBe(true);
+    expect(ch.replies).toHaveLength(2);
+  });
+
+  it('lets the typed client call again after its channel went idle', async () => {
+    const c = connect(d.socketPath);
+    expect(await c.daemonInfo()).toMatchObject({ version: '0' });
+    await new Promise((r) => setTimeout(r, 900));
+    expect(await c.daemonInfo()).toMatchObject({ version: '0' });
+    c.close();
   });
 });
 

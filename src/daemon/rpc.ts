@@ -139,7 +139,9 @@ class RpcConnection {
     socket.on('error', () => socket.destroy());
     // Idle: nothing in flight and no traffic for the idle timeout. A call that takes minutes
     // (a shutdown with a long timeout) keeps its connection, unless its reader stopped reading.
-    socket.setTimeout(opts.idleTimeoutMs, () => {
+    // (A listener of its own: the callback of setTimeout would be called once only.)
+    socket.setTimeout(opts.idleTimeoutMs);
+    socket.on('timeout', () => {
       if (this.inFlight.size === 0 || socket.writableLength > 0) socket.destroy();
     });
   }
