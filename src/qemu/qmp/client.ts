@@ -99,7 +99,8 @@ export class QmpClient {
     const timeoutMs = opts.timeoutMs ?? 5000;
     const socket = netConnect(socketPath);
     // qmp_capabilities and the pipelined commands, queued before the greeting (QMP reads its input in order)
-    const early = opts.pipelined === undefined ? undefined : ['qmp_capabilities', ...opts.pipelined].map((command, i) => ({ command, id: `virtkit-connect-${i}` }));
+    // (short ids: QEMU's monitor reads one byte per main-loop turn, and the CPUs wait for the last)
+    const early = opts.pipelined === undefined ? undefined : ['qmp_capabilities', ...opts.pipelined].map((command, i) => ({ command, id: `c${i}` }));
     if (early) socket.once('connect', () => socket.write(early.map((c) => `${JSON.stringify({ execute: c.command, id: c.id })}\n`).join('')));
     const reader = new LineReader();
     const greeting = await new Promise<{ greeting: QmpGreeting; rest: string[] }>((resolve, reject) => {
