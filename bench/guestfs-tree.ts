@@ -26,6 +26,8 @@ const CACHE = join(tmpdir(), 'virtkit-bench-guestfs-tree-v1');
 
 interface Figures {
   readonly ms: number;
+  /** CPU time of the process (user + system), s: what load on a shared machine moves least. */
+  readonly cpu: number;
   /** Peak RSS of the whole process (`/usr/bin/time` %M, which is getrusage's ru_maxrss), MB. */
   readonly mb: number;
 }
@@ -67,19 +69,19 @@ async function treeImage(): Promise<{ image: string; listing: string[] }> {
 function measure(argv: readonly string[], work: string): Figures & { stdout: string } {
   const timeFile = join(work, 'time.txt');
   const t0 = process.hrtime.bigint();
-  const r = spawnSync('/usr/bin/time', ['-o', timeFile, '-f', '%M', ...argv], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  const r = spawnSync('/usr/bin/time', ['-o', timeFile, '-f', '%M %U %S', ...argv], { encoding: 'utf8', maxBuffer: 1 << 28 });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}): ${r.stderr.slice(0, 2000)}`);
-  const kb = Number(spawnSync('tail', ['-1', timeFile], { encoding: 'utf8' }).stdout.trim());
-  return { ms, mb: kb / 1024, stdout: r.stdout };
+  const [kb, user, sys] = spawnSync('tail', ['-1', timeFile], { encoding: 'utf8' }).stdout.trim().split(' ').map(Number);
+  return { ms, mb: kb! / 1024, cpu: user! + sys!, stdout: r.stdout };
 }
 
 function medianFigures(runs: readonly Figures[]): Figures {
-  return { ms: median(runs.map((r) => r.ms)), mb: median(runs.map((r) => r.mb)) };
+  return { ms: median(runs.map((r) => r.ms)), mb: median(runs.map((r) => r.mb)), cpu: median(runs.map((r) => r.cpu)) };
 }
 
 function show(label: string, f: Figures): string {
-  return `${label}: ${(f.ms / 1000).toFixed(2)} s, peak RSS ${f.mb.toFixed(1)} MB`;
+  return `${label}: ${(f.ms / 1000).toFixed(2)} s (CPU ${f.cpu.toFixed(2)} s), peak RSS ${f.mb.toFixed(1)} MB`;
 }
 
 /** Whether two listings hold the same lines (order aside); the first difference otherwise. */
@@ -134,7 +136,8 @@ export async function runTreeWalks(cli: string): Promise<void> {
     const ls = medianFigures(lsRuns);
     const find = medianFigures(findRuns);
     const rdump = medianFigures(rdumpRuns);
-    console.log(`tree: ext4, ${listing.length} entries in ${TOP * (SUB + 1)} directories (mke2fs -d), image cached in ${CACHE}; warm page cache; peak RSS from /usr/bin/time (ru_maxrss)`);
+    const load = spawnSync('cat', ['/proc/loadavg'], { encoding: 'utf8' }).stdout.split(' ')[0];
+    console.log(`tree: ext4, ${listing.length} entries in ${TOP * (SUB + 1)} directories (mke2fs -d), image cached in ${CACHE}; warm page cache; peak RSS and CPU from /usr/bin/time (ru_maxrss, user + sys); load average ${load}`);
     console.log(`${show('virtkit fs ls -R IMG /', ls)}; debugfs rdump ${(rdump.ms / 1000).toFixed(2)} s, ratio ${(ls.ms / rdump.ms).toFixed(3)}`
       + (loopLs === undefined ? '; find on a loop mount: not measured (mount -o loop,ro failed)' : `; find on a loop mount ${(medianFigures(loopLs).ms / 1000).toFixed(2)} s, ratio ${(ls.ms / medianFigures(loopLs).ms).toFixed(3)}`));
     console.log(`${show("virtkit fs find IMG / -name 'x*'", find)}; debugfs rdump ${(rdump.ms / 1000).toFixed(2)} s, ratio ${(find.ms / rdump.ms).toFixed(3)}`
