@@ -20,6 +20,7 @@
  *   node dist/bench/scale.bench.js subscribers SOCKET N   (the subscribers' process)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { setMaxListeners } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -103,6 +104,8 @@ function startWriter(c: VirtkitClient, names: string[]): { take: () => number[];
 async function subscribers(socket: string, n: number): Promise<void> {
   const clients = Array.from({ length: n }, () => connect(socket));
   const abort = new AbortController();
+  // One signal for all the streams: each adds its listener.
+  setMaxListeners(2 * n + 10, abort.signal);
   let received = 0;
   let open = 0;
   const streams = clients.map(async (c) => {
