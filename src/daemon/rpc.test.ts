@@ -18,6 +18,7 @@ import { LineSplitter, MaxRpcFrameChars } from '../api/wire/index.js';
 import { connect } from '../client/index.js';
 import type { Store } from '../store/index.js';
 import { mulberry32 } from '../../test/helpers/prng.js';
+import { letOthersTraverse } from '../../test/helpers/trusted-dir.js';
 import { AccessPolicy } from './access.js';
 import { DefaultConnectionLimits, type ConnectionLimits } from './connection-limits.js';
 import type { Manager } from './manager.js';
@@ -285,13 +286,16 @@ describe('frames on a live channel', () => {
         catch (e) { process.stdout.write(JSON.stringify({ code: e.code, data: e.data })); }
         c.close();
       });`;
+    // The child imports this checkout's client: a checkout under a 0700 directory (a
+    // `mktemp -d` clone) is otherwise out of nobody's reach.
+    const restore = letOthersTraverse(join(process.cwd(), 'dist'));
     const out = await new Promise<string>((resolve, reject) => {
       const child = spawn('setpriv', [`--reuid=${Nobody}`, `--regid=${Nobody}`, '--clear-groups', process.execPath, '-e', script], { cwd: '/', stdio: ['ignore', 'pipe', 'inherit'] });
       let text = '';
       child.stdout.on('data', (b: Buffer) => { text += b.toString(); });
       child.on('error', reject);
       child.on('exit', () => resolve(text));
-    });
+    }).finally(restore);
     expect(JSON.parse(out)).toMatchObject({ code: 'access.denied', data: { access: 'read', method: 'domain.info', uid: Nobody } });
   });
 });
