@@ -92,11 +92,13 @@ describe('a group in a fake hierarchy', () => {
       expect(await group.remove(0)).toBe(false);
       const empty = '00000000-0000-4000-8000-000000000002';
       const running = '00000000-0000-4000-8000-000000000003';
-      for (const u of [empty, running]) for (const p of Object.values(layout.parents)) await mkdir(join(p, u));
+      const another = '00000000-0000-4000-8000-000000000004';
+      for (const u of [empty, running, another]) for (const p of Object.values(layout.parents)) await mkdir(join(p, u));
       await writeFile(join(layout.parents.cpu, 'not-a-uuid'), '');
-      const result = await removeStaleCgroups(layout, [], new Set([running]));
+      // Only this daemon's stale domains' groups go; another daemon's empty group stays.
+      const result = await removeStaleCgroups(layout, [empty, running], new Set([running]));
       expect(result.removed).toEqual([empty]);
-      expect((await readdir(layout.parents.cpu)).sort()).toEqual([uuid, running, 'not-a-uuid'].sort());
+      expect((await readdir(layout.parents.cpu)).sort()).toEqual([uuid, running, another, 'not-a-uuid'].sort());
     } finally {
       await rm(root, { recursive: true, force: true });
     }

@@ -194,12 +194,13 @@ async function enableV2Controllers(parent: string): Promise<void> {
 }
 
 /**
- * Removes the empty guest groups under the layout's parents, except those of `keep` (guests
- * that run). A group of `stale` (this daemon's domains that do not run) may still hold a QEMU
- * that was just killed: it is given a moment to empty. Any other uuid-named group is removed
- * only if it is empty right now: a running guest's group (this daemon's or another's) always
- * holds its QEMU, so an empty one is a leftover of a guest that died unwatched. A group that
- * still has processes is left and reported; nothing outside the parents is touched.
+ * Removes the guest groups of `stale` (this daemon's domains that do not run) under the
+ * layout's parents, except those of `keep` (guests that run). A stale group may still hold a
+ * QEMU that was just killed: it is given a moment to empty. Any other uuid-named group is left
+ * alone, empty or not: it may be another daemon's (a second state dir on the host shares the
+ * parent when both daemons run in one cgroup), and an empty one may be a group that daemon has
+ * just made for a guest it is starting, before QEMU is moved into it. A group that still has
+ * processes is left and reported; nothing outside the parents is touched.
  */
 export async function removeStaleCgroups(layout: CgroupLayout, stale: Iterable<string>, keep: ReadonlySet<string> = new Set()): Promise<{ removed: string[]; busy: string[] }> {
   const removed: string[] = [];
@@ -210,11 +211,9 @@ export async function removeStaleCgroups(layout: CgroupLayout, stale: Iterable<s
     for (const entry of await readdir(parent).catch(() => [] as string[])) if (UuidPattern.test(entry)) found.add(entry);
   }
   for (const uuid of found) {
-    if (keep.has(uuid)) continue;
-    const group = GuestCgroup.of(layout, uuid);
-    if (!ours.has(uuid) && (await group.pids()).length > 0) continue;
-    if (await group.remove(ours.has(uuid) ? 1000 : 0)) removed.push(uuid);
-    else if (ours.has(uuid)) busy.push(uuid);
+    if (keep.has(uuid) || !ours.has(uuid)) continue;
+    if (await GuestCgroup.of(layout, uuid).remove(1000)) removed.push(uuid);
+    else busy.push(uuid);
   }
   return { removed, busy };
 }

@@ -123,8 +123,9 @@ export async function releaseGuestResources(runDir: string, uuid: string): Promi
 
 /**
  * Daemon start: the helpers and groups of domains that no longer run (`stale`: their run dirs
- * and uuids), left behind when QEMU died while no daemon watched, and any empty guest group
- * under virtkit's parents but those of `running` (uuids). Only what is proven ours is signalled.
+ * and uuids), left behind when QEMU died while no daemon watched; groups of `running` (uuids)
+ * and of domains this daemon does not know are left alone. Only what is proven ours is
+ * signalled.
  */
 export async function releaseStaleGuestResources(stale: readonly { runDir: string; uuid: string }[], running: readonly string[] = []): Promise<{ cgroupsRemoved: string[]; helpersStopped: number[] }> {
   const helpersStopped: number[] = [];
