@@ -31,10 +31,7 @@ export type { ExitInfo, ExitReason, ForcedBy } from './driver/types.js';
 export interface LaunchCommandOptions {
   command: QemuCommandLine;
   runDir: string;
-  /**
-   * Leave the guest paused: a command line with -S stays in prelaunch (`cpusHeld`). Default
-   * false: -S is continued at once, `cont` sent with the QMP negotiation.
-   */
+  /** Leave the guest paused (QEMU started with -S stays in prelaunch). Default false. */
   paused?: boolean;
   /** Bound on QEMU creating its QMP socket and answering. Default 15000 ms. */
   startTimeoutMs?: number;
@@ -117,11 +114,6 @@ export class QemuProcess {
   private unseenLogFrom: number | undefined;
   /** The console connection made during launch, until takeConsole(). */
   private heldConsole: Socket | undefined;
-  /**
-   * Launched with -S and not continued yet (prelaunch): the caller had something to do before
-   * the guest's first instruction (a paused start, a restore, cgroup limits).
-   */
-  cpusHeld = false;
 
   private constructor(
     readonly pid: number,
@@ -186,7 +178,7 @@ export class QemuProcess {
 
     const deadline = Date.now() + (opts.startTimeoutMs ?? 15_000);
     // Connected as soon as QEMU creates the sockets (socket-wait.ts); QMP greets once QEMU's main
-    // loop runs, i.e. after the machine is created.
+    // loop runs, i.e. after the machine is created (and, without -S, after the CPUs started).
     const waitFor = <T>(path: string, what: string, attempt: () => Promise<T>): Promise<T> => connectWhenCreated(path, attempt, {
       deadline,
       giveUp: () => (exitedEarly ? new Error(`QEMU exited during start-up (status ${String(exitedEarly.code ?? exitedEarly.signal)})`) : undefined),
@@ -194,13 +186,8 @@ export class QemuProcess {
       // a QMP socket closed before the greeting (QEMU on its way out): wait, the exit tells
       notYet: (err) => notListeningYet(err) ?? (isVirtkitError(err, 'qmp.disconnected') ? 'missing' : undefined),
     });
-    // -S and to run: `cont` goes out with qmp_capabilities before QEMU even greets, so the CPUs
-    // start as soon as QEMU's main loop reads it, with no round trip through this process, and
-    // the negotiation is over before the guest competes for QEMU's main loop
-    const held = opts.command.argv.includes('-S');
-    const contAtOnce = held && !(opts.paused ?? false);
     const connectQmp = waitFor(paths.qmpSocket, 'QMP socket',
-      () => QmpClient.connect(paths.qmpSocket, { timeoutMs: Math.max(1000, deadline - Date.now()), ...(contAtOnce ? { pipelined: ['cont'] } : {}) }));
+      () => QmpClient.connect(paths.qmpSocket, { timeoutMs: Math.max(1000, deadline - Date.now()) }));
     const connectConsole = opts.consoleFirst
       ? waitFor(paths.consoleSocket, 'console socket', () => connectUnix(paths.consoleSocket)).then((sock) => {
         mark('console: connected (QEMU waited for it)');
@@ -223,8 +210,7 @@ export class QemuProcess {
     const proc = new QemuProcess(pid, runDir, qmp, { argv: opts.command.argv, child });
     if (exitedEarly) proc.childExit = exitedEarly;
     if (consoleResult.value) proc.holdConsole(consoleResult.value);
-    proc.cpusHeld = held && !contAtOnce;
-    if ((opts.paused ?? false) && !held) await proc.pause();
+    await proc.applyStartState(opts.paused ?? false);
     return proc;
   }
 
@@ -293,7 +279,6 @@ export class QemuProcess {
 
   async resume(): Promise<void> {
     await this.qmp.execute('cont');
-    this.cpusHeld = false;
   }
 
   /**
@@ -397,6 +382,20 @@ export class QemuProcess {
     this.qmp.close();
   }
 
+  /**
+   * Just launched: a command line with -S holds the CPUs (prelaunch), one without runs them.
+   * Known from the command line, so no status round trip stands between QMP and `cont`.
+   */
+  private async applyStartState(paused: boolean): Promise<void> {
+    const held = this.commandLine.includes('-S');
+    if (!paused && held) await this.qmp.execute('cont');
+    if (paused && !held) await this.qmp.execute('stop');
+  }
+
+  /** Whether QEMU was started with its CPUs held (-S): nothing ran before the first `cont`. */
+  get startedHeld(): boolean {
+    return this.commandLine.includes('-S');
+  }
 
   /** Keeps the console connection made during launch (LaunchCommandOptions.consoleFirst) until it is taken. */
   private holdConsole(sock: Socket): void {

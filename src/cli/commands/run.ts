@@ -84,9 +84,8 @@ async function runGuest(path: string, opts: RunOptions): Promise<number> {
     const prepared = await driver.prepare(def, { runDir });
     note(`starting ${def.name} (accel ${prepared.accel}: ${prepared.accelReason})`);
     // consoleFirst: QEMU waits for our console connection before it creates the machine, then
-    // runs the CPUs on the `cont` sent with the QMP negotiation: every byte reaches this
-    // terminal, and no round trip through us stands before the guest's first instruction
-    // (docs/qemu-driver.md)
+    // runs the CPUs by itself: every byte reaches this terminal, and no QMP round trip stands
+    // before the guest's first instruction (docs/running.md)
     const guest = await driver.launch(prepared, { consoleFirst: true });
     let console: Duplex;
     try {

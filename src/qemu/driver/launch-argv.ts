@@ -1,33 +1,34 @@
 /**
  * The command line a launch runs, from the prepared one (buildCommand's, plus the shutdown
- * trace):
+ * trace). Two things are decided at launch, because they depend on how the guest starts:
  *
- * - `-S`, always: QEMU creates the machine and waits for QMP. When nothing must come before the
- *   guest's first instruction (no paused start, no restore, no cgroup limits), the launcher
- *   writes `cont` together with `qmp_capabilities` as soon as the QMP socket connects, before
- *   QEMU greets (QmpConnectOptions.pipelined): QEMU reads them once its main loop runs and
- *   starts the CPUs then, without a round trip through virtkit, and the negotiation is over
- *   before the guest competes with QEMU's main loop for the big lock (docs/qemu-driver.md).
+ * - `-S` (the CPUs wait for QMP's `cont`) only when something must happen before the guest's
+ *   first instruction: a paused start, a restore (QEMU loads the saved state first), resource
+ *   limits (QEMU is moved into its cgroup first, so no guest code runs unconfined). Otherwise
+ *   QEMU starts the CPUs by itself as soon as the machine is created, as bare QEMU does: no round
+ *   trip over QMP stands between the spawn and the first instruction (docs/performance.md).
  * - With `consoleFirst` (`virtkit run`, whose console is the terminal), the console socket waits
  *   for its first client (`wait=on`): QEMU blocks before creating the machine until the caller
- *   has connected, so not one byte the guest prints is lost.
+ *   has connected, so not one byte the guest prints is lost, and nothing else waits.
  */
 
 /** Where the builder's console chardev is on a command line: `-chardev socket,id=console,...` (build.ts). */
 const ConsoleChardev = /^socket,id=console,/;
 
 export interface LaunchArgvOptions {
+  /** Start with the CPUs held (-S). */
+  holdCpus: boolean;
   /** Make the console socket wait for its first client. */
   consoleFirst: boolean;
 }
 
 /**
- * The prepared argv with -S added (once: a passthrough -S stays where it is) and the console
- * chardev switched to `wait=on` when `consoleFirst`. `consoleHeld` says whether the command
- * line has that console (a definition with `serial: false` has none).
+ * The prepared argv with -S added when `holdCpus` (once: a passthrough -S stays where it is) and
+ * the console chardev switched to `wait=on` when `consoleFirst`. `consoleHeld` says whether the
+ * command line has that console (a definition with `serial: false` has none).
  */
 export function launchArgv(prepared: readonly string[], opts: LaunchArgvOptions): { argv: string[]; consoleHeld: boolean } {
-  const argv = [...(prepared.includes('-S') ? [] : ['-S']), ...prepared];
+  const argv = [...(opts.holdCpus && !prepared.includes('-S') ? ['-S'] : []), ...prepared];
   if (!opts.consoleFirst) return { argv, consoleHeld: false };
   const at = argv.findIndex((a, i) => i > 0 && argv[i - 1] === '-chardev' && ConsoleChardev.test(a));
   if (at < 0) return { argv, consoleHeld: false };

@@ -1,8 +1,8 @@
 /**
  * QemuDomainDriver: the DomainDriver of real QEMU. Phases, after libvirt's qemu_process:
  * prepare (capabilities, accelerator, boot files, command line: nothing runs yet) ->
- * launch (spawn with -S, connect QMP; `cont` written with the QMP negotiation unless
- * something must come first: launch-argv.ts; start held CPUs unless paused) or attach (adopt the QEMU
+ * launch (spawn, the CPUs held by -S only when something must come first: launch-argv.ts;
+ * connect QMP; start held CPUs unless paused) or attach (adopt the QEMU
  * of a run dir after a daemon restart) -> a QemuGuest handle that carries the lifecycle
  * events and the on_* policy until QEMU is gone. See docs/qemu-driver.md.
  */
@@ -82,7 +82,7 @@ export class QemuDomainDriver implements DomainDriver {
   /**
    * The accelerator (`auto` asks the capabilities, whose KVM verdict comes from a functional
    * check; an explicit one needs no probe), the boot files of `boot.loader: guest` (read out of
-   * the guest's disk into the run dir), the command line (launch adds -S).
+   * the guest's disk into the run dir), the command line (launch adds -S when the CPUs must wait).
    */
   async prepare(def: DomainDefinition, opts: PrepareOptions): Promise<PreparedLaunch> {
     const runDir = resolvePath(opts.runDir);
@@ -117,10 +117,9 @@ export class QemuDomainDriver implements DomainDriver {
   async launch(prepared: PreparedLaunch, opts: LaunchOptions = {}): Promise<GuestHandle> {
     // a restore: QEMU waits for the saved stream (migrate-incoming, guest-state.ts) instead of booting
     const incomingArgs = opts.incoming ? ['-incoming', 'defer'] : [];
-    // the CPUs stay held (-S) after QMP connects only when something must come before the
-    // guest's first instruction; otherwise `cont` goes out with the negotiation (launch-argv.ts)
+    // -S only when something must come before the guest's first instruction (launch-argv.ts)
     const holdCpus = opts.paused === true || opts.incoming !== undefined || hasLimits(prepared.definition);
-    const { argv, consoleHeld } = launchArgv([...prepared.command.argv, ...incomingArgs], { consoleFirst: opts.consoleFirst === true });
+    const { argv, consoleHeld } = launchArgv([...prepared.command.argv, ...incomingArgs], { holdCpus, consoleFirst: opts.consoleFirst === true });
     // virtiofsd first: QEMU connects to its socket while it starts
     await startFilesystemHelpers(prepared.definition, prepared.runDir, prepared.filesystemDrivers);
     let proc: QemuProcess;
@@ -128,8 +127,8 @@ export class QemuDomainDriver implements DomainDriver {
       proc = await QemuProcess.launchCommand({
         command: { binary: prepared.command.binary, argv, env: { ...prepared.command.env } },
         runDir: prepared.runDir,
-        // held ones are continued by guest.start() below, once confined
-        paused: holdCpus,
+        // the CPUs stay as the command line has them; guest.start() below continues held ones
+        paused: argv.includes('-S'),
         consoleFirst: consoleHeld,
         ...(opts.startTimeoutMs !== undefined ? { startTimeoutMs: opts.startTimeoutMs } : {}),
       });
@@ -142,7 +141,7 @@ export class QemuDomainDriver implements DomainDriver {
     if (prepared.definition.boot.loader === 'guest') await (await guestBoot()).removeBootFiles(prepared.runDir);
     try {
       // into its cgroup: with limits while -S still holds the CPUs, so no guest code runs
-      // unconfined; without, only the accounting of the guest's first moments is the parent's
+      // unconfined; without, only the accounting of QEMU's first moments is the parent's
       await confineGuest(prepared.definition, proc.pid);
       if (opts.incoming) {
         const incoming = opts.incoming;

@@ -93,12 +93,12 @@ export class QemuGuest implements GuestHandle {
   }
 
   /**
-   * Starts the CPUs of a QEMU whose launch held them, unless `paused` (one continued at launch
-   * runs them already: launch-argv.ts); emits `started`. Only for a launch
+   * Starts the CPUs of a QEMU launched with -S, unless `paused` (one launched without -S runs
+   * them already: launch-argv.ts); emits `started`. Only for a launch
    * (QemuDomainDriver.launch), before the handle is returned.
    */
   async start(paused: boolean): Promise<void> {
-    if (!paused && this.proc.cpusHeld) await this.tracker.own(() => this.proc.resume());
+    if (!paused && this.proc.startedHeld) await this.tracker.own(() => this.proc.resume());
     this.emit({ type: 'started', paused });
   }
 

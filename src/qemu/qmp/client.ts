@@ -11,13 +11,6 @@ export interface QmpConnectOptions {
   timeoutMs?: number;
   /** Default per-call timeout for `execute`. Default 30000 ms. */
   callTimeoutMs?: number;
-  /**
-   * Commands (without arguments) to run right after `qmp_capabilities`, written with it as soon
-   * as the socket connects, before QEMU greets: QEMU reads them once its main loop runs, so a
-   * QEMU started with -S can `cont` without a round trip through this process. Their replies
-   * are awaited before connect() returns; an error reply fails it.
-   */
-  pipelined?: readonly string[];
 }
 
 export interface QmpCallOptions {
@@ -98,10 +91,6 @@ export class QmpClient {
   static async connect(socketPath: string, opts: QmpConnectOptions = {}): Promise<QmpClient> {
     const timeoutMs = opts.timeoutMs ?? 5000;
     const socket = netConnect(socketPath);
-    // qmp_capabilities and the pipelined commands, queued before the greeting (QMP reads its input in order)
-    // (short ids: QEMU's monitor reads one byte per main-loop turn, and the CPUs wait for the last)
-    const early = opts.pipelined === undefined ? undefined : ['qmp_capabilities', ...opts.pipelined].map((command, i) => ({ command, id: `c${i}` }));
-    if (early) socket.once('connect', () => socket.write(early.map((c) => `${JSON.stringify({ execute: c.command, id: c.id })}\n`).join('')));
     const reader = new LineReader();
     const greeting = await new Promise<{ greeting: QmpGreeting; rest: string[] }>((resolve, reject) => {
       const timer = setTimeout(() => done(new VirtkitError('qmp.timeout', `no QMP greeting on ${socketPath} within ${timeoutMs} ms`, { socketPath })), timeoutMs);
@@ -140,11 +129,9 @@ export class QmpClient {
     });
     mark('qmp: greeting');
     const client = new QmpClient(socket, socketPath, greeting.greeting, reader, opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS);
-    const replies = early?.map((c) => client.track(c.id, c.command, timeoutMs));
     for (const line of greeting.rest) client.handleLine(line);
     try {
-      if (replies) await Promise.all(replies);
-      else await client.execute('qmp_capabilities', undefined, { timeoutMs });
+      await client.execute('qmp_capabilities', undefined, { timeoutMs });
     } catch (err) {
       client.close();
       throw err;
@@ -161,14 +148,8 @@ export class QmpClient {
   executeUntyped(command: string, args?: Record<string, unknown>, opts: QmpCallOptions = {}): Promise<unknown> {
     if (this.closeReason) return Promise.reject(this.closedError(command));
     const id = `virtkit-${this.nextId++}`;
+    const timeoutMs = opts.timeoutMs ?? this.callTimeoutMs;
     const message = JSON.stringify(args === undefined ? { execute: command, id } : { execute: command, arguments: args, id });
-    const reply = this.track(id, command, opts.timeoutMs ?? this.callTimeoutMs, args);
-    this.socket.write(`${message}\n`);
-    return reply;
-  }
-
-  /** The reply to the command sent (or about to be sent) with `id`. */
-  private track(id: string, command: string, timeoutMs: number, args?: Record<string, unknown>): Promise<unknown> {
     // Nanoseconds: a QMP round trip takes well under a millisecond, which Date.now() rounds away.
     const started = process.hrtime.bigint();
     const trace = (outcome: string): void => {
@@ -188,6 +169,7 @@ export class QmpClient {
         reject: (e) => { trace(e.code === 'qmp.command-failed' ? 'error' : 'disconnected'); reject(e); },
         timer,
       });
+      this.socket.write(`${message}\n`);
     });
   }
 
