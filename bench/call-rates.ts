@@ -8,12 +8,12 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
+import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LineSplitter, MaxRpcFrameChars, RpcProtocol } from '../src/api/wire/index.js';
-import { connect, type VirtkitClient } from '../src/client/index.js';
+import { connect, type ClientOptions, type VirtkitClient } from '../src/client/index.js';
 
 /** Calls per second of `fn` run back to back on each of `clients` for `ms`. */
 export async function rate(clients: VirtkitClient[], fn: (c: VirtkitClient) => Promise<unknown>, ms: number): Promise<number> {
@@ -68,15 +68,7 @@ export async function bareHttpRate(socketPath: string): Promise<number> {
     res.setHeader('content-type', 'application/json');
     res.end(body);
   });
-  await new Promise<void>((r) => server.listen(socketPath, r));
-  const c = connect(socketPath, { maxSockets: 1, transport: 'http' });
-  try {
-    await rate([c], (x) => x.daemonInfo(), 300);
-    return await medianRate([c], (x) => x.daemonInfo());
-  } finally {
-    c.close();
-    server.close();
-  }
+  return floorRate(server, socketPath, { maxSockets: 1, transport: 'http' });
 }
 
 /**
@@ -103,8 +95,13 @@ export async function bareChannelRate(socketPath: string): Promise<number> {
     });
     socket.on('error', () => socket.destroy());
   });
+  return floorRate(server, socketPath);
+}
+
+/** A bare server's rate on one connection: listened on `socketPath`, warmed up, then measured and closed. */
+async function floorRate(server: NetServer, socketPath: string, options?: ClientOptions): Promise<number> {
   await new Promise<void>((r) => server.listen(socketPath, r));
-  const c = connect(socketPath);
+  const c = connect(socketPath, options);
   try {
     await rate([c], (x) => x.daemonInfo(), 300);
     return await medianRate([c], (x) => x.daemonInfo());

@@ -32,41 +32,23 @@
  * always builds.
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import Module, { isBuiltin } from 'node:module';
 import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import vm from 'node:vm';
+import { inputDigest } from './input-digest.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const outDir = join(root, 'dist', 'cli');
 const stamp = join(outDir, '.inputs');
 const verbsFile = 'verbs.json';
-const inputs = ['src', 'package-lock.json', 'tsconfig.json', 'scripts/build-cli.mjs'];
+const inputs = ['src', 'package-lock.json', 'tsconfig.json', 'scripts/build-cli.mjs', 'scripts/input-digest.mjs'];
 
 /** Packages a bundle imports from node_modules instead of containing. */
 const external = ['better-sqlite3', 'fastify', '@fastify/*', 'ws', 'bufferutil', 'utf-8-validate', 'prom-client', 'playwright-core', 'esbuild', 'vite'];
 const externalPackages = external.map((e) => new RegExp(`^${e.replace('*', '[^/]+')}(/|$)`));
 
-function* files(path) {
-  const st = statSync(path);
-  if (st.isFile()) { yield path; return; }
-  for (const name of readdirSync(path).sort()) {
-    if (name === 'node_modules' || name.endsWith('.test.ts')) continue;
-    yield* files(join(path, name));
-  }
-}
-
-function inputDigest() {
-  const hash = createHash('sha256');
-  for (const input of inputs) {
-    const path = join(root, input);
-    if (!existsSync(path)) continue;
-    for (const file of files(path)) hash.update(relative(root, file)).update('\0').update(readFileSync(file)).update('\0');
-  }
-  return hash.digest('hex');
-}
 
 /** The bundle bin/virtkit.js runs for `--version` or `-V` without a verb: it registers none. */
 const VersionOnly = 'version-only';
@@ -222,7 +204,7 @@ if (process.argv[2] === '--code-cache') {
   process.exit(0);
 }
 
-const digest = inputDigest();
+const digest = inputDigest(root, inputs);
 const force = process.argv.includes('--force');
 const mapPath = join(outDir, verbsFile);
 if (!force && existsSync(stamp) && readFileSync(stamp, 'utf8').trim() === digest && existsSync(mapPath)) {
