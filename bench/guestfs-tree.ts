@@ -67,6 +67,7 @@ async function treeImage(): Promise<{ image: string; listing: string[] }> {
 
 /** Runs `argv` under /usr/bin/time: its wall time, peak RSS and stdout. */
 function measure(argv: readonly string[], work: string): Figures & { stdout: string } {
+  if (!existsSync('/usr/bin/time')) throw new Error('the tree walk bench reads peak RSS and CPU from /usr/bin/time: install the time package (scripts/setup does)');
   const timeFile = join(work, 'time.txt');
   const t0 = process.hrtime.bigint();
   const r = spawnSync('/usr/bin/time', ['-o', timeFile, '-f', '%M %U %S', ...argv], { encoding: 'utf8', maxBuffer: 1 << 28 });
