@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
 import { ExitCodes } from './exit-codes.js';
-import { main } from './main.js';
+import { runCli as run } from '../../test/helpers/run-cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'virtkit-formats-'));
 const qcow2 = join(dir, 'disk.qcow2');
@@ -23,17 +23,6 @@ beforeAll(() => {
   copyFileSync(qcow2, unnamed);
   writeFileSync(raw, Buffer.alloc(1024 * 1024));
 });
-
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => { stdout += String(chunk); return true; });
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => { stderr += String(chunk); return true; });
-  const code = await main([...args]);
-  vi.restoreAllMocks();
-  process.exitCode = undefined;
-  return { code, stdout, stderr };
-}
 
 describe('the format rule', () => {
   test('img info and inspect agree: a .qcow2 name is qcow2, a .img name is raw', async () => {

@@ -7,24 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, test, vi } from 'vitest';
 import { ExitCodes } from './exit-codes.js';
-import { main } from './main.js';
+import { runCli as run } from '../../test/helpers/run-cli.js';
 import { parseTimeoutSeconds, parseWholeNumber } from './options.js';
 import { editDistance, nearestWord } from './suggest.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'virtkit-usage-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 afterEach(() => vi.restoreAllMocks());
-
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => { stdout += String(chunk); return true; });
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => { stderr += String(chunk); return true; });
-  const code = await main([...args]);
-  vi.restoreAllMocks();
-  process.exitCode = undefined;
-  return { code, stdout, stderr };
-}
 
 describe('numeric options', () => {
   const nowhere = join(dir, 'no.sock');

@@ -7,8 +7,8 @@
  */
 import { lstat, mkdir, readFile, readdir, readlink, symlink, writeFile, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
-import { main } from '../../src/cli/main.js';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { runCli as cli } from '../helpers/run-cli.js';
 import { openFilesystem, type FileType, type Filesystem } from '../../src/guestfs/fs/index.js';
 import { openTargetFilesystem } from '../../src/guestfs/target.js';
 import { walkTree } from '../../src/guestfs/walk.js';
@@ -477,18 +477,6 @@ describe('wrapped and partitioned images', () => {
     }
   });
 });
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => { stdout += Buffer.from(chunk).toString(); return true; });
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => { stderr += Buffer.from(chunk).toString(); return true; });
-  try {
-    return { code: await main(args), stdout, stderr };
-  } finally {
-    vi.restoreAllMocks();
-  }
-}
 
 describe('virtkit fs on ISO and FAT images', () => {
   test('fs ls and fs cat', async () => {

@@ -7,7 +7,7 @@
 import { open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
-import { main } from '../../src/cli/main.js';
+import { runCli as cli } from '../helpers/run-cli.js';
 import { readPartitionTable, type PartitionTable } from '../../src/guestfs/partition/index.js';
 import { RawImage } from '../../src/storage/image/raw.js';
 import { isVirtkitError } from '../../src/util/errors.js';
@@ -56,18 +56,6 @@ async function table(disk: string): Promise<PartitionTable> {
     return await readPartitionTable(dev);
   } finally {
     await dev.close();
-  }
-}
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => { stdout += Buffer.from(chunk).toString(); return true; });
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => { stderr += Buffer.from(chunk).toString(); return true; });
-  try {
-    return { code: await main(args), stdout, stderr };
-  } finally {
-    vi.restoreAllMocks();
   }
 }
 

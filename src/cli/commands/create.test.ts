@@ -7,10 +7,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { afterAll, describe, expect, test, vi } from 'vitest';
+import { afterAll, describe, expect, test } from 'vitest';
 import { isVirtkitError } from '../../util/errors.js';
 import { exitCodeFor, ExitCodes } from '../exit-codes.js';
-import { main } from '../main.js';
+import { runCli, type CliRun } from '../../../test/helpers/run-cli.js';
 import {
   checkBootFiles, definitionFromFlags, FlagFields, fieldHelp, memoryValue, parseDiskSpec, parseGraphicsSpec, parseNicSpec, planDisks,
   register, splitSpec, validateFlags, type CreateOptions,
@@ -104,18 +104,7 @@ describe('create checks everything before it makes anything', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const nowhere = join(dir, 'no.sock');
 
-  async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    let stdout = '';
-    let stderr = '';
-    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => { stdout += String(chunk); return true; });
-    vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => { stderr += String(chunk); return true; });
-    try {
-      return { code: await main(['create', ...args]), stdout, stderr };
-    } finally {
-      vi.restoreAllMocks();
-      process.exitCode = undefined;
-    }
-  }
+  const run = (args: string[]): Promise<CliRun> => runCli(['create', ...args]);
 
   test('a pool volume name the pool would refuse is refused by its rule, --print included', async () => {
     expect(failure(() => planDisks([parseDiskSpec('pool=images,name=x.raw,format=qcow2,size=1G')], 'web', new Map(), [])))
