@@ -8,18 +8,13 @@ import { expect, test } from 'vitest';
 import { renderContractTable } from './contract-docs.js';
 import { Methods } from './methods.js';
 import { WireFile, renderWireModule } from './wire-gen.js';
+import { expectGeneratedSection } from '../../test/helpers/generated-section.js';
 
 const page = resolve('docs/api.md');
 const section = /(<!-- contract:begin[^\n]*-->\n)([\s\S]*?)(\n<!-- contract:end -->)/;
 
 test('docs/api.md has the contract table the method table renders', () => {
-  const text = readFileSync(page, 'utf8');
-  expect(text).toMatch(section);
-  if (process.env['VIRTKIT_REGENERATE'] === '1') {
-    writeFileSync(page, text.replace(section, (_all, begin: string, _table: string, end: string) => `${begin}${renderContractTable()}${end}`));
-    return;
-  }
-  expect(section.exec(text)?.[2]).toBe(renderContractTable());
+  expectGeneratedSection(page, section, renderContractTable());
 });
 
 // The client's light copy of the routes (src/api/wire/index.ts) is regenerated with the table.

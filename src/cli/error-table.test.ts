@@ -2,7 +2,6 @@
  * docs/errors.md carries the error-code table rendered from the code; this test fails when
  * they drift. `VIRTKIT_REGENERATE=1 npx vitest run src/cli/error-table.test.ts` rewrites it.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { HttpStatus, httpStatusOf } from '../api/http-status.js';
@@ -10,30 +9,19 @@ import { ErrorMeanings } from '../api/error-meanings.js';
 import { ErrorCodes } from '../util/errors.js';
 import { ExitCodeOf, ExitCodes, exitCodeFor } from './exit-codes.js';
 import { renderErrorTable, renderExitSummary } from './error-table.js';
+import { expectGeneratedSection } from '../../test/helpers/generated-section.js';
 
 const page = resolve('docs/errors.md');
 const section = /(<!-- errors:begin[^\n]*-->\n)([\s\S]*?)(\n<!-- errors:end -->)/;
 
 describe('docs/errors.md', () => {
   it('has the table the code renders', () => {
-    const text = readFileSync(page, 'utf8');
-    expect(text).toMatch(section);
-    if (process.env['VIRTKIT_REGENERATE'] === '1') {
-      writeFileSync(page, text.replace(section, (_all, begin: string, _table: string, end: string) => `${begin}${renderErrorTable()}${end}`));
-      return;
-    }
-    expect(section.exec(text)?.[2]).toBe(renderErrorTable());
+    expectGeneratedSection(page, section, renderErrorTable());
   });
 
   it('has the exit-status summary the code renders, 13 (partial) and 141 (closed pipe) among them', () => {
     const summary = /(<!-- exit-codes:begin[^\n]*-->\n)([\s\S]*?)(\n<!-- exit-codes:end -->)/;
-    const text = readFileSync(page, 'utf8');
-    expect(text).toMatch(summary);
-    if (process.env['VIRTKIT_REGENERATE'] === '1') {
-      writeFileSync(page, text.replace(summary, (_all, begin: string, _old: string, end: string) => `${begin}${renderExitSummary()}${end}`));
-      return;
-    }
-    expect(summary.exec(text)?.[2]).toBe(renderExitSummary());
+    expectGeneratedSection(page, summary, renderExitSummary());
     expect(renderExitSummary()).toMatch(/ 13 partial: .* 141 the reader of the output went away/);
   });
 

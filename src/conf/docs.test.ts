@@ -2,22 +2,16 @@
  * docs/definition.md carries the field table rendered from the schema; this test fails when
  * they drift. `VIRTKIT_REGENERATE=1 npx vitest run src/conf/docs.test.ts` rewrites the table.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { expect, test } from 'vitest';
 import { definitionFields, renderFieldTable } from './docs.js';
+import { expectGeneratedSection } from '../../test/helpers/generated-section.js';
 
 const page = resolve('docs/definition.md');
 const section = /(<!-- fields:begin[^\n]*-->\n)([\s\S]*?)(\n<!-- fields:end -->)/;
 
 test('docs/definition.md has the field table the schema renders', () => {
-  const text = readFileSync(page, 'utf8');
-  expect(text).toMatch(section);
-  if (process.env['VIRTKIT_REGENERATE'] === '1') {
-    writeFileSync(page, text.replace(section, (_all, begin: string, _table: string, end: string) => `${begin}${renderFieldTable()}${end}`));
-    return;
-  }
-  expect(section.exec(text)?.[2]).toBe(renderFieldTable());
+  expectGeneratedSection(page, section, renderFieldTable());
 });
 
 test('every field has a row with a description', () => {

@@ -3,22 +3,16 @@
  * when they drift. `VIRTKIT_REGENERATE=1 npx vitest run src/formats/libvirt/docs.test.ts`
  * rewrites the table.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { expect, test } from 'vitest';
 import { LibvirtMapping, renderMappingTable } from './mapping.js';
+import { expectGeneratedSection } from '../../../test/helpers/generated-section.js';
 
 const page = resolve('docs/formats.md');
 const section = /(<!-- libvirt-mapping:begin[^\n]*-->\n)([\s\S]*?)(<!-- libvirt-mapping:end -->)/;
 
 test('docs/formats.md has the mapping table the importer uses', () => {
-  const text = readFileSync(page, 'utf8');
-  expect(text).toMatch(section);
-  if (process.env['VIRTKIT_REGENERATE'] === '1') {
-    writeFileSync(page, text.replace(section, (_all, begin: string, _table: string, end: string) => `${begin}${renderMappingTable()}${end}`));
-    return;
-  }
-  expect(section.exec(text)?.[2]).toBe(renderMappingTable());
+  expectGeneratedSection(page, section, renderMappingTable());
 });
 
 test('the table covers every element the issue names, each path once', () => {
